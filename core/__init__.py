@@ -1,0 +1,1 @@
+"""foldlens core: everything that computes. No Streamlit imports here."""

@@ -1,0 +1,154 @@
+"""Find the dataset's images, decode each once, and keep what is readable (with the reasons for what is not)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from .errors import UserError
+
+SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+@dataclass
+class Dataset:
+    root: Path                      # samples.path is relative to this folder
+    manifest: str | None            # the CSV it came from, None for a CLASS/IMAGE folder
+    samples: pd.DataFrame           # path, label, group, width, height, sha256 (readable images only)
+    classes: list[str]
+    has_groups: bool
+    skipped: list[dict] = field(default_factory=list)   # {path, reason}
+
+
+# ---------------------------------------------------------------- decoding
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB: 16-bit and float are rescaled, transparency is put on white."""
+    if image.mode in SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        if image.mode in SIXTEEN_BIT_MODES:
+            values = values / 257.0
+        else:  # 32-bit int or float: stretch the observed range
+            low, high = float(values.min()), float(values.max())
+            values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        image = Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(canvas, rgba)
+    return image.convert("RGB")
+
+
+def decode_bytes(data: bytes) -> Image.Image:
+    """Decode fully (so truncation is caught now), first frame only, EXIF rotation applied."""
+    if not data:
+        raise ValueError("empty file")
+    with warnings.catch_warnings():
+        # Above MAX_IMAGE_PIXELS PIL only warns; a bomb must be refused, not decoded.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(data))
+        image.seek(0)
+        image.load()
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    return decode_bytes(Path(path).read_bytes())
+
+
+def _failure_reason(exc: Exception) -> str:
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"decompression bomb refused: {exc}"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image (format not recognised)"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    text = str(exc) or type(exc).__name__
+    return f"unreadable: {text}" if "truncated" not in text else f"truncated: {text}"
+
+
+def inspect_file(path: Path) -> dict:
+    """sha256, width and height of a readable image, or the reason it is not one."""
+    try:
+        data = path.read_bytes()
+        width, height = decode_bytes(data).size
+        return {"sha256": hashlib.sha256(data).hexdigest(), "width": width, "height": height}
+    except Exception as exc:  # any decoder failure skips one file, never the run
+        return {"reason": _failure_reason(exc)}
+
+
+# ---------------------------------------------------------------- listing
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _list_folder(root: Path) -> pd.DataFrame:
+    rows = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(class_dir.rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_file() and not _is_hidden(relative):
+                rows.append({"path": relative.as_posix(), "label": class_dir.name, "group": None})
+    return pd.DataFrame(rows, columns=["path", "label", "group"])
+
+
+def _list_manifest(csv_path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(f"--data {csv_path}: cannot read it as CSV ({exc}); expected columns path,label[,group]")
+    missing = [c for c in ("path", "label") if c not in table.columns]
+    if missing:
+        raise UserError(f"--data {csv_path}: missing column(s) {', '.join(missing)}; "
+                        f"expected path,label and optionally group (found: {', '.join(table.columns)})")
+    if "group" not in table.columns:
+        table["group"] = None
+    else:
+        table["group"] = table["group"].str.strip().replace("", None)
+    table["label"] = table["label"].str.strip()
+    return table[["path", "label", "group"]]
+
+
+def scan_dataset(data: str | os.PathLike, workers: int = 4) -> Dataset:
+    """List the dataset (folder or CSV manifest) and decode every image once."""
+    source = Path(data).expanduser()
+    if source.is_dir():
+        root, manifest, listing = source.resolve(), None, _list_folder(source)
+    elif source.is_file():
+        root, manifest, listing = source.resolve().parent, str(source.resolve()), _list_manifest(source)
+    else:
+        raise UserError(f"--data {data}: no such folder or CSV file; give a folder laid out CLASS/IMAGE "
+                        f"or a CSV with path,label[,group] columns")
+    if listing.empty:
+        raise UserError(f"--data {data}: no files found; expected CLASS/IMAGE sub-folders or CSV rows")
+
+    skipped = [{"path": p, "reason": "empty label"} for p in listing.loc[listing.label == "", "path"]]
+    listing = listing[listing.label != ""].reset_index(drop=True)
+    paths = [root / p for p in listing.path]
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes without holding the GIL
+        results = list(tqdm(pool.map(inspect_file, paths), total=len(paths), desc="scan", unit="img",
+                            leave=False))
+    good = [i for i, r in enumerate(results) if "reason" not in r]
+    skipped += [{"path": listing.path[i], "reason": r["reason"]} for i, r in enumerate(results) if "reason" in r]
+    samples = listing.iloc[good].reset_index(drop=True)
+    for key in ("width", "height", "sha256"):
+        samples[key] = [results[i][key] for i in good]
+    if samples.empty:
+        raise UserError(f"--data {data}: none of the {len(listing)} files could be read as an image")
+    classes = sorted(samples.label.unique())
+    if len(classes) < 2:
+        raise UserError(f"--data {data}: found only class '{classes[0]}'; a classifier needs at least two classes")
+    return Dataset(root=root, manifest=manifest, samples=samples, classes=classes,
+                   has_groups=bool(samples.group.notna().any()), skipped=skipped)

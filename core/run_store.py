@@ -1,0 +1,157 @@
+"""The run directory: atomic writers for `core`, safe readers for the dashboard (see docs/run-format.md)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+RUN_JSON = "run.json"
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def update_run_json(run_dir: Path, **changes) -> dict:
+    """Read-modify-write of run.json (only the process that owns the run calls this)."""
+    info = read_json(Path(run_dir) / RUN_JSON)
+    info.update(changes)
+    write_json(Path(run_dir) / RUN_JSON, info)
+    return info
+
+
+# ---------------------------------------------------------------- layout
+
+def fold_dir(run_dir: Path, fold: int) -> Path:
+    return Path(run_dir) / "folds" / f"fold{fold}"
+
+
+def embedding_path(run_dir: Path, space: str) -> Path:
+    return Path(run_dir) / "embeddings" / f"{space}.npy"
+
+
+# ---------------------------------------------------------------- reading (dashboard side)
+
+@dataclass
+class RunEntry:
+    run_id: str
+    path: Path
+    status: str          # running | complete | failed | damaged
+    created: str
+    error: str | None
+    info: dict | None    # parsed run.json, None when damaged
+
+
+def is_safe_run_id(run_id: str) -> bool:
+    return bool(RUN_ID_PATTERN.match(run_id or "")) and ".." not in run_id
+
+
+def list_runs(runs_dir: Path) -> list[RunEntry]:
+    """Every run folder under `runs_dir`, newest first. Damaged runs are listed with their error."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    entries = []
+    for child in runs_dir.iterdir():
+        if not child.is_dir() or not is_safe_run_id(child.name) or child.name.startswith("."):
+            continue
+        entries.append(read_run_entry(child))
+    return sorted(entries, key=lambda e: (e.created, e.run_id), reverse=True)
+
+
+def read_run_entry(run_dir: Path) -> RunEntry:
+    run_dir = Path(run_dir)
+    try:
+        info = read_json(run_dir / RUN_JSON)
+        if info.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {info.get('schema_version')!r}, this version reads {SCHEMA_VERSION}")
+        return RunEntry(run_dir.name, run_dir, info["status"], info.get("created", ""), info.get("error"), info)
+    except FileNotFoundError:
+        return RunEntry(run_dir.name, run_dir, "damaged", "", "run.json is missing", None)
+    except (ValueError, KeyError, TypeError) as exc:
+        return RunEntry(run_dir.name, run_dir, "damaged", "", f"run.json is unreadable: {exc}", None)
+
+
+def find_run(runs_dir: Path, run_id: str) -> RunEntry | None:
+    """Look a run id up among the listed runs only: never builds a path from untrusted input."""
+    return next((entry for entry in list_runs(runs_dir) if entry.run_id == run_id), None)
+
+
+def run_signature(run_dir: Path) -> tuple:
+    """Changes whenever any file of the run changes: a cache key for readers."""
+    run_dir = Path(run_dir)
+    stats = []
+    for name in (RUN_JSON, "samples.parquet", "predictions.parquet", "history.parquet", "metrics.json",
+                 "findings.json", "diagnostics.json", "umap.parquet"):
+        path = run_dir / name
+        stats.append(path.stat().st_mtime_ns if path.exists() else 0)
+    return tuple(stats)
+
+
+def read_table(run_dir: Path, name: str) -> pd.DataFrame | None:
+    """A parquet file of the run, or None when it is not (yet) there."""
+    path = Path(run_dir) / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def read_optional_json(run_dir: Path, name: str):
+    path = Path(run_dir) / f"{name}.json"
+    return read_json(path) if path.exists() else None
+
+
+def read_embedding(run_dir: Path, space: str) -> np.ndarray | None:
+    path = embedding_path(run_dir, space)
+    return np.load(path) if path.exists() else None

@@ -1,0 +1,37 @@
+"""The plain-text summary a finished run prints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import run_store as store
+
+ROLES = ("train", "val", "test")
+
+
+def _pct(value: float | None) -> str:
+    return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def summary_table(run_dir: Path) -> str:
+    """Balanced accuracy per fold and role, mean ± std, the test ensemble, the gaps and the top findings."""
+    run_dir = Path(run_dir)
+    info = store.read_json(run_dir / store.RUN_JSON)
+    metrics = store.read_json(run_dir / "metrics.json")
+    lines = [f"balanced accuracy   {'train':>7} {'val':>7} {'test':>7}"]
+    for fold, roles in metrics["folds"].items():
+        lines.append(f"fold {fold:<14} " + " ".join(f"{_pct(roles.get(r, {}).get('balanced_accuracy')):>7}" for r in ROLES))
+    summary = metrics["summary"]
+    lines.append("mean ± std          " + " ".join(
+        f"{100 * summary[r]['balanced_accuracy']['mean']:4.1f}±{100 * summary[r]['balanced_accuracy']['std']:<3.0f}"
+        if r in summary else "   -   " for r in ROLES))
+    if metrics.get("ensemble"):
+        lines.append(f"test ensemble       {'':>7} {'':>7} {_pct(metrics['ensemble']['test']['balanced_accuracy']):>7}")
+    for name, gap in metrics.get("gaps", {}).items():
+        lines.append(f"gap {name.replace('_', ' ')}: {100 * gap['balanced_accuracy']:+.1f} points (balanced accuracy)")
+    if info["skipped"]:
+        lines.append(f"skipped files: {len(info['skipped'])} (listed in run.json and on the dashboard's Data page)")
+    findings = store.read_optional_json(run_dir, "findings")
+    if findings:
+        lines.append("findings:")
+        lines += [f"  [{f['severity']}] {f['title']}" for f in findings["findings"][:5]]
+    return "\n".join(lines)
