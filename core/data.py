@@ -75,7 +75,7 @@ def _failure_reason(exc: Exception) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     text = str(exc) or type(exc).__name__
-    return f"unreadable: {text}" if "truncated" not in text else f"truncated: {text}"
+    return f"truncated: {text}" if "truncated" in text.lower() else f"unreadable: {text}"
 
 
 def inspect_file(path: Path) -> dict:

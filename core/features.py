@@ -55,11 +55,11 @@ def default_workers() -> int:
 
 
 def image_loader(paths: list[Path], labels: np.ndarray, transform, batch_size: int, shuffle: bool = False,
-                 sampler=None, num_workers: int = -1, generator=None) -> DataLoader:
+                 sampler=None, num_workers: int = -1, generator=None, drop_last: bool = False) -> DataLoader:
     workers = default_workers() if num_workers < 0 else num_workers
     return DataLoader(ImageFiles(paths, labels, transform), batch_size=batch_size, shuffle=shuffle,
                       sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=workers > 0, generator=generator)
+                      persistent_workers=workers > 0, generator=generator, drop_last=drop_last)
 
 
 @torch.inference_mode()

@@ -217,9 +217,11 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     paths = image_paths(info, samples)
 
     def loader(index, _labels, shuffle=False, sampler=None, transform=None):
+        training = transform is None
+        # Batch norm cannot train on a last batch of one image.
         return image_loader([paths[i] for i in index], labels[index], transform or train_transform(cfg.image_size),
                             cfg.batch_size, shuffle=shuffle, sampler=sampler, num_workers=cfg.num_workers,
-                            generator=generator)
+                            generator=generator, drop_last=training and len(index) > cfg.batch_size)
     groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
               {"params": model.head.parameters(), "lr": cfg.lr}]
     val_loader = loader(parts["val"], None, transform=eval_transform(cfg.image_size))

@@ -1,0 +1,57 @@
+"""Thumbnails made once and kept in the content-addressed cache (`RunConfig().cache_dir`/thumbnails).
+
+Keyed by the sha256 of the file's bytes and the thumbnail size, so the same image shared by several runs
+(or re-scanned) is only resized once, and nothing is ever written into a run directory.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .config import RunConfig
+
+
+def image_path(root: str | Path, relative: str) -> Path | None:
+    """The file `relative` under the dataset root, or None when it would escape it (`..`, absolute paths,
+    symlinks pointing outside) or is not there."""
+    base = Path(root).resolve()
+    if not relative or Path(relative).is_absolute():
+        return None
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        return None
+    return path
+
+
+def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) -> Path | None:
+    """A PNG/JPEG thumbnail (longest side `size`) of an image file; None when the file cannot be decoded."""
+    stat = path.stat()
+    digest = _sha256(str(path), stat.st_mtime_ns, stat.st_size)
+    folder = Path(cache_dir or RunConfig().cache_dir) / "thumbnails" / digest[:2]
+    target = folder / f"{digest}_{size}.png"
+    if target.exists():
+        return target
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((size, size))
+            converted = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    except (UnidentifiedImageError, OSError):
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(f".{stat.st_mtime_ns}.tmp")
+    converted.save(temporary, format="PNG")
+    temporary.replace(target)  # atomic: concurrent sessions never read half a thumbnail
+    return target
+
+
+@lru_cache(maxsize=65536)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    """Hash of the file's bytes, memoised per (path, mtime, size) so a gallery page does not re-read files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
