@@ -58,7 +58,8 @@ def train_parser() -> argparse.ArgumentParser:
         help="DataLoader workers; -1 picks from the CPU count (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
-    add("--cache-dir", default=DEFAULTS.cache_dir, help="feature and weights cache (default: %(default)s)")
+    add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "
+                                                        "cached under TORCH_HOME (default: %(default)s)")
     add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
                                            "taken from the run, except --runs-dir)")
     return parser
@@ -82,12 +83,14 @@ def report(run_dir: Path) -> None:
 
 
 def command_weights(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="train_cli.py weights", description="Fetch and cache ImageNet weights.")
+    parser = argparse.ArgumentParser(prog="train_cli.py weights",
+                                     description="Fetch and cache ImageNet weights (under TORCH_HOME).")
     parser.add_argument("--model", default=DEFAULTS.model, help="(default: %(default)s)")
-    parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
+    from core.models import check_model_name
     from core.weights import prefetch
-    resolved = prefetch(args.model, cache_dir=args.cache_dir)
+    check_model_name(args.model)
+    resolved = prefetch(args.model)
     print(f"ready: {args.model} weights from {resolved.source} (sha256 {resolved.sha256})")
     return 0
 

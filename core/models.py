@@ -94,13 +94,13 @@ def rebuild_classifier(arch: Architecture, num_classes: int) -> Classifier:
     return classifier
 
 
-def build_classifier(model_name: str, num_classes: int, weights_spec: str, cache_dir: str | None = None,
+def build_classifier(model_name: str, num_classes: int, weights_spec: str,
                      log=print) -> tuple[Classifier, Architecture, "ResolvedWeights"]:
     """The network named `model_name` with `weights_spec` loaded (strict keys) and a new head."""
     from .weights import resolve_weights  # local import: weights imports this module
 
     check_model_name(model_name)
-    resolved = resolve_weights(weights_spec, model_name, cache_dir=cache_dir, log=log)
+    resolved = resolve_weights(weights_spec, model_name, log=log)  # weights live under TORCH_HOME
     network = imagenet_network(model_name, resolved.stride_on_1x1)
     if resolved.state_dict is not None:
         network.load_state_dict(resolved.state_dict, strict=True)

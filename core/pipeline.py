@@ -110,7 +110,7 @@ def start_run(cfg: RunConfig) -> Path:
     mode, reason = resolve_train_mode(cfg.train_mode, device)
     log(f"mode: {mode} ({reason})")
     torch.manual_seed(cfg.seed)
-    _, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, cfg.cache_dir, log=log)
+    _, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
 
     runs_dir = Path(cfg.runs_dir)
     run_id = new_run_id(runs_dir, cfg.name)
@@ -138,8 +138,11 @@ def start_run(cfg: RunConfig) -> Path:
 
 
 def backbone_network(info: dict, cfg: RunConfig) -> Classifier:
-    classifier, _, _ = build_classifier(cfg.model, len(info["classes"]), cfg.weights, cfg.cache_dir,
-                                        log=lambda _: None)
+    """The run's pretrained network again; refuses weights that changed since the run started."""
+    classifier, _, weights = build_classifier(cfg.model, len(info["classes"]), cfg.weights, log=lambda _: None)
+    if weights.sha256 != info["weights"]["sha256"]:
+        raise UserError(f"--weights {cfg.weights}: the weights file changed since run {info['run_id']} started "
+                        f"(sha256 {weights.sha256} != {info['weights']['sha256']}); start a new run")
     return classifier
 
 
@@ -208,29 +211,43 @@ def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunCon
 
 
 def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
-                  device: torch.device, fold: int, num_classes: int):
-    """Finetune mode: all layers, the backbone at a lower learning rate than the new head."""
+                  device: torch.device, fold: int, num_classes: int, resident: bool | None = None):
+    """Finetune mode: all layers, the backbone at a lower learning rate than the new head.
+
+    Images are decoded once into device memory and augmented there when they fit (resident None: on CUDA with
+    room to spare), else read by DataLoader workers; True/False forces one path (the tests run both on CPU).
+    """
+    from .features import compute_features, inference_batch_size
+    from .gpu_input import ResidentBatches, fits_on_device, resident_images
+    from .train import wants_compile
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     model = backbone_network(info, cfg).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
     paths = image_paths(info, samples)
+    if resident is None:
+        resident = fits_on_device(len(paths), cfg.image_size, device)
+    images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
 
-    def loader(index, _labels, shuffle=False, sampler=None, transform=None):
-        training = transform is None
-        # Batch norm cannot train on a last batch of one image.
-        return image_loader([paths[i] for i in index], labels[index], transform or train_transform(cfg.image_size),
-                            cfg.batch_size, shuffle=shuffle, sampler=sampler, num_workers=cfg.num_workers,
-                            generator=generator, drop_last=training and len(index) > cfg.batch_size)
+    def loader(index, _labels=None, shuffle=False, sampler=None, train=True):
+        batch_size = cfg.batch_size if train else inference_batch_size(cfg.batch_size, device)
+        drop_last = train and len(index) > batch_size  # batch norm cannot train on a last batch of one image
+        if images is not None:
+            return ResidentBatches(images, labels, index, cfg.image_size, batch_size, train=train, sampler=sampler,
+                                   generator=generator, drop_last=drop_last)
+        transform = train_transform(cfg.image_size) if train else eval_transform(cfg.image_size)
+        return image_loader([paths[i] for i in index], labels[index], transform, batch_size, shuffle=shuffle,
+                            sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last)
     groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
               {"params": model.head.parameters(), "lr": cfg.lr}]
-    val_loader = loader(parts["val"], None, transform=eval_transform(cfg.image_size))
-    result = fit(model, groups, _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
-                 val_loader, labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}")
-    everything = image_loader(paths, labels, eval_transform(cfg.image_size), max(cfg.batch_size, 64),
-                              num_workers=cfg.num_workers)
-    from .features import compute_features
-    embedding = compute_features(model.backbone, everything, device)
+    train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
+    compile_model = wants_compile(cfg.compile, device, cfg.epochs * len(train_batches) * cfg.batch_size)
+    log(f"fold {fold} input: {'device-resident images' if images is not None else 'DataLoader'}"
+        f"{', compiled' if compile_model else ''}")
+    result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
+                 num_classes, cfg, device, desc=f"fold {fold}", compile_model=compile_model)
+    embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device)
     with torch.inference_mode():
         probs = torch.softmax(model.head(torch.from_numpy(embedding).to(device)).float(), 1).cpu().numpy()
     return result, probs, embedding, {"model": result.best_state}
