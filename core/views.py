@@ -168,8 +168,9 @@ def prediction_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: l
 
 
 def source_for(fold: str, role: str) -> str:
-    """The prediction source behind a (fold, role) filter: all folds' test rows mean the ensemble."""
-    if fold == "all":
+    """The prediction source behind a (fold, role) filter; fold "oof" means every fold model on the rows it
+    did not train on, and for the test split that is their ensemble."""
+    if fold == "oof":
         return "ensemble" if role == "test" else "oof"
     return f"fold{fold}"
 
@@ -196,11 +197,14 @@ def misclassified(rows: pd.DataFrame, true: int | None, pred: int | None,
     return wrong
 
 
-def page_of(frame: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int, int]:
-    """(rows of the 1-based page, clamped page number, number of pages)."""
-    n_pages = max(1, -(-len(frame) // per_page))
-    page = min(max(1, page), n_pages)
-    return frame.iloc[(page - 1) * per_page: page * per_page], page, n_pages
+def page_count(n_rows: int, per_page: int) -> int:
+    return max(1, -(-n_rows // per_page))
+
+
+def page_of(frame: pd.DataFrame, page: int, per_page: int) -> pd.DataFrame:
+    """Rows of the 1-based `page`, clamped to the pages there are."""
+    page = min(max(1, page), page_count(len(frame), per_page))
+    return frame.iloc[(page - 1) * per_page: page * per_page]
 
 
 # ---------------------------------------------------------------- embeddings
@@ -246,8 +250,7 @@ def pca_2d(embedding: np.ndarray, seed: int = 0, fit_rows: int = 4000) -> pd.Dat
 
 
 def selected_rows(points: pd.DataFrame, sample_ids: list[int]) -> pd.DataFrame:
-    """The selected points in selection order, least confident first within a selection is not useful, so
-    they are ordered by confidence (confident mistakes on top)."""
+    """The selected points, mistakes first and most confident first within each, like the gallery."""
     picked = points[points["sample_id"].isin(sample_ids)]
     return picked.sort_values(["correct", "confidence"], ascending=[True, False], ignore_index=True)
 

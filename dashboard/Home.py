@@ -1,0 +1,65 @@
+"""Overview: headline metrics, the findings (each linking to where it shows), class counts, configuration.
+
+Start with `streamlit run dashboard/Home.py [-- --runs-dir DIR]`; the other pages live in dashboard/pages/.
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import views
+
+run = common.setup("Overview")
+metrics = run.json("metrics")
+st.caption(f"Run **{run.run_id}** · {run.info.get('train_mode', '?')} mode · {run.info.get('device', '')} · "
+           f"{len(run.info.get('folds_done', []))} folds done")
+
+# Headline cards: validation (out-of-fold) mean ± std, with train, test and the gaps beside them.
+headline = views.headline_table(metrics).set_index("metric")
+for column, key in zip(st.columns(3), views.HEADLINE):
+    row = headline.loc[key]
+    with column.container(border=True):
+        st.metric(f"Validation {key.replace('_', ' ')}", f"{common.percent(row.val_mean)} ± {100 * row.val_std:.1f}",
+                  help="Mean ± standard deviation over folds of each fold model on its own validation fold.")
+        st.markdown(f"train **{common.percent(row.train_mean)}** · test **{common.percent(row.test_mean)}**  \n"
+                    f"gap train−val **{100 * row.train_minus_val:+.1f}** pts · "
+                    f"train−test **{100 * row.train_minus_test:+.1f}** pts")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Findings")
+    findings = run.json("findings")
+    if findings is None:
+        st.info("Findings appear once all folds are done and the diagnostics have run "
+                f"(`python train_cli.py diagnose {run.run_id}`).", icon=":material/pending:")
+    for finding in views.sorted_findings(findings):
+        with st.container(border=True):
+            severity = finding.get("severity", "info")
+            st.markdown(f"{common.SEVERITY_ICON.get(severity, '')} **{finding.get('title', '')}** "
+                        f":gray[({severity})]  \n{finding.get('evidence', '')}")
+            target = finding.get("target") or {}
+            common.page_link(target, run, f"Open {target.get('page', 'Home')}")
+
+with right:
+    st.subheader("Class counts")
+    samples = run.table("samples")
+    counts = views.class_counts(samples, run.classes)
+    colors = common.class_colors(run.classes)
+    figure = go.Figure()
+    for split, opacity in (("cv", 1.0), ("test", 0.45)):
+        figure.add_bar(y=counts["class"], x=counts[split], name=split, orientation="h", opacity=opacity,
+                       marker_color=[colors[c] for c in counts["class"]],
+                       hovertemplate="%{y}: %{x} images (" + split + ")<extra></extra>")
+    figure.update_layout(barmode="stack", title="Images per class (pale = test split)",
+                         xaxis_title="images", yaxis_title=None, showlegend=False,
+                         height=120 + 28 * len(counts), yaxis={"autorange": "reversed"})
+    common.chart(figure)
+    smallest, largest = counts["total"].min(), counts["total"].max()
+    st.caption(f"{len(samples)} images, {len(run.classes)} classes; largest/smallest class ratio "
+               f"{largest / max(1, smallest):.1f}.")
+
+with st.expander("Configuration"):
+    st.dataframe(views.config_rows(run.info), hide_index=True, width="stretch")
+
+common.share_link()

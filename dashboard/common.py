@@ -1,0 +1,331 @@
+"""What every page shares: setup (password, run picker, status banner), URL-bound widgets, the link to
+copy, class colours, cached loaders and the image gallery. Data shaping lives in `core.views`."""
+from __future__ import annotations
+
+import argparse
+import hmac
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+from core import run_store, views  # noqa: E402
+from core.config import RunConfig  # noqa: E402
+from core.thumbnails import image_path, thumbnail  # noqa: E402
+
+PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
+              "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
+              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py"}
+SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
+                 "info": ":material/lightbulb:"}
+OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
+ROLE_COLORS = {"train": "#7f7f7f", "val": "#1f77b4", "test": "#ff7f0e"}
+NEW_RUN_HINT = "python train_cli.py --folds 5"
+
+
+# ---------------------------------------------------------------- where runs live
+
+def runs_dir() -> Path:
+    """`streamlit run dashboard/Home.py -- --runs-dir DIR`, else $FOLDLENS_RUNS_DIR, else ./runs."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs-dir")
+    given, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(given.runs_dir or os.environ.get("FOLDLENS_RUNS_DIR") or "runs")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A listed run plus the signature that keys every cached read of it."""
+    run_id: str
+    path: str
+    status: str
+    error: str | None
+    info: dict
+    signature: tuple
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def folds_planned(self) -> int:
+        return int(self.info.get("config", {}).get("folds", 0))
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return _table(self.path, self.signature, name)
+
+    def json(self, name: str) -> Any:
+        return _json(self.path, self.signature, name)
+
+    def rows(self, source: str, role: str = "val") -> pd.DataFrame:
+        """Predictions of a source joined with samples (see `views.prediction_rows`)."""
+        return _rows(self.path, self.signature, tuple(self.classes), source, role)
+
+
+# ---------------------------------------------------------------- cached loaders (keyed by run_signature)
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _table(path: str, signature: tuple, name: str) -> pd.DataFrame | None:
+    return run_store.read_table(Path(path), name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _json(path: str, signature: tuple, name: str) -> Any:
+    return run_store.read_optional_json(Path(path), name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, role: str) -> pd.DataFrame:
+    return views.prediction_rows(_table(path, signature, "predictions"), _table(path, signature, "samples"),
+                                 list(classes), source, role)
+
+
+def cached(function: Callable, run: Run, *args: Any) -> Any:
+    """Cache a page's derived view (a function of the run's tables) by run and arguments, so a rerun that
+    only changes unrelated widgets costs a dictionary lookup."""
+    return _cached_call(function.__module__, function.__qualname__, run.path, run.signature, args, _fn=function,
+                        _run=run)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _cached_call(module: str, name: str, path: str, signature: tuple, args: tuple, _fn: Callable,
+                 _run: Run) -> Any:
+    return _fn(_run, *args)
+
+
+# ---------------------------------------------------------------- page setup
+
+def setup(title: str) -> Run:
+    """Page config, password gate, run picker and status banner. Stops the page when there is nothing to
+    show, so pages can assume a run with at least one finished fold."""
+    st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
+    st.session_state["_link_keys"] = ["run"]
+    if not _password_ok():
+        st.stop()
+    run = pick_run()
+    if run is None:
+        st.stop()
+    st.title(title)
+    if run.status == "running":
+        st.info(f"**{run.run_id} is still training**: showing the {len(run.info.get('folds_done', []))} of "
+                f"{run.folds_planned} folds done so far. Diagnostics appear when all folds are done.",
+                icon=":material/hourglass_top:")
+    elif run.status == "failed":
+        st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
+                 icon=":material/error:")
+    if run.table("predictions") is None or run.json("metrics") is None:
+        st.info("No fold has finished yet, so there is nothing to show. This page updates when one does.")
+        st.stop()
+    return run
+
+
+def pick_run() -> Run | None:
+    """The sidebar run picker. The run is the `run` URL parameter, looked up among listed runs only."""
+    folder = runs_dir()
+    entries = run_store.list_runs(folder)
+    if not entries:
+        st.title("foldlens")
+        st.info(f"No runs in `{folder}` yet. Train one, then reload this page:\n\n```\n{NEW_RUN_HINT}\n```\n"
+                "Point the dashboard at another folder with `streamlit run dashboard/Home.py -- --runs-dir DIR` "
+                "or the `FOLDLENS_RUNS_DIR` environment variable.", icon=":material/folder_open:")
+        return None
+    ids = [entry.run_id for entry in entries]
+    requested = st.query_params.get("run")
+    if requested is not None and run_store.find_run(folder, requested) is None:
+        st.warning(f"There is no run called `{requested[:80]}` in the runs folder, so the newest run is shown. "
+                   "Pick another run in the sidebar.", icon=":material/search_off:")
+    if st.session_state.get("run") not in ids:
+        st.session_state["run"] = requested if requested in ids else ids[0]
+    status = {entry.run_id: entry.status for entry in entries}
+    chosen = st.sidebar.selectbox("Run", ids, index=None, key="run", bind="query-params",
+                                  help="Runs in the runs folder, newest first.")
+    if chosen is None:
+        st.info("Pick a run in the sidebar.", icon=":material/arrow_back:")
+        return None
+    entry = next(entry for entry in entries if entry.run_id == chosen)
+    st.sidebar.caption(f"{_STATUS_ICON.get(status[chosen], '')} {status[chosen]} · created {entry.created[:16]}")
+    if entry.info is None:
+        st.title(entry.run_id)
+        st.error(f"**This run cannot be read**: {entry.error}. Other runs still work: pick one in the sidebar.",
+                 icon=":material/broken_image:")
+        return None
+    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info,
+               run_store.run_signature(entry.path))
+
+
+_STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
+                "failed": ":material/error:", "damaged": ":material/broken_image:"}
+
+
+def _password_ok() -> bool:
+    """Streamlit's documented st.secrets password pattern; off unless `password` is set in secrets.toml."""
+    try:
+        expected = st.secrets.get("password")
+    except FileNotFoundError:  # no secrets.toml at all
+        expected = None
+    if not expected or st.session_state.get("password_correct"):
+        return True
+
+    def entered() -> None:
+        given = st.session_state.pop("password", "")
+        st.session_state["password_correct"] = hmac.compare_digest(given.encode(), str(expected).encode())
+
+    st.text_input("Password", type="password", on_change=entered, key="password")
+    if st.session_state.get("password_correct") is False:
+        st.error("Password incorrect.")
+    return False
+
+
+# ---------------------------------------------------------------- URL-bound widgets and the link to copy
+
+def choice(label: str, key: str, options: Sequence[str], default: str | None = None, *, kind: str = "selectbox",
+           where: Any = st, help: str | None = None) -> str:
+    """A single-choice widget whose value is the URL parameter `key` (Streamlit's query-param binding), so
+    a copied link restores it. Options are the URL values themselves, which keeps links readable."""
+    options = list(options)
+    index = options.index(default) if default in options else 0
+    remember(key)
+    if kind == "radio":
+        return where.radio(label, options, index=index, key=key, bind="query-params", horizontal=True, help=help)
+    return where.selectbox(label, options, index=index, key=key, bind="query-params", help=help)
+
+
+def tabs(labels: Sequence[str], key: str = "tab") -> list[Any]:
+    """Lazy tabs bound to the URL parameter `key`. Findings name tabs in snake case ("label_issues"), so that
+    spelling of a label opens it too."""
+    requested = st.query_params.get(key)
+    aliases = {label.lower().replace(" ", "_"): label for label in labels}
+    if requested in aliases and key not in st.session_state:
+        st.session_state[key] = aliases[requested]
+    remember(key)
+    return list(st.tabs(list(labels), key=key, bind="query-params"))
+
+
+def pager(n_pages: int, key: str = "page") -> int:
+    """The gallery page, also a URL parameter."""
+    remember(key)
+    if n_pages <= 1:
+        return 1
+    if st.session_state.get(key, 1) > n_pages:  # a page number kept from a longer list
+        st.session_state[key] = 1
+    return st.pagination(n_pages, key=key, bind="query-params")
+
+
+def remember(key: str) -> None:
+    """Include the widget `key` in the link to copy."""
+    st.session_state.setdefault("_link_keys", [])
+    if key not in st.session_state["_link_keys"]:
+        st.session_state["_link_keys"].append(key)
+
+
+def share_link() -> None:
+    """The link to this exact view, in the sidebar with a copy button. Built from the bound widgets' values
+    (not from the browser's URL) so it is complete even before the URL bar has caught up."""
+    values = {key: st.session_state.get(key) for key in st.session_state.get("_link_keys", [])}
+    query = urlencode({key: value for key, value in values.items() if value not in (None, "", [])}, doseq=True)
+    base = st.context.url or ""
+    st.sidebar.markdown("**Link to this view**")
+    st.sidebar.code(f"{base}?{query}", language=None, wrap_lines=True)
+
+
+def page_link(finding_target: dict, run: Run, label: str) -> None:
+    """A link to a finding's target page with its parameters (class indices become class names)."""
+    page = finding_target.get("page", "Home")
+    if page not in PAGE_FILES:
+        return
+    params = {"run": run.run_id}
+    for key, value in (finding_target.get("params") or {}).items():
+        if value is None:
+            continue
+        if key in ("class", "true", "pred") and isinstance(value, int) and 0 <= value < len(run.classes):
+            value = run.classes[value]
+        params[key] = str(value)
+    st.page_link(PAGE_FILES[page], label=label, icon=":material/arrow_forward:", query_params=params)
+
+
+# ---------------------------------------------------------------- colours and charts
+
+def class_colors(classes: Sequence[str]) -> dict[str, str]:
+    """The same colour for a class on every page: its index in the run's class order picks the colour."""
+    palette = px.colors.qualitative.D3 if len(classes) <= 10 else px.colors.qualitative.Alphabet
+    if len(classes) > len(palette):
+        palette = px.colors.sample_colorscale("Turbo", list(np.linspace(0, 1, len(classes))))
+    return {name: palette[i % len(palette)] for i, name in enumerate(classes)}
+
+
+def category_colors(color_by: str, classes: Sequence[str]) -> dict[str, str]:
+    """Colour map for an embedding colouring: classes for label/prediction, fixed ones otherwise."""
+    if color_by in ("label", "prediction"):
+        return class_colors(classes)
+    return OUTCOME_COLORS if color_by == "correct" else ROLE_COLORS
+
+
+def chart(figure: Any, **kwargs: Any) -> Any:
+    """st.plotly_chart with the dashboard's defaults (full width, compact margins, no Plotly logo)."""
+    figure.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10}, title_x=0)
+    return st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, **kwargs)
+
+
+def percent(value: float) -> str:
+    return "–" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+
+
+# ---------------------------------------------------------------- gallery
+
+def prediction_caption(row: pd.Series) -> str:
+    """✓/✗, true → predicted class, confidence and sample id, plus badges when the row has them."""
+    verdict = ":green[✓]" if row["true_name"] == row["pred_name"] else ":red[✗]"
+    badges = [text for column, text in (("label_issue", ":orange-badge[suspected label issue]"),
+                                        ("duplicate", ":violet-badge[duplicate]")) if row.get(column, False)]
+    return (f"{verdict} **{row['true_name']}** → {row['pred_name']}  \n{percent(row['confidence'])} · "
+            f"#{row['sample_id']}" + ("  \n" + " ".join(badges) if badges else ""))
+
+
+def paged_gallery(rows: pd.DataFrame, run: Run, *, per_page: int = 18, key: str = "gallery",
+                  caption: Callable[[pd.Series], str] = prediction_caption) -> None:
+    """A gallery with a URL-bound pager (`page`) above it."""
+    page = pager(views.page_count(len(rows), per_page))
+    gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption)
+
+
+def gallery(rows: pd.DataFrame, run: Run, *, columns: int = 6, key: str = "gallery",
+            caption: Callable[[pd.Series], str] = prediction_caption) -> None:
+    """Thumbnails (`path` column) with a caption each; a button opens the full-size image."""
+    if rows.empty:
+        st.caption("No images to show.")
+        return
+    for start in range(0, len(rows), columns):
+        for column, (position, row) in zip(st.columns(columns), rows.iloc[start:start + columns].iterrows()):
+            with column:
+                image(run, row["path"], caption(row), key=f"{key}-{position}")
+
+
+def image(run: Run, relative: str, caption: str, key: str) -> None:
+    """One thumbnail from the dataset root (never outside it) with its caption and a full-size button."""
+    path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
+    # The thumbnail cache of this machine, not the run's recorded one: the run may come from elsewhere.
+    small = thumbnail(path, cache_dir=RunConfig().cache_dir) if path else None
+    if small:
+        st.image(str(small), width="stretch")
+    else:
+        st.warning(f"image unavailable: {relative}", icon=":material/hide_image:")
+    st.markdown(caption)
+    if small and st.button("Full size", key=key, icon=":material/open_in_full:", type="tertiary"):
+        _full_image(str(path), f"{relative} · {caption}")
+
+
+@st.dialog("Image", width="large")
+def _full_image(path: str, caption: str) -> None:
+    st.image(path)
+    st.markdown(caption)

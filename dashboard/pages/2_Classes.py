@@ -1,0 +1,89 @@
+"""Classes: confusion matrix (click a cell to see its images), per-class scores with their spread over folds."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import views
+
+run = common.setup("Classes")
+metrics, classes = run.json("metrics"), run.classes
+sources = views.confusion_sources(metrics)
+# The `fold` parameter names the matrix: oof = pooled out-of-fold, a fold number, or test = the ensemble.
+fold_values = {"oof": "oof", "test": "ensemble", **{s.removeprefix("fold"): s for s in sources if s.startswith("fold")}}
+fold_values = {value: source for value, source in fold_values.items() if source in sources}
+
+left, middle, right = st.columns([2, 2, 3])
+fold = common.choice("Predictions", "fold", list(fold_values), "oof", where=left,
+                     help="oof = every sample once, predicted by the fold model that did not train on it; "
+                          "test = the held-out test set, predicted by the mean of the fold models.")
+scale = common.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
+source = fold_values[fold]
+matrix = views.confusion(metrics, source, normalize=scale == "row %")
+counts = views.confusion(metrics, source, normalize=False)
+
+# Heatmap plus an invisible marker on every cell: Plotly heatmaps emit no selection events, markers do.
+n = len(classes)
+true_index, pred_index = np.divmod(np.arange(n * n), n)
+text = [[f"{v:.0%}" if scale == "row %" else f"{int(v)}" for v in row] for row in matrix]
+figure = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=text,
+                              texttemplate="%{text}", hoverinfo="skip", showscale=False))
+figure.add_scatter(x=[classes[p] for p in pred_index], y=[classes[t] for t in true_index], mode="markers",
+                   marker={"size": max(12, 360 // n), "symbol": "square", "opacity": 0.01},
+                   customdata=np.column_stack([true_index, pred_index, counts.ravel()]), showlegend=False,
+                   hovertemplate="true %{y} → predicted %{x}: %{customdata[2]} images<extra>click to show</extra>")
+figure.update_layout(title=f"Confusion matrix, {views.source_label(source)}", xaxis_title="predicted class",
+                     yaxis_title="true class", height=180 + 42 * n,
+                     xaxis_range=[-0.5, n - 0.5], yaxis_range=[n - 0.5, -0.5],  # no padding for the markers
+                     clickmode="event+select")
+with st.columns([3, 2])[0]:
+    event = common.chart(figure, on_select="rerun", selection_mode="points", key="confusion")
+
+# A clicked cell becomes the pair shown below (and in the URL); the pickers can also choose it directly.
+points = event.selection.points if event else []
+if points and st.session_state.get("_clicked") != points[0].get("customdata"):
+    st.session_state["_clicked"] = points[0].get("customdata")
+    st.session_state["true"], st.session_state["pred"] = (classes[int(i)] for i in points[0]["customdata"][:2])
+
+st.subheader("Images of one cell")
+left, right, _ = st.columns([2, 2, 3])
+# A finding about one class (`class` parameter) opens on that class's row.
+true = common.choice("True class", "true", classes, st.query_params.get("class", classes[0]), where=left)
+off_diagonal = next((c for c in classes if c != true), true)
+pred = common.choice("Predicted class", "pred", classes, off_diagonal, where=right)
+cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
+                       classes.index(true), classes.index(pred))
+st.caption(f"{len(cell)} images with true class **{true}** predicted as **{pred}**, most confident first.")
+common.paged_gallery(cell, run, per_page=12, key="cell")
+
+st.subheader("Per-class scores")
+spread = views.per_class_spread(metrics, classes)
+colors = common.class_colors(classes)
+left, right = st.columns([1, 1], gap="large")
+with left:
+    figure = go.Figure()
+    for score, symbol in (("precision", "circle"), ("recall", "diamond"), ("f1", "square")):
+        part = spread[spread["score"] == score]
+        figure.add_scatter(x=part["class"], y=part["mean"], mode="markers", name=score,
+                           marker={"symbol": symbol, "size": 11, "color": [colors[c] for c in part["class"]],
+                                   "line": {"width": 1, "color": "#333"}},
+                           error_y={"type": "data", "array": part["std"], "thickness": 1.2},
+                           customdata=part[["min", "max"]],
+                           hovertemplate=f"%{{x}} {score}: %{{y:.1%}} (folds %{{customdata[0]:.0%}}–"
+                                         f"%{{customdata[1]:.0%}})<extra></extra>")
+    figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)",
+                         xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
+                         height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
+    common.chart(figure)
+with right:
+    table = spread.pivot(index="class", columns="score", values="mean").reindex(classes)
+    std = spread.pivot(index="class", columns="score", values="std").reindex(classes)
+    shown = table.apply(lambda col: [f"{m:.0%} ± {s:.0%}" for m, s in zip(col, std[col.name])])
+    shown["support"] = spread.groupby("class")["support"].first().reindex(classes)
+    st.dataframe(shown[["precision", "recall", "f1", "support"]], width="stretch")
+    st.caption("Support = validation images of the class over all folds. A wide spread means the score "
+               "depends on which images landed in the fold: too few examples to trust it.")
+
+common.share_link()

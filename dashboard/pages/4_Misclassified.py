@@ -1,0 +1,83 @@
+"""Misclassified: the most confidently wrong predictions first, suspected label issues, and calibration."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import views
+
+run = common.setup("Misclassified")
+classes = run.classes
+folds = [str(k) for k in run.info.get("folds_done", [])]
+
+
+def wrong_rows(run: common.Run, fold: str, role: str, true: str, pred: str) -> pd.DataFrame:
+    """The filtered mistakes with badges (cached per filter)."""
+    rows = run.rows(views.source_for(fold, role), role)
+    return views.misclassified(rows, None if true == "all" else run.classes.index(true),
+                               None if pred == "all" else run.classes.index(pred),
+                               views.label_issue_ids(run.table("label_issues")),
+                               views.duplicate_ids(run.table("duplicates")))
+
+
+mistakes, issues, calibration = common.tabs(["Mistakes", "Label issues", "Calibration"])
+if mistakes.open:
+    with mistakes:
+        columns = st.columns(4)
+        true = common.choice("True class", "true", ["all", *classes], "all", where=columns[0])
+        pred = common.choice("Predicted class", "pred", ["all", *classes], "all", where=columns[1])
+        fold = common.choice("Fold model", "fold", ["oof", *folds], "oof", where=columns[2],
+                             help="oof = each image predicted by the fold model that did not train on it "
+                                  "(test images: by the ensemble of folds).")
+        role = common.choice("Role", "role", ["val", "test", "train"], "val", where=columns[3],
+                             help="val = out-of-fold, test = held-out test set, train = images the model "
+                                  "trained on.")
+        wrong = common.cached(wrong_rows, run, fold, role, true, pred)
+        total = len(run.rows(views.source_for(fold, role), role))
+        st.caption(f"**{len(wrong)}** wrong of {total} predictions ({common.percent(len(wrong) / max(1, total))}), "
+                   "most confidently wrong first. A confident mistake on a clean image is a model problem; on a "
+                   "badged one it is often the data.")
+        if run.table("label_issues") is None:
+            st.caption(":gray[Label-issue and duplicate badges appear once the diagnostics have run.]")
+        common.paged_gallery(wrong, run, per_page=24, key="wrong")
+
+if issues.open:
+    with issues:
+        table = run.table("label_issues")
+        if table is None:
+            st.info("Suspected label issues appear once the diagnostics have run.", icon=":material/pending:")
+        else:
+            st.caption(f"**{len(table)}** images whose given label disagrees with what the out-of-fold models "
+                       "see (cleanlab), lowest label quality first. Check these before blaming the model.")
+            common.paged_gallery(table, run, per_page=24, key="issues", caption=lambda row: (
+                f"given **{row['label']}** → looks like **{row['suggested_label']}**  \n"
+                f"quality {row['quality']:.3f} · #{row['sample_id']}"))
+
+if calibration.open:
+    with calibration:
+        report = (run.json("diagnostics") or {}).get("calibration")
+        if report is None:
+            st.info("The calibration report appears once the diagnostics have run.", icon=":material/pending:")
+        else:
+            bins = pd.DataFrame(report["bins"]).dropna(subset=["confidence"])
+            figure = go.Figure()
+            figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line={"dash": "dot", "color": "#999"})
+            figure.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name="model",
+                               marker={"size": 6 + 24 * bins["count"] / bins["count"].max()},
+                               customdata=bins["count"],
+                               hovertemplate="confidence %{x:.0%}: accuracy %{y:.0%} (%{customdata} images)"
+                                             "<extra></extra>")
+            figure.update_layout(title=f"Reliability of out-of-fold confidence (ECE {report['ece']:.3f})",
+                                 xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin",
+                                 xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=460)
+            with st.columns([3, 2])[0]:
+                common.chart(figure)
+            side = "over" if report["overconfidence"] > 0 else "under"
+            st.caption(f"Mean confidence {common.percent(report['mean_confidence'])} vs accuracy "
+                       f"{common.percent(report['accuracy'])}: the model is {side}-confident. Points below the "
+                       "diagonal are bins where it is surer than it is right; marker size = images in the bin.")
+
+common.share_link()

@@ -1,0 +1,102 @@
+"""Data: class balance, image sizes, skipped files, duplicates and leakage, label issues, outliers."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import views
+
+run = common.setup("Data")
+samples, classes = run.table("samples"), run.classes
+colors = common.class_colors(classes)
+pending = "This appears once the diagnostics have run (after the last fold)."
+
+balance, sizes, skipped, duplicates, issues, outliers = common.tabs(
+    ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers"])
+
+if balance.open:
+    with balance:
+        counts = views.class_counts(samples, classes)
+        figure = go.Figure(go.Bar(x=counts["class"], y=counts["total"], marker_color=[colors[c] for c in counts["class"]],
+                                  text=[f"{n} ({s:.0%})" for n, s in zip(counts["total"], counts["share"])],
+                                  hovertemplate="%{x}: %{y} images<extra></extra>"))
+        figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=400)
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            common.chart(figure)
+        with right:
+            st.dataframe(counts, hide_index=True, width="stretch",
+                         column_config={"share": st.column_config.NumberColumn(format="percent")})
+            st.caption("cv = images in cross-validation folds; test = held-out test split.")
+
+if sizes.open:
+    with sizes:
+        figure = px.scatter(views.image_sizes(samples), x="width", y="height", color="label",
+                            color_discrete_map=colors, hover_data=["path"], opacity=0.6,
+                            category_orders={"label": classes}, title="Decoded image size by class",
+                            labels={"width": "width (px)", "height": "height (px)", "label": "class"})
+        figure.update_layout(height=440)
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            common.chart(figure)
+        with right:
+            st.dataframe(views.size_summary(samples), hide_index=True, width="stretch")
+            st.caption("Images far smaller than the model input (224 px) are upscaled and lose detail; a class "
+                       "whose images all share one size can be recognised by its size alone.")
+
+if skipped.open:
+    with skipped:
+        files = pd.DataFrame(run.info.get("skipped", []), columns=["path", "reason"])
+        st.caption(f"**{len(files)}** files under the dataset root could not be used.")
+        if len(files):
+            st.dataframe(files, hide_index=True, width="stretch")
+
+if duplicates.open:
+    with duplicates:
+        pairs = run.table("duplicates")
+        if pairs is None:
+            st.info(pending, icon=":material/pending:")
+        else:
+            pairs = views.duplicate_pairs(pairs)
+            st.caption(f"**{len(pairs)}** exact or near-duplicate pairs, {int(pairs['leakage'].sum())} leaking "
+                       "(one image trains the model that is scored on the other), leaking pairs first.")
+            page = common.pager(views.page_count(len(pairs), 6))
+            for index, pair in views.page_of(pairs, page, 6).iterrows():
+                flags = [text for column, text in (("leakage", ":red-badge[leakage]"),
+                                                   ("crosses_folds", ":orange-badge[crosses folds]"),
+                                                   ("touches_test", ":orange-badge[touches test]")) if pair[column]]
+                with st.container(border=True):
+                    st.markdown(f"**{pair['kind']}** · similarity {pair['similarity']:.3f} " + " ".join(flags))
+                    left, right, _ = st.columns([1, 1, 3])
+                    for column, side in ((left, "a"), (right, "b")):
+                        with column:
+                            common.image(run, pair[f"path_{side}"], f"#{pair[f'sample_id_{side}']} "
+                                         f"`{pair[f'path_{side}']}`", key=f"dup-{index}-{side}")
+
+if issues.open:
+    with issues:
+        table = run.table("label_issues")
+        if table is None:
+            st.info(pending, icon=":material/pending:")
+        else:
+            st.caption(f"**{len(table)}** suspected label errors, worst first (also in the Misclassified page).")
+            st.dataframe(table, hide_index=True, width="stretch",
+                         column_config={"quality": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+
+if outliers.open:
+    with outliers:
+        ranked = run.table("outliers")
+        if ranked is None:
+            st.info(pending, icon=":material/pending:")
+        else:
+            flagged = ranked[ranked["is_outlier"]]
+            st.caption(f"**{len(flagged)}** images are far from the rest of their class in the backbone space "
+                       "(robust z of the distance to their nearest same-class neighbours), most isolated first. "
+                       "Often wrong files, odd crops or a sub-type the class needs more of.")
+            common.paged_gallery(flagged, run, per_page=12, key="outliers", caption=lambda row: (
+                f"**{row['label']}** ({row['split']}) · z {row['z']:.1f}  \n#{row['sample_id']}"))
+
+common.share_link()

@@ -1,0 +1,44 @@
+"""A runs folder with one run of every kind, shared by the dashboard tests (built once per test session)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from core.synthetic import make_synthetic_run
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = str(REPO / "dashboard" / "Home.py")
+PAGES = {"Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
+         "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
+         "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py"}
+COMPLETE, OTHER, RUNNING, FAILED, DAMAGED = ("20250103-120000-complete", "20250102-120000-other",
+                                             "20250104-120000-running", "20250101-120000-failed",
+                                             "20250105-120000-damaged")
+
+
+def build_runs(runs_dir: Path) -> Path:
+    """Newest first: damaged, running, complete (with diagnostics), other (3 classes), failed."""
+    start = datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+    make_synthetic_run(runs_dir, COMPLETE, 240, 4, 3, 32, seed=1, created=start + timedelta(days=2))
+    make_synthetic_run(runs_dir, OTHER, 160, 4, 3, 16, seed=2, train_mode="head", created=start + timedelta(days=1),
+                       diagnostics=False)
+    make_synthetic_run(runs_dir, RUNNING, 120, 3, 4, 16, seed=3, status="running", created=start + timedelta(days=3))
+    make_synthetic_run(runs_dir, FAILED, 90, 3, 3, 16, seed=4, status="failed", created=start)
+    (runs_dir / DAMAGED).mkdir()
+    (runs_dir / DAMAGED / "run.json").write_text("{ not json")
+    return runs_dir
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_runs(tmp_path_factory.mktemp("dashboard") / "runs")
+
+
+@pytest.fixture()
+def dashboard_env(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the dashboard at the fixture runs and keep thumbnails out of the user's cache."""
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs_dir))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    return runs_dir

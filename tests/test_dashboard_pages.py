@@ -1,0 +1,121 @@
+"""Every dashboard page through Streamlit's AppTest on the fixture runs (see dashboard_fixtures.py)."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, dashboard_env,  # noqa: F401
+                                runs_dir)
+
+
+def open_page(page: str | None, **params: str) -> AppTest:
+    app = AppTest.from_file(HOME, default_timeout=60)
+    for key, value in params.items():
+        app.query_params[key] = value
+    if page:
+        app.switch_page(PAGES[page])
+    return app.run()
+
+
+def texts(app: AppTest) -> str:
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption] + [t.value for t in app.title]
+                     + [e.body for kind in (app.info, app.warning, app.error) for e in kind])
+
+
+def widget(app: AppTest, key: str):
+    return next(w for kind in (app.selectbox, app.radio) for w in kind if w.key == key)
+
+
+@pytest.mark.parametrize("page", [None, *PAGES])
+@pytest.mark.parametrize("run", [COMPLETE, OTHER, RUNNING, FAILED])
+def test_page_renders(dashboard_env, page: str | None, run: str) -> None:
+    app = open_page(page, run=run)
+    assert not app.exception, app.exception[0].stack_trace
+    assert widget(app, "run").value == run
+    assert any("Link to this view" in m.value for m in app.sidebar.markdown)
+
+
+def test_home_shows_headline_findings_and_counts(dashboard_env) -> None:
+    app = open_page(None, run=COMPLETE)
+    labels = [m.label for m in app.metric]
+    assert labels == ["Validation accuracy", "Validation balanced accuracy", "Validation macro f1"]
+    assert all("±" in m.value for m in app.metric)
+    assert "Overfitting" in texts(app) and "Findings" in [h.value for h in app.subheader]
+
+
+def test_status_banners(dashboard_env) -> None:
+    assert "still training" in texts(open_page(None, run=RUNNING))
+    assert "This run failed" in texts(open_page("Classes", run=FAILED))
+    assert "cannot be read" in texts(open_page(None, run=DAMAGED))
+
+
+def test_missing_diagnostics_are_explained(dashboard_env) -> None:
+    assert "Findings appear once all folds are done" in texts(open_page(None, run=OTHER))
+    assert "PCA" in texts(open_page("Embeddings", run=OTHER))
+    assert "diagnostics have run" in texts(open_page("Data", run=OTHER, tab="duplicates"))
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc", "..%2F..%2Fetc", "no-such-run", "20250103-120000-complete/../x"])
+def test_bad_run_names_fall_back_with_a_message(dashboard_env, bad: str) -> None:
+    app = open_page("Classes", run=bad)
+    assert not app.exception
+    assert any("no run called" in w.body for w in app.warning)
+    assert widget(app, "run").value == RUNNING  # the newest readable-or-not run is shown instead
+
+
+def test_query_params_restore_the_view(dashboard_env) -> None:
+    app = open_page("Classes", run=COMPLETE, fold="1", scale="row %", true="class_c", pred="class_b")
+    assert [widget(app, k).value for k in ("fold", "scale", "true", "pred")] == ["1", "row %", "class_c", "class_b"]
+    assert "true class **class_c** predicted as **class_b**" in texts(app)
+    app = open_page("Embeddings", run=COMPLETE, space="fold1", color="correct", **{"class": "class_b"})
+    assert [widget(app, k).value for k in ("space", "color", "class")] == ["fold1", "correct", "class_b"]
+    app = open_page("Misclassified", run=COMPLETE, true="class_a", role="test", fold="0")
+    assert [widget(app, k).value for k in ("true", "role", "fold")] == ["class_a", "test", "0"]
+    app = open_page("Overfitting", run=COMPLETE, metric="accuracy", fold="2")
+    assert widget(app, "metric").value == "accuracy" and widget(app, "fold").value == "2"
+
+
+def test_finding_tab_names_open_their_tab(dashboard_env) -> None:
+    app = open_page("Misclassified", run=COMPLETE, fold="oof", tab="label_issues")
+    assert "images whose given label disagrees" in texts(app)
+    assert "leaking" in texts(open_page("Data", run=COMPLETE, tab="duplicates"))
+    assert "far from the rest of their class" in texts(open_page("Data", run=COMPLETE, tab="outliers"))
+
+
+def test_share_link_carries_every_choice(dashboard_env) -> None:
+    app = open_page("Classes", run=COMPLETE, true="class_d", pred="class_a")
+    link = app.sidebar.code[0].value
+    for part in (f"run={COMPLETE}", "fold=oof", "true=class_d", "pred=class_a"):
+        assert part in link
+
+
+def test_picking_a_pair_updates_the_gallery(dashboard_env) -> None:
+    app = open_page("Classes", run=COMPLETE)
+    widget(app, "true").select("class_b").run()
+    widget(app, "pred").select("class_b").run()
+    assert "true class **class_b** predicted as **class_b**" in texts(app)
+
+
+def test_compare_two_runs(dashboard_env) -> None:
+    app = open_page("Compare", run=COMPLETE)
+    assert not app.exception
+    app.multiselect(key="with").set_value([OTHER]).run()
+    assert "Headline metrics" in [h.value for h in app.subheader]
+    assert "Confusion difference" in [h.value for h in app.subheader]
+
+
+def test_password_gate(dashboard_env) -> None:
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.secrets["password"] = "s3cret"
+    app.run()
+    assert not app.title and app.text_input(key="password")
+    app.text_input(key="password").input("wrong").run()
+    assert any("incorrect" in e.body for e in app.error)
+    app.text_input(key="password").input("s3cret").run()
+    assert [t.value for t in app.title] == ["Overview"]
+
+
+def test_no_runs_says_how_to_make_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(tmp_path / "empty"))
+    app = AppTest.from_file(HOME, default_timeout=60).run()
+    assert not app.exception and "train_cli.py --folds 5" in texts(app)
