@@ -62,6 +62,14 @@ def image_loader(paths: list[Path], labels: np.ndarray, transform, batch_size: i
                       persistent_workers=workers > 0, generator=generator, drop_last=drop_last)
 
 
+CUDA_INFERENCE_BATCH = 512  # bf16 ResNet-50 inference is near its peak from here on an H100 (notes: 13k img/s)
+
+
+def inference_batch_size(batch_size: int, device: torch.device) -> int:
+    """Inference has no gradients to hold, so it runs in larger batches than training."""
+    return max(batch_size, CUDA_INFERENCE_BATCH if device.type == "cuda" else 64)
+
+
 @torch.inference_mode()
 def compute_features(backbone: nn.Module, loader: DataLoader, device: torch.device) -> np.ndarray:
     """Pooled features of every image the loader yields, in order (bf16 autocast on CUDA)."""
@@ -94,7 +102,8 @@ def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cac
     computed = {}
     if missing:
         loader = image_loader([paths[i] for i in missing], np.zeros(len(missing), dtype=np.int64),
-                              eval_transform(image_size), batch_size, num_workers=num_workers)
+                              eval_transform(image_size), inference_batch_size(batch_size, device),
+                              num_workers=num_workers)
         values = compute_features(backbone, loader, device)
         for i, vector in zip(missing, values):
             computed[i] = vector

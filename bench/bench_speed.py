@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Speed of fine-tuning and embedding extraction, a plain notebook-style loop against foldlens's path, on the
+same JPEG files and the same ResNet-50 in one process; then the wall time of `train_cli.py --folds 5` on the
+demo dataset, cold (empty feature cache) and warm.
+
+  python bench/bench_speed.py               sizes follow the device: CUDA 224 px / batch 256, CPU 96 px / batch 32
+  python bench/bench_speed.py --skip-cli --steps 20 --image-size 128
+
+plain: PIL decode + torchvision transforms in a DataLoader with 2 workers, fp32, batch 32, AdamW.
+ours:  images decoded once into device memory, augmented there (core.gpu_input), bf16 autocast, channels_last,
+       torch.compile and fused AdamW on CUDA; embeddings through core.features.compute_features.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core.features import ImageFiles, compute_features, eval_transform, inference_batch_size, train_transform  # noqa: E402
+from core.gpu_input import ResidentBatches, decode_images  # noqa: E402
+from core.models import Architecture, rebuild_classifier  # noqa: E402
+
+PLAIN_BATCH, PLAIN_WORKERS = 32, 2
+
+
+def make_photos(folder: Path, n: int, side: int) -> tuple[list[Path], np.ndarray]:
+    """n distinct photo-sized JPEGs (demo icons enlarged to side x 3/4 side, plus noise): real decoding work."""
+    icons = sorted((REPO / "assets" / "product_icons").glob("*/*.jpg"))
+    classes = sorted({p.parent.name for p in icons})
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for i in range(n):
+        icon = icons[i % len(icons)]
+        pixels = np.asarray(Image.open(icon).convert("RGB").resize((side, side * 3 // 4)), dtype=np.float32)
+        pixels = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
+        paths.append(folder / f"{i:05d}.jpg")
+        Image.fromarray(pixels).save(paths[-1], quality=90)
+        labels.append(classes.index(icon.parent.name))
+    return paths, np.array(labels)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forever(batches):
+    while True:
+        yield from batches
+
+
+def timed_training(forward, optimizer, batches, device: torch.device, bf16: bool, warmup: int,
+                   steps: int) -> tuple[float, float]:
+    """(images/s over `steps` steps, seconds of the `warmup` steps before them: compilation, cudnn tuning)."""
+    images, started = 0, time.perf_counter()
+    for i, (x, y) in enumerate(forever(batches)):
+        if i == warmup:
+            sync(device)
+            warm_seconds, images, started = time.perf_counter() - started, 0, time.perf_counter()
+        if i == warmup + steps:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(forward(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        images += len(y)
+    sync(device)
+    return images / (time.perf_counter() - started), warm_seconds
+
+
+def network(device: torch.device, channels_last: bool = False) -> torch.nn.Module:
+    model = rebuild_classifier(Architecture("resnet50", 2048), 3).to(device).train()
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def bench_training(paths, labels, images, args, device: torch.device) -> tuple[float, float]:
+    plain = network(device)
+    loader = DataLoader(ImageFiles(paths, labels, train_transform(args.image_size)), batch_size=PLAIN_BATCH,
+                        shuffle=True, num_workers=PLAIN_WORKERS, drop_last=True)
+    plain_rate, _ = timed_training(plain, torch.optim.AdamW(plain.parameters(), lr=1e-4), loader, device,
+                                   bf16=False, warmup=args.warmup, steps=args.steps)
+    del plain, loader
+    cuda = device.type == "cuda"
+    model = network(device, channels_last=cuda)
+    forward = torch.compile(model) if cuda and args.compile == "on" else model
+    batches = ResidentBatches(images, labels, np.arange(len(labels)), args.image_size, args.batch_size, train=True,
+                              generator=torch.Generator().manual_seed(0), drop_last=True)
+    ours_rate, warm_seconds = timed_training(forward, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda),
+                                             batches, device, bf16=cuda, warmup=args.warmup, steps=args.steps)
+    print(f"finetune  plain {plain_rate:9.1f} img/s | ours {ours_rate:9.1f} img/s | x{ours_rate / plain_rate:.1f}"
+          f"   (ours: {args.warmup} warm-up steps took {warm_seconds:.1f} s, compilation included)")
+    return plain_rate, ours_rate
+
+
+@torch.inference_mode()
+def bench_embeddings(paths, labels, images, args, device: torch.device) -> None:
+    backbone = network(device).backbone.eval()
+    loader = DataLoader(ImageFiles(paths, labels, eval_transform(args.image_size)), batch_size=PLAIN_BATCH,
+                        num_workers=PLAIN_WORKERS)
+    started = time.perf_counter()
+    for x, _ in loader:
+        backbone(x.to(device)).cpu()
+    plain_rate = len(paths) / (time.perf_counter() - started)
+    repeated = np.tile(np.arange(len(labels)), max(1, args.embed_images // len(labels)))
+    batches = ResidentBatches(images, labels, repeated, args.image_size,
+                              inference_batch_size(args.batch_size, device))
+    compute_features(backbone, batches, device)  # warm-up: cudnn picks its kernels for this shape
+    started = time.perf_counter()
+    compute_features(backbone, batches, device)
+    ours_rate = len(repeated) / (time.perf_counter() - started)
+    print(f"embedding plain {plain_rate:9.1f} img/s | ours {ours_rate:9.1f} img/s | x{ours_rate / plain_rate:.1f}"
+          f"   (ours: batch {batches.batch_size}, {len(repeated)} images from the resident cache)")
+
+
+def bench_cli(extra: list[str]) -> None:
+    """Default command on the demo dataset: cold = fresh feature cache (ImageNet weights come from TORCH_HOME)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for state in ("cold", "warm"):
+            command = [sys.executable, "train_cli.py", "--folds", "5", "--cache-dir", f"{tmp}/cache",
+                       "--runs-dir", f"{tmp}/runs", *extra]
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            if done.returncode != 0:
+                print(f"cli {state}: failed ({done.returncode})\n{done.stderr[-3000:]}")
+                return
+            run = sorted(Path(tmp, "runs").iterdir())[-1]
+            info = json.loads((run / "run.json").read_text())
+            metrics = json.loads((run / "metrics.json").read_text())["summary"]["val"]["balanced_accuracy"]
+            print(f"cli {state}: {seconds:6.1f} s wall  mode={info['train_mode']}  device={info['device']}  "
+                  f"val balanced accuracy {metrics['mean']:.3f} ± {metrics['std']:.3f}  timings={info['timings']}")
+            print("  " + "\n  ".join(line for line in (done.stdout + done.stderr).splitlines()
+                                     if line.startswith(("fold 0 input", "features:"))))
+
+
+def main() -> None:
+    cuda = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=224 if cuda else 96)
+    parser.add_argument("--batch-size", type=int, default=256 if cuda else 32, help="ours (plain is always 32)")
+    parser.add_argument("--steps", type=int, default=60 if cuda else 6, help="timed training steps per path")
+    parser.add_argument("--warmup", type=int, default=10 if cuda else 2, help="untimed steps first")
+    parser.add_argument("--images", type=int, default=2048 if cuda else 256, help="distinct JPEG files")
+    parser.add_argument("--embed-images", type=int, default=16384 if cuda else 256, help="ours: images embedded")
+    parser.add_argument("--compile", choices=["on", "off"], default="on", help="ours on CUDA (default: on)")
+    parser.add_argument("--skip-cli", action="store_true", help="skip the train_cli.py wall times")
+    parser.add_argument("--cli-args", default="", help="extra train_cli.py arguments, e.g. '--epochs 5'")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if cuda else "cpu")
+    import torchvision
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {device} ({name}); torch {torch.__version__}, torchvision {torchvision.__version__}; "
+          f"python {sys.version.split()[0]}")
+    print(f"settings: {vars(args)}; plain: batch {PLAIN_BATCH}, {PLAIN_WORKERS} workers, fp32")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        paths, labels = make_photos(Path(tmp), args.images, round(args.image_size * 1.6))
+        print(f"data: {len(paths)} JPEGs of {round(args.image_size * 1.6)} px wide written in "
+              f"{time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        images = decode_images(paths, args.image_size, device)
+        sync(device)
+        seconds = time.perf_counter() - started
+        print(f"resident cache: {tuple(images.shape)} uint8, {images.numel() / 2**20:.0f} MiB, decoded in "
+              f"{seconds:.1f} s ({len(paths) / seconds:.0f} img/s, once per run)")
+        bench_training(paths, labels, images, args, device)
+        bench_embeddings(paths, labels, images, args, device)
+    if not args.skip_cli:
+        bench_cli(args.cli_args.split())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Diagnostics of a finished run: why the model fails, computed once from the run directory.
+
+umap-learn and cleanlab are imported inside the steps that need them, so this package imports
+on the training machine that has neither; `run_diagnostics` then fails at its first step.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core import run_store
+
+from .calibration import calibration
+from .confusion import confusion
+from .duplicates import duplicates
+from .findings import findings
+from .imbalance import imbalance
+from .label_issues import label_issues
+from .neighbours import prepare
+from .outliers import outliers
+from .overfitting import overfitting
+from .run_data import load_run
+from .separability import separability
+from .thresholds import Thresholds
+from .umap_maps import umap_maps
+
+SCHEMA_VERSION = 1
+BACKBONE = "backbone"
+
+
+def _require_optional() -> None:
+    missing = []
+    for module, package in (("umap", "umap-learn"), ("cleanlab", "cleanlab")):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise ImportError(f"diagnostics need {' and '.join(missing)}: pip install {' '.join(missing)}")
+
+
+def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print) -> dict:
+    """Compute every diagnostic of a run and write them into it; returns diagnostics.json's content
+    with the findings document under "findings_document"."""
+    _require_optional()   # fail before a minute of work, not after
+    th = thresholds or Thresholds()
+    run = load_run(run_dir)
+    classes = run.classes
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 3)
+        log(f"diagnostics: {name} {seconds[name]:.1f}s")
+        clock = now
+
+    oof = run.oof()
+    probs = run.probabilities(oof)
+    labels = oof["label"].to_numpy()
+    diag = {
+        "schema_version": SCHEMA_VERSION,
+        "thresholds": th.to_dict(),
+        "groups_used": bool(run.info.get("dataset", {}).get("groups_used", False)),
+        "overfitting": overfitting(run.metrics, run.history, th),
+        "imbalance": imbalance(run.info["class_counts"], run.metrics["oof"]["val"], classes),
+        "confusion": confusion(run.metrics, classes),
+        "calibration": calibration(probs, labels, th.calibration_bins),
+    }
+    step("metrics")
+
+    issues = label_issues(oof, probs, run.samples, classes)
+    diag["label_issues"] = {"count": len(issues), "n": len(oof), "share": len(issues) / max(len(oof), 1),
+                            "worst": issues.iloc[0].to_dict() if len(issues) else None}
+    step("label_issues")
+
+    spaces = []
+    for name in run.info["spaces"]:
+        embedding = np.load(run_store.embedding_path(run.run_dir, name), mmap_mode="r")
+        spaces.append(prepare(name, embedding, th))
+    step("neighbours")
+
+    backbone = next(s for s in spaces if s.name == BACKBONE)
+    embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
+    pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th)
+    step("duplicates")
+
+    ranked = outliers(run.samples, backbone.unit, th)
+    flagged = ranked[ranked["is_outlier"]]
+    diag["outliers"] = {"count": len(flagged), "z": th.outlier_z, "file": "outliers.parquet",
+                        "worst": flagged.iloc[0][["sample_id", "path", "label", "z"]].to_dict() if len(flagged) else None}
+    diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
+    step("outliers")
+
+    maps = umap_maps(spaces, th)
+    step("umap")
+    diag["seconds"] = seconds
+
+    found = findings(diag, th)
+    document = {"schema_version": SCHEMA_VERSION, "thresholds": th.to_dict(), "findings": found}
+    run_store.write_parquet(run.run_dir / "umap.parquet", maps)
+    run_store.write_parquet(run.run_dir / "label_issues.parquet", issues)
+    run_store.write_parquet(run.run_dir / "duplicates.parquet", pairs)
+    run_store.write_parquet(run.run_dir / "outliers.parquet", ranked)
+    run_store.write_json(run.run_dir / "diagnostics.json", diag)
+    run_store.write_json(run.run_dir / "findings.json", document)
+    for f in found:
+        log(f"[{f['severity']}] {f['title']}")
+    return {**diag, "findings_document": document}
+
+
+__all__ = ["Thresholds", "run_diagnostics"]

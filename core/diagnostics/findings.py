@@ -1,0 +1,182 @@
+"""Plain-language findings from the numbers in diagnostics.json, ranked by severity."""
+from __future__ import annotations
+
+from .thresholds import Thresholds
+
+SEVERITIES = ("high", "medium", "low", "info")
+PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare")
+PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab")
+
+
+def finding(id: str, severity: str, title: str, evidence: str, page: str, **params: str) -> dict:
+    assert severity in SEVERITIES and page in PAGES and set(params) <= set(PARAMS), (severity, page, params)
+    return {"id": id, "severity": severity, "title": title, "evidence": evidence,
+            "target": {"page": page, "params": params}}
+
+
+def _level(value: float, medium: float, high: float, low: float | None = None) -> str | None:
+    """The severity of a value that is worse when larger."""
+    if value >= high:
+        return "high"
+    if value >= medium:
+        return "medium"
+    return "low" if low is not None and value >= low else None
+
+
+def overfitting_findings(o: dict, groups_used: bool, th: Thresholds) -> list[dict]:
+    gap = o["gap_accuracy"]
+    severity = _level(gap, th.overfit_gap_medium, th.overfit_gap_high)
+    if severity is None:
+        return []
+    spread = (f"consistent over {o['n_folds']} folds" if o["consistent"]
+              else f"in {o['folds_over_gap']} of {o['n_folds']} folds")
+    why = (" Folds are grouped, so validation measures groups the model has never seen." if groups_used else "")
+    return [finding(
+        "overfitting", severity,
+        f"Overfitting: train accuracy {o['train_accuracy']:.0%} vs validation {o['val_accuracy']:.0%} "
+        f"(gap {gap * 100:.0f} points, {spread})",
+        f"Mean train accuracy {o['train_accuracy']:.1%} against validation {o['val_accuracy']:.1%}; "
+        f"the per-fold gap ranges from {o['gap_min'] * 100:.0f} to {o['gap_max'] * 100:.0f} points "
+        f"(balanced accuracy gap {o['gaps']['train_minus_val']['balanced_accuracy'] * 100:.0f}).{why}",
+        "Overfitting")]
+
+
+def class_findings(imb: dict, th: Thresholds) -> list[dict]:
+    out = []
+    for row in imb["per_class"]:
+        recall = row["recall"]
+        severity = ("high" if recall < th.class_recall_high else "medium" if recall < th.class_recall_medium else None)
+        if severity is None or row["support"] == 0:
+            continue
+        collapse = (f"; {row['collapse_share']:.0%} are predicted as {row['collapse_into']}"
+                    if row["collapse_share"] >= th.collapse_share else "")
+        out.append(finding(
+            f"class-fails:{row['class']}", severity,
+            f"{row['class']} fails: validation recall {row['recall']:.0%} of {row['support']}{collapse}",
+            f"Out-of-fold recall of {row['class']} is {row['recall']:.1%} over {row['support']} validation images "
+            f"(F1 {row['f1']:.2f}); the class it is most often mistaken for is {row['collapse_into']} "
+            f"({row['collapse_share']:.0%} of its images).",
+            "Classes", **{"class": row["class"], "fold": "oof"}))
+    ratio = imb["ratio"]
+    severity = ratio and _level(ratio, th.imbalance_medium, th.imbalance_high, th.imbalance_low)
+    if severity:
+        counts = imb["counts"]
+        out.append(finding(
+            "imbalance", severity, f"Imbalance {ratio:.1f} : 1",
+            f"{imb['largest']} has {counts[imb['largest']]} images and {imb['smallest']} {counts[imb['smallest']]} "
+            f"(ratio {ratio:.1f} : 1); out-of-fold accuracy {imb['accuracy']:.0%} vs balanced accuracy "
+            f"{imb['balanced_accuracy']:.0%}.",
+            "Classes", fold="oof"))
+    return out
+
+
+def confusion_findings(pairs: list[dict], failing: set[str], th: Thresholds) -> list[dict]:
+    """The worst confused pair, unless its class already has a 'fails' finding that names it."""
+    for p in pairs:
+        if p["share"] >= th.confused_pair_share and p["true"] not in failing:
+            return [finding(
+                f"confused:{p['true']}->{p['pred']}", "low",
+                f"{p['true']} is often predicted as {p['pred']} ({p['share']:.0%})",
+                f"{p['count']} out-of-fold validation images of {p['true']} ({p['share']:.0%}) are predicted as "
+                f"{p['pred']}: the most confused pair.",
+                "Misclassified", fold="oof", true=p["true"], pred=p["pred"])]
+    return []
+
+
+def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
+    severity = _level(cal["ece"], th.ece_medium, th.ece_high)
+    if severity is None:
+        return []
+    direction = "over-confident" if cal["overconfidence"] > 0 else "under-confident"
+    return [finding(
+        "calibration", severity, f"Poor calibration: ECE {cal['ece']:.2f}, {direction}",
+        f"Out-of-fold confidence averages {cal['mean_confidence']:.0%} while accuracy is {cal['accuracy']:.0%} "
+        f"(expected calibration error {cal['ece']:.3f} over {len(cal['bins'])} bins).",
+        "Misclassified", fold="oof", tab="calibration")]
+
+
+def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
+    if li["count"] == 0:
+        return []
+    severity = "medium" if li["share"] >= th.label_issue_share_medium else "low"
+    worst = li["worst"]
+    return [finding(
+        "label-issues", severity, f"Label issues: {li['count']} images ({li['share']:.1%}) may be mislabelled",
+        f"cleanlab flags {li['count']} of {li['n']} out-of-fold predictions; the worst, {worst['path']}, is labelled "
+        f"{worst['label']} but looks like {worst['suggested_label']} (label quality {worst['quality']:.3f}).",
+        "Misclassified", fold="oof", tab="label_issues")]
+
+
+def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dict]:
+    exact, near = dup["exact"], dup["near"]
+    out = []
+    leaking = exact["leaking"] + near["leaking"]
+    if leaking:
+        high = exact["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
+        crosses = exact["crosses_folds"] + near["crosses_folds"]
+        touches = exact["touches_test"] + near["touches_test"]
+        kind = "duplicate" if exact["leaking"] and not near["leaking"] else "near-duplicate"
+        where = ([f"{crosses} {kind} pairs cross train and validation"] if crosses else []) + (
+            [f"{touches} {kind} pairs touch the test set"] if touches else [])
+        out.append(finding(
+            "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
+            f"Of {exact['pairs']} exact and {near['pairs']} near-duplicate pairs (cosine ≥ "
+            f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near pairs are "
+            f"split across train/validation or touch the test set, so held-out scores are optimistic.",
+            "Data", tab="duplicates"))
+    contained = near["pairs"] - near["leaking"]
+    if contained and not (out and out[0]["severity"] == "high"):
+        groups = (f"; {near['same_group']} are within one group" if near["same_group"] is not None else "")
+        how = "grouped folds keep" if groups_used else "the splits keep"
+        out.append(finding(
+            "duplicates-contained", "info",
+            f"Near-duplicates: {near['pairs']} pairs found, {contained / near['pairs']:.0%} kept on one side of every split",
+            f"{near['pairs']} near-duplicate pairs have backbone cosine ≥ {th.near_duplicate_similarity:.2f}{groups}; "
+            f"{how} {contained} of them out of any train/validation or test crossing.",
+            "Data", tab="duplicates"))
+    if exact["pairs"] and not exact["leaking"]:
+        out.append(finding(
+            "exact-duplicates", "low", f"Exact duplicates: {exact['pairs']} pairs of identical files",
+            f"{exact['pairs']} pairs of images have identical bytes (sha256); none is split across folds or test.",
+            "Data", tab="duplicates"))
+    return out
+
+
+def outlier_findings(out_summary: dict) -> list[dict]:
+    if out_summary["count"] == 0:
+        return []
+    worst = out_summary["worst"]
+    return [finding(
+        "outliers", "low", f"Outliers: {out_summary['count']} images are far from the rest of their class",
+        f"{out_summary['count']} images are more than {out_summary['z']:.1f} robust z above their class's typical "
+        f"distance to its nearest same-class neighbours; the most isolated is {worst['path']} ({worst['label']}).",
+        "Data", tab="outliers")]
+
+
+def separability_findings(rows: list[dict]) -> list[dict]:
+    return [finding(
+        f"inseparable:{r['class']}", "medium", f"Features cannot separate {r['class']}",
+        f"Only {r['agreement']:.0%} of the backbone-space nearest neighbours of {r['class']} images share its label "
+        f"(chance {r['chance']:.0%}): the pretrained features do not group this class.",
+        "Embeddings", space="backbone", color="label", **{"class": r["class"]})
+        for r in rows if r["inseparable"]]
+
+
+def findings(diag: dict, th: Thresholds) -> list[dict]:
+    groups_used = bool(diag["groups_used"])
+    class_list = class_findings(diag["imbalance"], th)
+    failing = {f["target"]["params"]["class"] for f in class_list if f["id"].startswith("class-fails:")}
+    found = (overfitting_findings(diag["overfitting"], groups_used, th) + class_list
+             + confusion_findings(diag["confusion"]["oof"], failing, th)
+             + calibration_findings(diag["calibration"], th)
+             + label_issue_findings(diag["label_issues"], th)
+             + duplicate_findings(diag["duplicates"], groups_used, th)
+             + outlier_findings(diag["outliers"])
+             + separability_findings(diag["separability"]))
+    if all(f["severity"] == "info" for f in found):
+        o = diag["overfitting"]
+        found.append(finding(
+            "all-clear", "info", "No problems found",
+            f"Validation accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
+            f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
+    return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level

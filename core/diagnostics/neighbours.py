@@ -1,0 +1,63 @@
+"""One embedding space prepared once: PCA-reduced unit vectors and their exact cosine kNN graph."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
+
+from .thresholds import Thresholds
+
+CHUNK_ROWS = 4096   # float16 -> float32 conversion in chunks: a 50k x 2048 space never exists in float32 whole
+
+
+@dataclass
+class Space:
+    name: str
+    unit: np.ndarray        # float32 [n, pca_dims], PCA-reduced then L2-normalised
+    index: np.ndarray       # int64 [n, k], nearest neighbours by cosine, self excluded, nearest first
+    similarity: np.ndarray  # float32 [n, k], cosine similarity in the reduced space
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def reduce(embedding: np.ndarray, dims: int, fit_rows: int, seed: int) -> np.ndarray:
+    """PCA fitted on a seeded subsample (the leading directions are stable long before 50k rows)."""
+    n, d = embedding.shape
+    rng = np.random.default_rng(seed)
+    fit = np.sort(rng.choice(n, size=min(n, fit_rows), replace=False))
+    pca = PCA(n_components=min(dims, len(fit), d), svd_solver="auto", random_state=seed)
+    pca.fit(embedding[fit].astype(np.float32))
+    out = np.empty((n, pca.n_components_), dtype=np.float32)
+    for start in range(0, n, CHUNK_ROWS):
+        out[start:start + CHUNK_ROWS] = pca.transform(embedding[start:start + CHUNK_ROWS].astype(np.float32))
+    return _normalise(out)
+
+
+def knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row (self excluded): deterministic, chunked, never N x N."""
+    k = min(k, len(unit) - 1)
+    # on unit vectors euclidean order = cosine order, and sklearn's euclidean brute path is the fast one
+    distance, index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(unit).kneighbors()
+    return index, (1.0 - distance.astype(np.float32) ** 2 / 2.0)
+
+
+def prepare(name: str, embedding: np.ndarray, th: Thresholds) -> Space:
+    unit = reduce(embedding, th.pca_dims, th.pca_fit_rows, th.seed)
+    index, similarity = knn(unit, th.neighbours)
+    return Space(name, unit, index, similarity)
+
+
+def centred_cosine(embedding: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of rows a[i] and b[i] after subtracting the mean embedding, in full dimension."""
+    mean = embedding.mean(axis=0, dtype=np.float64).astype(np.float32)
+    out = np.empty(len(a), dtype=np.float32)
+    step = CHUNK_ROWS // 4
+    for start in range(0, len(a), step):
+        x = _normalise(embedding[a[start:start + step]].astype(np.float32) - mean)
+        y = _normalise(embedding[b[start:start + step]].astype(np.float32) - mean)
+        out[start:start + step] = (x * y).sum(axis=1)
+    return out

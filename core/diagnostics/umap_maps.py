@@ -1,0 +1,45 @@
+"""2-D UMAP maps of every embedding space, from the kNN graphs already computed."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .neighbours import Space
+from .thresholds import Thresholds
+
+
+def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs: int | None, th: Thresholds) -> np.ndarray:
+    import umap   # lazy: the training machine has no umap-learn
+
+    n = len(unit)
+    # our exact graph with self prepended, as umap-learn's own kNN search returns it
+    knn_index = np.hstack([np.arange(n)[:, None], index])
+    knn_distance = np.hstack([np.zeros((n, 1), np.float32), np.maximum(1.0 - similarity, 0.0)])
+    with warnings.catch_warnings():
+        # seeded => single-threaded, and no search index for transform(): both intended
+        warnings.simplefilter("ignore", UserWarning)
+        reducer = umap.UMAP(n_neighbors=knn_index.shape[1], metric="cosine", min_dist=th.umap_min_dist,
+                            n_epochs=n_epochs, random_state=th.seed, precomputed_knn=(knn_index, knn_distance, None))
+        return reducer.fit_transform(unit).astype(np.float32)
+
+
+def umap_maps(spaces: list[Space], th: Thresholds) -> pd.DataFrame:
+    """Each space seeded on its own, so results do not depend on how many run in parallel."""
+    n = len(spaces[0].unit)
+    large = n >= th.umap_large_n
+    n_epochs = th.umap_large_epochs if large else None
+    jobs = [(s.unit, s.index, s.similarity, n_epochs, th) for s in spaces]
+    workers = min(len(spaces), os.cpu_count() or 1) if large else 1
+    if workers > 1:
+        from joblib import Parallel, delayed   # seeded UMAP is single-threaded: one process per space
+        maps = Parallel(n_jobs=workers)(delayed(_embed)(*job) for job in jobs)
+    else:
+        maps = [_embed(*job) for job in jobs]
+    return pd.concat([
+        pd.DataFrame({"sample_id": np.arange(n, dtype="int64"), "space": s.name,
+                      "x": xy[:, 0].astype("float64"), "y": xy[:, 1].astype("float64")})
+        for s, xy in zip(spaces, maps)
+    ], ignore_index=True)

@@ -1,0 +1,67 @@
+"""Each finding fires on a case with the problem and stays quiet without it."""
+from core.diagnostics.findings import (calibration_findings, class_findings, duplicate_findings,
+                                       outlier_findings, overfitting_findings)
+from core.diagnostics.imbalance import imbalance
+from core.diagnostics.thresholds import Thresholds
+
+TH = Thresholds()
+
+
+def _overfit(train, vals):
+    gaps = [train - v for v in vals]
+    return {"train_accuracy": train, "val_accuracy": sum(vals) / len(vals), "gap_accuracy": sum(gaps) / len(gaps),
+            "n_folds": len(vals), "folds_over_gap": sum(g >= TH.overfit_gap_medium for g in gaps),
+            "consistent": all(g >= TH.overfit_gap_medium for g in gaps), "gap_min": min(gaps), "gap_max": max(gaps),
+            "gaps": {"train_minus_val": {"balanced_accuracy": 0.3}}}
+
+
+def test_overfitting_fires_on_a_large_gap_and_says_whether_every_fold_has_it():
+    [f] = overfitting_findings(_overfit(1.0, [0.66, 0.68, 0.67, 0.65, 0.69]), True, TH)
+    assert f["severity"] == "high"
+    assert f["title"] == "Overfitting: train accuracy 100% vs validation 67% (gap 33 points, consistent over 5 folds)"
+    [f] = overfitting_findings(_overfit(1.0, [0.95, 0.6, 0.6]), False, TH)
+    assert "in 2 of 3 folds" in f["title"]
+    assert overfitting_findings(_overfit(0.95, [0.93, 0.92, 0.94]), False, TH) == []
+
+
+def _oof(confusion, classes):
+    support = [sum(row) for row in confusion]
+    return {"accuracy": 0.7, "balanced_accuracy": 0.5, "confusion": confusion,
+            "per_class": {c: {"recall": confusion[i][i] / support[i], "f1": 0.5} for i, c in enumerate(classes)}}
+
+
+def test_a_failing_class_is_named_with_what_it_collapses_into_and_imbalance_with_its_ratio():
+    classes = ["All_Beauty", "Digital_Music"]
+    result = imbalance({"All_Beauty": 65, "Digital_Music": 24}, _oof([[60, 5], [17, 3]], classes), classes)
+    titles = {f["id"]: f["title"] for f in class_findings(result, TH)}
+    assert titles["class-fails:Digital_Music"] == "Digital_Music fails: validation recall 15% of 20; 85% are predicted as All_Beauty"
+    assert titles["imbalance"] == "Imbalance 2.7 : 1"
+    balanced = imbalance({"a": 50, "b": 50}, _oof([[45, 5], [5, 45]], ["a", "b"]), ["a", "b"])
+    assert class_findings(balanced, TH) == []
+
+
+def test_poor_calibration_fires_only_past_its_threshold():
+    cal = {"ece": 0.2, "overconfidence": 0.2, "mean_confidence": 0.9, "accuracy": 0.7, "bins": [{}] * 15}
+    assert calibration_findings(cal, TH)[0]["severity"] == "high"
+    assert calibration_findings({**cal, "ece": 0.02}, TH) == []
+
+
+def _dup(near_pairs, near_leaking, same_group=None):
+    zero = {"pairs": 0, "leaking": 0, "crosses_folds": 0, "touches_test": 0, "same_group": None}
+    return {"exact": zero, "near": {"pairs": near_pairs, "leaking": near_leaking, "crosses_folds": near_leaking,
+                                    "touches_test": 0, "same_group": same_group}}
+
+
+def test_leaking_near_duplicates_are_high_and_contained_ones_are_reported_as_info():
+    [leak] = duplicate_findings(_dup(20, 14), False, TH)
+    assert (leak["id"], leak["severity"]) == ("leakage", "high")
+    assert leak["title"] == "Leakage: 14 near-duplicate pairs cross train and validation"
+    [kept] = duplicate_findings(_dup(20, 0, same_group=20), True, TH)
+    assert (kept["id"], kept["severity"]) == ("duplicates-contained", "info")
+    assert duplicate_findings(_dup(0, 0), True, TH) == []
+
+
+def test_outliers_fire_only_when_some_are_flagged():
+    worst = {"path": "a/1.jpg", "label": "a"}
+    assert outlier_findings({"count": 3, "z": 3.5, "worst": worst})[0]["id"] == "outliers"
+    assert outlier_findings({"count": 0, "z": 3.5, "worst": None}) == []

@@ -1,0 +1,102 @@
+"""Device-resident input on the CPU: the same pixels as the PIL path for evaluation, per-sample augmentation for
+training, and a finetune run through it that gives the same folds as the DataLoader path."""
+import functools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import train_cli
+from core import gpu_input, pipeline
+from core.data import load_rgb
+from core.features import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+
+SIZE = 56  # cache side 64: an even margin, so the centre crop is the same pixels either way
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Non-square JPEGs with structure (a gradient plus noise), so crops and flips change pixels."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate([(90, 70), (70, 90), (80, 80), (120, 64)]):
+        ramp = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+        pixels = np.clip(ramp + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"photo{i}.jpg")
+        Image.fromarray(pixels).save(paths[-1])
+    return paths
+
+
+def unnormalise(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+
+
+def test_cache_is_uint8_squares_and_eval_crops_match_the_pil_transform(photos):
+    images = gpu_input.decode_images(photos, SIZE, torch.device("cpu"))
+    assert images.dtype == torch.uint8 and images.shape == (4, 3, 64, 64)
+    ours = gpu_input.eval_batch(images, SIZE)
+    reference = torch.stack([eval_transform(SIZE)(load_rgb(p)) for p in photos])
+    assert ours.shape == reference.shape == (4, 3, SIZE, SIZE)
+    assert (ours - reference).abs().max() < 1e-4
+
+
+def test_train_batches_are_normalised_and_vary_per_sample(photos):
+    images = gpu_input.decode_images(photos[:1], SIZE, torch.device("cpu")).expand(64, -1, -1, -1)
+    x = gpu_input.train_batch(images, SIZE, torch.Generator().manual_seed(0))
+    assert x.shape == (64, 3, SIZE, SIZE) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    pixels = unnormalise(x)
+    assert pixels.min() > -1e-4 and pixels.max() < 1 + 1e-4  # valid [0, 1] images before normalisation
+    assert abs(x.mean()) < 1.5 and 0.3 < x.std() < 2
+    # The same image 64 times: every augmented copy differs, and the left-to-right ramp is reversed in some.
+    flat = x.flatten(1)
+    assert torch.cdist(flat, flat).add(torch.eye(64) * 1e9).min() > 1
+    slope = pixels.mean((1, 2))[:, -8:].mean(1) - pixels.mean((1, 2))[:, :8].mean(1)
+    assert (slope > 0.1).sum() > 10 and (slope < -0.1).sum() > 10
+
+
+def test_crop_boxes_stay_inside_and_cover_half_to_all_of_the_image():
+    boxes = gpu_input._crop_boxes(1000, 64, torch.Generator().manual_seed(0))
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert (boxes >= 0).all() and (boxes <= 64 + 1e-4).all()
+    assert (w * h / 64 ** 2).min() > 0.35 and (w * h / 64 ** 2).max() <= 1 + 1e-4 and len(set(w.tolist())) > 500
+
+
+def test_resident_batches_follow_index_sampler_and_drop_last(photos):
+    images = gpu_input.decode_images(photos, SIZE, torch.device("cpu"))
+    labels = np.array([0, 1, 2, 0])
+    ordered = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), SIZE, 2)
+    assert len(ordered) == 2 and [t.tolist() for _, t in ordered] == [[0, 1], [2]]
+    training = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), SIZE, 2, train=True,
+                                         generator=torch.Generator().manual_seed(0), drop_last=True)
+    assert len(training) == 1 and sum(len(t) for _, t in training) == 2
+    sampled = gpu_input.ResidentBatches(images, labels, np.array([0, 1]), SIZE, 4, train=True, sampler=[1, 1, 1, 0],
+                                        generator=torch.Generator().manual_seed(0))
+    assert [t.tolist() for _, t in sampled] == [[1, 1, 1, 0]]
+
+
+def test_auto_choice_keeps_the_dataloader_off_cuda():
+    assert not gpu_input.fits_on_device(10, 224, torch.device("cpu"))
+    assert gpu_input.cache_bytes(10, 224) == 10 * 3 * 256 * 256
+
+
+def test_finetune_through_resident_images_gives_the_same_folds(tmp_path, csv_dataset, monkeypatch):
+    def run(name: str):
+        code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / name), "--weights", "none",
+                               "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8",
+                               "--train-mode", "finetune", "--balance", "sampler"])
+        assert code == 0
+        return next((tmp_path / name).iterdir())
+    plain = run("plain")
+    monkeypatch.setattr(pipeline, "_fit_finetune", functools.partial(pipeline._fit_finetune, resident=True))
+    resident = run("resident")
+    columns = ["sample_id", "split", "fold"]
+    a, b = (pd.read_parquet(r / "samples.parquet")[columns] for r in (plain, resident))
+    pd.testing.assert_frame_equal(a, b)
+    for run_dir in (plain, resident):
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+        predictions = pd.read_parquet(run_dir / "predictions.parquet")
+        assert set(predictions.model) == {"fold0", "fold1", "ensemble"}
+        assert np.load(run_dir / "embeddings" / "fold1.npy").shape == (24, 2048)
