@@ -100,14 +100,18 @@ def command_diagnose(argv: list[str]) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import run_store
-    from core.diagnostics import run_diagnostics
+    from core import pipeline, run_store
     entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None or not (entry.path / "metrics.json").exists():
-        raise UserError(f"diagnose {args.run_id}: no run with finished folds of that name under {args.runs_dir}")
-    run_diagnostics(entry.path)
+    if entry is None or entry.info is None:
+        raise UserError(f"diagnose {args.run_id}: no such run under {args.runs_dir}"
+                        f"{'' if entry is None else f' ({entry.error})'}")
+    if entry.status != "complete":
+        raise UserError(f"diagnose {args.run_id}: the run is {entry.status}; finish it first with "
+                        f"python train_cli.py --resume {args.run_id}")
+    with run_store.run_lock(entry.path):
+        error = pipeline.run_diagnostics_step(entry.path)
     report(entry.path)
-    return 0
+    return 1 if error else 0
 
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose}

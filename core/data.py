@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 from .errors import UserError
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+# decode_bytes refuses images above Image.MAX_IMAGE_PIXELS itself; PIL's own warning would only be noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass
@@ -54,12 +56,14 @@ def decode_bytes(data: bytes) -> Image.Image:
     """Decode fully (so truncation is caught now), first frame only, EXIF rotation applied."""
     if not data:
         raise ValueError("empty file")
-    with warnings.catch_warnings():
-        # Above MAX_IMAGE_PIXELS PIL only warns; a bomb must be refused, not decoded.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = Image.open(io.BytesIO(data))
-        image.seek(0)
-        image.load()
+    image = Image.open(io.BytesIO(data))
+    # Above MAX_IMAGE_PIXELS PIL only warns; a bomb must be refused before it is decoded. (Checked here
+    # rather than with warnings filters, which are process-wide and the scan decodes in threads.)
+    if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels exceeds the limit of "
+                                           f"{Image.MAX_IMAGE_PIXELS}")
+    image.seek(0)
+    image.load()
     return to_rgb(ImageOps.exif_transpose(image))
 
 
@@ -68,7 +72,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 
 
 def _failure_reason(exc: Exception) -> str:
-    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+    if isinstance(exc, Image.DecompressionBombError):
         return f"decompression bomb refused: {exc}"
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not an image (format not recognised)"
@@ -121,13 +125,21 @@ def _list_manifest(csv_path: Path) -> pd.DataFrame:
     return table[["path", "label", "group"]]
 
 
+def _rebase(listing: pd.DataFrame, csv_dir: Path) -> tuple[Path, pd.DataFrame]:
+    """Manifest paths may be absolute or climb out with '..': root them at the folder they all share."""
+    absolute = [os.path.normpath(os.path.join(csv_dir, p)) for p in listing.path]
+    root = Path(os.path.commonpath([str(csv_dir), *(os.path.dirname(a) for a in absolute)]))
+    return root, listing.assign(path=[Path(a).relative_to(root).as_posix() for a in absolute])
+
+
 def scan_dataset(data: str | os.PathLike, workers: int = 4) -> Dataset:
     """List the dataset (folder or CSV manifest) and decode every image once."""
     source = Path(data).expanduser()
     if source.is_dir():
         root, manifest, listing = source.resolve(), None, _list_folder(source)
     elif source.is_file():
-        root, manifest, listing = source.resolve().parent, str(source.resolve()), _list_manifest(source)
+        manifest = str(source.resolve())
+        root, listing = _rebase(_list_manifest(source), source.resolve().parent)
     else:
         raise UserError(f"--data {data}: no such folder or CSV file; give a folder laid out CLASS/IMAGE "
                         f"or a CSV with path,label[,group] columns")

@@ -34,16 +34,24 @@ def prediction_table(sample_ids: np.ndarray, labels: np.ndarray, probs: np.ndarr
     return table
 
 
+def _defined(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Headline and per-class metrics. A per-class value that is undefined (recall of a class absent from
+    y_true, precision of a class never predicted) is None, not 0; macro F1 averages the classes present
+    in y_true or y_pred (scikit-learn's default), so a class missing from a fold does not count as a failure."""
     labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                                     zero_division=np.nan)
     return {
         "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                             "support": int(support[i])} for i, name in enumerate(classes)},
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "per_class": {name: {"precision": _defined(precision[i]), "recall": _defined(recall[i]),
+                             "f1": _defined(f1[i]), "support": int(support[i])} for i, name in enumerate(classes)},
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 

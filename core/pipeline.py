@@ -26,9 +26,11 @@ from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table, prediction_table
 from .features import cached_features, eval_transform, feature_cache_key, image_loader, train_transform
-from .models import Architecture, Classifier, build_classifier, check_model_name, rebuild_classifier
+from .models import (Architecture, Classifier, build_classifier, check_model_name, classifier_from_network,
+                     imagenet_network, rebuild_classifier)
 from .splits import assign_splits
 from .train import balanced_sampler, fit
+from .weights import file_sha256
 
 log = tqdm.write  # prints above progress bars
 
@@ -66,7 +68,8 @@ def library_versions() -> dict:
 
 def new_run_id(runs_dir: Path, name: str) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")
+    # Only what run_store.is_safe_run_id accepts, so the dashboard, --resume and diagnose can find it.
+    clean = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]+", "-", name)).strip("-.")[:60]
     base = f"{stamp}-{clean}" if clean else stamp
     run_id, n = base, 2
     while (runs_dir / run_id).exists():
@@ -87,6 +90,12 @@ def validate_config(cfg: RunConfig) -> None:
         raise UserError(f"--image-size {cfg.image_size}: at least 16 pixels")
     if not cfg.lr > 0:
         raise UserError(f"--lr {cfg.lr}: must be positive")
+    for name, value in (("--weight-decay", cfg.weight_decay), ("--warmup-epochs", cfg.warmup_epochs),
+                        ("--backbone-lr-mult", cfg.backbone_lr_mult)):
+        if value < 0:
+            raise UserError(f"{name} {value}: must not be negative")
+    if cfg.patience < 1:
+        raise UserError(f"--patience {cfg.patience}: must be at least 1 epoch")
     if not 0 <= cfg.label_smoothing < 1:
         raise UserError(f"--label-smoothing {cfg.label_smoothing}: must be in [0, 1)")
 
@@ -128,7 +137,8 @@ def start_run(cfg: RunConfig) -> Path:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "status": "running", "error": None, "config": cfg.to_dict(),
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
-                    "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups},
+                    "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
+                    "test_share": round(float((split == "test").mean()), 4)},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
@@ -137,12 +147,22 @@ def start_run(cfg: RunConfig) -> Path:
     return run_dir
 
 
-def backbone_network(info: dict, cfg: RunConfig) -> Classifier:
-    """The run's pretrained network again; refuses weights that changed since the run started."""
-    classifier, _, weights = build_classifier(cfg.model, len(info["classes"]), cfg.weights, log=lambda _: None)
-    if weights.sha256 != info["weights"]["sha256"]:
-        raise UserError(f"--weights {cfg.weights}: the weights file changed since run {info['run_id']} started "
-                        f"(sha256 {weights.sha256} != {info['weights']['sha256']}); start a new run")
+def backbone_network(info: dict) -> Classifier:
+    """The run's pretrained network rebuilt from what run.json recorded: architecture and weights file.
+
+    Fold jobs and resumed runs load the recorded file (checked by sha256), never a fresh lookup by name,
+    so a cache that changed since the run started cannot swap the weights under it.
+    """
+    arch = Architecture.from_dict(info["model"])
+    network = imagenet_network(arch.name, arch.stride_on_1x1)
+    weights = info["weights"]
+    if weights["path"]:
+        path = Path(weights["path"])
+        if not path.is_file() or file_sha256(path) != weights["sha256"]:
+            raise UserError(f"run {info['run_id']}: its weights file {path} is missing or changed since the run "
+                            f"started (sha256 {weights['sha256'][:12]}…); start a new run")
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    classifier, _ = classifier_from_network(network, arch.name, len(info["classes"]), arch.stride_on_1x1)
     return classifier
 
 
@@ -153,7 +173,8 @@ def ensure_backbone_embeddings(run_dir: Path) -> np.ndarray:
         return np.load(path).astype(np.float32)
     info, cfg, samples = load_run_inputs(run_dir)
     started = time.perf_counter()
-    classifier = backbone_network(info, cfg)
+    torch.manual_seed(cfg.seed)  # `--weights none`: the same random backbone on a resume
+    classifier = backbone_network(info)
     weights_sha = info["weights"]["sha256"]
     key = feature_cache_key(info["model"], weights_sha, cfg.image_size) if weights_sha else None
     features, computed = cached_features(classifier.backbone, image_paths(info, samples), list(samples.sha256), key,
@@ -221,7 +242,7 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     from .gpu_input import ResidentBatches, fits_on_device, resident_images
     from .train import wants_compile
     generator = torch.Generator().manual_seed(cfg.seed + fold)
-    model = backbone_network(info, cfg).to(device)
+    model = backbone_network(info).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
@@ -330,44 +351,49 @@ def _record_timing(run_dir: Path, stage: str, seconds: float, add: bool = False)
     store.update_run_json(run_dir, timings=timings)
 
 
-def run_diagnostics_step(run_dir: Path) -> None:
-    """Diagnostics never cost the trained folds: a failure is recorded and the run still completes."""
+def run_diagnostics_step(run_dir: Path) -> str | None:
+    """Diagnostics never cost the trained folds: a failure is recorded (and returned), the run still completes."""
     started = time.perf_counter()
+    error = None
     try:
         from .diagnostics import run_diagnostics
         run_diagnostics(run_dir, log=log)
-        store.update_run_json(run_dir, diagnostics_error=None)
     except Exception as exc:  # recorded, shown by the dashboard, recomputable with `diagnose`
-        log(f"diagnostics failed: {exc} (rerun with: python train_cli.py diagnose {run_dir.name})")
-        store.update_run_json(run_dir, diagnostics_error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        log(f"diagnostics failed: {error} (rerun with: python train_cli.py diagnose {run_dir.name})")
+    store.update_run_json(run_dir, diagnostics_error=error)
     _record_timing(run_dir, "diagnostics", time.perf_counter() - started)
+    return error
 
 
 def complete_run(run_dir: Path, started: float) -> Path:
     """Run every fold not yet done, assemble, diagnose; record failure in run.json and re-raise."""
     run_dir = Path(run_dir)
-    try:
-        _, cfg, _ = load_run_inputs(run_dir)
-        ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
-        todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
-        for k in tqdm(todo, desc="folds", unit="fold"):
-            summary = run_fold(run_dir, k)
-            _record_timing(run_dir, f"fold{k}", summary["seconds"])
-            log(f"fold {k}: best epoch {summary['best_epoch']} of {summary['epochs_run']} ({summary['seconds']:.1f} s)")
-            assemble_started = time.perf_counter()
-            assemble(run_dir)  # after every fold, so the dashboard shows a run in progress
-            _record_timing(run_dir, "evaluate", time.perf_counter() - assemble_started, add=True)
-        if not todo:
-            assemble(run_dir)
-        run_diagnostics_step(run_dir)
-    except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        store.update_run_json(run_dir, status="failed",
-                              error=f"{reason} (finish it with: python train_cli.py --resume {run_dir.name})")
-        raise
-    # A resumed run's total adds this process's wall time to what earlier attempts recorded.
-    _record_timing(run_dir, "total", time.perf_counter() - started, add=True)
-    store.update_run_json(run_dir, status="complete", error=None)
+    with store.run_lock(run_dir):
+        store.update_run_json(run_dir, status="running", error=None)
+        try:
+            _, cfg, _ = load_run_inputs(run_dir)
+            ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
+            todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
+            for k in tqdm(todo, desc="folds", unit="fold"):
+                summary = run_fold(run_dir, k)
+                _record_timing(run_dir, f"fold{k}", summary["seconds"])
+                log(f"fold {k}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+                    f"({summary['seconds']:.1f} s)")
+                assemble_started = time.perf_counter()
+                assemble(run_dir)  # after every fold, so the dashboard shows a run in progress
+                _record_timing(run_dir, "evaluate", time.perf_counter() - assemble_started, add=True)
+            if not todo:
+                assemble(run_dir)
+            run_diagnostics_step(run_dir)
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            store.update_run_json(run_dir, status="failed",
+                                  error=f"{reason} (finish it with: python train_cli.py --resume {run_dir.name})")
+            raise
+        # A resumed run's total adds this process's wall time to what earlier attempts recorded.
+        _record_timing(run_dir, "total", time.perf_counter() - started, add=True)
+        store.update_run_json(run_dir, status="complete", error=None)
     return run_dir
 
 
@@ -383,5 +409,4 @@ def resume(runs_dir: str | Path, run_id: str) -> Path:
                         f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
-    store.update_run_json(entry.path, status="running", error=None)
     return complete_run(entry.path, time.perf_counter())

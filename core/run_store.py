@@ -73,6 +73,47 @@ def update_run_json(run_dir: Path, **changes) -> dict:
     return info
 
 
+# ---------------------------------------------------------------- one writer per run
+
+LOCK_FILE = ".lock"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Only one process writes a run: a lock file holding the owner's pid (this machine); a stale one is taken over."""
+    from .errors import UserError
+
+    path = Path(run_dir) / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            text = path.read_text().strip()
+            if text.isdigit() and _process_alive(int(text)):
+                raise UserError(f"run {Path(run_dir).name} is being written by process {text}; "
+                                f"wait for it to finish or stop it first")
+            path.unlink(missing_ok=True)
+    else:
+        raise UserError(f"run {Path(run_dir).name}: could not take its lock file {path}")
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- layout
 
 def fold_dir(run_dir: Path, fold: int) -> Path:

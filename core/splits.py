@@ -1,6 +1,8 @@
 """Hold-out test split and k folds: stratified by class, group-aware when groups exist, seeded."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
@@ -20,8 +22,8 @@ def check_enough_per_class(labels: pd.Series, groups: pd.Series | None, folds: i
     """Fail before any training when a class cannot appear in every fold (and in the test split)."""
     if folds < 2:
         raise UserError(f"--folds {folds}: cross-validation needs at least 2 folds")
-    if not 0 <= test_size < 1:
-        raise UserError(f"--test-size {test_size}: must be at least 0 and below 1 (0 = cross-validation only)")
+    if not 0 <= test_size <= 0.5:
+        raise UserError(f"--test-size {test_size}: must be between 0 and 0.5 (0 = cross-validation only)")
     units = _units(labels, groups)
     needed = folds + (1 if test_size > 0 else 0)
     per_class = pd.DataFrame({"label": labels, "unit": units}).groupby("label")["unit"].agg(["size", "nunique"])
@@ -37,8 +39,12 @@ def _test_mask(labels: pd.Series, units: pd.Series, grouped: bool, test_size: fl
     mask = np.zeros(len(labels), dtype=bool)
     if test_size == 0:
         return mask
+    if not grouped and math.ceil(test_size * len(labels)) < labels.nunique():
+        raise UserError(f"--test-size {test_size}: {test_size:.1%} of {len(labels)} images cannot hold one image "
+                        f"of each of the {labels.nunique()} classes; raise it or use --test-size 0")
     if grouped:
-        # StratifiedGroupKFold's first fold is a stratified, group-disjoint share of about 1/n_splits.
+        # StratifiedGroupKFold's first fold is a stratified, group-disjoint share of about 1/n_splits
+        # (the share actually held out is recorded in run.json).
         n_splits = max(2, round(1 / test_size))
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         _, test_index = next(splitter.split(np.zeros(len(labels)), labels, units))

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
@@ -30,9 +31,10 @@ class FitResult:
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights, normalised to mean 1 over the classes present (sklearn's 'balanced')."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    """scikit-learn's 'balanced' weights n / (n_present_classes * count); 0 for a class absent from training."""
+    present = np.unique(labels)
+    weights = np.zeros(num_classes)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
     return torch.tensor(weights, dtype=torch.float32)
 
 
@@ -100,7 +102,7 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
         lr = optimizer.param_groups[-1]["lr"]  # the head's group is last
         model.train()
         logits_seen, labels_seen = [], []
-        for inputs, targets in train_loader:
+        for inputs, targets in tqdm(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False):
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = forward(inputs)

@@ -92,3 +92,14 @@ def test_manifest_without_label_column_is_refused_by_name(tmp_path):
 def test_missing_data_path_is_refused(tmp_path):
     with pytest.raises(UserError, match="no such folder"):
         scan_dataset(tmp_path / "nope")
+
+
+def test_manifest_may_point_outside_its_folder_and_the_root_becomes_the_common_folder(tmp_path):
+    from conftest import make_image
+    make_image(tmp_path / "photos" / "a.png", (200, 0, 0), seed=1)
+    make_image(tmp_path / "photos" / "b.png", (0, 200, 0), seed=2)
+    (tmp_path / "lists").mkdir()
+    manifest = tmp_path / "lists" / "m.csv"
+    manifest.write_text(f"path,label\n../photos/a.png,red\n{tmp_path / 'photos' / 'b.png'},green\n")
+    dataset = scan_dataset(manifest)
+    assert dataset.root == tmp_path and sorted(dataset.samples.path) == ["photos/a.png", "photos/b.png"]

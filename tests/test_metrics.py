@@ -20,9 +20,16 @@ def test_hand_computed_example():
     assert m["confusion"] == [[2, 1], [0, 1]]
 
 
-def test_a_class_never_predicted_has_zero_precision_not_an_error():
+def test_a_class_never_predicted_has_recall_zero_and_undefined_precision():
     m = classification_metrics(np.array([0, 1]), np.array([0, 0]), CLASSES)
-    assert m["per_class"]["dog"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert m["per_class"]["dog"] == {"precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_a_class_absent_from_a_fold_is_undefined_not_a_failure():
+    three = ["cat", "dog", "eel"]
+    m = classification_metrics(np.array([0, 1, 1]), np.array([0, 1, 1]), three)
+    assert m["per_class"]["eel"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert m["macro_f1"] == 1.0 and m["balanced_accuracy"] == 1.0
 
 
 def rows(model, fold, role, labels, probs_dog):

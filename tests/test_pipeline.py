@@ -1,5 +1,7 @@
 """End to end through the CLI on tiny datasets: the run directory matches docs/run-format.md."""
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +79,7 @@ def test_every_metric_equals_scikit_learn_on_predictions(finished_run):
             m = metrics["folds"][str(fold)][role]
             assert m["accuracy"] == pytest.approx(accuracy_score(rows.label, rows.pred))
             assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(rows.label, rows.pred))
-            assert m["macro_f1"] == pytest.approx(f1_score(rows.label, rows.pred, average="macro",
-                                                           labels=[0, 1, 2], zero_division=0))
+            assert m["macro_f1"] == pytest.approx(f1_score(rows.label, rows.pred, average="macro", zero_division=0))
             assert m["confusion"] == confusion_matrix(rows.label, rows.pred, labels=[0, 1, 2]).tolist()
     values = [metrics["folds"][str(k)]["val"]["balanced_accuracy"] for k in (0, 1)]
     assert metrics["summary"]["val"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(values))
@@ -167,3 +168,45 @@ def test_help_explains_every_option_with_its_default(capsys):
     for option in ("--folds", "--test-size", "--weights", "--train-mode", "--balance", "--resume", "--no-groups"):
         assert option in text
     assert "default: 5" in text and "default: imagenet" in text
+
+
+def test_class_names_with_spaces_commas_and_accents_and_just_two_classes(tmp_path):
+    from conftest import make_image
+    for c, name in enumerate(["hair care", "Café, bar"]):
+        for i in range(6):
+            make_image(tmp_path / "data" / name / f"{i}.png", (60 + 150 * c, 80, 200 - 150 * c), seed=10 * c + i)
+    code, run = train(tmp_path / "runs", tmp_path / "data", "--test-size", "0", "--name", "../odd name..x")
+    assert code == 0
+    predictions = pd.read_parquet(run / "predictions.parquet")
+    assert {"prob_hair care", "prob_Café, bar"} <= set(predictions.columns)
+    from core import run_store
+    assert run_store.find_run(tmp_path / "runs", run.name) is not None  # the odd --name still gives a listable id
+
+
+def test_a_run_being_written_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
+    from core import run_store
+    from core.errors import UserError
+    (tmp_path / run_store.LOCK_FILE).write_text(str(os.getpid()))
+    with pytest.raises(UserError, match="being written by process"):
+        with run_store.run_lock(tmp_path):
+            pass
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / run_store.LOCK_FILE).write_text(str(dead.pid))
+    with run_store.run_lock(tmp_path):
+        assert (tmp_path / run_store.LOCK_FILE).read_text() == str(os.getpid())
+    assert not (tmp_path / run_store.LOCK_FILE).exists()
+
+
+def test_diagnose_refuses_an_unfinished_run_and_recomputes_a_finished_one(finished_run, capsys):
+    runs_dir = str(finished_run.parent)
+    (finished_run / "findings.json").unlink()
+    assert train_cli.main(["diagnose", finished_run.name, "--runs-dir", runs_dir]) == 0
+    assert (finished_run / "findings.json").exists()
+    info = json.loads((finished_run / "run.json").read_text())
+    (finished_run / "run.json").write_text(json.dumps({**info, "status": "failed"}))
+    try:
+        assert train_cli.main(["diagnose", finished_run.name, "--runs-dir", runs_dir]) == 2
+        assert "--resume" in capsys.readouterr().err
+    finally:
+        (finished_run / "run.json").write_text(json.dumps(info))

@@ -71,3 +71,10 @@ def test_missing_groups_count_as_their_own_group():
     groups[::7] = None
     split, fold = assign_splits(labels, groups, 3, 0.2, seed=0)
     assert (split == "cv").sum() + (split == "test").sum() == len(labels)
+
+
+@pytest.mark.parametrize("test_size", [0.01, 0.6])
+def test_test_size_that_cannot_work_is_refused_up_front(test_size):
+    labels, _ = imbalanced()
+    with pytest.raises(UserError, match="--test-size"):
+        assign_splits(labels, None, folds=5, test_size=test_size, seed=0)
