@@ -9,9 +9,9 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from .config import RunConfig
+from .data import load_rgb
+from .run_store import atomic_path
 
 
 def image_path(root: str | Path, relative: str) -> Path | None:
@@ -27,23 +27,21 @@ def image_path(root: str | Path, relative: str) -> Path | None:
 
 
 def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) -> Path | None:
-    """A PNG/JPEG thumbnail (longest side `size`) of an image file; None when the file cannot be decoded."""
+    """A PNG thumbnail (longest side `size`) of an image file, decoded as training decodes it (EXIF rotation,
+    16-bit scaling, transparency on white); None when the file cannot be decoded."""
     stat = path.stat()
     digest = _sha256(str(path), stat.st_mtime_ns, stat.st_size)
-    folder = Path(cache_dir or RunConfig().cache_dir) / "thumbnails" / digest[:2]
-    target = folder / f"{digest}_{size}.png"
+    # "rgb": thumbnails decoded like training; older ones (plain PIL decoding) are not reused
+    target = Path(cache_dir or RunConfig().cache_dir) / "thumbnails" / digest[:2] / f"{digest}_{size}_rgb.png"
     if target.exists():
         return target
     try:
-        with Image.open(path) as image:
-            image.thumbnail((size, size))
-            converted = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
-    except (UnidentifiedImageError, OSError):
+        image = load_rgb(path)
+    except Exception:  # any decoder failure (as in the scan) means no thumbnail, never a broken page
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(f".{stat.st_mtime_ns}.tmp")
-    converted.save(temporary, format="PNG")
-    temporary.replace(target)  # atomic: concurrent sessions never read half a thumbnail
+    image.thumbnail((size, size))
+    with atomic_path(target) as temporary:  # concurrent sessions never read half a thumbnail
+        image.save(temporary, format="PNG")
     return target
 
 

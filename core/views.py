@@ -5,14 +5,16 @@ ready to draw, so the pages stay thin and these functions are testable without a
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
 
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
+from .evaluate import HEADLINE
+
 ROLES = ("train", "val", "test")
-SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
-PAGE_NAMES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare")
 
 
 # ---------------------------------------------------------------- overview
@@ -32,10 +34,9 @@ def headline_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sorted_findings(findings: dict | None) -> list[dict]:
-    """Findings by severity (high first), keeping the writer's order within a severity."""
-    items = (findings or {}).get("findings", [])
-    return sorted(items, key=lambda f: SEVERITY_ORDER.get(f.get("severity"), len(SEVERITY_ORDER)))
+def has_test_split(metrics: dict) -> bool:
+    """Whether the run holds out a test split (test_size > 0): only then does metrics.json have test entries."""
+    return "test" in metrics.get("summary", {})
 
 
 def class_counts(samples: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -83,13 +84,21 @@ def fold_gaps(metrics: dict, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", *ROLES, "gap"])
 
 
+def _scores(values: Iterable[float | None]) -> pd.Series:
+    """Per-class scores as floats with None (undefined: no image or no prediction of the class) as NaN, which
+    pandas' mean/std/min/max skip."""
+    return pd.Series([np.nan if v is None else v for v in values], dtype=float)
+
+
 def class_gaps(metrics: dict, classes: list[str], score: str = "recall") -> pd.DataFrame:
-    """Per class: `score` on train and val (mean over folds) and the gap, largest gap first."""
+    """Per class: `score` on train and val (mean over the folds where both are defined) and the gap, largest
+    gap first; NaN for a class that no fold has on both sides."""
+    folds = [f for f in metrics.get("folds", {}).values() if "train" in f and "val" in f]
     rows = []
     for name in classes:
-        values = {role: [f[role]["per_class"][name][score] for f in metrics.get("folds", {}).values() if role in f]
-                  for role in ("train", "val")}
-        train, val = (float(np.mean(v)) if v else np.nan for v in values.values())
+        train, val = (_scores(f[role]["per_class"][name][score] for f in folds) for role in ("train", "val"))
+        both = train.notna() & val.notna()
+        train, val = train[both].mean(), val[both].mean()
         rows.append({"class": name, "train": train, "val": val, "gap": train - val})
     return pd.DataFrame(rows).sort_values("gap", ascending=False, ignore_index=True)
 
@@ -130,14 +139,15 @@ def _metrics_block(metrics: dict, source: str) -> dict:
 
 
 def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
-    """Per class and score: mean, std, min and max over the folds' validation sets, plus pooled support."""
+    """Per class and score: mean, std, min and max over the folds' validation sets where the score is defined
+    (NaN where it is nowhere), plus pooled support."""
     rows = []
     folds = [f["val"] for f in metrics.get("folds", {}).values() if "val" in f]
     pooled = metrics.get("oof", {}).get("val", {}).get("per_class", {})
     for name in classes:
         for score in ("precision", "recall", "f1"):
-            values = np.array([f["per_class"][name][score] for f in folds])
-            rows.append({"class": name, "score": score, "mean": values.mean(), "std": values.std(),
+            values = _scores(f["per_class"][name][score] for f in folds)
+            rows.append({"class": name, "score": score, "mean": values.mean(), "std": values.std(ddof=0),
                          "min": values.min(), "max": values.max(),
                          "support": pooled.get(name, {}).get("support", 0)})
     return pd.DataFrame(rows)
@@ -149,13 +159,13 @@ def prediction_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: l
                     role: str = "val") -> pd.DataFrame:
     """Predictions of one source joined with their samples.
 
-    source: "oof" (every fold model's rows of `role`: for "val" that is each sample once), "fold{k}" (that
-    model's rows of `role`), or "ensemble" (test split).
+    source: "oof" (every fold model's validation rows: each cv sample once; `role` does not apply), "fold{k}"
+    (that model's rows of `role`), or "ensemble" (test split).
     """
     if source == "ensemble":
         rows = predictions[predictions["model"] == "ensemble"]
     elif source == "oof":
-        rows = predictions[(predictions["model"] != "ensemble") & (predictions["role"] == role)]
+        rows = predictions[(predictions["model"] != "ensemble") & (predictions["role"] == "val")]
     else:
         rows = predictions[(predictions["model"] == source) & (predictions["role"] == role)]
     names = np.asarray(classes, dtype=object)
@@ -167,9 +177,16 @@ def prediction_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: l
     return frame
 
 
+def roles_for(fold: str, has_test: bool) -> list[str]:
+    """The roles a (fold, role) filter offers. Fold "oof" is every image once: its validation rows, and the test
+    split through the ensemble; train rows would repeat each image once per other fold."""
+    roles = ["val", "test"] if fold == "oof" else ["val", "test", "train"]
+    return [role for role in roles if has_test or role != "test"]
+
+
 def source_for(fold: str, role: str) -> str:
-    """The prediction source behind a (fold, role) filter; fold "oof" means every fold model on the rows it
-    did not train on, and for the test split that is their ensemble."""
+    """The prediction source behind a (fold, role) filter (see `roles_for`): fold "oof" means every fold model on
+    the rows it did not train on, and for the test split that is their ensemble."""
     if fold == "oof":
         return "ensemble" if role == "test" else "oof"
     return f"fold{fold}"
@@ -241,11 +258,8 @@ def pca_2d(embedding: np.ndarray, seed: int = 0, fit_rows: int = 4000) -> pd.Dat
     """A quick 2-D linear projection, shown while the UMAP map is not computed yet. Components are fit on a
     random subset so 50k x 2048 stays fast."""
     data = np.asarray(embedding, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    fit = data[rng.choice(len(data), size=min(fit_rows, len(data)), replace=False)]
-    mean = fit.mean(axis=0)
-    _, _, components = np.linalg.svd(fit - mean, full_matrices=False)
-    xy = (data - mean) @ components[:2].T
+    fit = np.random.default_rng(seed).choice(len(data), size=min(fit_rows, len(data)), replace=False)
+    xy = PCA(n_components=2, random_state=seed).fit(data[fit]).transform(data)
     return pd.DataFrame({"sample_id": np.arange(len(data)), "x": xy[:, 0], "y": xy[:, 1]})
 
 
@@ -305,11 +319,11 @@ def compare_headline(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
 
 
 def compare_recall(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
-    """Long table run, class, recall of the pooled out-of-fold predictions."""
+    """Long table run, class, recall of the pooled out-of-fold predictions (NaN for a class without any)."""
     rows = [{"run": run_id, "class": name, "recall": scores["recall"], "support": scores["support"]}
             for run_id, metrics in metrics_by_run.items()
             for name, scores in metrics.get("oof", {}).get("val", {}).get("per_class", {}).items()]
-    return pd.DataFrame(rows, columns=["run", "class", "recall", "support"])
+    return pd.DataFrame(rows, columns=["run", "class", "recall", "support"]).astype({"recall": float})
 
 
 def confusion_difference(metrics_a: dict, metrics_b: dict) -> np.ndarray | None:

@@ -17,14 +17,17 @@ st.caption(f"Run **{run.run_id}** · {run.info.get('train_mode', '?')} mode · {
 
 # Headline cards: validation (out-of-fold) mean ± std, with train, test and the gaps beside them.
 headline = views.headline_table(metrics).set_index("metric")
+has_test = views.has_test_split(metrics)
 for column, key in zip(st.columns(3), views.HEADLINE):
     row = headline.loc[key]
     with column.container(border=True):
         st.metric(f"Validation {key.replace('_', ' ')}", f"{common.percent(row.val_mean)} ± {100 * row.val_std:.1f}",
                   help="Mean ± standard deviation over folds of each fold model on its own validation fold.")
-        st.markdown(f"train **{common.percent(row.train_mean)}** · test **{common.percent(row.test_mean)}**  \n"
-                    f"gap train−val **{100 * row.train_minus_val:+.1f}** pts · "
-                    f"train−test **{100 * row.train_minus_test:+.1f}** pts")
+        test = f"test **{common.percent(row.test_mean)}**" if has_test else "no test split"
+        gaps = f"gap train−val **{100 * row.train_minus_val:+.1f}** pts"
+        if has_test:
+            gaps += f" · train−test **{100 * row.train_minus_test:+.1f}** pts"
+        st.markdown(f"train **{common.percent(row.train_mean)}** · {test}  \n{gaps}")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -33,7 +36,7 @@ with left:
     if findings is None:
         st.info("Findings appear once all folds are done and the diagnostics have run "
                 f"(`python train_cli.py diagnose {run.run_id}`).", icon=":material/pending:")
-    for finding in views.sorted_findings(findings):
+    for finding in (findings or {}).get("findings", []):   # findings.json is ranked by severity already
         with st.container(border=True):
             severity = finding.get("severity", "info")
             st.markdown(f"{common.SEVERITY_ICON.get(severity, '')} **{finding.get('title', '')}** "

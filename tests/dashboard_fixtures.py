@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core import run_store
 from core.synthetic import make_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -16,16 +17,24 @@ PAGES = {"Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py
 COMPLETE, OTHER, RUNNING, FAILED, DAMAGED = ("20250103-120000-complete", "20250102-120000-other",
                                              "20250104-120000-running", "20250101-120000-failed",
                                              "20250105-120000-damaged")
+SPARSE = "20241231-120000-sparse"
+SPARSE_IMAGE_SIZE = 160
 
 
 def build_runs(runs_dir: Path) -> Path:
-    """Newest first: damaged, running, complete (with diagnostics), other (3 classes), failed."""
+    """Newest first: damaged, running, complete (with diagnostics), other (3 classes), failed, sparse (no test
+    split, 160 px input, and with this seed class_e is in only one fold: absent from the others' validation
+    parts and from that fold's train part)."""
     start = datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
     make_synthetic_run(runs_dir, COMPLETE, 240, 4, 3, 32, seed=1, created=start + timedelta(days=2))
     make_synthetic_run(runs_dir, OTHER, 160, 4, 3, 16, seed=2, train_mode="head", created=start + timedelta(days=1),
                        diagnostics=False)
     make_synthetic_run(runs_dir, RUNNING, 120, 3, 4, 16, seed=3, status="running", created=start + timedelta(days=3))
     make_synthetic_run(runs_dir, FAILED, 90, 3, 3, 16, seed=4, status="failed", created=start)
+    sparse = make_synthetic_run(runs_dir, SPARSE, 60, 6, 3, 16, test_size=0, seed=10,
+                                created=start - timedelta(days=1))
+    config = run_store.read_json(sparse / run_store.RUN_JSON)["config"]
+    run_store.update_run_json(sparse, config={**config, "image_size": SPARSE_IMAGE_SIZE})
     (runs_dir / DAMAGED).mkdir()
     (runs_dir / DAMAGED / "run.json").write_text("{ not json")
     return runs_dir

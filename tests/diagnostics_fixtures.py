@@ -3,7 +3,8 @@
 Images are replaced by synthetic embeddings with the demo set's structure: each class is a set of
 concepts (groups), each concept drawn by several "artists" (near-duplicates of one another). The
 "model" of each fold is a logistic regression on the backbone embeddings, so train/val/test
-predictions behave like a real frozen-backbone run.
+predictions behave like a real frozen-backbone run. Prediction tables and metrics.json come from
+core.evaluate, as the pipeline writes them.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from core import run_store
+from core.evaluate import compute_metrics, ensemble_table, prediction_table
 
 
 @dataclass
@@ -58,46 +59,6 @@ def _embeddings(spec: Spec, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return np.asarray(rows), np.asarray(labels), groups
 
 
-def metric_block(true: np.ndarray, pred: np.ndarray, classes) -> dict:
-    labels = list(range(len(classes)))
-    p, r, f, s = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
-    return {"n": len(true), "accuracy": accuracy_score(true, pred),
-            "balanced_accuracy": balanced_accuracy_score(true, pred),
-            "macro_f1": f1_score(true, pred, average="macro", labels=labels, zero_division=0),
-            "per_class": {c: {"precision": p[i], "recall": r[i], "f1": f[i], "support": int(s[i])}
-                          for i, c in enumerate(classes)},
-            "confusion": confusion_matrix(true, pred, labels=labels).tolist()}
-
-
-def _metrics(pred: pd.DataFrame, classes) -> dict:
-    folds = {}
-    for k, rows in pred[pred["model"] != "ensemble"].groupby("fold"):
-        folds[str(k)] = {role: metric_block(r["label"].to_numpy(), r["pred"].to_numpy(), classes)
-                         for role, r in rows.groupby("role")}
-    val = pred[pred["role"] == "val"]
-    ens = pred[pred["model"] == "ensemble"]
-    summary = {role: {key: {"mean": float(np.mean([f[role][key] for f in folds.values()])),
-                            "std": float(np.std([f[role][key] for f in folds.values()]))}
-                      for key in ("accuracy", "balanced_accuracy", "macro_f1")} for role in ("train", "val", "test")}
-    return {"classes": list(classes), "folds": folds,
-            "oof": {"val": metric_block(val["label"].to_numpy(), val["pred"].to_numpy(), classes)},
-            "ensemble": {"test": metric_block(ens["label"].to_numpy(), ens["pred"].to_numpy(), classes)},
-            "summary": summary,
-            "gaps": {f"train_minus_{role}": {key: summary["train"][key]["mean"] - summary[role][key]["mean"]
-                                             for key in ("accuracy", "balanced_accuracy", "macro_f1")}
-                     for role in ("val", "test")}}
-
-
-def _prediction_rows(model: str, fold, role: str, ids, labels, probs, classes) -> pd.DataFrame:
-    pred = probs.argmax(axis=1)
-    frame = pd.DataFrame({"sample_id": ids, "model": model, "fold": pd.array([fold] * len(ids), dtype="Int64"),
-                          "role": role, "label": labels, "pred": pred, "confidence": probs.max(axis=1),
-                          "loss": -np.log(np.maximum(probs[np.arange(len(ids)), labels], 1e-12))})
-    for i, c in enumerate(classes):
-        frame[f"prob_{c}"] = probs[:, i].astype(np.float32)
-    return frame
-
-
 def make_run(root: Path, spec: Spec | None = None) -> Path:
     """Write run.json, samples, history, predictions, metrics and embeddings under root/RUN_ID."""
     spec = spec or Spec()
@@ -133,20 +94,19 @@ def make_run(root: Path, spec: Spec | None = None) -> Path:
         "width": 128, "height": 128, "sha256": digests,
     })
     test_ids = np.flatnonzero(split == "test")
-    frames, test_probs, history = [], [], []
+    frames, history = [], []
     for k in range(spec.folds):
         train_ids, val_ids = cv_ids[fold[cv_ids] != k], cv_ids[fold[cv_ids] == k]
         model = LogisticRegression(C=10.0, max_iter=2000).fit(x[train_ids], label[train_ids])
         for role, ids in (("train", train_ids), ("val", val_ids), ("test", test_ids)):
-            frames.append(_prediction_rows(f"fold{k}", k, role, ids, label[ids], model.predict_proba(x[ids]), classes))
-        test_probs.append(model.predict_proba(x[test_ids]))
+            frames.append(prediction_table(ids, label[ids], model.predict_proba(x[ids]), f"fold{k}", k, role, classes))
         for epoch in (1, 2, 3):
             for phase, ids in (("train", train_ids), ("val", val_ids)):
                 acc = accuracy_score(label[ids], model.predict(x[ids])) * (0.8 + 0.1 * min(epoch, 2))
                 history.append({"fold": k, "epoch": epoch, "phase": phase, "loss": 1.0 / epoch, "accuracy": acc,
                                 "balanced_accuracy": acc, "lr": 1e-3, "is_best": epoch == 2})
-    frames.append(_prediction_rows("ensemble", None, "test", test_ids, label[test_ids], np.mean(test_probs, axis=0), classes))
     predictions = pd.concat(frames, ignore_index=True)
+    predictions = pd.concat([predictions, ensemble_table(predictions, classes)], ignore_index=True)
 
     run_dir = Path(root) / f"20250101-000000-{'grouped' if spec.grouped else 'plain'}-{spec.seed}"
     run_store.write_json(run_dir / "run.json", {
@@ -160,8 +120,24 @@ def make_run(root: Path, spec: Spec | None = None) -> Path:
     run_store.write_parquet(run_dir / "samples.parquet", samples)
     run_store.write_parquet(run_dir / "predictions.parquet", predictions)
     run_store.write_parquet(run_dir / "history.parquet", pd.DataFrame(history))
-    run_store.write_json(run_dir / "metrics.json", _metrics(predictions, classes))
+    run_store.write_json(run_dir / "metrics.json", compute_metrics(predictions, classes))
     for s, space in enumerate(spec.spaces):   # fine-tuned spaces: the backbone, slightly moved
         moved = x + (rng.normal(size=x.shape) * 0.3 if s else 0.0)
         run_store.write_array(run_store.embedding_path(run_dir, space), moved.astype(np.float16))
     return run_dir
+
+
+def missing_class_metrics() -> dict:
+    """metrics.json of a 3-fold run, every prediction right, where class c is only in fold 0 (so absent from
+    fold 0's train part and from folds 1 and 2's validation parts) and class d only in the test split (with one a)."""
+    classes = ["a", "b", "c", "d"]
+    labels = np.array([0, 1] * 6 + [2, 2] + [3, 0])
+    fold = np.array([0, 1, 2] * 4 + [0, 0] + [-1, -1])   # a and b in every fold, -1 = test
+    ids = np.arange(len(labels))
+    probs = np.full((len(labels), len(classes)), 0.1)
+    probs[ids, labels] = 0.7
+    tables = [prediction_table(ids[mask], labels[mask], probs[mask], f"fold{k}", k, role, classes)
+              for k in range(3)
+              for role, mask in (("train", (fold != k) & (fold >= 0)), ("val", fold == k), ("test", fold < 0))]
+    predictions = pd.concat(tables, ignore_index=True)
+    return compute_metrics(pd.concat([predictions, ensemble_table(predictions, classes)], ignore_index=True), classes)

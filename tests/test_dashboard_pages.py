@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, dashboard_env,  # noqa: F401
-                                runs_dir)
+from core import run_store
+from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, SPARSE,  # noqa: F401
+                                SPARSE_IMAGE_SIZE, dashboard_env, runs_dir)
 
 
 def open_page(page: str | None, **params: str) -> AppTest:
@@ -27,7 +28,7 @@ def widget(app: AppTest, key: str):
 
 
 @pytest.mark.parametrize("page", [None, *PAGES])
-@pytest.mark.parametrize("run", [COMPLETE, OTHER, RUNNING, FAILED])
+@pytest.mark.parametrize("run", [COMPLETE, OTHER, RUNNING, FAILED, SPARSE])
 def test_page_renders(dashboard_env, page: str | None, run: str) -> None:
     app = open_page(page, run=run)
     assert not app.exception, app.exception[0].stack_trace
@@ -41,6 +42,36 @@ def test_home_shows_headline_findings_and_counts(dashboard_env) -> None:
     assert labels == ["Validation accuracy", "Validation balanced accuracy", "Validation macro f1"]
     assert all("±" in m.value for m in app.metric)
     assert "Overfitting" in texts(app) and "Findings" in [h.value for h in app.subheader]
+
+
+def test_a_run_without_test_split_says_so_instead_of_nan(dashboard_env) -> None:
+    app = open_page(None, run=SPARSE)
+    assert "no test split" in texts(app) and "nan" not in texts(app)
+    assert "train−test" in texts(open_page(None, run=COMPLETE))
+
+
+def test_a_class_missing_from_some_folds_shows_no_made_up_scores(dashboard_env) -> None:
+    metrics = run_store.read_json(dashboard_env / SPARSE / "metrics.json")
+    assert any(scores["recall"] is None for fold in metrics["folds"].values()
+               for scores in fold["val"]["per_class"].values())   # what this run is for
+    findings = run_store.read_json(dashboard_env / SPARSE / "findings.json")["findings"]
+    for page in ("Overfitting", "Classes"):
+        app = open_page(page, run=SPARSE)
+        assert not app.exception and "nan" not in texts(app).lower()
+    assert "nan" not in open_page("Classes", run=SPARSE).dataframe[0].value.to_string()
+    assert not any("NaN" in f["evidence"] or "None" in f["evidence"] for f in findings)
+
+
+def test_data_page_names_the_runs_image_size(dashboard_env) -> None:
+    assert f"model input ({SPARSE_IMAGE_SIZE} px)" in texts(open_page("Data", run=SPARSE, tab="sizes"))
+
+
+def test_oof_mistakes_offer_only_roles_that_show_each_image_once(dashboard_env) -> None:
+    app = open_page("Misclassified", run=COMPLETE, fold="oof", role="train")
+    assert not app.exception
+    assert widget(app, "role").options == ["val", "test"] and widget(app, "role").value == "val"
+    assert widget(open_page("Misclassified", run=COMPLETE, fold="0"), "role").options == ["val", "test", "train"]
+    assert widget(open_page("Misclassified", run=SPARSE, fold="oof"), "role").options == ["val"]
 
 
 def test_status_banners(dashboard_env) -> None:

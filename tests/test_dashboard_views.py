@@ -6,10 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
 from core import views
+from core.data import load_rgb
 from core.thumbnails import image_path, thumbnail
 from dashboard_fixtures import COMPLETE, runs_dir  # noqa: F401
+from diagnostics_fixtures import missing_class_metrics
 
 
 def load(runs_dir: Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:  # noqa: F811
@@ -26,6 +30,35 @@ def test_oof_rows_match_metrics(runs_dir: Path) -> None:  # noqa: F811
     assert rows["correct"].mean() == metrics["oof"]["val"]["accuracy"]
     confusion = views.confusion(metrics, "oof", normalize=True)
     assert np.allclose(confusion.sum(axis=1), 1)
+
+
+def test_oof_roles_show_each_image_once(runs_dir: Path) -> None:  # noqa: F811
+    info, _, predictions, samples = load(runs_dir)
+    assert views.roles_for("oof", has_test=True) == ["val", "test"]
+    assert views.roles_for("oof", has_test=False) == ["val"]
+    assert views.roles_for("0", has_test=True) == ["val", "test", "train"]
+    for role, split in (("val", "cv"), ("test", "test")):
+        rows = views.prediction_rows(predictions, samples, info["classes"], views.source_for("oof", role), role)
+        assert rows["sample_id"].is_unique and len(rows) == (samples["split"] == split).sum()
+
+
+def test_undefined_per_class_scores_are_left_out_not_zero() -> None:
+    metrics = missing_class_metrics()   # every prediction right; c is in fold 0 only, d in the test split only
+    gaps = views.class_gaps(metrics, metrics["classes"]).set_index("class")
+    assert (gaps.loc[["a", "b"], "gap"] == 0).all() and gaps.loc[["c", "d"], "gap"].isna().all()
+    spread = views.per_class_spread(metrics, metrics["classes"]).set_index(["class", "score"])
+    assert spread.loc[("c", "recall"), ["mean", "std", "min", "max"]].tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert spread.loc["d", "mean"].isna().all()
+    recall = views.compare_recall({"run": metrics}).set_index("class")["recall"]
+    assert recall["c"] == 1.0 and np.isnan(recall["d"])
+
+
+def test_pca_map_has_one_point_per_sample_widest_along_x() -> None:
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(500, 20)) * np.r_[5.0, 2.0, np.ones(18) * 0.1]
+    coords = views.pca_2d(embedding, fit_rows=200)
+    assert coords["sample_id"].tolist() == list(range(500))
+    assert coords["x"].std() > coords["y"].std() > 1.0
 
 
 def test_misclassified_are_wrong_and_sorted(runs_dir: Path) -> None:  # noqa: F811
@@ -52,3 +85,26 @@ def test_thumbnails_are_cached_by_content(runs_dir: Path, tmp_path: Path) -> Non
     source = image_path(info["dataset"]["root"], samples["path"].iat[0])
     first = thumbnail(source, size=64, cache_dir=tmp_path)
     assert first and first.is_relative_to(tmp_path / "thumbnails") and thumbnail(source, 64, tmp_path) == first
+
+
+def _exif_rotated_jpeg(path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6   # orientation: rotate 90° when shown
+    Image.new("RGB", (40, 20), (200, 30, 30)).save(path, "JPEG", exif=exif.tobytes())
+
+
+def _transparent_png(path: Path) -> None:
+    Image.new("RGBA", (30, 30), (0, 0, 255, 0)).save(path, "PNG")
+
+
+def _sixteen_bit_png(path: Path) -> None:
+    Image.fromarray(np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)).save(path, "PNG")
+
+
+@pytest.mark.parametrize("make", [_exif_rotated_jpeg, _transparent_png, _sixteen_bit_png])
+def test_thumbnails_show_images_as_training_decodes_them(tmp_path: Path, make) -> None:
+    source = tmp_path / f"{make.__name__}.img"
+    make(source)
+    small = thumbnail(source, size=64, cache_dir=tmp_path / "cache")
+    assert np.array_equal(np.asarray(Image.open(small)), np.asarray(load_rgb(source)))   # no resize below 64 px
+    assert [p.name for p in small.parent.iterdir()] == [small.name]   # no temporary file left behind

@@ -1,8 +1,12 @@
 """Each finding fires on a case with the problem and stays quiet without it."""
-from core.diagnostics.findings import (calibration_findings, class_findings, duplicate_findings,
+import pytest
+
+from core.diagnostics.findings import (calibration_findings, class_findings, duplicate_findings, finding,
                                        outlier_findings, overfitting_findings)
 from core.diagnostics.imbalance import imbalance
+from core.diagnostics.overfitting import per_class_gaps
 from core.diagnostics.thresholds import Thresholds
+from diagnostics_fixtures import missing_class_metrics
 
 TH = Thresholds()
 
@@ -40,6 +44,28 @@ def test_a_failing_class_is_named_with_what_it_collapses_into_and_imbalance_with
     assert class_findings(balanced, TH) == []
 
 
+def test_a_class_missing_from_a_fold_gets_no_gap_and_no_failing_class_finding():
+    metrics = missing_class_metrics()   # every prediction right: any nonzero gap or failing class is made up
+    assert metrics["folds"]["1"]["val"]["per_class"]["c"]["recall"] is None
+    assert metrics["folds"]["0"]["train"]["per_class"]["c"]["recall"] is None
+    # [recall val, recall test, f1 val, f1 test] gaps: b has no test image; c is never on both sides of a
+    # fold, d never in the folds at all
+    expected = {"a": [0.0] * 4, "b": [0.0, None, 0.0, None], "c": [None] * 4, "d": [None] * 4}
+    for row in per_class_gaps(metrics):
+        gaps = [row[f"{key}_gap_{role}"] for key in ("recall", "f1") for role in ("val", "test")]
+        assert gaps == expected[row["class"]], row
+    result = imbalance({"a": 7, "b": 6, "c": 2, "d": 1}, metrics["oof"]["val"], ["a", "b", "c", "d"])
+    assert [row["recall"] for row in result["per_class"]] == [1.0, 1.0, 1.0, None]
+    assert [f["id"] for f in class_findings(result, TH) if f["id"].startswith("class-fails")] == []
+
+
+def test_a_finding_with_an_unknown_severity_page_or_parameter_is_refused():
+    for bad in ({"severity": "urgent"}, {"page": "Nowhere"}, {"colour": "red"}):
+        arguments = {"severity": "low", "page": "Data", **bad}
+        with pytest.raises(ValueError):
+            finding("x", arguments.pop("severity"), "title", "evidence 1", arguments.pop("page"), **arguments)
+
+
 def test_poor_calibration_fires_only_past_its_threshold():
     cal = {"ece": 0.2, "overconfidence": 0.2, "mean_confidence": 0.9, "accuracy": 0.7, "bins": [{}] * 15}
     assert calibration_findings(cal, TH)[0]["severity"] == "high"
@@ -56,12 +82,29 @@ def test_leaking_near_duplicates_are_high_and_contained_ones_are_reported_as_inf
     [leak] = duplicate_findings(_dup(20, 14), False, TH)
     assert (leak["id"], leak["severity"]) == ("leakage", "high")
     assert leak["title"] == "Leakage: 14 near-duplicate pairs cross train and validation"
+    assert "splits ignore groups" in leak["evidence"]
     [kept] = duplicate_findings(_dup(20, 0, same_group=20), True, TH)
     assert (kept["id"], kept["severity"]) == ("duplicates-contained", "info")
     assert duplicate_findings(_dup(0, 0), True, TH) == []
 
 
+def test_on_grouped_folds_leaking_pairs_are_named_as_different_groups_and_counts_of_one_read_singular():
+    [leak, kept] = duplicate_findings(_dup(20, 1, same_group=19), True, TH)
+    assert leak["title"] == "Leakage: 1 near-duplicate pair between different groups crosses train and validation"
+    assert "keep the 19 same-group pairs on one side" in leak["evidence"]
+    assert "different products that look alike" in leak["evidence"]
+    assert kept["title"] == "Near-duplicates: 20 pairs found, 95% kept on one side of every split"
+    [kept] = duplicate_findings(_dup(1, 0, same_group=1), True, TH)
+    assert kept["title"] == "Near-duplicates: 1 pair found, 100% kept on one side of every split"
+    assert kept["evidence"].startswith("1 near-duplicate pair has backbone cosine")
+    exact = {"pairs": 1, "leaking": 0, "crosses_folds": 0, "touches_test": 0, "same_group": 1}
+    [found] = duplicate_findings({**_dup(0, 0), "exact": exact}, True, TH)
+    assert found["title"] == "Exact duplicates: 1 pair of identical files"
+
+
 def test_outliers_fire_only_when_some_are_flagged():
     worst = {"path": "a/1.jpg", "label": "a"}
     assert outlier_findings({"count": 3, "z": 3.5, "worst": worst})[0]["id"] == "outliers"
+    assert outlier_findings({"count": 1, "z": 3.5, "worst": worst})[0]["title"] == (
+        "Outliers: 1 image is far from the rest of their class")
     assert outlier_findings({"count": 0, "z": 3.5, "worst": None}) == []

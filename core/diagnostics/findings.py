@@ -9,9 +9,20 @@ PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab")
 
 
 def finding(id: str, severity: str, title: str, evidence: str, page: str, **params: str) -> dict:
-    assert severity in SEVERITIES and page in PAGES and set(params) <= set(PARAMS), (severity, page, params)
+    if severity not in SEVERITIES or page not in PAGES or not set(params) <= set(PARAMS):
+        raise ValueError(f"finding {id!r}: unknown severity {severity!r}, page {page!r} or params {sorted(params)}")
     return {"id": id, "severity": severity, "title": title, "evidence": evidence,
             "target": {"page": page, "params": params}}
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 near-duplicate pair', '3 near-duplicate pairs': a count with its (last-word) noun in the right number."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
+def _agree(n: int, singular: str, plural: str) -> str:
+    """The verb form that agrees with a count of n."""
+    return singular if n == 1 else plural
 
 
 def _level(value: float, medium: float, high: float, low: float | None = None) -> str | None:
@@ -44,16 +55,17 @@ def overfitting_findings(o: dict, groups_used: bool, th: Thresholds) -> list[dic
 def class_findings(imb: dict, th: Thresholds) -> list[dict]:
     out = []
     for row in imb["per_class"]:
-        recall = row["recall"]
-        severity = ("high" if recall < th.class_recall_high else "medium" if recall < th.class_recall_medium else None)
-        if severity is None or row["support"] == 0:
+        recall = row["recall"]   # None when the class has no validation image: nothing to fail on
+        if recall is None or recall >= th.class_recall_medium:
             continue
+        severity = "high" if recall < th.class_recall_high else "medium"
         collapse = (f"; {row['collapse_share']:.0%} are predicted as {row['collapse_into']}"
                     if row["collapse_share"] >= th.collapse_share else "")
         out.append(finding(
             f"class-fails:{row['class']}", severity,
             f"{row['class']} fails: validation recall {row['recall']:.0%} of {row['support']}{collapse}",
-            f"Out-of-fold recall of {row['class']} is {row['recall']:.1%} over {row['support']} validation images "
+            f"Out-of-fold recall of {row['class']} is {row['recall']:.1%} over "
+            f"{_count(row['support'], 'validation image')} "
             f"(F1 {row['f1']:.2f}); the class it is most often mistaken for is {row['collapse_into']} "
             f"({row['collapse_share']:.0%} of its images).",
             "Classes", **{"class": row["class"], "fold": "oof"}))
@@ -77,7 +89,8 @@ def confusion_findings(pairs: list[dict], failing: set[str], th: Thresholds) -> 
             return [finding(
                 f"confused:{p['true']}->{p['pred']}", "low",
                 f"{p['true']} is often predicted as {p['pred']} ({p['share']:.0%})",
-                f"{p['count']} out-of-fold validation images of {p['true']} ({p['share']:.0%}) are predicted as "
+                f"{_count(p['count'], 'out-of-fold validation image')} of {p['true']} ({p['share']:.0%}) "
+                f"{_agree(p['count'], 'is', 'are')} predicted as "
                 f"{p['pred']}: the most confused pair.",
                 "Misclassified", fold="oof", true=p["true"], pred=p["pred"])]
     return []
@@ -101,10 +114,21 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
     severity = "medium" if li["share"] >= th.label_issue_share_medium else "low"
     worst = li["worst"]
     return [finding(
-        "label-issues", severity, f"Label issues: {li['count']} images ({li['share']:.1%}) may be mislabelled",
+        "label-issues", severity,
+        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled",
         f"cleanlab flags {li['count']} of {li['n']} out-of-fold predictions; the worst, {worst['path']}, is labelled "
         f"{worst['label']} but looks like {worst['suggested_label']} (label quality {worst['quality']:.3f}).",
         "Misclassified", fold="oof", tab="label_issues")]
+
+
+def _leakage_cause(near: dict, groups_used: bool) -> str:
+    """Why pairs leak: grouped splits never separate a group, so what leaks there joins different groups."""
+    if groups_used:
+        same = near["same_group"] or 0
+        return (f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
+                f"leaking pairs join different groups: different products that look alike (e.g. a CD and a DVD icon).")
+    return (" The splits ignore groups, so near-identical images of one product land on both sides of a split; "
+            "a group column (used unless --no-groups) keeps each group on one side.")
 
 
 def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dict]:
@@ -115,41 +139,50 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
         high = exact["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
         crosses = exact["crosses_folds"] + near["crosses_folds"]
         touches = exact["touches_test"] + near["touches_test"]
-        kind = "duplicate" if exact["leaking"] and not near["leaking"] else "near-duplicate"
-        where = ([f"{crosses} {kind} pairs cross train and validation"] if crosses else []) + (
-            [f"{touches} {kind} pairs touch the test set"] if touches else [])
+        kind = "duplicate pair" if exact["leaking"] and not near["leaking"] else "near-duplicate pair"
+        between = " between different groups" if groups_used else ""
+        where = ([f"{_count(crosses, kind)}{between} {_agree(crosses, 'crosses', 'cross')} train and validation"]
+                 if crosses else []) + (
+            [f"{_count(touches, kind)}{between} {_agree(touches, 'touches', 'touch')} the test set"] if touches else [])
         out.append(finding(
             "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
-            f"Of {exact['pairs']} exact and {near['pairs']} near-duplicate pairs (cosine ≥ "
-            f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near pairs are "
-            f"split across train/validation or touch the test set, so held-out scores are optimistic.",
+            f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
+            f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near "
+            f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set, "
+            f"so held-out scores are optimistic.{_leakage_cause(near, groups_used)}",
             "Data", tab="duplicates"))
     contained = near["pairs"] - near["leaking"]
     if contained and not (out and out[0]["severity"] == "high"):
-        groups = (f"; {near['same_group']} are within one group" if near["same_group"] is not None else "")
+        groups = (f"; {near['same_group']} {_agree(near['same_group'], 'is', 'are')} within one group"
+                  if near["same_group"] is not None else "")
         how = "grouped folds keep" if groups_used else "the splits keep"
         out.append(finding(
             "duplicates-contained", "info",
-            f"Near-duplicates: {near['pairs']} pairs found, {contained / near['pairs']:.0%} kept on one side of every split",
-            f"{near['pairs']} near-duplicate pairs have backbone cosine ≥ {th.near_duplicate_similarity:.2f}{groups}; "
-            f"{how} {contained} of them out of any train/validation or test crossing.",
+            f"Near-duplicates: {_count(near['pairs'], 'pair')} found, {contained / near['pairs']:.0%} kept on one "
+            f"side of every split",
+            f"{_count(near['pairs'], 'near-duplicate pair')} {_agree(near['pairs'], 'has', 'have')} backbone cosine "
+            f"≥ {th.near_duplicate_similarity:.2f}{groups}; {how} {contained} of them out of any train/validation "
+            f"or test crossing.",
             "Data", tab="duplicates"))
     if exact["pairs"] and not exact["leaking"]:
         out.append(finding(
-            "exact-duplicates", "low", f"Exact duplicates: {exact['pairs']} pairs of identical files",
-            f"{exact['pairs']} pairs of images have identical bytes (sha256); none is split across folds or test.",
+            "exact-duplicates", "low", f"Exact duplicates: {_count(exact['pairs'], 'pair')} of identical files",
+            f"{_count(exact['pairs'], 'pair')} of images {_agree(exact['pairs'], 'has', 'have')} identical bytes "
+            f"(sha256); none is split across folds or test.",
             "Data", tab="duplicates"))
     return out
 
 
 def outlier_findings(out_summary: dict) -> list[dict]:
-    if out_summary["count"] == 0:
+    n = out_summary["count"]
+    if n == 0:
         return []
     worst = out_summary["worst"]
     return [finding(
-        "outliers", "low", f"Outliers: {out_summary['count']} images are far from the rest of their class",
-        f"{out_summary['count']} images are more than {out_summary['z']:.1f} robust z above their class's typical "
-        f"distance to its nearest same-class neighbours; the most isolated is {worst['path']} ({worst['label']}).",
+        "outliers", "low", f"Outliers: {_count(n, 'image')} {_agree(n, 'is', 'are')} far from the rest of their class",
+        f"{_count(n, 'image')} {_agree(n, 'is', 'are')} more than {out_summary['z']:.1f} robust z above their "
+        f"class's typical distance to its nearest same-class neighbours; the most isolated is {worst['path']} "
+        f"({worst['label']}).",
         "Data", tab="outliers")]
 
 

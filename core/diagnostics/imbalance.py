@@ -18,6 +18,7 @@ def imbalance(class_counts: dict, oof: dict, classes: list[str]) -> dict:
         j = int(others.argmax())
         per_class.append({
             "class": cls, "count": counts[cls], "support": int(support[i]),
+            # None as in metrics.json (no validation image of the class), never a made-up 0
             "recall": oof["per_class"][cls]["recall"], "f1": oof["per_class"][cls]["f1"],
             "collapse_into": classes[j] if len(classes) > 1 else None,
             "collapse_share": float(max(others[j], 0.0)) if len(classes) > 1 else 0.0,

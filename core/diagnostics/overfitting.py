@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.evaluate import HEADLINE
+
 from .thresholds import Thresholds
 
 
@@ -11,12 +13,18 @@ def _folds(metrics: dict) -> list[str]:
     return sorted(metrics["folds"], key=int)
 
 
+def _gap(a: float | None, b: float | None) -> float | None:
+    # per-class scores are None where a fold's part has no images of the class (or no predictions of it)
+    return None if a is None or b is None else a - b
+
+
 def per_class_gaps(metrics: dict) -> list[dict]:
-    """One row per (fold, class): recall and F1 in every role, and train minus val/test gaps."""
+    """One row per (fold, class): recall and F1 in every role, and train minus val/test gaps (None unless
+    both sides are defined)."""
     rows = []
     for k in _folds(metrics):
         roles = metrics["folds"][k]
-        for cls, train in roles["train"]["per_class"].items():
+        for cls in roles["train"]["per_class"]:
             row = {"fold": k, "class": cls}
             for role in ("train", "val", "test"):
                 stats = roles.get(role, {}).get("per_class", {}).get(cls)
@@ -24,8 +32,7 @@ def per_class_gaps(metrics: dict) -> list[dict]:
                     row[f"{role}_{key}"] = stats[key] if stats else None
             for role in ("val", "test"):
                 for key in ("recall", "f1"):
-                    other = row[f"{role}_{key}"]
-                    row[f"{key}_gap_{role}"] = None if other is None else train[key] - other
+                    row[f"{key}_gap_{role}"] = _gap(row[f"train_{key}"], row[f"{role}_{key}"])
             rows.append(row)
     return rows
 
@@ -53,7 +60,7 @@ def overfitting(metrics: dict, history: pd.DataFrame, th: Thresholds) -> dict:
     for k in _folds(metrics):
         roles = metrics["folds"][k]
         row = {"fold": k}
-        for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        for key in HEADLINE:
             row[f"train_{key}"] = roles["train"][key]
             row[f"val_{key}"] = roles["val"][key]
             row[f"gap_{key}"] = roles["train"][key] - roles["val"][key]

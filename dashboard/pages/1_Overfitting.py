@@ -66,6 +66,7 @@ with right:
     figure.update_layout(title="Recall gap by class (train − val, mean over folds)", xaxis_title="recall gap",
                          xaxis_tickformat=".0%", yaxis={"autorange": "reversed"}, height=380)
     common.chart(figure)
-    st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare ones.")
+    st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare ones. "
+               "A fold without images of a class on both sides is left out of that class's gap.")
 
 common.share_link()

@@ -80,10 +80,13 @@ with left:
 with right:
     table = spread.pivot(index="class", columns="score", values="mean").reindex(classes)
     std = spread.pivot(index="class", columns="score", values="std").reindex(classes)
-    shown = table.apply(lambda col: [f"{m:.0%} ± {s:.0%}" for m, s in zip(col, std[col.name])])
+    # NaN: no fold defines the score (the class never in validation, or never predicted)
+    shown = table.apply(lambda col: ["–" if np.isnan(m) else f"{m:.0%} ± {s:.0%}"
+                                     for m, s in zip(col, std[col.name])])
     shown["support"] = spread.groupby("class")["support"].first().reindex(classes)
     st.dataframe(shown[["precision", "recall", "f1", "support"]], width="stretch")
     st.caption("Support = validation images of the class over all folds. A wide spread means the score "
-               "depends on which images landed in the fold: too few examples to trust it.")
+               "depends on which images landed in the fold: too few examples to trust it. A fold without "
+               "validation images (or predictions) of a class leaves its recall (precision) out.")
 
 common.share_link()

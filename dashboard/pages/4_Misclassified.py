@@ -31,9 +31,11 @@ if mistakes.open:
         fold = common.choice("Fold model", "fold", ["oof", *folds], "oof", where=columns[2],
                              help="oof = each image predicted by the fold model that did not train on it "
                                   "(test images: by the ensemble of folds).")
-        role = common.choice("Role", "role", ["val", "test", "train"], "val", where=columns[3],
-                             help="val = out-of-fold, test = held-out test set, train = images the model "
-                                  "trained on.")
+        roles = views.roles_for(fold, views.has_test_split(run.json("metrics")))
+        role = common.choice("Role", "role", roles, "val", where=columns[3],
+                             help="val = validation (out-of-fold), test = held-out test set, train = images the "
+                                  "fold model trained on (offered for one fold model, not oof, where each image "
+                                  "would appear once per other fold).")
         wrong = common.cached(wrong_rows, run, fold, role, true, pred)
         total = len(run.rows(views.source_for(fold, role), role))
         st.caption(f"**{len(wrong)}** wrong of {total} predictions ({common.percent(len(wrong) / max(1, total))}), "

@@ -12,7 +12,16 @@ from core import views
 run = common.setup("Data")
 samples, classes = run.table("samples"), run.classes
 colors = common.class_colors(classes)
-pending = "This appears once the diagnostics have run (after the last fold)."
+image_size = run.info["config"]["image_size"]   # the side images are resized to for the model
+
+
+def diagnostics_table(name: str) -> pd.DataFrame | None:
+    """A table the diagnostics write, or None (saying when it appears) before they have run."""
+    table = run.table(name)
+    if table is None:
+        st.info("This appears once the diagnostics have run (after the last fold).", icon=":material/pending:")
+    return table
+
 
 balance, sizes, skipped, duplicates, issues, outliers = common.tabs(
     ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers"])
@@ -44,8 +53,8 @@ if sizes.open:
             common.chart(figure)
         with right:
             st.dataframe(views.size_summary(samples), hide_index=True, width="stretch")
-            st.caption("Images far smaller than the model input (224 px) are upscaled and lose detail; a class "
-                       "whose images all share one size can be recognised by its size alone.")
+            st.caption(f"Images far smaller than the model input ({image_size} px) are upscaled and lose detail; "
+                       "a class whose images all share one size can be recognised by its size alone.")
 
 if skipped.open:
     with skipped:
@@ -56,10 +65,8 @@ if skipped.open:
 
 if duplicates.open:
     with duplicates:
-        pairs = run.table("duplicates")
-        if pairs is None:
-            st.info(pending, icon=":material/pending:")
-        else:
+        pairs = diagnostics_table("duplicates")
+        if pairs is not None:
             pairs = views.duplicate_pairs(pairs)
             st.caption(f"**{len(pairs)}** exact or near-duplicate pairs, {int(pairs['leakage'].sum())} leaking "
                        "(one image trains the model that is scored on the other), leaking pairs first.")
@@ -78,20 +85,16 @@ if duplicates.open:
 
 if issues.open:
     with issues:
-        table = run.table("label_issues")
-        if table is None:
-            st.info(pending, icon=":material/pending:")
-        else:
+        table = diagnostics_table("label_issues")
+        if table is not None:
             st.caption(f"**{len(table)}** suspected label errors, worst first (also in the Misclassified page).")
             st.dataframe(table, hide_index=True, width="stretch",
                          column_config={"quality": st.column_config.ProgressColumn(min_value=0, max_value=1)})
 
 if outliers.open:
     with outliers:
-        ranked = run.table("outliers")
-        if ranked is None:
-            st.info(pending, icon=":material/pending:")
-        else:
+        ranked = diagnostics_table("outliers")
+        if ranked is not None:
             flagged = ranked[ranked["is_outlier"]]
             st.caption(f"**{len(flagged)}** images are far from the rest of their class in the backbone space "
                        "(robust z of the distance to their nearest same-class neighbours), most isolated first. "
