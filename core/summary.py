@@ -13,7 +13,7 @@ def _pct(value: float | None) -> str:
 
 
 def summary_table(run_dir: Path) -> str:
-    """Balanced accuracy per fold and role, mean ± std, the test ensemble, the gaps and the top findings."""
+    """Balanced accuracy per fold and role, mean ± std, the test ensemble, the gaps and the findings."""
     run_dir = Path(run_dir)
     info = store.read_json(run_dir / store.RUN_JSON)
     metrics = store.read_json(run_dir / "metrics.json")
@@ -33,5 +33,5 @@ def summary_table(run_dir: Path) -> str:
     findings = store.read_optional_json(run_dir, "findings")
     if findings:
         lines.append("findings:")
-        lines += [f"  [{f['severity']}] {f['title']}" for f in findings["findings"][:5]]
+        lines += [f"  [{f['severity']}] {f['title']}" for f in findings["findings"]]
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def test_every_page_renders(server: str, browser, tmp_path_factory: pytest.TempP
         if "run=" not in target:
             target += ("&" if "?" in target else "?") + f"run={COMPLETE}"
         page.goto(target)
-        page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=30000)
+        page.wait_for_selector('[data-testid="stAppViewContainer"] h1', timeout=60000)  # the page's script ran
         page.wait_for_load_state("networkidle")  # lazily loaded element code (charts, images, tables)
         page.wait_for_function(DRAWN, timeout=60000)
         page.wait_for_timeout(1500)  # last chart and image paints

@@ -108,8 +108,6 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     run_store.write_parquet(run.run_dir / "outliers.parquet", ranked)
     run_store.write_json(run.run_dir / "diagnostics.json", diag)
     run_store.write_json(run.run_dir / "findings.json", document)
-    for f in found:
-        log(f"[{f['severity']}] {f['title']}")
     return {**diag, "findings_document": document}
 
 

@@ -59,12 +59,13 @@ else:
                                   text=[[f"{v:+.0%}" for v in row] for row in difference], texttemplate="%{text}",
                                   hovertemplate="true %{y} → predicted %{x}: %{z:+.1%}<extra></extra>",
                                   colorbar={"title": {"text": "Δ share"}}))
-    figure.update_layout(title=f"Row-normalised OOF confusion: {other} minus {base} (red = {other} does it more)",
+    # The run names go in the caption: in a title they would not fit beside the matrix.
+    figure.update_layout(title="Row-normalised OOF confusion, difference",
                          xaxis_title="predicted class", yaxis_title="true class", yaxis={"autorange": "reversed"},
                          height=180 + 42 * len(classes))
     with st.columns([3, 2])[0]:
         common.chart(figure)
-    st.caption("On the diagonal, red means more correct predictions of that class; off the diagonal, red means "
-               "more of that confusion.")
+    st.caption(f"**{other}** minus **{base}**. On the diagonal, red means {other} predicts that class correctly "
+               "more often; off the diagonal, red means more of that confusion.")
 
 common.share_link()
