@@ -225,7 +225,8 @@ def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunCon
                           sampler=sampler, generator=generator)
     result = fit(head.to(device), [{"params": head.parameters(), "lr": cfg.lr}],
                  _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
-                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}")
+                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}",
+                 batch_progress=False)  # a head epoch takes milliseconds: a bar per epoch would only flicker
     with torch.inference_mode():
         probs = torch.softmax(head.eval()(x.to(device)).float(), 1).cpu().numpy()
     return result, probs, None, {"head": result.best_state}

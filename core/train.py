@@ -83,7 +83,7 @@ def wants_compile(setting: str, device: torch.device, planned_images: int) -> bo
 
 def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, val_loader: DataLoader,
         train_labels: np.ndarray, num_classes: int, cfg: RunConfig, device: torch.device,
-        desc: str = "train", compile_model: bool = False) -> FitResult:
+        desc: str = "train", compile_model: bool = False, batch_progress: bool = True) -> FitResult:
     """Train `model` on `train_loader`, select the epoch with the best validation balanced accuracy.
 
     The loaders may be DataLoaders or anything yielding (inputs, targets) with a length, e.g. device-resident
@@ -102,7 +102,8 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
         lr = optimizer.param_groups[-1]["lr"]  # the head's group is last
         model.train()
         logits_seen, labels_seen = [], []
-        for inputs, targets in tqdm(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False):
+        batches = tqdm(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
+        for inputs, targets in batches:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = forward(inputs)
