@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -118,14 +119,16 @@ COMMANDS = {"weights": command_weights, "diagnose": command_diagnose}
 
 
 def main(argv: list[str]) -> int:
+    if not sys.stderr.isatty():  # progress bars in a log file are only escape codes
+        os.environ.setdefault("TQDM_DISABLE", "1")
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else command_train(argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; the run is marked failed and can be finished with --resume RUN_ID", file=sys.stderr)
+    except KeyboardInterrupt:  # the pipeline has printed the run's --resume command
+        print("\ninterrupted", file=sys.stderr)
         return 1
     except Exception as exc:  # recorded in run.json by the pipeline; one line here, not a traceback
         print(f"error: training failed: {type(exc).__name__}: {exc} (details in the run's run.json)", file=sys.stderr)

@@ -144,7 +144,9 @@ def scan_dataset(data: str | os.PathLike, workers: int = 4) -> Dataset:
         raise UserError(f"--data {data}: no such folder or CSV file; give a folder laid out CLASS/IMAGE "
                         f"or a CSV with path,label[,group] columns")
     if listing.empty:
-        raise UserError(f"--data {data}: no files found; expected CLASS/IMAGE sub-folders or CSV rows")
+        what = "no class sub-folders with files" if manifest is None else "no rows"
+        raise UserError(f"--data {data}: {what} found; expected a folder laid out CLASS/IMAGE "
+                        f"(one sub-folder per class) or a CSV with path,label[,group] rows")
 
     skipped = [{"path": p, "reason": "empty label"} for p in listing.loc[listing.label == "", "path"]]
     listing = listing[listing.label != ""].reset_index(drop=True)

@@ -78,7 +78,12 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 
 
 def validate_config(cfg: RunConfig) -> None:
+    """Checks that need no data, so a typo fails before the scan."""
     check_model_name(cfg.model)
+    if cfg.folds < 2:
+        raise UserError(f"--folds {cfg.folds}: cross-validation needs at least 2 folds")
+    if not 0 <= cfg.test_size <= 0.5:
+        raise UserError(f"--test-size {cfg.test_size}: must be between 0 and 0.5 (0 = cross-validation only)")
     for name, value, allowed in (("--balance", cfg.balance, ("none", "weights", "sampler")),
                                  ("--compile", cfg.compile, ("auto", "on", "off"))):
         if value not in allowed:
@@ -265,8 +270,8 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
               {"params": model.head.parameters(), "lr": cfg.lr}]
     train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
     compile_model = wants_compile(cfg.compile, device, cfg.epochs * len(train_batches) * cfg.batch_size)
-    log(f"fold {fold} input: {'device-resident images' if images is not None else 'DataLoader'}"
-        f"{', compiled' if compile_model else ''}")
+    source = "images decoded once into device memory" if images is not None else "images read through a DataLoader"
+    log(f"fold {fold}: {source}{', network compiled' if compile_model else ''}")
     result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
                  num_classes, cfg, device, desc=f"fold {fold}", compile_model=compile_model)
     embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device)
@@ -389,8 +394,9 @@ def complete_run(run_dir: Path, started: float) -> Path:
             run_diagnostics_step(run_dir)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            store.update_run_json(run_dir, status="failed",
-                                  error=f"{reason} (finish it with: python train_cli.py --resume {run_dir.name})")
+            resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"
+            store.update_run_json(run_dir, status="failed", error=f"{reason} ({resume_hint})")
+            log(f"run {run_dir.name} failed: {reason}; {resume_hint}")
             raise
         # A resumed run's total adds this process's wall time to what earlier attempts recorded.
         _record_timing(run_dir, "total", time.perf_counter() - started, add=True)

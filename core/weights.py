@@ -259,5 +259,6 @@ def _check_keys(state: dict, model_name: str, what: str) -> None:
 
 
 def _one_line(error) -> str:
-    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-    return " ".join(text.split())[:300]
+    # First sentence only: torch's unpickling errors run to paragraphs of advice not meant for our users.
+    message = " ".join(str(error).split()).split(". ")[0][:160]
+    return f"{type(error).__name__}: {message}" if isinstance(error, BaseException) else message

@@ -92,7 +92,7 @@ def test_on_grouped_folds_leaking_pairs_are_named_as_different_groups_and_counts
     [leak, kept] = duplicate_findings(_dup(20, 1, same_group=19), True, TH)
     assert leak["title"] == "Leakage: 1 near-duplicate pair between different groups crosses train and validation"
     assert "keep the 19 same-group pairs on one side" in leak["evidence"]
-    assert "different products that look alike" in leak["evidence"]
+    assert "different items that look alike" in leak["evidence"]
     assert kept["title"] == "Near-duplicates: 20 pairs found, 95% kept on one side of every split"
     [kept] = duplicate_findings(_dup(1, 0, same_group=1), True, TH)
     assert kept["title"] == "Near-duplicates: 1 pair found, 100% kept on one side of every split"
