@@ -137,13 +137,19 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
     leaking = exact["leaking"] + near["leaking"]
     if leaking:
         high = exact["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
-        crosses = exact["crosses_folds"] + near["crosses_folds"]
-        touches = exact["touches_test"] + near["touches_test"]
-        kind = "duplicate pair" if exact["leaking"] and not near["leaking"] else "near-duplicate pair"
         between = " between different groups" if groups_used else ""
-        where = ([f"{_count(crosses, kind)}{between} {_agree(crosses, 'crosses', 'cross')} train and validation"]
-                 if crosses else []) + (
-            [f"{_count(touches, kind)}{between} {_agree(touches, 'touches', 'touch')} the test set"] if touches else [])
+
+        def pairs(key: str) -> tuple[str, int]:
+            """'2 identical-file pairs and 5 near-duplicate pairs', exact ones named first."""
+            parts = ([_count(exact[key], "identical-file pair")] if exact[key] else []) + (
+                [_count(near[key], "near-duplicate pair") + between] if near[key] else [])
+            return " and ".join(parts), exact[key] + near[key]
+        where = []
+        for key, singular, plural, what in (("crosses_folds", "crosses", "cross", "train and validation"),
+                                            ("touches_test", "touches", "touch", "the test set")):
+            text, n = pairs(key)
+            if n:
+                where.append(f"{text} {_agree(n, singular, plural)} {what}")
         out.append(finding(
             "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
             f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
