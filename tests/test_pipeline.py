@@ -210,3 +210,19 @@ def test_diagnose_refuses_an_unfinished_run_and_recomputes_a_finished_one(finish
         assert "--resume" in capsys.readouterr().err
     finally:
         (finished_run / "run.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("page", [None, "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare"])
+def test_every_dashboard_page_reads_a_run_the_pipeline_wrote(finished_run, tmp_path, monkeypatch, page):
+    """The contract end to end: pages are drawn from real pipeline output, not only from synthetic runs."""
+    from streamlit.testing.v1 import AppTest
+    from dashboard_fixtures import HOME, PAGES
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(finished_run.parent))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.query_params["run"] = finished_run.name
+    if page:
+        app.switch_page(PAGES[page])
+    app.run()
+    assert not app.exception, app.exception
+    assert [w.value for w in app.selectbox if w.key == "run"] == [finished_run.name]
