@@ -28,7 +28,7 @@ from .evaluate import compute_metrics, ensemble_table, prediction_table
 from .features import cached_features, eval_transform, feature_cache_key, image_loader, train_transform
 from .models import (Architecture, Classifier, build_classifier, check_model_name, classifier_from_network,
                      imagenet_network, rebuild_classifier)
-from .splits import assign_splits
+from .splits import assign_splits, check_split_settings
 from .train import balanced_sampler, fit
 from .weights import file_sha256
 
@@ -80,10 +80,7 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 def validate_config(cfg: RunConfig) -> None:
     """Checks that need no data, so a typo fails before the scan."""
     check_model_name(cfg.model)
-    if cfg.folds < 2:
-        raise UserError(f"--folds {cfg.folds}: cross-validation needs at least 2 folds")
-    if not 0 <= cfg.test_size <= 0.5:
-        raise UserError(f"--test-size {cfg.test_size}: must be between 0 and 0.5 (0 = cross-validation only)")
+    check_split_settings(cfg.folds, cfg.test_size)
     for name, value, allowed in (("--balance", cfg.balance, ("none", "weights", "sampler")),
                                  ("--compile", cfg.compile, ("auto", "on", "off"))):
         if value not in allowed:

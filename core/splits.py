@@ -18,12 +18,17 @@ def _units(labels: pd.Series, groups: pd.Series | None) -> pd.Series:
     return groups.where(groups.notna(), "__sample_" + pd.Series(np.arange(len(labels)), index=labels.index).astype(str))
 
 
-def check_enough_per_class(labels: pd.Series, groups: pd.Series | None, folds: int, test_size: float) -> None:
-    """Fail before any training when a class cannot appear in every fold (and in the test split)."""
+def check_split_settings(folds: int, test_size: float) -> None:
+    """The checks that need no data, so the CLI can make them before scanning."""
     if folds < 2:
         raise UserError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if not 0 <= test_size <= 0.5:
         raise UserError(f"--test-size {test_size}: must be between 0 and 0.5 (0 = cross-validation only)")
+
+
+def check_enough_per_class(labels: pd.Series, groups: pd.Series | None, folds: int, test_size: float) -> None:
+    """Fail before any training when a class cannot appear in every fold (and in the test split)."""
+    check_split_settings(folds, test_size)
     units = _units(labels, groups)
     needed = folds + (1 if test_size > 0 else 0)
     per_class = pd.DataFrame({"label": labels, "unit": units}).groupby("label")["unit"].agg(["size", "nunique"])
