@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torchvision
 from torch import nn
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # weights imports this module, so only the type checker may import it back
+    from .weights import ResolvedWeights
 
 
 @dataclass

@@ -6,7 +6,6 @@ fold by fold.
 """
 from __future__ import annotations
 
-import os
 import platform
 import re
 import time
@@ -25,11 +24,13 @@ from .config import RunConfig
 from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table, prediction_table
-from .features import cached_features, eval_transform, feature_cache_key, image_loader, train_transform
+from .features import (cached_features, compute_features, eval_transform, feature_cache_key, image_loader,
+                       inference_batch_size, train_transform)
+from .gpu_input import ResidentBatches, fits_on_device, resident_images
 from .models import (Architecture, Classifier, build_classifier, check_model_name, classifier_from_network,
                      imagenet_network, rebuild_classifier)
 from .splits import assign_splits, check_split_settings
-from .train import balanced_sampler, fit
+from .train import balanced_sampler, fit, wants_compile
 from .weights import file_sha256
 
 log = tqdm.write  # prints above progress bars
@@ -241,9 +242,6 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     Images are decoded once into device memory and augmented there when they fit (resident None: on CUDA with
     room to spare), else read by DataLoader workers; True/False forces one path (the tests run both on CPU).
     """
-    from .features import compute_features, inference_batch_size
-    from .gpu_input import ResidentBatches, fits_on_device, resident_images
-    from .train import wants_compile
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     model = backbone_network(info).to(device)
     if device.type == "cuda":
