@@ -57,6 +57,9 @@ def train_parser() -> argparse.ArgumentParser:
         help="torch.compile the network when fine-tuning on CUDA (default: %(default)s)")
     add("--num-workers", type=int, default=DEFAULTS.num_workers,
         help="DataLoader workers; -1 picks from the CPU count (default: %(default)s)")
+    add("--image-input", default=DEFAULTS.image_input, choices=["auto", "resident", "loader"],
+        help="finetune: resident = decode every image once into device memory and augment whole batches there; "
+             "loader = DataLoader workers; auto = resident on CUDA when the images fit (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
     add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "

@@ -40,7 +40,8 @@ def build(runs_dir: Path, n_samples: int) -> str:
         # umap.parquet's format, stands in for it.
         info = run_store.read_json(run_dir / "run.json")
         maps = [views.pca_2d(run_store.read_embedding(run_dir, space)).assign(space=space) for space in info["spaces"]]
-        run_store.write_parquet(run_dir / "umap.parquet", pd.concat(maps, ignore_index=True)[["sample_id", "space", "x", "y"]])
+        umap_table = pd.concat(maps, ignore_index=True)[["sample_id", "space", "x", "y"]]
+        run_store.write_parquet(run_dir / "umap.parquet", umap_table)
         print(f"generated {n_samples} samples in {time.perf_counter() - started:.1f}s at {run_dir}")
     make_synthetic_run(runs_dir, "20241231-000000-compare", 2000, n_classes=12, n_folds=5, dim=32, diagnostics=False)
     return run_id

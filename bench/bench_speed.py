@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Speed of fine-tuning and embedding extraction, a plain notebook-style loop against foldlens's path, on the
-same JPEG files and the same ResNet-50 in one process; then the wall time of `train_cli.py --folds 5` on the
-demo dataset, cold (empty feature cache) and warm.
+same JPEG files and the same ResNet-50 in one process; then (with CUDA, or --quality) a fine-tuning run of the
+demo dataset through the DataLoader path and through the resident path, to show the fast path gives the same
+results; then the wall time of `train_cli.py --folds 5` on the demo dataset, cold (empty feature cache) and warm.
 
   python bench/bench_speed.py               sizes follow the device: CUDA 224 px / batch 256, CPU 96 px / batch 32
   python bench/bench_speed.py --skip-cli --steps 20 --image-size 128
+  python bench/bench_speed.py --quality --skip-cli --image-size 64     the quality comparison on a CPU
 
 plain: PIL decode + torchvision transforms in a DataLoader with 2 workers, fp32, batch 32, AdamW.
 ours:  images decoded once into device memory, augmented there (core.gpu_input), bf16 autocast, channels_last,
@@ -14,22 +16,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader
+# Progress bars would bury the numbers. tqdm reads this when imported (torch imports it), so it is set first.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.features import ImageFiles, compute_features, eval_transform, inference_batch_size, train_transform  # noqa: E402
+from core.features import (ImageFiles, compute_features, eval_transform, inference_batch_size,  # noqa: E402
+                           train_transform)
 from core.gpu_input import ResidentBatches, decode_images  # noqa: E402
 from core.models import Architecture, rebuild_classifier  # noqa: E402
 
@@ -127,25 +135,64 @@ def bench_embeddings(paths, labels, images, args, device: torch.device) -> None:
           f"   (ours: batch {batches.batch_size}, {len(repeated)} images from the resident cache)")
 
 
+def run_cli(arguments: list[str], runs_dir: Path) -> tuple[float, Path | None, str]:
+    """(wall seconds, the run written or None on failure, stdout + stderr) of one train_cli.py command."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "train_cli.py", "--runs-dir", str(runs_dir), *arguments], cwd=REPO,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    run = sorted(runs_dir.iterdir())[-1] if done.returncode == 0 else None
+    return seconds, run, done.stdout + done.stderr
+
+
+def weights_arguments(extra: list[str]) -> list[str]:
+    """ImageNet weights fetched now (not inside a timed run); `--weights none` where none can be had offline."""
+    if "--weights" in extra:
+        return []
+    done = subprocess.run([sys.executable, "train_cli.py", "weights"], cwd=REPO, capture_output=True, text=True)
+    if done.returncode == 0:
+        return []
+    print(f"weights: no ImageNet weights here ({done.stderr.strip().splitlines()[-1][:200]}); "
+          f"the train_cli.py runs below use --weights none")
+    return ["--weights", "none"]
+
+
 def bench_cli(extra: list[str]) -> None:
     """Default command on the demo dataset: cold = fresh feature cache (ImageNet weights come from TORCH_HOME)."""
     with tempfile.TemporaryDirectory() as tmp:
         for state in ("cold", "warm"):
-            command = [sys.executable, "train_cli.py", "--folds", "5", "--cache-dir", f"{tmp}/cache",
-                       "--runs-dir", f"{tmp}/runs", *extra]
-            started = time.perf_counter()
-            done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-            seconds = time.perf_counter() - started
-            if done.returncode != 0:
-                print(f"cli {state}: failed ({done.returncode})\n{done.stderr[-3000:]}")
+            seconds, run, output = run_cli(["--folds", "5", "--cache-dir", f"{tmp}/cache", *extra], Path(tmp, "runs"))
+            if run is None:
+                print(f"cli {state}: failed\n{output[-3000:]}")
                 return
-            run = sorted(Path(tmp, "runs").iterdir())[-1]
             info = json.loads((run / "run.json").read_text())
             metrics = json.loads((run / "metrics.json").read_text())["summary"]["val"]["balanced_accuracy"]
             print(f"cli {state}: {seconds:6.1f} s wall  mode={info['train_mode']}  device={info['device']}  "
                   f"val balanced accuracy {metrics['mean']:.3f} ± {metrics['std']:.3f}  timings={info['timings']}")
-            print("  " + "\n  ".join(line for line in (done.stdout + done.stderr).splitlines()
-                                     if line.startswith(("fold 0 input", "features:"))))
+            print("  " + "\n  ".join(line for line in output.splitlines()
+                                     if line.startswith(("fold 0: images", "features:"))))
+
+
+def bench_quality(args, extra: list[str]) -> None:
+    """The fast input path must not change a run's results: fine-tune the demo dataset through each path, same
+    seed and folds, and compare out-of-fold and test-ensemble balanced accuracy with the spread over folds."""
+    common = ["--train-mode", "finetune", "--folds", "5", "--image-size", str(args.image_size),
+              "--epochs", str(args.quality_epochs), *extra]
+    folds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for image_input in ("loader", "resident"):
+            seconds, run, output = run_cli([*common, "--image-input", image_input], Path(tmp, image_input))
+            if run is None:
+                print(f"quality {image_input}: failed\n{output[-3000:]}")
+                return
+            metrics = json.loads((run / "metrics.json").read_text())
+            per_fold = [metrics["folds"][k]["val"]["balanced_accuracy"] for k in sorted(metrics["folds"])]
+            folds[image_input] = pd.read_parquet(run / "samples.parquet")[["sample_id", "split", "fold"]]
+            print(f"quality {image_input:8s}: out-of-fold balanced accuracy "
+                  f"{metrics['oof']['val']['balanced_accuracy']:.3f} (folds {np.mean(per_fold):.3f} ± "
+                  f"{np.std(per_fold):.3f}), test ensemble {metrics['ensemble']['test']['balanced_accuracy']:.3f}, "
+                  f"{seconds:.0f} s wall")
+    print(f"quality: same samples, splits and folds on both paths: {folds['loader'].equals(folds['resident'])}")
 
 
 def main() -> None:
@@ -159,6 +206,10 @@ def main() -> None:
     parser.add_argument("--embed-images", type=int, default=16384 if cuda else 256, help="ours: images embedded")
     parser.add_argument("--compile", choices=["on", "off"], default="on", help="ours on CUDA (default: on)")
     parser.add_argument("--skip-cli", action="store_true", help="skip the train_cli.py wall times")
+    parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=cuda,
+                        help="fine-tune the demo dataset through the DataLoader and the resident path and compare "
+                             "their metrics (default: on with CUDA)")
+    parser.add_argument("--quality-epochs", type=int, default=15 if cuda else 3)
     parser.add_argument("--cli-args", default="", help="extra train_cli.py arguments, e.g. '--epochs 5'")
     args = parser.parse_args()
 
@@ -183,8 +234,13 @@ def main() -> None:
               f"{seconds:.1f} s ({len(paths) / seconds:.0f} img/s, once per run)")
         bench_training(paths, labels, images, args, device)
         bench_embeddings(paths, labels, images, args, device)
+    extra = args.cli_args.split()
+    if args.quality or not args.skip_cli:
+        extra += weights_arguments(extra)
+    if args.quality:
+        bench_quality(args, extra)
     if not args.skip_cli:
-        bench_cli(args.cli_args.split())
+        bench_cli(extra)
 
 
 if __name__ == "__main__":

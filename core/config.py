@@ -43,6 +43,7 @@ class RunConfig:
     # speed
     compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only)
     num_workers: int = -1              # DataLoader workers; -1 = pick from the CPU count
+    image_input: str = "auto"          # finetune: auto | resident (decoded once, augmented on the device) | loader
     # bookkeeping
     name: str = ""
     runs_dir: str = "runs"

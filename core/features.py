@@ -32,9 +32,11 @@ def eval_transform(image_size: int) -> v2.Compose:
 
 def train_transform(image_size: int) -> v2.Compose:
     return v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
-                       v2.RandomHorizontalFlip(), v2.RandomRotation(10, fill=255),
+                       v2.RandomHorizontalFlip(),
+                       v2.RandomRotation(10, interpolation=v2.InterpolationMode.BILINEAR, fill=255),
+                       v2.ToDtype(torch.float32, scale=True),  # jitter on uint8 would truncate: images darken
                        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 class ImageFiles(Dataset):

@@ -4,8 +4,13 @@ the device, so a GPU is never waiting on PIL.
 The cache holds each image resized so its short side is round(image_size / 0.875) and centre-cropped to that
 square. Evaluation takes the centre `image_size` crop of it (the same pixels as `features.eval_transform`);
 training applies the augmentation families of `features.train_transform` with per-sample random parameters:
-random-resized crop (scale 0.5-1, one batched roi_align), horizontal flip, rotation up to 10 degrees with white
-fill, brightness/contrast/saturation jitter of 0.2, then ImageNet normalisation.
+random-resized crop (scale 0.5-1, drawn as torchvision draws it, one batched roi_align), horizontal flip,
+rotation up to 10 degrees with white fill, brightness/contrast/saturation jitter of 0.2 (in this fixed order;
+torchvision shuffles it), then ImageNet normalisation.
+
+Two differences from the PIL path remain by design: crops come from the cached centre square, so the edges of a
+non-square image beyond it are never trained on (evaluation never sees them either), and from its resolution,
+so an image larger than the cache side is cropped from a downscaled copy.
 """
 from __future__ import annotations
 
@@ -88,12 +93,15 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, generator=generator, device=generator.device) * (high - low) + low
 
 
-def _crop_boxes(n: int, side: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample boxes (x1, y1, x2, y2) with area share in CROP_SCALE and log-uniform aspect in CROP_RATIO."""
-    area = _uniform(n, *CROP_SCALE, generator) * side * side
-    ratio = torch.exp(_uniform(n, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator))
-    w = torch.sqrt(area * ratio).clamp(max=side)
-    h = torch.sqrt(area / ratio).clamp(max=side)
+def _crop_boxes(n: int, side: int, generator: torch.Generator, tries: int = 10) -> torch.Tensor:
+    """Per-sample boxes (x1, y1, x2, y2) drawn as torchvision's RandomResizedCrop draws them: area share in
+    CROP_SCALE, log-uniform aspect in CROP_RATIO, the first of `tries` draws that fits, else the whole image."""
+    area = _uniform(n * tries, *CROP_SCALE, generator).view(n, tries) * side * side
+    ratio = torch.exp(_uniform(n * tries, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator)).view(n, tries)
+    w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
+    fits = (w <= side) & (h <= side)
+    first = fits.int().argmax(1, keepdim=True)  # the first fitting draw (0 where none fits: replaced below)
+    w, h = (torch.where(fits.any(1), v.gather(1, first).squeeze(1), torch.full_like(v[:, 0], side)) for v in (w, h))
     x1 = torch.rand(n, generator=generator, device=generator.device) * (side - w)
     y1 = torch.rand(n, generator=generator, device=generator.device) * (side - h)
     return torch.stack([x1, y1, x1 + w, y1 + h], 1)

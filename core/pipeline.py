@@ -83,7 +83,8 @@ def validate_config(cfg: RunConfig) -> None:
     check_model_name(cfg.model)
     check_split_settings(cfg.folds, cfg.test_size)
     for name, value, allowed in (("--balance", cfg.balance, ("none", "weights", "sampler")),
-                                 ("--compile", cfg.compile, ("auto", "on", "off"))):
+                                 ("--compile", cfg.compile, ("auto", "on", "off")),
+                                 ("--image-input", cfg.image_input, ("auto", "resident", "loader"))):
         if value not in allowed:
             raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
     for name, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size), ("--image-size", cfg.image_size)):
@@ -112,7 +113,8 @@ def start_run(cfg: RunConfig) -> Path:
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
     use_groups = dataset.has_groups and cfg.use_groups
-    split, fold = assign_splits(samples.label, samples.group if use_groups else None, cfg.folds, cfg.test_size, cfg.seed)
+    groups = samples.group if use_groups else None
+    split, fold = assign_splits(samples.label, groups, cfg.folds, cfg.test_size, cfg.seed)
     scan_seconds = time.perf_counter() - started
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
@@ -236,11 +238,11 @@ def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunCon
 
 
 def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
-                  device: torch.device, fold: int, num_classes: int, resident: bool | None = None):
+                  device: torch.device, fold: int, num_classes: int):
     """Finetune mode: all layers, the backbone at a lower learning rate than the new head.
 
-    Images are decoded once into device memory and augmented there when they fit (resident None: on CUDA with
-    room to spare), else read by DataLoader workers; True/False forces one path (the tests run both on CPU).
+    Images are decoded once into device memory and augmented there when they fit (image_input auto: on CUDA
+    with room to spare), else read by DataLoader workers; resident/loader force one path, on any device.
     """
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     model = backbone_network(info).to(device)
@@ -248,8 +250,8 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
     paths = image_paths(info, samples)
-    if resident is None:
-        resident = fits_on_device(len(paths), cfg.image_size, device)
+    resident = (fits_on_device(len(paths), cfg.image_size, device) if cfg.image_input == "auto"
+                else cfg.image_input == "resident")
     images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
 
     def loader(index, _labels=None, shuffle=False, sampler=None, train=True):

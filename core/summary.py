@@ -19,7 +19,8 @@ def summary_table(run_dir: Path) -> str:
     metrics = store.read_json(run_dir / "metrics.json")
     lines = [f"balanced accuracy   {'train':>7} {'val':>7} {'test':>7}"]
     for fold, roles in metrics["folds"].items():
-        lines.append(f"fold {fold:<14} " + " ".join(f"{_pct(roles.get(r, {}).get('balanced_accuracy')):>7}" for r in ROLES))
+        cells = (_pct(roles.get(r, {}).get("balanced_accuracy")) for r in ROLES)
+        lines.append(f"fold {fold:<14} " + " ".join(f"{cell:>7}" for cell in cells))
     summary = metrics["summary"]
     lines.append("mean ± std          " + " ".join(
         f"{100 * summary[r]['balanced_accuracy']['mean']:4.1f}±{100 * summary[r]['balanced_accuracy']['std']:<3.0f}"

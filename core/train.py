@@ -94,7 +94,8 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
     optimizer = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     forward = torch.compile(model) if compile_model else model
     steps = len(train_loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_epochs * steps, cfg.epochs * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                 warmup_cosine(cfg.warmup_epochs * steps, cfg.epochs * steps))
     result = FitResult(best_state={}, best_epoch=0, epochs_run=0, stopped_early=False)
     best_score = -1.0
     epochs = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False)
@@ -124,7 +125,8 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
         result.history += [{"epoch": epoch, "phase": "train", "lr": lr, **train_row},
                            {"epoch": epoch, "phase": "val", "lr": lr, **val_row}]
         result.epochs_run = epoch
-        epochs.set_postfix(train_bacc=f"{train_row['balanced_accuracy']:.2f}", val_bacc=f"{val_row['balanced_accuracy']:.2f}")
+        epochs.set_postfix(train_bacc=f"{train_row['balanced_accuracy']:.2f}",
+                           val_bacc=f"{val_row['balanced_accuracy']:.2f}")
         if val_row["balanced_accuracy"] > best_score:
             best_score, result.best_epoch = val_row["balanced_accuracy"], epoch
             result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

@@ -46,7 +46,8 @@ def test_a_pair_between_test_and_cv_touches_test():
     fold = [None if i == 1 else i % 3 for i in range(n)]
     pairs, summary = _run(_samples(fold, split), _embedding_with_pairs(n, [(0, 1)]))
     row = pairs.iloc[0]
-    assert (row["sample_id_a"], row["sample_id_b"], bool(row["touches_test"]), bool(row["crosses_folds"])) == (0, 1, True, False)
+    pair = (row["sample_id_a"], row["sample_id_b"], bool(row["touches_test"]), bool(row["crosses_folds"]))
+    assert pair == (0, 1, True, False)
     assert summary["near"]["touches_test"] == 1
 
 

@@ -38,7 +38,8 @@ def test_a_failing_class_is_named_with_what_it_collapses_into_and_imbalance_with
     classes = ["All_Beauty", "Digital_Music"]
     result = imbalance({"All_Beauty": 65, "Digital_Music": 24}, _oof([[60, 5], [17, 3]], classes), classes)
     titles = {f["id"]: f["title"] for f in class_findings(result, TH)}
-    assert titles["class-fails:Digital_Music"] == "Digital_Music fails: validation recall 15% of 20; 85% are predicted as All_Beauty"
+    assert titles["class-fails:Digital_Music"] == ("Digital_Music fails: validation recall 15% of 20; "
+                                                   "85% are predicted as All_Beauty")
     assert titles["imbalance"] == "Imbalance 2.7 : 1"
     balanced = imbalance({"a": 50, "b": 50}, _oof([[45, 5], [5, 45]], ["a", "b"]), ["a", "b"])
     assert class_findings(balanced, TH) == []

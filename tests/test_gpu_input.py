@@ -1,6 +1,5 @@
 """Device-resident input on the CPU: the same pixels as the PIL path for evaluation, per-sample augmentation for
 training, and a finetune run through it that gives the same folds as the DataLoader path."""
-import functools
 import json
 
 import numpy as np
@@ -8,11 +7,14 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 import train_cli
 from core import gpu_input, pipeline
+from core.config import RunConfig
+from core.errors import UserError
 from core.data import load_rgb
-from core.features import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from core.features import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 SIZE = 56  # cache side 64: an even margin, so the centre crop is the same pixels either way
 
@@ -57,11 +59,29 @@ def test_train_batches_are_normalised_and_vary_per_sample(photos):
     assert (slope > 0.1).sum() > 10 and (slope < -0.1).sum() > 10
 
 
-def test_crop_boxes_stay_inside_and_cover_half_to_all_of_the_image():
-    boxes = gpu_input._crop_boxes(1000, 64, torch.Generator().manual_seed(0))
+def test_plain_path_jitters_colours_in_float_so_no_intensity_is_truncated(tmp_path):
+    """uint8 colour jitter would floor every value (each op darkens by half a level on average); in float, a grey
+    image scaled by a random brightness keeps the fraction."""
+    Image.new("RGB", (64, 64), (100, 100, 100)).save(tmp_path / "grey.png")
+    torch.manual_seed(0)
+    centres = torch.stack([unnormalise(train_transform(SIZE)(load_rgb(tmp_path / "grey.png"))[None])[0, :, 28, 28]
+                           for _ in range(20)]) * 255
+    assert ((centres - centres.round()).abs() > 0.01).float().mean() > 0.8
+    assert 80 - 1e-3 <= centres.min() and centres.max() <= 120 + 1e-3  # brightness 0.8-1.2 of 100
+
+
+def test_crop_boxes_are_drawn_like_random_resized_crop():
+    """Inside the image, half to all of its area, aspect 3:4 to 4:3: draws that would not fit are drawn again
+    (as torchvision does), not clipped, so the shares match the PIL path's."""
+    boxes = gpu_input._crop_boxes(4000, 64, torch.Generator().manual_seed(0))
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     assert (boxes >= 0).all() and (boxes <= 64 + 1e-4).all()
-    assert (w * h / 64 ** 2).min() > 0.35 and (w * h / 64 ** 2).max() <= 1 + 1e-4 and len(set(w.tolist())) > 500
+    share, aspect = w * h / 64 ** 2, w / h
+    assert share.min() >= 0.5 - 1e-4 and share.max() <= 1 + 1e-4 and len(set(w.tolist())) > 2000
+    assert aspect.min() >= 3 / 4 - 1e-4 and aspect.max() <= 4 / 3 + 1e-4
+    reference = torch.tensor([v2.RandomResizedCrop.get_params(torch.zeros(1, 64, 64), [0.5, 1.0], [3 / 4, 4 / 3])[2:]
+                              for _ in range(4000)], dtype=torch.float32)
+    assert abs(share.mean() - (reference[:, 0] * reference[:, 1] / 64 ** 2).mean()) < 0.01
 
 
 def test_resident_batches_follow_index_sampler_and_drop_last(photos):
@@ -82,21 +102,29 @@ def test_auto_choice_keeps_the_dataloader_off_cuda():
     assert gpu_input.cache_bytes(10, 224) == 10 * 3 * 256 * 256
 
 
-def test_finetune_through_resident_images_gives_the_same_folds(tmp_path, csv_dataset, monkeypatch):
-    def run(name: str):
-        code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / name), "--weights", "none",
-                               "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8",
-                               "--train-mode", "finetune", "--balance", "sampler"])
+def test_finetune_through_resident_images_gives_the_same_folds(tmp_path, csv_dataset, capsys):
+    def run(image_input: str):
+        code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / image_input),
+                               "--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2",
+                               "--batch-size", "8", "--train-mode", "finetune", "--balance", "sampler",
+                               "--image-input", image_input])
         assert code == 0
-        return next((tmp_path / name).iterdir())
-    plain = run("plain")
-    monkeypatch.setattr(pipeline, "_fit_finetune", functools.partial(pipeline._fit_finetune, resident=True))
-    resident = run("resident")
+        return next((tmp_path / image_input).iterdir()), capsys.readouterr().out
+    (plain, plain_log), (resident, resident_log) = run("loader"), run("resident")
+    assert "fold 1: images read through a DataLoader" in plain_log
+    assert "fold 1: images decoded once into device memory" in resident_log
     columns = ["sample_id", "split", "fold"]
     a, b = (pd.read_parquet(r / "samples.parquet")[columns] for r in (plain, resident))
     pd.testing.assert_frame_equal(a, b)
     for run_dir in (plain, resident):
-        assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["status"] == "complete" and info["config"]["image_input"] == run_dir.parent.name
         predictions = pd.read_parquet(run_dir / "predictions.parquet")
         assert set(predictions.model) == {"fold0", "fold1", "ensemble"}
         assert np.load(run_dir / "embeddings" / "fold1.npy").shape == (24, 2048)
+
+
+def test_an_unknown_image_input_is_refused_before_any_work(tmp_path):
+    with pytest.raises(UserError, match="--image-input gpu: choose one of auto, resident, loader"):
+        pipeline.start_run(RunConfig(image_input="gpu", runs_dir=str(tmp_path)))
+    assert not any(tmp_path.iterdir())

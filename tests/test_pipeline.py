@@ -103,7 +103,8 @@ def test_history_and_embeddings_and_fold_jobs(finished_run):
 
 
 def test_finetune_mode_trains_all_layers_and_stores_each_folds_embedding(tmp_path, folder_dataset):
-    code, run = train(tmp_path / "runs", folder_dataset, "--train-mode", "finetune", "--epochs", "1", "--test-size", "0")
+    code, run = train(tmp_path / "runs", folder_dataset, "--train-mode", "finetune", "--epochs", "1",
+                      "--test-size", "0")
     assert code == 0
     info = json.loads((run / "run.json").read_text())
     assert info["train_mode"] == "finetune" and info["spaces"] == ["backbone", "fold0", "fold1"]

@@ -91,8 +91,8 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
 
     ranked = outliers(run.samples, backbone.unit, th)
     flagged = ranked[ranked["is_outlier"]]
-    diag["outliers"] = {"count": len(flagged), "z": th.outlier_z, "file": "outliers.parquet",
-                        "worst": flagged.iloc[0][["sample_id", "path", "label", "z"]].to_dict() if len(flagged) else None}
+    worst = flagged.iloc[0][["sample_id", "path", "label", "z"]].to_dict() if len(flagged) else None
+    diag["outliers"] = {"count": len(flagged), "z": th.outlier_z, "file": "outliers.parquet", "worst": worst}
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 

@@ -18,7 +18,8 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> dic
         acc = float(correct[mask].mean()) if count else None
         if count:
             ece += count / len(confidence) * abs(acc - conf)
-        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": count, "confidence": conf, "accuracy": acc})
+        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": count, "confidence": conf,
+                     "accuracy": acc})
     return {
         "ece": float(ece),
         "mean_confidence": float(confidence.mean()),

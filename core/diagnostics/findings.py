@@ -126,7 +126,8 @@ def _leakage_cause(near: dict, groups_used: bool) -> str:
     if groups_used:
         same = near["same_group"] or 0
         return (f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
-                f"leaking pairs join different groups: different items that look alike (see them side by side on the Data page).")
+                f"leaking pairs join different groups: different items that look alike (see them side by side "
+                f"on the Data page).")
     return (" The splits ignore groups, so near-identical images of one product land on both sides of a split; "
             "a group column (used unless --no-groups) keeps each group on one side.")
 

@@ -47,8 +47,10 @@ def best_vs_last(history: pd.DataFrame) -> list[dict]:
         last = int(val.index.max())
         rows.append({
             "fold": str(fold), "best_epoch": best, "last_epoch": last,
-            "train_accuracy_best": float(train.loc[best, "accuracy"]), "train_accuracy_last": float(train.loc[last, "accuracy"]),
-            "val_accuracy_best": float(val.loc[best, "accuracy"]), "val_accuracy_last": float(val.loc[last, "accuracy"]),
+            "train_accuracy_best": float(train.loc[best, "accuracy"]),
+            "train_accuracy_last": float(train.loc[last, "accuracy"]),
+            "val_accuracy_best": float(val.loc[best, "accuracy"]),
+            "val_accuracy_last": float(val.loc[last, "accuracy"]),
             "val_balanced_accuracy_best": float(val.loc[best, "balanced_accuracy"]),
             "val_balanced_accuracy_last": float(val.loc[last, "balanced_accuracy"]),
         })

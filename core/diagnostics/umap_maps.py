@@ -11,7 +11,8 @@ from .neighbours import Space
 from .thresholds import Thresholds
 
 
-def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs: int | None, th: Thresholds) -> np.ndarray:
+def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs: int | None,
+           th: Thresholds) -> np.ndarray:
     import umap   # lazy: the training machine has no umap-learn
 
     n = len(unit)

@@ -55,7 +55,8 @@ off_diagonal = next((c for c in classes if c != true), true)
 pred = common.choice("Predicted class", "pred", classes, off_diagonal, where=right)
 cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
                        classes.index(true), classes.index(pred))
-st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{true}** predicted as **{pred}**, most confident first.")
+st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{true}** predicted as **{pred}**, "
+           "most confident first.")
 common.paged_gallery(cell, run, per_page=12, key="cell")
 
 st.subheader("Per-class scores")

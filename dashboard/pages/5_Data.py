@@ -29,7 +29,8 @@ balance, sizes, skipped, duplicates, issues, outliers = common.tabs(
 if balance.open:
     with balance:
         counts = views.class_counts(samples, classes)
-        figure = go.Figure(go.Bar(x=counts["class"], y=counts["total"], marker_color=[colors[c] for c in counts["class"]],
+        figure = go.Figure(go.Bar(x=counts["class"], y=counts["total"],
+                                  marker_color=[colors[c] for c in counts["class"]],
                                   text=[f"{n} ({s:.0%})" for n, s in zip(counts["total"], counts["share"])],
                                   hovertemplate="%{x}: %{y} images<extra></extra>"))
         figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=400)
