@@ -152,7 +152,8 @@ def weights_arguments(extra: list[str]) -> list[str]:
     done = subprocess.run([sys.executable, "train_cli.py", "weights"], cwd=REPO, capture_output=True, text=True)
     if done.returncode == 0:
         return []
-    print(f"weights: no ImageNet weights here ({done.stderr.strip().splitlines()[-1][:200]}); "
+    reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    print(f"weights: no ImageNet weights here ({reason[:200]}); "
           f"the train_cli.py runs below use --weights none")
     return ["--weights", "none"]
 
@@ -186,11 +187,11 @@ def bench_quality(args, extra: list[str]) -> None:
                 print(f"quality {image_input}: failed\n{output[-3000:]}")
                 return
             metrics = json.loads((run / "metrics.json").read_text())
-            per_fold = [metrics["folds"][k]["val"]["balanced_accuracy"] for k in sorted(metrics["folds"])]
+            per_fold = metrics["summary"]["val"]["balanced_accuracy"]
             folds[image_input] = pd.read_parquet(run / "samples.parquet")[["sample_id", "split", "fold"]]
             print(f"quality {image_input:8s}: out-of-fold balanced accuracy "
-                  f"{metrics['oof']['val']['balanced_accuracy']:.3f} (folds {np.mean(per_fold):.3f} ± "
-                  f"{np.std(per_fold):.3f}), test ensemble {metrics['ensemble']['test']['balanced_accuracy']:.3f}, "
+                  f"{metrics['oof']['val']['balanced_accuracy']:.3f} (folds {per_fold['mean']:.3f} ± "
+                  f"{per_fold['std']:.3f}), test ensemble {metrics['ensemble']['test']['balanced_accuracy']:.3f}, "
                   f"{seconds:.0f} s wall")
     print(f"quality: same samples, splits and folds on both paths: {folds['loader'].equals(folds['resident'])}")
 
