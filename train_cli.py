@@ -51,6 +51,8 @@ def train_parser() -> argparse.ArgumentParser:
         help="cross-entropy label smoothing (default: %(default)s)")
     add("--balance", default=DEFAULTS.balance, choices=["none", "weights", "sampler"],
         help="class imbalance: none, class-weighted loss, or a weighted sampler (default: %(default)s)")
+    add("--augment-strength", type=float, default=DEFAULTS.augment_strength,
+        help="finetune: scales crop, rotation and colour jitter; 0 = none, 2 = strong (default: %(default)s)")
     add("--patience", type=int, default=DEFAULTS.patience,
         help="early stopping: epochs without a better validation balanced accuracy (default: %(default)s)")
     add("--compile", default=DEFAULTS.compile, choices=["auto", "on", "off"],
@@ -70,10 +72,11 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def command_train(argv: list[str]) -> int:
-    from core import pipeline
     args = vars(train_parser().parse_args(argv))
+    from core import run_lifecycle
     resume_id = args.pop("resume")
-    run_dir = pipeline.resume(args["runs_dir"], resume_id) if resume_id else pipeline.train(RunConfig(**args))
+    run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id) if resume_id
+               else run_lifecycle.train(RunConfig(**args)))
     report(run_dir)
     return 0
 
@@ -104,7 +107,7 @@ def command_diagnose(argv: list[str]) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import pipeline, run_store
+    from core import run_lifecycle, run_store
     entry = run_store.find_run(Path(args.runs_dir), args.run_id)
     if entry is None or entry.info is None:
         raise UserError(f"diagnose {args.run_id}: no such run under {args.runs_dir}"
@@ -113,7 +116,7 @@ def command_diagnose(argv: list[str]) -> int:
         raise UserError(f"diagnose {args.run_id}: the run is {entry.status}; finish it first with "
                         f"python train_cli.py --resume {args.run_id}")
     with run_store.run_lock(entry.path):
-        error = pipeline.run_diagnostics_step(entry.path)
+        error = run_lifecycle.run_diagnostics_step(entry.path)
     report(entry.path)
     return 1 if error else 0
 

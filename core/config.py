@@ -1,4 +1,7 @@
-"""Every knob of a run in one dataclass. The CLI fills it; run.json records it verbatim."""
+"""Every knob of a run in one dataclass, its checks, and the image settings derived from it.
+
+The CLI fills RunConfig; run.json records it verbatim.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "assets" / "product_icons" / "metadata.csv"
+EVAL_CROP_FRACTION = 0.875  # torchvision's ImageNet evaluation recipe: resize to size / 0.875, centre-crop size
 
 
 def default_cache_dir() -> Path:
@@ -15,6 +21,28 @@ def default_cache_dir() -> Path:
     base = os.environ.get("FOLDLENS_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "foldlens")
     return Path(base)
+
+
+def resize_side(image_size: int) -> int:
+    """Short side an image is resized to before its centre `image_size` crop (evaluation, resident cache)."""
+    return round(image_size / EVAL_CROP_FRACTION)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Fine-tuning augmentation, drawn the same way on the DataLoader path and the device-resident path."""
+    crop_scale: tuple[float, float] = (0.5, 1.0)    # random-resized crop: share of the image's area
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    max_degrees: float = 10.0                       # rotation, white fill
+    jitter: float = 0.2                             # brightness, contrast and saturation factors in 1 ± jitter
+
+    @classmethod
+    def at_strength(cls, strength: float) -> "Augmentation":
+        """strength 1 = the defaults; 0 = none; 2 = crops down to 8% of the area, 20 degrees, jitter 0.4."""
+        base = cls()
+        smallest_crop = max(0.08, 1 - strength * (1 - base.crop_scale[0]))  # torchvision's own lower default
+        return cls((min(1.0, smallest_crop), 1.0), base.crop_ratio, base.max_degrees * strength,
+                   base.jitter * strength)
 
 
 @dataclass
@@ -39,6 +67,7 @@ class RunConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.0
     balance: str = "none"              # none | weights | sampler
+    augment_strength: float = 1.0      # finetune: scales every augmentation (Augmentation.at_strength)
     patience: int = 8                  # early stopping on validation balanced accuracy
     # speed
     compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only)
@@ -56,3 +85,40 @@ class RunConfig:
     def from_dict(cls, values: dict) -> "RunConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation.at_strength(self.augment_strength)
+
+    def validate(self) -> None:
+        """Checks that need no data, so a typo fails before the scan."""
+        # imported here: torchvision and scikit-learn take seconds to import, and `--help` needs neither
+        from .models import check_model_name
+        from .splits import check_split_settings
+
+        check_model_name(self.model)
+        check_split_settings(self.folds, self.test_size)
+        for name, value, allowed in (("--train-mode", self.train_mode, ("auto", "head", "finetune")),
+                                     ("--balance", self.balance, ("none", "weights", "sampler")),
+                                     ("--compile", self.compile, ("auto", "on", "off")),
+                                     ("--image-input", self.image_input, ("auto", "resident", "loader"))):
+            if value not in allowed:
+                raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
+        for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
+                            ("--image-size", self.image_size)):
+            if value < 1:
+                raise UserError(f"{name} {value}: must be a positive whole number")
+        if self.image_size < 16:
+            raise UserError(f"--image-size {self.image_size}: at least 16 pixels")
+        if not self.lr > 0:
+            raise UserError(f"--lr {self.lr}: must be positive")
+        for name, value in (("--weight-decay", self.weight_decay), ("--warmup-epochs", self.warmup_epochs),
+                            ("--backbone-lr-mult", self.backbone_lr_mult)):
+            if value < 0:
+                raise UserError(f"{name} {value}: must not be negative")
+        if not 0 <= self.augment_strength <= 2:
+            raise UserError(f"--augment-strength {self.augment_strength}: must be in [0, 2] (1 = default)")
+        if self.patience < 1:
+            raise UserError(f"--patience {self.patience}: must be at least 1 epoch")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")

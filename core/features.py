@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
+from .config import Augmentation, resize_side
 from .data import load_rgb
 from .run_store import write_array
 
@@ -24,18 +25,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def eval_transform(image_size: int) -> v2.Compose:
-    """Resize the short side to size/0.875 and centre-crop: torchvision's ImageNet evaluation recipe."""
-    return v2.Compose([v2.PILToTensor(), v2.Resize(round(image_size / 0.875), antialias=True),
+    """Resize the short side to resize_side(size) and centre-crop: torchvision's ImageNet evaluation recipe."""
+    return v2.Compose([v2.PILToTensor(), v2.Resize(resize_side(image_size), antialias=True),
                        v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-def train_transform(image_size: int) -> v2.Compose:
-    return v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
+def train_transform(image_size: int, augmentation: Augmentation = Augmentation()) -> v2.Compose:
+    aug = augmentation
+    return v2.Compose([v2.PILToTensor(),
+                       v2.RandomResizedCrop(image_size, scale=aug.crop_scale, ratio=aug.crop_ratio, antialias=True),
                        v2.RandomHorizontalFlip(),
-                       v2.RandomRotation(10, interpolation=v2.InterpolationMode.BILINEAR, fill=255),
+                       v2.RandomRotation(aug.max_degrees, interpolation=v2.InterpolationMode.BILINEAR, fill=255),
                        v2.ToDtype(torch.float32, scale=True),  # jitter on uint8 would truncate: images darken
-                       v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+                       v2.ColorJitter(brightness=aug.jitter, contrast=aug.jitter, saturation=aug.jitter),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -87,7 +90,7 @@ def compute_features(backbone: nn.Module, loader: DataLoader, device: torch.devi
 
 
 def feature_cache_key(arch_record: dict, weights_sha256: str, image_size: int) -> str:
-    description = f"{sorted(arch_record.items())}|{weights_sha256}|eval:resize{image_size / 0.875:.0f}crop{image_size}"
+    description = f"{sorted(arch_record.items())}|{weights_sha256}|eval:resize{resize_side(image_size)}crop{image_size}"
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 

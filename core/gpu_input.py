@@ -1,12 +1,12 @@
 """Device-resident input: decode every image once into a uint8 tensor, then crop and augment whole batches on
 the device, so a GPU is never waiting on PIL.
 
-The cache holds each image resized so its short side is round(image_size / 0.875) and centre-cropped to that
+The cache holds each image resized so its short side is resize_side(image_size) and centre-cropped to that
 square. Evaluation takes the centre `image_size` crop of it (the same pixels as `features.eval_transform`);
 training applies the augmentation families of `features.train_transform` with per-sample random parameters:
-random-resized crop (scale 0.5-1, drawn as torchvision draws it, one batched roi_align), horizontal flip,
-rotation up to 10 degrees with white fill, brightness/contrast/saturation jitter of 0.2 (in this fixed order;
-torchvision shuffles it), then ImageNet normalisation.
+random-resized crop (drawn as torchvision draws it, one batched roi_align), horizontal flip, rotation with white
+fill, brightness/contrast/saturation jitter (in this fixed order; torchvision shuffles it), then ImageNet
+normalisation, with the strengths of `config.Augmentation`.
 
 Two differences from the PIL path remain by design: crops come from the cached centre square, so the edges of a
 non-square image beyond it are never trained on (evaluation never sees them either), and from its resolution,
@@ -26,20 +26,14 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as TF
 
+from .config import Augmentation, resize_side
 from .data import load_rgb
 from .features import IMAGENET_MEAN, IMAGENET_STD
 
 RESIDENT_MEMORY_SHARE = 0.3  # of free GPU memory; the rest is for the network, its activations and the optimiser
-CROP_SCALE, CROP_RATIO = (0.5, 1.0), (3 / 4, 4 / 3)
-MAX_DEGREES, JITTER = 10.0, 0.2
-
-
-def cache_side(image_size: int) -> int:
-    return round(image_size / 0.875)
-
 
 def cache_bytes(n_images: int, image_size: int) -> int:
-    return n_images * 3 * cache_side(image_size) ** 2
+    return n_images * 3 * resize_side(image_size) ** 2
 
 
 def fits_on_device(n_images: int, image_size: int, device: torch.device) -> bool:
@@ -56,8 +50,8 @@ def _decode_square(path: Path, side: int) -> torch.Tensor:
 
 
 def decode_images(paths: list[Path], image_size: int, device: torch.device) -> torch.Tensor:
-    """uint8 N x 3 x S x S on `device`, S = cache_side(image_size); decoded by threads (PIL releases the GIL)."""
-    side = cache_side(image_size)
+    """uint8 N x 3 x S x S on `device`, S = resize_side(image_size); decoded by threads (PIL releases the GIL)."""
+    side = resize_side(image_size)
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
         images = torch.stack(list(pool.map(lambda p: _decode_square(p, side), paths)))
     return images.to(device)
@@ -93,11 +87,12 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, generator=generator, device=generator.device) * (high - low) + low
 
 
-def _crop_boxes(n: int, side: int, generator: torch.Generator, tries: int = 10) -> torch.Tensor:
+def _crop_boxes(n: int, side: int, aug: Augmentation, generator: torch.Generator, tries: int = 10) -> torch.Tensor:
     """Per-sample boxes (x1, y1, x2, y2) drawn as torchvision's RandomResizedCrop draws them: area share in
-    CROP_SCALE, log-uniform aspect in CROP_RATIO, the first of `tries` draws that fits, else the whole image."""
-    area = _uniform(n * tries, *CROP_SCALE, generator).view(n, tries) * side * side
-    ratio = torch.exp(_uniform(n * tries, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), generator)).view(n, tries)
+    crop_scale, log-uniform aspect in crop_ratio, the first of `tries` draws that fits, else the whole image."""
+    area = _uniform(n * tries, *aug.crop_scale, generator).view(n, tries) * side * side
+    log_ratio = _uniform(n * tries, math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1]), generator)
+    ratio = torch.exp(log_ratio).view(n, tries)
     w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
     fits = (w <= side) & (h <= side)
     first = fits.int().argmax(1, keepdim=True)  # the first fitting draw (0 where none fits: replaced below)
@@ -107,9 +102,9 @@ def _crop_boxes(n: int, side: int, generator: torch.Generator, tries: int = 10) 
     return torch.stack([x1, y1, x1 + w, y1 + h], 1)
 
 
-def _rotate_white(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _rotate_white(images: torch.Tensor, max_degrees: float, generator: torch.Generator) -> torch.Tensor:
     """Rotate each image about its centre; grid_sample pads with 0, so rotating 1 - x fills with white."""
-    angle = torch.deg2rad(_uniform(len(images), -MAX_DEGREES, MAX_DEGREES, generator))
+    angle = torch.deg2rad(_uniform(len(images), -max_degrees, max_degrees, generator))
     cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -121,10 +116,10 @@ def _grey(images: torch.Tensor) -> torch.Tensor:
     return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
 
 
-def _jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _jitter(images: torch.Tensor, jitter: float, generator: torch.Generator) -> torch.Tensor:
     """Brightness, contrast, saturation as torchvision defines them, one factor per sample each."""
     n = len(images)
-    brightness, contrast, saturation = (_uniform(n, 1 - JITTER, 1 + JITTER, generator).view(n, 1, 1, 1)
+    brightness, contrast, saturation = (_uniform(n, 1 - jitter, 1 + jitter, generator).view(n, 1, 1, 1)
                                         for _ in range(3))
     images = (images * brightness).clamp(0, 1)
     mean = _grey(images).mean((2, 3), keepdim=True)
@@ -132,15 +127,16 @@ def _jitter(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (saturation * images + (1 - saturation) * _grey(images)).clamp(0, 1)
 
 
-def train_batch(images: torch.Tensor, image_size: int, generator: torch.Generator) -> torch.Tensor:
+def train_batch(images: torch.Tensor, image_size: int, generator: torch.Generator,
+                aug: Augmentation = Augmentation()) -> torch.Tensor:
     """Random-resized crop, flip, rotation, colour jitter and normalisation of a uint8 batch, on its device."""
     n, side = len(images), images.shape[-1]
     boxes = torch.cat([torch.arange(n, device=images.device, dtype=torch.float32).unsqueeze(1),
-                       _crop_boxes(n, side, generator)], 1)
+                       _crop_boxes(n, side, aug, generator)], 1)
     crops = roi_align(images.float() / 255, boxes, image_size, sampling_ratio=2, aligned=True)
     flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
     crops = torch.where(flip.view(n, 1, 1, 1), crops.flip(-1), crops)
-    return _normalise(_jitter(_rotate_white(crops, generator), generator))
+    return _normalise(_jitter(_rotate_white(crops, aug.max_degrees, generator), aug.jitter, generator))
 
 
 class ResidentBatches:
@@ -152,8 +148,9 @@ class ResidentBatches:
 
     def __init__(self, images: torch.Tensor, labels: np.ndarray, index: np.ndarray, image_size: int,
                  batch_size: int, train: bool = False, sampler=None, generator: torch.Generator | None = None,
-                 drop_last: bool = False):
+                 drop_last: bool = False, augmentation: Augmentation = Augmentation()):
         self.images, self.image_size, self.batch_size = images, image_size, batch_size
+        self.augmentation = augmentation
         self.labels = torch.tensor(np.asarray(labels), dtype=torch.long, device=images.device)
         self.index = torch.tensor(np.asarray(index), dtype=torch.long, device=images.device)
         self.train, self.sampler, self.drop_last = train, sampler, drop_last
@@ -179,6 +176,6 @@ class ResidentBatches:
         for b in range(len(self)):
             chosen = order[b * self.batch_size:(b + 1) * self.batch_size]
             images = self.images[chosen]
-            inputs = (train_batch(images, self.image_size, self.device_generator) if self.train
+            inputs = (train_batch(images, self.image_size, self.device_generator, self.augmentation) if self.train
                       else eval_batch(images, self.image_size))
             yield inputs, self.labels[chosen]

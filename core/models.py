@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torchvision
 from torch import nn
 
 from .errors import UserError
-
-if TYPE_CHECKING:  # weights imports this module, so only the type checker may import it back
-    from .weights import ResolvedWeights
 
 
 @dataclass
@@ -96,17 +92,3 @@ def rebuild_classifier(arch: Architecture, num_classes: int) -> Classifier:
     classifier, _ = classifier_from_network(imagenet_network(arch.name, arch.stride_on_1x1),
                                             arch.name, num_classes, arch.stride_on_1x1)
     return classifier
-
-
-def build_classifier(model_name: str, num_classes: int, weights_spec: str,
-                     log=print) -> tuple[Classifier, Architecture, "ResolvedWeights"]:
-    """The network named `model_name` with `weights_spec` loaded (strict keys) and a new head."""
-    from .weights import resolve_weights  # local import: weights imports this module
-
-    check_model_name(model_name)
-    resolved = resolve_weights(weights_spec, model_name, log=log)  # weights live under TORCH_HOME
-    network = imagenet_network(model_name, resolved.stride_on_1x1)
-    if resolved.state_dict is not None:
-        network.load_state_dict(resolved.state_dict, strict=True)
-    classifier, arch = classifier_from_network(network, model_name, num_classes, resolved.stride_on_1x1)
-    return classifier, arch, resolved

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,15 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename.
+
+    The file is created with mode 0o666 less the umask, like any ordinary write (mkstemp's 0600 would hide runs
+    and caches from a dashboard running as another account).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -71,6 +75,13 @@ def update_run_json(run_dir: Path, **changes) -> dict:
     info.update(changes)
     write_json(Path(run_dir) / RUN_JSON, info)
     return info
+
+
+def record_timing(run_dir: Path, stage: str, seconds: float, add: bool = False) -> None:
+    """run.json's `timings[stage]`; add=True accumulates (a resumed run adds each attempt's time)."""
+    timings = read_json(Path(run_dir) / RUN_JSON)["timings"]
+    timings[stage] = round(seconds + (timings.get(stage, 0.0) if add else 0.0), 2)
+    update_run_json(run_dir, timings=timings)
 
 
 # ---------------------------------------------------------------- one writer per run

