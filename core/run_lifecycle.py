@@ -10,6 +10,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,8 @@ from .config import RunConfig
 from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
-from .fold_job import done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device, run_fold
+from .executors import FoldExecutor, LocalExecutor
+from .fold_job import done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device
 from .splits import assign_splits
 from .weights import build_classifier
 
@@ -145,23 +147,28 @@ def run_diagnostics_step(run_dir: Path) -> str | None:
     return error
 
 
-def complete_run(run_dir: Path, started: float) -> Path:
-    """Run every fold not yet done, assemble, diagnose; record failure in run.json and re-raise."""
+def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = None,
+                 on_fold: Callable[[dict, dict], None] | None = None) -> Path:
+    """Run every fold not yet done through `executor` (default: in this process), assemble after each,
+    diagnose; record failure in run.json and re-raise. on_fold(summary, metrics) is called after each fold."""
     run_dir = Path(run_dir)
+    executor = executor or LocalExecutor()
     with store.run_lock(run_dir):
-        store.update_run_json(run_dir, status="running", error=None)
+        store.update_run_json(run_dir, status="running", error=None, execution=executor.describe())
         try:
             _, cfg, _ = load_run_inputs(run_dir)
             ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
             todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
-            for k in tqdm(todo, desc="folds", unit="fold"):
-                summary = run_fold(run_dir, k)
+            for summary in tqdm(executor.run_folds(run_dir, todo), total=len(todo), desc="folds", unit="fold"):
+                k = summary["fold"]
                 store.record_timing(run_dir, f"fold{k}", summary["seconds"])
                 log(f"fold {k}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
                     f"({summary['seconds']:.1f} s)")
                 assemble_started = time.perf_counter()
-                assemble(run_dir)  # after every fold, so the dashboard shows a run in progress
+                metrics = assemble(run_dir)  # after every fold, so the dashboard shows a run in progress
                 store.record_timing(run_dir, "evaluate", time.perf_counter() - assemble_started, add=True)
+                if on_fold is not None:
+                    on_fold(summary, metrics)
             if not todo:
                 assemble(run_dir)
             run_diagnostics_step(run_dir)
@@ -177,16 +184,16 @@ def complete_run(run_dir: Path, started: float) -> Path:
     return run_dir
 
 
-def train(cfg: RunConfig) -> Path:
+def train(cfg: RunConfig, executor: FoldExecutor | None = None) -> Path:
     started = time.perf_counter()
-    return complete_run(start_run(cfg), started)
+    return complete_run(start_run(cfg), started, executor)
 
 
-def resume(runs_dir: str | Path, run_id: str) -> Path:
+def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
     entry = store.find_run(Path(runs_dir), run_id)
     if entry is None or entry.info is None:
         raise UserError(f"--resume {run_id}: no such run under {runs_dir}"
                         f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
-    return complete_run(entry.path, time.perf_counter())
+    return complete_run(entry.path, time.perf_counter(), executor)

@@ -12,7 +12,7 @@ import torchvision
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 import train_cli
-from core import fold_job, run_lifecycle
+from core import fold_job
 
 TINY = ["--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8"]
 
@@ -122,14 +122,14 @@ def test_interrupted_run_resumes_only_its_missing_folds(tmp_path, folder_dataset
         if fold == 1:
             raise RuntimeError("simulated crash")
         return real_run_fold(run_dir, fold)
-    monkeypatch.setattr(run_lifecycle, "run_fold", crash_on_fold_1)
+    monkeypatch.setattr(fold_job, "run_fold", crash_on_fold_1)
     code, run = train(tmp_path / "runs", folder_dataset, "--test-size", "0")
     info = json.loads((run / "run.json").read_text())
     assert code == 1 and info["status"] == "failed" and "--resume" in info["error"]
     assert info["folds_done"] == [0]  # the finished fold was assembled before the crash
     first = (run / "folds" / "fold0" / "fold.json").stat().st_mtime_ns
 
-    monkeypatch.setattr(run_lifecycle, "run_fold", lambda d, k: calls.append(k) or real_run_fold(d, k))
+    monkeypatch.setattr(fold_job, "run_fold", lambda d, k: calls.append(k) or real_run_fold(d, k))
     assert train_cli.main(["--resume", run.name, "--runs-dir", str(tmp_path / "runs")]) == 0
     assert calls == [0, 1, 1]
     assert (run / "folds" / "fold0" / "fold.json").stat().st_mtime_ns == first
