@@ -96,7 +96,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
-    maps = umap_maps(spaces, th)
+    maps = umap_maps(spaces, th, run.info["config"].get("cache_dir"))
     step("umap")
     diag["seconds"] = seconds
 
