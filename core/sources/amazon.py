@@ -384,8 +384,8 @@ def summary(info: dict) -> str:
     settings, classes = info["settings"], info["classes"]
     out = Path(settings["out"])
     width = max(len("category"), *(len(name) for name in classes))
-    lines = [f"Built {out} from Amazon Reviews 2023 metadata (--images {settings['images']}, "
-             f"--size {settings['size']}, --seed {settings['seed']}) in {info['seconds']:g} s", "",
+    lines = [f"Built {out} in {info['seconds']:g} s from Amazon Reviews 2023 metadata",
+             f"(--images {settings['images']}, --size {settings['size']}, --seed {settings['seed']})", "",
              f"{'category':<{width}}  {'products':>9}  {'asked':>6}  {'obtained':>8}  {'images':>6}  "
              f"{'failed':>6}  {'reused':>6}"]
     for name, c in classes.items():
@@ -393,11 +393,13 @@ def summary(info: dict) -> str:
                      f"{c['images']:>6}  {c['failed_images']:>6}  {c['reused_images']:>6}")
     short = [f"{name} {c['obtained']} of {c['asked']}" for name, c in classes.items() if c["obtained"] < c["asked"]]
     if short:
-        lines += ["", f"Short of --per-class (no candidates left whose images download): {', '.join(short)}"]
+        lines += ["", f"Fewer products than asked (no candidates left whose images download): {', '.join(short)}"]
     reasons = Counter(re.split(r" \(|:|,", failure["reason"], maxsplit=1)[0] for failure in info["failures"])
     if reasons:
         lines += ["", "Failed images by reason (each one is listed in build.json):"]
-        lines += [f"  {count:>6}  {reason}" for reason, count in reasons.most_common(6)]
+        lines += [f"  {count:>6}  {reason}" for reason, count in reasons.most_common(8)]
+        if len(reasons) > 8:
+            lines.append(f"  {sum(reasons.values()) - sum(n for _, n in reasons.most_common(8)):>6}  other reasons")
     dropped = {"duplicate records": sum(c["duplicate_records"] for c in classes.values()),
                "images whose ID another product already has": len(info["duplicate_image_ids"]),
                "malformed lines": sum(c["malformed_lines"] for c in classes.values())}
@@ -405,6 +407,6 @@ def summary(info: dict) -> str:
         lines += ["", "Dropped: " + ", ".join(f"{n} {what}" for what, n in dropped.items() if n)]
     if info["identical_images"]:
         lines += ["", f"Identical images under different products: {len(info['identical_images'])} (listed in "
-                      f"build.json; the dashboard's duplicates finding shows whether they straddle splits)"]
+                      f"build.json; they leak if split apart)"]
     lines += ["", f"Train:  python train_cli.py --data {out / 'manifest.csv'} --folds 5"]
     return "\n".join(lines)
