@@ -138,7 +138,7 @@ def command_amazon(argv: list[str]) -> int:
     add("--min-ratings", type=int, default=0, help="keep products with at least this many ratings (default: 0)")
     add("--concurrency", type=int, default=8, help="downloads at once (default: %(default)s)")
     add("--timeout", type=float, default=20.0, help="seconds per request attempt (default: %(default)s)")
-    add("--retries", type=int, default=4, help="retries on timeouts, connection errors, 429 and 5xx "
+    add("--retries", type=int, default=3, help="retries on timeouts, connection errors, 429 and 5xx "
                                                "(default: %(default)s)")
     add("--backoff", type=float, default=1.0, help="seconds before the first retry, doubled each time, with "
                                                    "jitter (default: %(default)s)")

@@ -321,3 +321,23 @@ def test_both_image_shapes_read_the_same_and_ids_keep_their_plus():
     assert image_entries(None) == image_entries("not json") == []
     assert image_id("https://m.media-amazon.com/images/I/71a+bC9L._SL1500_.jpg") == "71a+bC9L"
     assert image_id("https://m.media-amazon.com/images/I/71a%2BbC9L.jpg") == "71a+bC9L"
+
+
+def test_ctrl_c_stops_at_once_even_while_waiting_out_a_retry_after(tmp_path):
+    with LoopbackServer() as server:
+        world = plant(server)
+        for row in world.rows.values():
+            server.routes[row["url"].removeprefix(server.url)] = [Answer(503, headers={"Retry-After": "30"})]
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "train_cli.py"), "amazon", "--categories", "Music", "--meta",
+             f"{server.url}/meta", "--out", str(tmp_path / "out"), *FAST, "--max-wait", "60"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while sum(n for path, n in server.requests.items() if path.startswith("/images/")) < 4 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 1 and time.monotonic() - interrupted < 5
+    assert "rerun the same command to resume" in err and not (tmp_path / "out" / "manifest.csv").exists()

@@ -14,10 +14,12 @@ import hashlib
 import heapq
 import json
 import re
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -130,6 +132,9 @@ def open_meta(category: str, meta: str, client: httpx.Client, settings: HttpSett
         raise UserError(f"--meta {meta}: neither {' nor '.join(names)} is there (HTTP 404); check the base URL "
                         f"and the category name '{category}'")
     folder = Path(meta).expanduser()
+    if folder.is_file():
+        raise UserError(f"--meta {meta}: is a file; give the folder that holds it (files are found by the name "
+                        f"meta_<Category>.jsonl[.gz])")
     if not folder.is_dir():
         raise UserError(f"--meta {meta}: no such folder; give the folder holding meta_<Category>.jsonl[.gz] "
                         f"files, or a base URL serving them")
@@ -272,7 +277,7 @@ def _file_name(product: Product, photo: Photo) -> str:
 
 
 def download_category(scan: CategoryScan, settings: AmazonSettings, client: httpx.Client,
-                      pool: ThreadPoolExecutor) -> dict:
+                      pool: ThreadPoolExecutor, stop: threading.Event) -> dict:
     """Download candidates in sample order until --per-class products have at least one good image.
 
     Rounds ask for exactly the products still missing, so the result does not depend on timing: a rerun (or a
@@ -288,7 +293,8 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
             if not batch:
                 break
             futures = [[pool.submit(fetch_image, client, photo.url, out / scan.category / _file_name(product, photo),
-                                    settings.http) for photo in product.photos] for product in batch]
+                                    settings.http, partial(_pause, stop)) for photo in product.photos]
+                       for product in batch]
             for product, product_futures in zip(batch, futures):
                 good = 0
                 for photo, future in zip(product.photos, product_futures):
@@ -297,7 +303,7 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
                     try:
                         found = future.result()
                     except FetchError as exc:
-                        failures.append({**where, "reason": exc.reason})
+                        failures.append({**where, "reason": exc.reason, "status": exc.status})
                         continue
                     good += 1
                     reused += found["reused"]
@@ -313,6 +319,12 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
               "eligible_products": scan.eligible, "asked": asked, "obtained": obtained, "images": len(rows),
               "failed_images": len(failures), "reused_images": reused}
     return {"counts": counts, "rows": rows, "failures": failures}
+
+
+def _pause(stop: threading.Event, seconds: float) -> None:
+    """A wait between retries that an interrupted build cuts short."""
+    if stop.wait(seconds):
+        raise FetchError("build interrupted")
 
 
 def identical_images(rows: list[dict]) -> list[dict]:
@@ -349,12 +361,13 @@ def build(settings: AmazonSettings, command: list[str]) -> dict:
     with new_client(settings.http, settings.concurrency) as client:
         scans = [scan_category(category, settings, client) for category in dict.fromkeys(settings.categories)]
         _start_output(out)
-        results = {}
+        results, stop = {}, threading.Event()
         with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
             try:
                 for scan in scans:
-                    results[scan.category] = download_category(scan, settings, client, pool)
-            except BaseException:  # Ctrl-C: drop queued downloads instead of finishing them
+                    results[scan.category] = download_category(scan, settings, client, pool, stop)
+            except BaseException:  # Ctrl-C: drop queued downloads and waits; only requests in flight finish
+                stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     rows = [row for result in results.values() for row in result["rows"]]

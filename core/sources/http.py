@@ -21,7 +21,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class HttpSettings:
     timeout: float = 20.0          # seconds for one attempt, body included
-    retries: int = 4               # attempts after the first, for timeouts, connection errors, 429 and 5xx
+    retries: int = 3               # attempts after the first, for timeouts, connection errors, 429 and 5xx
     backoff: float = 1.0           # seconds before the first retry; doubles each retry, with jitter
     max_wait: float = 60.0         # longest single wait; a longer Retry-After gives up instead
     max_bytes: int = 50_000_000    # larger answers are refused (an image here is well under 5 MB)
