@@ -23,6 +23,7 @@ from PIL import Image
 
 import train_cli
 from core.sources.amazon import image_entries, image_id
+from core.sources.jsonl import json_objects
 
 from loopback_server import Answer, LoopbackServer
 
@@ -263,18 +264,24 @@ def closed_port_url() -> str:
     ("url not answering", "no usable answer"),
     ("category not on the server", "neither meta_Bauty.jsonl.gz nor meta_Bauty.jsonl"),
     ("per-class too large", "Music has 6 products with an image; ask for at most 6"),
+    ("truncated gzip file", "the gzip stream ends early"),
+    ("not a metadata file", "holds no product records"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, words):
     with LoopbackServer() as server:
         world = plant(server)
         (tmp_path / "meta").mkdir()
         (tmp_path / "meta" / "meta_Beauty.jsonl.gz").write_bytes(world.meta["meta_Beauty.jsonl.gz"])
+        (tmp_path / "meta" / "meta_Cut.jsonl.gz").write_bytes(world.meta["meta_Beauty.jsonl.gz"][:-40])
+        (tmp_path / "meta" / "meta_Page.jsonl").write_text("<html><body>Not found</body></html>\n")
         meta, category, per_class = {
             "missing folder": (str(tmp_path / "nowhere"), "Beauty", "1"),
             "missing category file": (str(tmp_path / "meta"), "Beuty", "1"),
             "url not answering": (closed_port_url(), "Beauty", "1"),
             "category not on the server": (f"{server.url}/meta", "Bauty", "1"),
             "per-class too large": (f"{server.url}/meta", "Beauty,Music", "7"),
+            "truncated gzip file": (str(tmp_path / "meta"), "Beauty,Cut", "1"),
+            "not a metadata file": (str(tmp_path / "meta"), "Page", "1"),
         }[case]
         code = amazon("--categories", category, "--meta", meta, "--per-class", per_class,
                       "--out", str(tmp_path / "out"), *FAST)
@@ -311,6 +318,16 @@ def test_an_interrupted_build_resumes_to_the_same_manifest_without_downloading_t
     resumed = (tmp_path / "resumed" / "manifest.csv").read_text()
     assert resumed == (tmp_path / "whole" / "manifest.csv").read_text()
     assert read_manifest(tmp_path / "resumed" / "manifest.csv") == world.rows
+
+
+@pytest.mark.parametrize("chunk", [5, 4096, 1 << 24])
+def test_metadata_streams_gzip_or_plain_in_any_chunking(chunk):
+    lines = [json.dumps({"parent_asin": f"A{i}", "pad": "x" * 3000}).encode() for i in range(500)]
+    plain = b"\n".join(lines[:300]) + b"\n\n" + b"\n".join(lines[300:])      # a blank line, no final newline
+    packed = gzip.compress(b"\n".join(lines[:300]) + b"\n") + gzip.compress(b"\n".join(lines[300:]))  # 2 members
+    for data in (plain, packed):
+        records = list(json_objects(data[i:i + chunk] for i in range(0, len(data), chunk)))
+        assert [r["parent_asin"] for r in records] == [f"A{i}" for i in range(500)]
 
 
 def test_both_image_shapes_read_the_same_and_ids_keep_their_plus():

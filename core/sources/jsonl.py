@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 GZIP_MAGIC = b"\x1f\x8b"
+PIECE_BYTES = 1 << 20
 
 
-def file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+def file_chunks(path: Path, size: int = PIECE_BYTES) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         yield from iter(lambda: handle.read(size), b"")
 
@@ -27,11 +28,11 @@ def inflate_if_gzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
     for chunk in chain([first], chunks):
         while chunk:
             fed = True
-            try:
-                yield inflater.decompress(chunk)
+            try:  # bounded output: a highly compressed chunk must not inflate to hundreds of MB at once
+                yield inflater.decompress(chunk, PIECE_BYTES)
             except zlib.error as exc:
                 raise ValueError(f"not a valid gzip stream ({exc})") from None
-            chunk = b""
+            chunk = inflater.unconsumed_tail
             if inflater.eof:  # concatenated gzip members are one stream, as gzip -d reads them
                 chunk, inflater, fed = inflater.unused_data, _gunzip(), False
     if fed and not inflater.eof:
