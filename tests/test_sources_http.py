@@ -89,3 +89,9 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
     assert 55 <= retry_after_seconds(future) <= 61
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_a_redirect_loop_is_a_failure_not_a_crash(server):
+    server.routes["/a"] = [Answer(302, headers={"Location": "/a"})]
+    error, waits = get(server, "/a")
+    assert "TooManyRedirects" in error.reason and waits == [] and server.requests["/a"] <= 21

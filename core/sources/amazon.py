@@ -23,7 +23,7 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import httpx
 from tqdm.auto import tqdm
@@ -163,8 +163,8 @@ def image_entries(images) -> list[dict]:
 
 def image_id(url: str) -> str:
     """The image's ID in .../images/I/<ID>[.<modifiers>].jpg (IDs may contain '+'); the same file at any size."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    return name.split(".", 1)[0] or url
+    name = url.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
+    return unquote(name).split(".", 1)[0] or url
 
 
 def _url(value) -> str | None:
@@ -173,19 +173,21 @@ def _url(value) -> str | None:
 
 def choose_photos(images, settings: AmazonSettings) -> list[Photo]:
     preference = ("large", "hi_res") if settings.size == "large" else ("hi_res", "large")
-    photos, used_variants = [], Counter()
+    usable = []  # (index, variant, urls in order of preference) of the entries with a URL
     for index, entry in enumerate(image_entries(images)):
         urls = [url for url in (_url(entry.get(key)) for key in preference) if url]
-        if not urls:
-            continue
-        variant = UNSAFE_NAME_CHARS.sub("", str(entry.get("variant") or "")) or f"IMG{index:02d}"
+        if urls:
+            usable.append((index, UNSAFE_NAME_CHARS.sub("", str(entry.get("variant") or "")), urls))
+    if settings.images == "main":
+        main = [item for item in usable if item[1].upper() == "MAIN"]
+        usable = (main or usable)[:1]
+    photos, used_variants = [], Counter()
+    for index, variant, urls in usable:
+        variant = variant or f"IMG{index:02d}"
         used_variants[variant] += 1
         if used_variants[variant] > 1:  # a repeated variant name still needs a file name of its own
             variant = f"{variant}-{used_variants[variant]}"
         photos.append(Photo(variant, urls[0], frozenset(image_id(url) for url in urls)))
-    if settings.images == "main":
-        main = [photo for photo in photos if photo.variant.upper() == "MAIN"]
-        photos = (main or photos)[:1]
     return photos
 
 

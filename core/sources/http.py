@@ -85,6 +85,8 @@ def with_retries(attempt_once: Callable[[], T], settings: HttpSettings,
             reason, status = f"timed out after {settings.timeout:g} s", None
         except httpx.TransportError as exc:
             reason, status = f"connection failed ({type(exc).__name__}: {exc or 'no detail'})", None
+        except httpx.HTTPError as exc:  # a redirect loop, a body that does not decode: not worth a retry
+            raise FetchError(f"{type(exc).__name__}: {exc}") from None
         if attempt > settings.retries:
             raise FetchError(f"{reason}, gave up after {attempt} attempts", status)
         if wait is not None and wait > settings.max_wait:
