@@ -121,6 +121,11 @@ def command_diagnose(argv: list[str]) -> int:
 
 
 def command_amazon(argv: list[str]) -> int:
+    from dataclasses import fields
+    from core.sources.amazon import AmazonSettings, build, summary
+    from core.sources.http import FetchError, HttpSettings
+    default = {f.name: f.default for f in fields(AmazonSettings)}
+    http = HttpSettings()
     parser = argparse.ArgumentParser(
         prog="train_cli.py amazon", description="Build a grouped image dataset (folder + manifest.csv, group = "
         "parent_asin) from Amazon Reviews 2023 item metadata files meta_<Category>.jsonl[.gz].")
@@ -130,23 +135,22 @@ def command_amazon(argv: list[str]) -> int:
         help="folder holding meta_<Category>.jsonl or .jsonl.gz files, or the base URL that serves them")
     add("--out", required=True, help="dataset folder to write (an interrupted build resumes when rerun)")
     add("--per-class", type=int, help="products per category, sampled with --seed (default: all with an image)")
-    add("--images", default="main", choices=["main", "all"],
+    add("--images", default=default["images"], choices=["main", "all"],
         help="main: each product's MAIN image (else its first); all: every image (default: %(default)s)")
-    add("--size", default="large", choices=["large", "hi_res"],
+    add("--size", default=default["size"], choices=["large", "hi_res"],
         help="large (~500 px) or hi_res (up to 1500 px), the other when missing (default: %(default)s)")
-    add("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
-    add("--min-ratings", type=int, default=0, help="keep products with at least this many ratings (default: 0)")
-    add("--concurrency", type=int, default=8, help="downloads at once (default: %(default)s)")
-    add("--timeout", type=float, default=20.0, help="seconds per request attempt (default: %(default)s)")
-    add("--retries", type=int, default=3, help="retries on timeouts, connection errors, 429 and 5xx "
-                                               "(default: %(default)s)")
-    add("--backoff", type=float, default=1.0, help="seconds before the first retry, doubled each time, with "
-                                                   "jitter (default: %(default)s)")
-    add("--max-wait", type=float, default=60.0, help="longest wait between attempts; a longer Retry-After "
-                                                     "gives up (default: %(default)s)")
+    add("--seed", type=int, default=default["seed"], help="sampling seed (default: %(default)s)")
+    add("--min-ratings", type=int, default=default["min_ratings"],
+        help="keep products with at least this many ratings (default: %(default)s)")
+    add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
+    add("--timeout", type=float, default=http.timeout, help="seconds per request attempt (default: %(default)s)")
+    add("--retries", type=int, default=http.retries,
+        help="retries on timeouts, connection errors, 429 and 5xx (default: %(default)s)")
+    add("--backoff", type=float, default=http.backoff,
+        help="seconds before the first retry, doubled each time, with jitter (default: %(default)s)")
+    add("--max-wait", type=float, default=http.max_wait,
+        help="longest wait between attempts; a longer Retry-After gives up (default: %(default)s)")
     args = parser.parse_args(argv)
-    from core.sources.amazon import AmazonSettings, build, summary
-    from core.sources.http import FetchError, HttpSettings
     settings = AmazonSettings(
         categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
