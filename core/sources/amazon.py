@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -121,10 +121,12 @@ def open_meta(category: str, meta: str, client: httpx.Client, settings: HttpSett
     """The first of meta_<category>.jsonl.gz / .jsonl found under `meta` (folder or base URL), as byte chunks."""
     names = [pattern.format(category) for pattern in META_NAMES]
     if _is_url(meta):
+        # One retry at most: someone is waiting to hear whether the address works at all.
+        opening = replace(settings, retries=min(settings.retries, 1))
         for name in names:
             url = f"{meta.rstrip('/')}/{name}"
             try:
-                return url, stream(client, url, settings)
+                return url, stream(client, url, opening)
             except FetchError as exc:
                 if exc.status != 404:
                     raise UserError(f"--meta {meta}: no usable answer for {url} ({exc.reason}); check the "
