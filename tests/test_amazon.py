@@ -266,6 +266,7 @@ def closed_port_url() -> str:
     ("per-class too large", "Music has 6 products with an image; ask for at most 6"),
     ("truncated gzip file", "the gzip stream ends early"),
     ("not a metadata file", "holds no product records"),
+    ("no product with enough ratings", "has an image URL and at least 100 ratings"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, words):
     with LoopbackServer() as server:
@@ -274,17 +275,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case,
         (tmp_path / "meta" / "meta_Beauty.jsonl.gz").write_bytes(world.meta["meta_Beauty.jsonl.gz"])
         (tmp_path / "meta" / "meta_Cut.jsonl.gz").write_bytes(world.meta["meta_Beauty.jsonl.gz"][:-40])
         (tmp_path / "meta" / "meta_Page.jsonl").write_text("<html><body>Not found</body></html>\n")
-        meta, category, per_class = {
-            "missing folder": (str(tmp_path / "nowhere"), "Beauty", "1"),
-            "missing category file": (str(tmp_path / "meta"), "Beuty", "1"),
-            "url not answering": (closed_port_url(), "Beauty", "1"),
-            "category not on the server": (f"{server.url}/meta", "Bauty", "1"),
-            "per-class too large": (f"{server.url}/meta", "Beauty,Music", "7"),
-            "truncated gzip file": (str(tmp_path / "meta"), "Beauty,Cut", "1"),
-            "not a metadata file": (str(tmp_path / "meta"), "Page", "1"),
+        meta, category, *options = {
+            "missing folder": (str(tmp_path / "nowhere"), "Beauty"),
+            "missing category file": (str(tmp_path / "meta"), "Beuty"),
+            "url not answering": (closed_port_url(), "Beauty"),
+            "category not on the server": (f"{server.url}/meta", "Bauty"),
+            "per-class too large": (f"{server.url}/meta", "Beauty,Music", "--per-class", "7"),
+            "truncated gzip file": (str(tmp_path / "meta"), "Beauty,Cut"),
+            "not a metadata file": (str(tmp_path / "meta"), "Page"),
+            "no product with enough ratings": (f"{server.url}/meta", "Beauty", "--min-ratings", "100"),
         }[case]
-        code = amazon("--categories", category, "--meta", meta, "--per-class", per_class,
-                      "--out", str(tmp_path / "out"), *FAST)
+        code = amazon("--categories", category, "--meta", meta, *options, "--out", str(tmp_path / "out"), *FAST)
     err = capsys.readouterr().err.strip().split("\r")[-1]   # after any progress bar (a terminal hides them)
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and words in err
     assert not (tmp_path / "out").exists()

@@ -267,11 +267,14 @@ def _check_enough(scan: CategoryScan, settings: AmazonSettings) -> None:
     if scan.records == 0:
         raise UserError(f"--categories {scan.category}: {scan.source} holds no product records (parent_asin); "
                         f"is it an Amazon Reviews 2023 meta_<Category>.jsonl file?")
-    if scan.eligible == 0 or (settings.per_class or 0) > scan.eligible:
-        rule = f" and at least {settings.min_ratings} ratings" if settings.min_ratings else ""
-        raise UserError(f"--per-class {settings.per_class or 'all'}: {scan.category} has {scan.eligible} products "
-                        f"with an image{rule}; ask for at most {scan.eligible}"
-                        + (" or lower --min-ratings" if settings.min_ratings else ""))
+    rule = f" and at least {settings.min_ratings} ratings" if settings.min_ratings else ""
+    lower = " or lower --min-ratings" if settings.min_ratings else ""
+    if scan.eligible == 0:
+        raise UserError(f"--categories {scan.category}: no product in {scan.source} has an image URL{rule}; "
+                        f"leave the category out{lower}")
+    if (settings.per_class or 0) > scan.eligible:
+        raise UserError(f"--per-class {settings.per_class}: {scan.category} has {scan.eligible} products with an "
+                        f"image{rule}; ask for at most {scan.eligible}{lower}")
 
 
 # ---------------------------------------------------------------- download
