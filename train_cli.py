@@ -6,6 +6,8 @@
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
+  python train_cli.py amazon --categories A,B --meta DIR_OR_URL --per-class N --out DIR
+                                                build an image dataset from Amazon Reviews 2023 metadata
 """
 from __future__ import annotations
 
@@ -121,7 +123,55 @@ def command_diagnose(argv: list[str]) -> int:
     return 1 if error else 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose}
+def command_amazon(argv: list[str]) -> int:
+    from dataclasses import fields
+    from core.sources.amazon import AmazonSettings, build, summary
+    from core.sources.http import FetchError, HttpSettings
+    default = {f.name: f.default for f in fields(AmazonSettings)}
+    http = HttpSettings()
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py amazon", description="Build a grouped image dataset (folder + manifest.csv, group = "
+        "parent_asin) from Amazon Reviews 2023 item metadata files meta_<Category>.jsonl[.gz].")
+    add = parser.add_argument
+    add("--categories", required=True, help="comma-separated, e.g. All_Beauty,Digital_Music,Health_and_Personal_Care")
+    add("--meta", required=True, metavar="DIR_OR_URL",
+        help="folder holding meta_<Category>.jsonl or .jsonl.gz files, or the base URL that serves them")
+    add("--out", required=True, help="dataset folder to write (an interrupted build resumes when rerun)")
+    add("--per-class", type=int, help="products per category, sampled with --seed (default: all with an image)")
+    add("--images", default=default["images"], choices=["main", "all"],
+        help="main: each product's MAIN image (else its first); all: every image (default: %(default)s)")
+    add("--size", default=default["size"], choices=["large", "hi_res"],
+        help="large (~500 px) or hi_res (up to 1500 px), the other when missing (default: %(default)s)")
+    add("--seed", type=int, default=default["seed"], help="sampling seed (default: %(default)s)")
+    add("--min-ratings", type=int, default=default["min_ratings"],
+        help="keep products with at least this many ratings (default: %(default)s)")
+    add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
+    add("--timeout", type=float, default=http.timeout, help="seconds per request attempt (default: %(default)s)")
+    add("--retries", type=int, default=http.retries,
+        help="retries on timeouts, connection errors, 429 and 5xx (default: %(default)s)")
+    add("--backoff", type=float, default=http.backoff,
+        help="seconds before the first retry, doubled each time, with jitter (default: %(default)s)")
+    add("--max-wait", type=float, default=http.max_wait,
+        help="longest wait between attempts; a longer Retry-After gives up (default: %(default)s)")
+    args = parser.parse_args(argv)
+    settings = AmazonSettings(
+        categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
+        per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
+        concurrency=args.concurrency,
+        http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
+    try:
+        info = build(settings, ["python", "train_cli.py", "amazon", *argv])
+    except (FetchError, OSError) as exc:
+        print(f"error: amazon build stopped: {exc}; rerun the same command to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nrerun the same command to resume: finished images are kept", file=sys.stderr)
+        raise
+    print(summary(info))
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon}
 
 
 def main(argv: list[str]) -> int:
