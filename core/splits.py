@@ -69,8 +69,8 @@ def check_enough_per_class(labels: pd.Series, units, folds: int, test_size: floa
     per_class = pd.DataFrame({"label": labels, "unit": unit}).groupby("label")["unit"].agg(["size", "nunique"])
     for label, row in per_class.iterrows():
         if row["nunique"] < needed:
-            what = (f"{row['size']} images in {row['nunique']} groups (a group, identical files and near-duplicates "
-                    f"each count once)" if grouped else f"{row['size']} images")
+            what = (f"{row['size']} images in {row['nunique']} group{'s' if row['nunique'] != 1 else ''} (a group, "
+                    f"identical files and near-duplicates each count once)" if grouped else f"{row['size']} images")
             fix = "add images, lower --folds" + (", or set --test-size 0" if test_size > 0 else "")
             raise UserError(f"Class '{label}' has {what}, but --folds {folds}"
                             f"{' with a test split' if test_size > 0 else ''} needs at least {needed}: {fix}.")

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .neighbours import Space, centred_cosine
+from .neighbours import Space, centred_cosine, prepare
 from .thresholds import Thresholds
 
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)   # candidate thresholds reported, to tune near_duplicate_similarity
@@ -23,6 +23,15 @@ def exact_pairs(sha256: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1]
 
 
+def label_conflicts(samples: pd.DataFrame) -> list[dict]:
+    """Identical files (same sha256) filed under different labels, one entry per file content:
+    {sha256, labels (sorted), sample_ids, paths}; samples is indexed by sample_id."""
+    repeated = samples[samples["sha256"].duplicated(keep=False)]
+    return [{"sha256": sha, "labels": sorted(rows["label"].unique()), "sample_ids": rows.index.tolist(),
+             "paths": rows["path"].tolist()}
+            for sha, rows in repeated.groupby("sha256", sort=False) if rows["label"].nunique() > 1]
+
+
 def candidate_pairs(space: Space, embedding: np.ndarray) -> pd.DataFrame:
     """Every kNN edge once (a < b) with its exact centred cosine in the full backbone dimension."""
     a = np.repeat(np.arange(len(space.index)), space.index.shape[1])
@@ -31,6 +40,13 @@ def candidate_pairs(space: Space, embedding: np.ndarray) -> pd.DataFrame:
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     return pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1],
                          "similarity": centred_cosine(embedding, pairs[:, 0], pairs[:, 1])})
+
+
+def near_duplicate_pairs(embedding: np.ndarray, th: Thresholds) -> np.ndarray:
+    """(a, b) rows of every pair this diagnostic calls near (identical files included), from the backbone
+    embedding alone: `--dedup-groups near` joins them into split units before any split exists."""
+    pairs = candidate_pairs(prepare("backbone", embedding, th), embedding)
+    return pairs.loc[pairs["similarity"] >= th.near_duplicate_similarity, ["a", "b"]].to_numpy()
 
 
 def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +80,9 @@ def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
     pairs["similarity"] = pairs["similarity"].astype("float64")
     pairs = pairs.sort_values(["kind", "similarity"], ascending=[True, False], kind="stable")[COLUMNS]
     pairs = pairs.astype({"sample_id_a": "int64", "sample_id_b": "int64"}).reset_index(drop=True)
-    return pairs, summarize(pairs, candidates, samples)
+    summary = summarize(pairs, candidates, samples)
+    summary["label_conflicts"] = label_conflicts(samples.set_index("sample_id"))
+    return pairs, summary
 
 
 def _same_group(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
