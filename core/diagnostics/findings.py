@@ -111,13 +111,27 @@ def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
     if li["count"] == 0:
         return []
-    severity = "medium" if li["share"] >= th.label_issue_share_medium else "low"
+    in_test = li["test"]["count"]
+    # a suspect label in the test split changes the headline number itself
+    severity = "medium" if li["share"] >= th.label_issue_share_medium or in_test else "low"
     worst = li["worst"]
+    test_part = ""
+    if in_test:
+        t = li["worst_test"]
+        test_part = (f" {_count(in_test, 'test image')} {_agree(in_test, 'is', 'are')} among them: the test metric "
+                     f"scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the worst, "
+                     f"{t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
+                     f"({t['suggested_confidence']:.0%}).")
     return [finding(
         "label-issues", severity,
-        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled",
-        f"cleanlab flags {li['count']} of {li['n']} out-of-fold predictions; the worst, {worst['path']}, is labelled "
-        f"{worst['label']} but looks like {worst['suggested_label']} (label quality {worst['quality']:.3f}).",
+        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled"
+        + (f", {in_test} in the test split (affects the test metric)" if in_test else ""),
+        f"Judged by models that never trained on them (out-of-fold for the {li['cv']['n']} cross-validation images, "
+        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}, and "
+        f"{li['contradicted_only']} more {_agree(li['contradicted_only'], 'has its', 'have their')} label "
+        f"contradicted with at least {th.label_contradicted_confidence:.0%} on another class. The worst, "
+        f"{worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like {worst['suggested_label']} "
+        f"(label quality {worst['quality']:.3f}).{test_part}",
         "Misclassified", fold="oof", tab="label_issues")]
 
 

@@ -27,6 +27,7 @@ class Thresholds:
     ece_high: float = 0.15
     # label issues: share of images cleanlab flags
     label_issue_share_medium: float = 0.05
+    label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
     # embedding spaces: PCA first, then one exact cosine kNN graph per space
     pca_dims: int = 50
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
