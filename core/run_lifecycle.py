@@ -23,11 +23,10 @@ from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
 from .executors import FoldExecutor, LocalExecutor
-from .diagnostics.duplicates import label_conflicts
 from .fold_job import (done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device, pretrained_features,
                        store_backbone_embeddings)
 from .split_units import describe as describe_units
-from .split_units import split_units
+from .split_units import label_conflicts, split_units
 from .splits import assign_splits, check_enough_per_class, share_warning
 from .weights import build_classifier
 

@@ -45,6 +45,15 @@ def split_units(samples: pd.DataFrame, use_groups: bool, dedup: str, embedding: 
     })
 
 
+def label_conflicts(samples: pd.DataFrame) -> list[dict]:
+    """Identical files (same sha256) filed under different labels, one entry per file content:
+    {sha256, labels (sorted), sample_ids, paths}; samples is indexed by sample_id."""
+    repeated = samples[samples["sha256"].duplicated(keep=False)]
+    return [{"sha256": sha, "labels": sorted(rows["label"].unique()), "sample_ids": rows.index.tolist(),
+             "paths": rows["path"].tolist()}
+            for sha, rows in repeated.groupby("sha256", sort=False) if rows["label"].nunique() > 1]
+
+
 def describe(summary: dict) -> str:
     """The log line: how many units the deduplication merged."""
     dedup = summary["dedup_groups"]

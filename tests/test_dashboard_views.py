@@ -119,7 +119,8 @@ def test_label_issue_rows_show_rank_within_its_part_the_flag_and_the_test_marker
     rows = views.label_issue_rows(issues)
     assert rows["sample_id"].tolist() == [3, 7, 9]
     assert rows["rank"].tolist() == ["1 of 24", "1 of 96", "2 of 96"]
-    assert rows["flagged"].tolist() == [True, False, True] and rows["affects_test_metric"].tolist() == [True, False, False]
+    assert rows["flagged"].tolist() == [True, False, True]
+    assert rows["affects_test_metric"].tolist() == [True, False, False]
     before_ranking = issues[["sample_id", "path", "label", "suggested_label", "quality"]]   # older runs
     old = views.label_issue_rows(before_ranking)
     assert old["flagged"].all() and not old["affects_test_metric"].any() and (old["split"] == "cv").all()

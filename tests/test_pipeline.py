@@ -241,7 +241,9 @@ def test_identical_files_move_together_without_groups_and_conflicting_labels_are
     for sha, rows in samples.groupby("sha256"):
         assert rows[["split", "fold"]].astype(str).drop_duplicates().shape[0] == 1, rows.path.tolist()
     assert set(samples[samples.split == "test"].label) == {"apple", "leaf", "sky"}
-    units = json.loads((run / "run.json").read_text())["dataset"]["split_units"]
+    dataset = json.loads((run / "run.json").read_text())["dataset"]
+    units = dataset["split_units"]
+    assert dataset["split_warning"] is None and abs(dataset["test_share"] - 0.25) <= 0.05
     assert units["dedup_groups"] == "exact" and units["merged_units"] == 2 and units["samples_in_merged_units"] == 4
     findings = {f["id"]: f for f in json.loads((run / "findings.json").read_text())["findings"]}
     conflict = findings["label-conflicts"]

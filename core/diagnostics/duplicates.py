@@ -6,6 +6,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from core.split_units import label_conflicts
+
 from .neighbours import Space, centred_cosine, prepare
 from .thresholds import Thresholds
 
@@ -21,15 +23,6 @@ def exact_pairs(sha256: pd.Series) -> tuple[np.ndarray, np.ndarray]:
              for pair in itertools.combinations(sorted(ids), 2)]
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1]
-
-
-def label_conflicts(samples: pd.DataFrame) -> list[dict]:
-    """Identical files (same sha256) filed under different labels, one entry per file content:
-    {sha256, labels (sorted), sample_ids, paths}; samples is indexed by sample_id."""
-    repeated = samples[samples["sha256"].duplicated(keep=False)]
-    return [{"sha256": sha, "labels": sorted(rows["label"].unique()), "sample_ids": rows.index.tolist(),
-             "paths": rows["path"].tolist()}
-            for sha, rows in repeated.groupby("sha256", sort=False) if rows["label"].nunique() > 1]
 
 
 def candidate_pairs(space: Space, embedding: np.ndarray) -> pd.DataFrame:
