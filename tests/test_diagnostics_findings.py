@@ -2,7 +2,8 @@
 import pytest
 
 from core.diagnostics.findings import (calibration_findings, class_findings, duplicate_findings, finding,
-                                       label_conflict_findings, outlier_findings, overfitting_findings)
+                                       label_conflict_findings, label_issue_findings, outlier_findings,
+                                       overfitting_findings)
 from core.diagnostics.imbalance import imbalance
 from core.diagnostics.overfitting import per_class_gaps
 from core.diagnostics.thresholds import Thresholds
@@ -133,3 +134,21 @@ def test_identical_files_with_different_labels_are_a_high_finding_that_lists_the
     assert f["title"] == "The same image is labelled Bag and Dress (and 1 other identical file with different labels)"
     assert "Bag and Dress: Bag/1.jpg, Dress/7.jpg; Coat and Shirt: Coat/2.jpg, Shirt/2.jpg" in f["evidence"]
     assert label_conflict_findings([]) == []
+
+
+def _label_issues(count, flagged, in_test):
+    worst = {"path": "Dress/3.jpg", "split": "cv", "label": "Dress", "suggested_label": "Bag", "quality": 0.04,
+             "suggested_confidence": 0.86}
+    return {"count": count, "n": 500, "share": count / 500, "flagged": flagged, "contradicted_only": count - flagged,
+            "cv": {"count": count - in_test, "n": 400}, "test": {"count": in_test, "n": 100}, "worst": worst,
+            "worst_test": {**worst, "path": "Bag/9.jpg", "split": "test"} if in_test else None}
+
+
+def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
+    [f] = label_issue_findings(_label_issues(6, 4, in_test=2), TH)
+    assert f["severity"] == "medium"   # 1.2% of images, but two of them sit in the test split
+    assert f["title"] == "Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split (affects the test metric)"
+    assert "cleanlab flags 4, and 2 more have their label contradicted with at least 80%" in f["evidence"]
+    assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
+    [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
+    assert f["severity"] == "low" and "test" not in f["title"] and "more have" not in f["evidence"]

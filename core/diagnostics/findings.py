@@ -122,16 +122,17 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
                      f"scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the worst, "
                      f"{t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
                      f"({t['suggested_confidence']:.0%}).")
+    more = li["contradicted_only"]
+    contradicted = (f", and {more} more {_agree(more, 'has its', 'have their')} label contradicted with at least "
+                    f"{th.label_contradicted_confidence:.0%} on another class" if more else "")
     return [finding(
         "label-issues", severity,
         f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled"
         + (f", {in_test} in the test split (affects the test metric)" if in_test else ""),
         f"Judged by models that never trained on them (out-of-fold for the {li['cv']['n']} cross-validation images, "
-        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}, and "
-        f"{li['contradicted_only']} more {_agree(li['contradicted_only'], 'has its', 'have their')} label "
-        f"contradicted with at least {th.label_contradicted_confidence:.0%} on another class. The worst, "
-        f"{worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like {worst['suggested_label']} "
-        f"(label quality {worst['quality']:.3f}).{test_part}",
+        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}{contradicted}. "
+        f"The worst, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like "
+        f"{worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
         "Misclassified", fold="oof", tab="label_issues")]
 
 
