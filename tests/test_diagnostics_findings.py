@@ -147,7 +147,8 @@ def _label_issues(count, flagged, in_test):
 def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
     [f] = label_issue_findings(_label_issues(6, 4, in_test=2), TH)
     assert f["severity"] == "medium"   # 1.2% of images, but two of them sit in the test split
-    assert f["title"] == "Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split (affects the test metric)"
+    assert f["title"] == ("Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split "
+                          "(affects the test metric)")
     assert "cleanlab flags 4, and 2 more have their label contradicted with at least 80%" in f["evidence"]
     assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
     [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
