@@ -61,6 +61,8 @@ def describe(summary: dict) -> str:
         return f"splits: {summary['units']} units (--dedup-groups off)"
     how = ("identical files" if dedup == "exact" else
            f"identical files and near-duplicates (cosine ≥ {summary['near_duplicate_similarity']:.2f})")
+    if not summary["merged_units"]:
+        return f"splits: {summary['units']} units; no {how} to join"
     return (f"splits: {summary['units']} units; {summary['merged_units']} of them join "
             f"{summary['samples_in_merged_units']} images as {how}; "
             f"{summary['samples_sharing_a_unit']} images share a unit with another")

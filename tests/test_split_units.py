@@ -38,6 +38,8 @@ def test_identical_files_are_one_unit_even_across_groups_and_without_a_group_col
 def test_dedup_off_keeps_only_the_groups():
     units = split_units(samples_with(["h0", "h0", "h2"]), use_groups=False, dedup="off")
     assert len(set(units.unit)) == 3 and "--dedup-groups off" in describe(units.summary)
+    distinct = split_units(samples_with(["h0", "h1", "h2"]), use_groups=False, dedup="exact")
+    assert describe(distinct.summary) == "splits: 3 units; no identical files to join"
 
 
 def test_near_joins_near_identical_embeddings_at_the_diagnostics_threshold_and_records_it():
