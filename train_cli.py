@@ -31,7 +31,12 @@ def train_parser() -> argparse.ArgumentParser:
     add("--test-size", type=float, default=DEFAULTS.test_size,
         help="share held out as a stratified test split; 0 = cross-validation only (default: %(default)s)")
     add("--no-groups", dest="use_groups", action="store_false",
-        help="ignore the manifest's group column when splitting (shows what leakage does; default: use groups)")
+        help="ignore the manifest's group column when splitting (shows what leakage does; identical files still "
+             "move together unless --dedup-groups off; default: use groups)")
+    add("--dedup-groups", default=DEFAULTS.dedup_groups, choices=["exact", "near", "off"],
+        help="what else moves as one unit in the splits, besides a group: exact = identical files; near = also "
+             "images whose pretrained features are near-identical (cosine as the duplicates diagnostic); "
+             "off = nothing (default: %(default)s)")
     add("--seed", type=int, default=DEFAULTS.seed, help="seed for splits, initialisation and shuffling "
                                                         "(default: %(default)s)")
     add("--model", default=DEFAULTS.model, help="torchvision classification model (default: %(default)s)")

@@ -23,8 +23,11 @@ from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
 from .executors import FoldExecutor, LocalExecutor
-from .fold_job import done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device
-from .splits import assign_splits
+from .fold_job import (done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device, pretrained_features,
+                       store_backbone_embeddings)
+from .split_units import describe as describe_units
+from .split_units import label_conflicts, split_units
+from .splits import assign_splits, check_enough_per_class, share_warning
 from .weights import build_classifier
 
 log = tqdm.write  # prints above progress bars
@@ -73,8 +76,9 @@ def start_run(cfg: RunConfig) -> Path:
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
     use_groups = dataset.has_groups and cfg.use_groups
-    groups = samples.group if use_groups else None
-    split, fold = assign_splits(samples.label, groups, cfg.folds, cfg.test_size, cfg.seed)
+    units = split_units(samples, use_groups, "off" if cfg.dedup_groups == "off" else "exact")
+    # near-duplicates only ever join more: a class too small now stays too small, so say it before any features
+    check_enough_per_class(samples.label, units.unit, cfg.folds, cfg.test_size)
     scan_seconds = time.perf_counter() - started
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
@@ -84,8 +88,26 @@ def start_run(cfg: RunConfig) -> Path:
     mode, reason = resolve_train_mode(cfg.train_mode, device)
     log(f"mode: {mode} ({reason})")
     torch.manual_seed(cfg.seed)
-    _, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
-
+    classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+    features = None
+    if cfg.dedup_groups == "near":   # the splits need the pretrained features: compute (or read) them first
+        features_started = time.perf_counter()
+        features = pretrained_features(classifier.backbone, arch.to_dict(), weights.sha256, cfg,
+                                       [dataset.root / p for p in samples.path], list(samples.sha256))
+        features_seconds = time.perf_counter() - features_started
+        # float16 as stored in the run, so the diagnostics find exactly the pairs the splits joined
+        units = split_units(samples, use_groups, "near", features.astype(np.float16))
+    split, fold = assign_splits(samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    test_share = float((split == "test").mean())
+    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 else None
+    log(describe_units(units.summary))
+    if split_warning:
+        log(f"warning: {split_warning}")
+    conflicts = label_conflicts(samples)
+    if conflicts:   # trained anyway; the diagnostics list them all in a finding
+        first = conflicts[0]
+        log(f"warning: {len(conflicts)} identical file(s) carry different labels, e.g. the same image is labelled "
+            f"{' and '.join(first['labels'])} ({', '.join(first['paths'])})")
     runs_dir = Path(cfg.runs_dir)
     run_id = new_run_id(runs_dir, cfg.name)
     run_dir = runs_dir / run_id
@@ -103,11 +125,14 @@ def start_run(cfg: RunConfig) -> Path:
         "status": "running", "error": None, "config": cfg.to_dict(),
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
-                    "test_share": round(float((split == "test").mean()), 4)},
+                    "test_share": round(test_share, 4), "split_warning": split_warning,
+                    "split_units": units.summary},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
         "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped})
+    if features is not None:
+        store_backbone_embeddings(run_dir, features, features_seconds)
     log(f"run: {run_dir}")
     return run_dir
 

@@ -26,6 +26,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true=class_c&pred=class_b"),
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
+         ("LabelIssues", "Data?tab=label_issues"),
          ("Compare", "Compare"), ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc")]
 
 

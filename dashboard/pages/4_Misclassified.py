@@ -51,11 +51,13 @@ if issues.open:
         if table is None:
             st.info("Suspected label issues appear once the diagnostics have run.", icon=":material/pending:")
         else:
-            st.caption(f"**{len(table)}** images whose given label disagrees with what the out-of-fold models "
-                       "see (cleanlab), lowest label quality first. Check these before blaming the model.")
-            common.paged_gallery(table, run, per_page=24, key="issues", caption=lambda row: (
+            st.caption(f"**{len(table)}** images whose given label disagrees with what models that never trained "
+                       "on them see (out of fold; the fold ensemble for test images), lowest label quality first. "
+                       "Check these before blaming the model; those in the test split affect the test metric.")
+            common.paged_gallery(views.label_issue_rows(table), run, per_page=24, key="issues", caption=lambda row: (
                 f"given **{row['label']}** → looks like **{row['suggested_label']}**  \n"
-                f"quality {row['quality']:.3f} · #{row['sample_id']}"))
+                f"quality {row['quality']:.3f} · #{row['sample_id']}"
+                f"{' · test split' if row['affects_test_metric'] else ''}"))
 
 if calibration.open:
     with calibration:

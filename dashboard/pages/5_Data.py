@@ -88,9 +88,17 @@ if issues.open:
     with issues:
         table = diagnostics_table("label_issues")
         if table is not None:
-            st.caption(f"**{len(table)}** suspected label errors, worst first (also in the Misclassified page).")
-            st.dataframe(table, hide_index=True, width="stretch",
-                         column_config={"quality": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+            table = views.label_issue_rows(table)
+            st.caption(f"**{len(table)}** suspected label errors, lowest label quality first (also in the "
+                       f"Misclassified page): cleanlab flags {int(table['flagged'].sum())}, the others have their "
+                       f"label contradicted by a held-out model. **{int(table['affects_test_metric'].sum())}** are "
+                       "in the test split, where they affect the test metric. Rank: the label quality's place among "
+                       "all images of its part (cross-validation, judged out of fold; test, by the fold ensemble).")
+            st.dataframe(table, hide_index=True, width="stretch", column_config={
+                "quality": st.column_config.ProgressColumn("label quality", min_value=0, max_value=1),
+                "suggested_confidence": st.column_config.NumberColumn("suggested", format="percent"),
+                "flagged": st.column_config.CheckboxColumn("cleanlab flag"),
+                "affects_test_metric": st.column_config.CheckboxColumn("affects test metric")})
 
 if outliers.open:
     with outliers:
