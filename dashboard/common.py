@@ -210,9 +210,10 @@ def serves_beyond_loopback(address: str | None) -> bool:
     if address == "localhost" or address.startswith("unix://"):
         return False
     try:
-        return not ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:  # a host name: it names some interface of this machine
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:  # a host name: it may name any interface of this machine
         return True
+    return not (ip.is_loopback or getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
 
 
 def _warn_when_served_beyond_loopback() -> None:

@@ -150,7 +150,8 @@ def test_the_project_serves_on_loopback_unless_told_otherwise():
 @pytest.mark.parametrize("address,public", [(None, True), ("", True), ("0.0.0.0", True), ("::", True),
                                             ("192.168.1.20", True), ("myhost.example", True),
                                             ("127.0.0.1", False), ("127.0.1.1", False), ("::1", False),
-                                            ("[::1]", False), ("localhost", False)])
+                                            ("[::1]", False), ("::ffff:127.0.0.1", False),
+                                            ("localhost", False)])
 def test_serves_beyond_loopback(address, public):
     assert common.serves_beyond_loopback(address) is public
 
