@@ -106,11 +106,11 @@ def test_a_finetune_run_through_resident_images_stores_what_its_fold_models_see_
     """The resident path is another way to feed the same folds: each fold model's stored predictions (every role)
     and embedding are what that saved model computes from the same images read the plain way (PIL, the evaluation
     transform). A sample fed another image, another fold's part, or other pixels would change them."""
-    code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path), "--weights", "none",
+    code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / "runs"), "--weights", "none",
                            "--image-size", str(SIZE), "--folds", "2", "--epochs", "1", "--batch-size", "8",
                            "--train-mode", "finetune", "--image-input", "resident"])
     assert code == 0 and "fold 1: images decoded once into device memory" in capsys.readouterr().out
-    run_dir = next(tmp_path.iterdir())
+    run_dir = next((tmp_path / "runs").iterdir())
     info, _, samples = fold_job.load_run_inputs(run_dir)
     plain = torch.stack([eval_transform(SIZE)(load_rgb(path)) for path in fold_job.image_paths(info, samples)])
     predictions = pd.read_parquet(run_dir / "predictions.parquet")
