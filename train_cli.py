@@ -89,11 +89,14 @@ def command_train(argv: list[str]) -> int:
 
 
 def report(run_dir: Path) -> None:
-    from core.summary import summary_table
+    from core.summary import diagnostics_failure, summary_table
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
     print(f"\nOpen the dashboard:\n  streamlit run dashboard/Home.py -- --runs-dir {run_dir.parent}\n"
-          f"  (then pick run {run_dir.name}, or open http://localhost:8501/?run={run_dir.name})")
+          f"  (then pick run {run_dir.name}, or open http://127.0.0.1:8501/?run={run_dir.name})")
+    failure = diagnostics_failure(run_dir)
+    if failure:
+        print(f"\n{failure}")
 
 
 def command_weights(argv: list[str]) -> int:

@@ -23,8 +23,9 @@ from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
 from .executors import FoldExecutor, LocalExecutor
-from .fold_job import (done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device, pretrained_features,
-                       store_backbone_embeddings)
+from .fold_job import (done_folds, ensure_backbone_embeddings, image_paths, load_run_inputs, pick_device,
+                       pretrained_features, store_backbone_embeddings)
+from .hashing import changed_files
 from .split_units import describe as describe_units
 from .split_units import label_conflicts, split_units
 from .splits import assign_splits, check_enough_per_class, share_warning
@@ -221,4 +222,20 @@ def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = No
                         f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
-    return complete_run(entry.path, time.perf_counter(), executor)
+    started = time.perf_counter()
+    check_images_unchanged(entry.path)
+    return complete_run(entry.path, started, executor)
+
+
+def check_images_unchanged(run_dir: Path) -> None:
+    """The missing folds must train on the bytes the finished ones did, and features computed now must not be
+    cached under a hash of other bytes: every image is checked against the sha256 recorded at scan time."""
+    started = time.perf_counter()
+    info, _, samples = load_run_inputs(run_dir)
+    changed = changed_files(image_paths(info, samples), list(samples.sha256))
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        state = "is missing" if not changed[0].exists() else "has changed"
+        raise UserError(f"--resume {run_dir.name}: {changed[0]} {state} since the run scanned it{more}; restore "
+                        f"it, or start a new run on the changed data")
+    log(f"images: all {len(samples)} match the sha256 recorded at scan time ({time.perf_counter() - started:.1f} s)")

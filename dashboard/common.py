@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +113,10 @@ def setup(title: str) -> Run:
     show, so pages can assume a run with at least one finished fold."""
     st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
     st.session_state["_link_keys"] = ["run"]
-    if not _password_ok():
+    expected = _expected_password()
+    if not expected:
+        _warn_when_served_beyond_loopback()
+    elif not _password_ok(expected):
         st.stop()
     run = pick_run()
     if run is None:
@@ -143,7 +148,7 @@ def pick_run() -> Run | None:
     ids = [entry.run_id for entry in entries]
     requested = st.query_params.get("run")
     if requested is not None and run_store.find_run(folder, requested) is None:
-        st.warning(f"There is no run called `{requested[:80]}` in the runs folder, so the newest run is shown. "
+        st.warning(f"There is no run called {literal(requested[:80])} in the runs folder, so the newest run is shown. "
                    "Pick another run in the sidebar.", icon=":material/search_off:")
     if st.session_state.get("run") not in ids:
         st.session_state["run"] = requested if requested in ids else ids[0]
@@ -168,13 +173,24 @@ _STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hou
                 "failed": ":material/error:", "damaged": ":material/broken_image:"}
 
 
-def _password_ok() -> bool:
-    """Streamlit's documented st.secrets password pattern; off unless `password` is set in secrets.toml."""
+def _expected_password() -> str | None:
+    """The `password` in secrets.toml, or None when there is no secrets file at all. A secrets file that exists
+    but cannot be read stops every page: serving without the password it may hold would fail open."""
     try:
-        expected = st.secrets.get("password")
-    except FileNotFoundError:  # no secrets.toml at all
-        expected = None
-    if not expected or st.session_state.get("password_correct"):
+        return st.secrets.get("password")
+    except Exception as exc:  # StreamlitSecretNotFoundError (a FileNotFoundError) also means "cannot parse"
+        present = [path for path in st.get_option("secrets.files") if os.path.exists(path)]
+        if isinstance(exc, FileNotFoundError) and not present:
+            return None
+        st.error(f"**The secrets file cannot be read**, so the dashboard shows nothing: {literal(str(exc))}  \n"
+                 f"Fix or remove {', '.join(literal(path) for path in present) or 'it'}, then reload this page.",
+                 icon=":material/lock:")
+        st.stop()
+
+
+def _password_ok(expected: str) -> bool:
+    """Streamlit's documented st.secrets password pattern; off unless `password` is set in secrets.toml."""
+    if st.session_state.get("password_correct"):
         return True
 
     def entered() -> None:
@@ -185,6 +201,50 @@ def _password_ok() -> bool:
     if st.session_state.get("password_correct") is False:
         st.error("Password incorrect.")
     return False
+
+
+def serves_beyond_loopback(address: str | None) -> bool:
+    """Whether Streamlit's server.address reaches other machines (unset: every interface, Streamlit's default)."""
+    if not address:
+        return True
+    if address == "localhost" or address.startswith("unix://"):
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:  # a host name: it may name any interface of this machine
+        return True
+    return not (ip.is_loopback or getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def _warn_when_served_beyond_loopback() -> None:
+    address = st.get_option("server.address")
+    if serves_beyond_loopback(address):
+        st.sidebar.warning(f"**Open to the network, no password**: served on {literal(address or 'every interface')}"
+                           ", so anyone who can reach this machine sees every run. Set a password in "
+                           "`.streamlit/secrets.toml` or serve on `127.0.0.1` (the project default).",
+                           icon=":material/public:")
+
+
+def literal(text: str) -> str:
+    """`text` as inline code: shown as typed, never read as Markdown (links, emphasis, Streamlit's :color[...]).
+    The fence is one backtick longer than any run of backticks inside it (CommonMark's rule)."""
+    text = re.sub(r"[\r\n]+", " ", str(text))  # a blank line would end the code span
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def diagnostics_missing(run: Run, pending: str, *, caption: bool = False,
+                        consequence: str = "this cannot be shown") -> None:
+    """Why something the diagnostics write is not there: their recorded failure with the command that reruns
+    them, or `pending` (they run after the last fold) as an info box or a caption."""
+    error = run.info.get("diagnostics_error")
+    if error:
+        st.error(f"**The diagnostics failed**, so {consequence}: {literal(error)}  \nOnce the cause is fixed, rerun "
+                 f"them without retraining: `python train_cli.py diagnose {run.run_id}`", icon=":material/error:")
+    elif caption:
+        st.caption(f":gray[{pending}]")
+    else:
+        st.info(pending, icon=":material/pending:")
 
 
 # ---------------------------------------------------------------- URL-bound widgets and the link to copy

@@ -1,8 +1,6 @@
 """End to end through the CLI on tiny datasets: the run directory matches docs/run-format.md."""
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -183,21 +181,6 @@ def test_class_names_with_spaces_commas_and_accents_and_just_two_classes(tmp_pat
     assert {"prob_hair care", "prob_Café, bar"} <= set(predictions.columns)
     from core import run_store
     assert run_store.find_run(tmp_path / "runs", run.name) is not None  # the odd --name still gives a listable id
-
-
-def test_a_run_being_written_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
-    from core import run_store
-    from core.errors import UserError
-    (tmp_path / run_store.LOCK_FILE).write_text(str(os.getpid()))
-    with pytest.raises(UserError, match="being written by process"):
-        with run_store.run_lock(tmp_path):
-            pass
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    (tmp_path / run_store.LOCK_FILE).write_text(str(dead.pid))
-    with run_store.run_lock(tmp_path):
-        assert (tmp_path / run_store.LOCK_FILE).read_text() == str(os.getpid())
-    assert not (tmp_path / run_store.LOCK_FILE).exists()
 
 
 def test_diagnose_refuses_an_unfinished_run_and_recomputes_a_finished_one(finished_run, capsys):

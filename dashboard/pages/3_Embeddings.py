@@ -70,8 +70,10 @@ color = common.choice("Colour by", "color", list(views.COLOR_BY), "label", kind=
 only = common.choice("Class", "class", ["all", *run.classes], "all", where=right,
                      help="Show only images whose label or prediction is this class.")
 if not from_umap:
-    st.info("The UMAP map is not computed yet (diagnostics run after the last fold), so this is a quick PCA "
-            "projection of the same embedding.", icon=":material/pending:")
+    common.diagnostics_missing(run, "The UMAP map is not computed yet (diagnostics run after the last fold), so "
+                                    "this is a quick PCA projection of the same embedding.",
+                               consequence="there is no UMAP map (this is a quick PCA projection of the same "
+                                           "embedding instead)")
 
 figure = common.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
 event = common.chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")

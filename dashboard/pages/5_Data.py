@@ -19,7 +19,7 @@ def diagnostics_table(name: str) -> pd.DataFrame | None:
     """A table the diagnostics write, or None (saying when it appears) before they have run."""
     table = run.table(name)
     if table is None:
-        st.info("This appears once the diagnostics have run (after the last fold).", icon=":material/pending:")
+        common.diagnostics_missing(run, "This appears once the diagnostics have run (after the last fold).")
     return table
 
 
