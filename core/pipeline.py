@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from . import run_store as store
+from .cleaning import manifest_origin
 from .config import RunConfig
 from .data import scan_dataset
 from .errors import UserError
@@ -143,7 +144,8 @@ def start_run(cfg: RunConfig) -> Path:
         "status": "running", "error": None, "config": cfg.to_dict(),
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
-                    "test_share": round(float((split == "test").mean()), 4)},
+                    "test_share": round(float((split == "test").mean()), 4),
+                    "derived_from": manifest_origin(dataset.manifest)},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
