@@ -28,16 +28,18 @@ def cleaning_pairs(infos: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def _by_file(samples: pd.DataFrame, root: str) -> pd.DataFrame:
-    absolute = [(Path(root) / p).as_posix() for p in samples["path"]]
-    return pd.DataFrame({"file": absolute, "sample_id": samples["sample_id"].to_numpy(),
-                         "label": samples["label"].to_numpy(), "split": samples["split"].to_numpy()})
+    """Samples keyed by absolute path and, for a file a manifest lists more than once, which listing it is."""
+    absolute = pd.Series([(Path(root) / p).as_posix() for p in samples["path"]])
+    return pd.DataFrame({"file": absolute, "copy": absolute.groupby(absolute).cumcount(),
+                         "sample_id": samples["sample_id"].to_numpy(), "label": samples["label"].to_numpy(),
+                         "split": samples["split"].to_numpy()})
 
 
 def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame, root_b: str) -> pd.DataFrame:
     """Every image of either run, matched by absolute path: file, sample_id/label/split in A and in B, and
     `change`: relabelled, dropped (in A only), added (in B only) or unchanged. Changed images first."""
-    both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on="file", how="outer",
-                                             suffixes=("_a", "_b"))
+    both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on=["file", "copy"], how="outer",
+                                             suffixes=("_a", "_b")).drop(columns="copy")
     change = np.select([both["label_a"].isna(), both["label_b"].isna(), both["label_a"] != both["label_b"]],
                        ["added", "dropped", "relabelled"], "unchanged")
     both["change"] = pd.Categorical(change, categories=CHANGES, ordered=True)
