@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -216,5 +216,27 @@ def manifest_origin(manifest: str | Path | None) -> dict | None:
     return {"source_run": record["source_run"], "review": str(review.resolve())}
 
 
-def decisions_table(decisions: list[Decision]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(d) for d in decisions], columns=["sample_id", "action", "label"])
+def review_table(decisions: list[Decision], samples: pd.DataFrame, reasons: dict[int, str]) -> pd.DataFrame:
+    """The list as rows to review and edit: sample_id, path, split, label, action, new_label, reason, remove."""
+    by_id = samples.set_index("sample_id")
+    ids = [d.sample_id for d in decisions]
+    return pd.DataFrame({"sample_id": ids, "path": by_id.loc[ids, "path"].to_list(),
+                         "split": by_id.loc[ids, "split"].to_list(), "label": by_id.loc[ids, "label"].to_list(),
+                         "action": [d.action for d in decisions], "new_label": [d.label for d in decisions],
+                         "reason": [reasons.get(i, "") for i in ids], "remove": False})
+
+
+def decisions_from_table(table: pd.DataFrame) -> tuple[list[Decision], list[str]]:
+    """The decisions of an edited review table, rows marked `remove` left out. A relabel to the class the image
+    already has is a keep; a relabel without a new class cannot be a decision yet: one line per such row."""
+    decisions, problems = [], []
+    for row in table[~table["remove"].fillna(False).astype(bool)].to_dict("records"):
+        new_label = row["new_label"] if isinstance(row["new_label"], str) and row["new_label"] else None
+        action = row["action"] if row["action"] in ACTIONS else "keep"
+        if action == "relabel" and new_label is None:
+            problems.append(f"#{row['sample_id']}: pick the new class to relabel it to")
+            continue
+        if action == "relabel" and new_label == row["label"]:
+            action = "keep"
+        decisions.append(Decision(int(row["sample_id"]), action, new_label if action == "relabel" else None))
+    return decisions, problems

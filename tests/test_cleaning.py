@@ -152,3 +152,19 @@ def test_an_edited_manifest_or_a_missing_review_links_to_no_source(run, tmp_path
     out.write_text(out.read_text() + "extra.png,class_a,\n")
     assert cleaning.manifest_origin(out) is None
     assert cleaning.manifest_origin(tmp_path / "nothing.csv") is None and cleaning.manifest_origin(None) is None
+
+
+def test_the_review_table_round_trips_and_flags_a_relabel_without_a_class(run) -> None:
+    """Editing happens in this table on the Review page."""
+    samples = run_store.read_table(run, "samples")
+    decisions = [Decision(7, "relabel", "class_b"), Decision(20, "drop"), Decision(2, "keep")]
+    table = cleaning.review_table(decisions, samples, {7: "cleanlab quality 0.02, suggested class_b"})
+    assert table.columns.to_list() == ["sample_id", "path", "split", "label", "action", "new_label", "reason",
+                                       "remove"]
+    assert table.path.to_list() == samples.path[[7, 20, 2]].to_list()
+    assert cleaning.decisions_from_table(table) == (decisions, [])
+    table.loc[1, "remove"] = True
+    table.loc[2, ["action", "new_label"]] = ["relabel", None]
+    table.loc[0, "new_label"] = samples.label[7]
+    kept, problems = cleaning.decisions_from_table(table)
+    assert kept == [Decision(7, "keep")] and problems == ["#2: pick the new class to relabel it to"]
