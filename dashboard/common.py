@@ -166,6 +166,12 @@ def pick_run() -> Run | None:
                run_store.run_signature(entry.path))
 
 
+def run_of(entry: run_store.RunEntry) -> Run:
+    """A listed, readable run as a `Run`, for pages that read a second run (Compare)."""
+    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info or {},
+               run_store.run_signature(entry.path))
+
+
 _STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "failed": ":material/error:", "damaged": ":material/broken_image:"}
 

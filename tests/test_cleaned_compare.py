@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import train_cli
-from core import cleaned_compare, run_store
+from core import cleaned_compare, cleaning, run_store
+from core.cleaning import Decision
 from test_pipeline import TINY
 
 
@@ -58,26 +60,60 @@ def test_per_class_side_by_side_keeps_fold_spread() -> None:
     assert table.values.tolist() == [["cat", "A", 0.75, 0.25, 4]]
 
 
-def test_clean_then_train_records_the_source_run(tmp_path) -> None:
-    """The loop from the command line: train, clean, train on the cleaned manifest, and the pair is found."""
+@pytest.fixture(scope="module")
+def cleaned_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """The loop for real: train on a manifest with a copied file, review (drop the copy, relabel one image) as
+    the Review page would, save both downloads in a folder, train on the cleaned manifest from the CLI."""
     from conftest import make_csv_dataset
-    manifest = make_csv_dataset(tmp_path / "data")
-    shutil.copy(tmp_path / "data" / "images" / "apple_0.jpg", tmp_path / "data" / "images" / "apple_copy.jpg")
+    root = tmp_path_factory.mktemp("loop")
+    manifest = make_csv_dataset(root / "data")
+    shutil.copy(root / "data" / "images" / "apple_0.jpg", root / "data" / "images" / "apple_copy.jpg")
     with open(manifest, "a") as handle:
         handle.write("images/apple_copy.jpg,apple,apple-g9\n")
-    runs = tmp_path / "runs"
+    runs = root / "runs"
     assert train_cli.main(["--data", str(manifest), "--runs-dir", str(runs), *TINY, "--name", "dirty"]) == 0
     source = next(runs.iterdir())
-    cleaned = tmp_path / "somewhere" / "cleaned.csv"
-    assert train_cli.main(["clean", source.name, "--runs-dir", str(runs), "--drop-exact-duplicates",
-                           "--out", str(cleaned)]) == 0
+    info, samples = run_store.read_json(source / "run.json"), run_store.read_table(source, "samples")
+    copy = int(samples.sample_id[samples.path == "images/apple_copy.jpg"].iloc[0])
+    leaf = int(samples.sample_id[samples.path == "images/leaf_1.jpg"].iloc[0])
+    decisions = [Decision(copy, "drop"), Decision(leaf, "relabel", "sky")]
+    csv_bytes, record = cleaning.build_cleaned(info, samples, decisions, {})
+    cleaned = root / "downloads" / "cleaned.csv"
+    cleaning.write_cleaned(cleaned, csv_bytes, record)
     assert train_cli.main(["--data", str(cleaned), "--runs-dir", str(runs), *TINY, "--name", "cleaned"]) == 0
-    target = next(p for p in runs.iterdir() if p.name.endswith("cleaned"))
+    return source, next(p for p in runs.iterdir() if p.name.endswith("cleaned"))
+
+
+def test_a_run_trained_on_a_cleaned_manifest_records_its_source(cleaned_pair) -> None:
+    source, target = cleaned_pair
     info = run_store.read_json(target / "run.json")
     assert info["dataset"]["derived_from"]["source_run"] == source.name
     assert run_store.read_json(source / "run.json")["dataset"]["derived_from"] is None
     changes = cleaned_compare.image_changes(
         run_store.read_table(source, "samples"), run_store.read_json(source / "run.json")["dataset"]["root"],
         run_store.read_table(target, "samples"), info["dataset"]["root"])
-    assert cleaned_compare.change_counts(changes)["dropped"] == 1
-    assert changes[changes.change == "dropped"].file.str.endswith(("apple_0.jpg", "apple_copy.jpg")).all()
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "dropped": 1, "added": 0,
+                                                      "unchanged": len(changes) - 2}
+    assert changes.file[changes.change == "dropped"].str.endswith("apple_copy.jpg").all()
+    assert changes[changes.change == "relabelled"][["label_a", "label_b"]].values.tolist() == [["leaf", "sky"]]
+
+
+def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pair, tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+    from dashboard_fixtures import HOME, PAGES
+    source, target = cleaned_pair
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(target.parent))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.query_params["run"] = target.name
+    app.switch_page(PAGES["Compare"])
+    app.run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="with").value == [source.name]   # the pair is picked by default
+    assert "What the cleaning did" in [h.value for h in app.subheader]
+    text = "\n".join(m.value for m in app.markdown)
+    assert f"**{target.name}** was trained on a manifest cleaned from **{source.name}**" in text
+    assert "1 images relabelled, 1 dropped" in text
+    assert any("changes what is measured" in w.body for w in app.warning)
+    scores = app.dataframe[0].value
+    assert scores.index.to_list() == [source.name, target.name] and (scores["images"] > 0).all()
