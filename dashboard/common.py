@@ -305,7 +305,8 @@ def paged_gallery(rows: pd.DataFrame, run: Run, *, per_page: int = 18, key: str 
     """A gallery with a URL-bound pager (`page`) above it, and an "add all of them to the review list" control."""
     import review_list  # noqa: PLC0415  (it imports this module)
     if "sample_id" in rows and len(rows):
-        review_list.add_many(run, rows["sample_id"], f"{key}-all", what=f"all {len(rows)} images")
+        review_list.add_many(run, rows["sample_id"], f"{key}-all", what=f"all {len(rows)} images",
+                             suggested=review_list.suggestions(rows))
     page = pager(views.page_count(len(rows), per_page))
     gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption)
 

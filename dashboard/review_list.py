@@ -20,7 +20,8 @@ from core.config import RunConfig
 LISTS = "_review_lists"        # session state: {run_id: [Decision, ...]}
 URL_READ = "_review_url_read"  # the URL's list is taken once per session, for the run in that URL
 PARAM = "review"
-ACTION_LABELS = {"drop": "drop", "relabel": "relabel to…", "keep": "keep (reviewed, fine)"}
+ACTION_LABELS = {"drop": "drop", "relabel": "relabel to…", "keep": "keep (reviewed, fine)",
+                 "suggested": "relabel to the suggested class"}
 SIMILAR_K = 12
 
 
@@ -60,37 +61,54 @@ def sidebar(run: common.Run) -> None:
                              icon=":material/checklist:", query_params={"run": run.run_id})
 
 
-def _add(run: common.Run, sample_ids: Sequence[int], key: str) -> None:
+def _add(run: common.Run, sample_ids: Sequence[int], key: str, suggested: dict[int, str] | None) -> None:
     action = st.session_state[f"{key}-action"]
-    label = st.session_state.get(f"{key}-label") if action == "relabel" else None
-    save(run, cleaning.add_decisions(decisions(run), [int(i) for i in sample_ids], action, label))
+    new = decisions(run)
+    if action == "suggested":   # each image to its own suggested class (cleanlab's, on the label-issue lists)
+        for sample_id in sample_ids:
+            new = cleaning.add_decisions(new, [sample_id], "relabel", suggested[int(sample_id)])
+    else:
+        label = st.session_state.get(f"{key}-label") if action == "relabel" else None
+        new = cleaning.add_decisions(new, [int(i) for i in sample_ids], action, label)
+    save(run, new)
     st.session_state[f"{key}-added"] = len(sample_ids)
 
 
 def action_controls(run: common.Run, sample_ids: Sequence[int], key: str, what: str,
-                    default_label: str | None = None) -> None:
-    """Proposed action (and class for a relabel) plus the add button, for one image or a whole selection."""
+                    suggested: dict[int, str] | None = None) -> None:
+    """Proposed action (and class for a relabel) plus the add button, for one image or a whole selection.
+    With `suggested` classes (label issues) the action can be "relabel each to its suggested class"."""
+    actions = [a for a in ACTION_LABELS if a != "suggested" or suggested]
     left, right = st.columns(2)
-    action = left.radio("Proposed action", list(ACTION_LABELS), format_func=ACTION_LABELS.get, key=f"{key}-action")
+    action = left.radio("Proposed action", actions, format_func=ACTION_LABELS.get, key=f"{key}-action")
     if action == "relabel":
-        index = run.classes.index(default_label) if default_label in run.classes else 0
-        right.selectbox("New class", run.classes, index=index, key=f"{key}-label")
+        first = (suggested or {}).get(int(sample_ids[0])) if len(sample_ids) == 1 else None
+        right.selectbox("New class", run.classes, index=run.classes.index(first) if first in run.classes else 0,
+                        key=f"{key}-label")
     st.button(f"Add {what} to the review list", key=f"{key}-add", icon=":material/playlist_add:", type="primary",
-              on_click=_add, args=(run, list(sample_ids), key))
+              on_click=_add, args=(run, list(sample_ids), key, suggested))
     added = st.session_state.pop(f"{key}-added", None)
     if added:
         st.success(f"{added} image{'s' * (added != 1)} on the review list ({len(decisions(run))} in all).",
                    icon=":material/check:")
 
 
-def add_many(run: common.Run, sample_ids: Sequence[int], key: str, what: str | None = None) -> None:
+def add_many(run: common.Run, sample_ids: Sequence[int], key: str, what: str | None = None,
+             suggested: dict[int, str] | None = None) -> None:
     """A compact "add these images" popover for a gallery, a selection or a table."""
     ids = list(dict.fromkeys(int(i) for i in sample_ids))
     if not ids:
         return
     what = what or f"{'this image' if len(ids) == 1 else f'these {len(ids)} images'}"
     with st.popover(f"Add to review list ({len(ids)})", icon=":material/playlist_add:"):
-        action_controls(run, ids, key, what)
+        action_controls(run, ids, key, what, suggested)
+
+
+def suggestions(table: pd.DataFrame) -> dict[int, str] | None:
+    """sample_id -> suggested class of a label-issue table (None for a table without suggestions)."""
+    if "suggested_label" not in table:
+        return None
+    return dict(zip(table["sample_id"].astype(int), table["suggested_label"]))
 
 
 # ---------------------------------------------------------------- one image: evidence, add, similar images
@@ -154,8 +172,7 @@ def image_dialog(run: common.Run, sample_id: int) -> None:
         if current:
             st.caption(f"On the review list: {current.action}{f' to {current.label}' if current.label else ''}.")
         issues = run.table("label_issues")
-        suggested = None if issues is None else next(iter(issues.loc[issues["sample_id"] == sample_id,
-                                                                      "suggested_label"]), None)
-        action_controls(run, [sample_id], f"dialog-{sample_id}", "this image", default_label=suggested)
+        suggested = None if issues is None else suggestions(issues[issues["sample_id"] == sample_id]) or None
+        action_controls(run, [sample_id], f"dialog-{sample_id}", "this image", suggested)
     st.subheader("Similar images")
     similar_section(run, [sample_id], f"dialog-{sample_id}")

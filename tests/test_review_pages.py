@@ -60,8 +60,12 @@ def test_classes_cell_and_data_tables_add_to_the_list_carried_by_the_url(dashboa
     app = add(open_page("Classes", run=COMPLETE, true="class_a", pred="class_b"), "cell-all")
     cell = review_param(app)
     assert cell and all(item.endswith("d") for item in cell.split(","))
-    app = add(open_page("Data", run=COMPLETE, tab="label_issues", review=cell), "issues-add", "keep")
+    app = add(open_page("Data", run=COMPLETE, tab="label_issues", review=cell), "issues-add", "suggested")
     issues = run_store.read_table(dashboard_env / COMPLETE, "label_issues")
+    classes = run_store.read_json(dashboard_env / COMPLETE / "run.json")["classes"]
+    relabels = {f"{i}r{classes.index(label)}" for i, label in zip(issues.sample_id, issues.suggested_label)}
+    assert relabels <= set(review_param(app).split(","))   # each image to its own suggested class
+    app = add(open_page("Data", run=COMPLETE, tab="label_issues", review=review_param(app)), "issues-add", "keep")
     items = review_param(app).split(",")
     # one decision per image, in order of first addition; a later action on the same image replaces the earlier
     assert [item[:-1] for item in items[:len(cell.split(","))]] == [item[:-1] for item in cell.split(",")]

@@ -102,7 +102,8 @@ if issues.open:
             picked = table.iloc[rows] if rows else table
             st.caption(f"Select rows to add only those; otherwise the control adds all {len(table)}.")
             review_list.add_many(run, picked["sample_id"], "issues-add",
-                                 what=f"the {len(picked)} {'selected' if rows else 'listed'} images")
+                                 what=f"the {len(picked)} {'selected' if rows else 'listed'} images",
+                                 suggested=review_list.suggestions(picked))
 
 if outliers.open:
     with outliers:

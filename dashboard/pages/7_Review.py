@@ -48,6 +48,7 @@ st.caption("Change an action (or the new class of a relabel) in the table; tick 
 version = st.session_state.setdefault(EDITOR_VERSION, 0)
 edited = st.data_editor(
     table, key=f"review-editor-{version}", hide_index=True, width="stretch", row_height=64,
+    height=38 + 65 * min(len(table), 10),
     disabled=["image", "sample_id", "path", "split", "label", "reason"],
     column_config={
         "image": st.column_config.ImageColumn("image", width="small"),
