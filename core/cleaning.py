@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
-from .run_store import read_table
+from .run_store import atomic_path, read_table
 
 REVIEW_SCHEMA_VERSION = 1
 REVIEW_FILE = "review.json"          # written next to the cleaned manifest; a run trained on it links back
@@ -170,11 +169,9 @@ def write_cleaned(out: str | Path, csv_bytes: bytes, record: dict) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise UserError(f"--out {out}: give a .csv file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
     for path, data in ((out, csv_bytes), (out.parent / REVIEW_FILE, review_json(record))):
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
     return out.parent / REVIEW_FILE
 
 
@@ -190,10 +187,11 @@ def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, 
               out: str | Path) -> Path:
     """`train_cli.py clean`: rule-based decisions from the run's diagnostics, written as `out` plus review.json
     beside it. Returns the review.json path."""
-    samples, label_issues = read_table(Path(run_dir), "samples"), read_table(Path(run_dir), "label_issues")
+    run_dir = Path(run_dir)
+    samples, label_issues = read_table(run_dir, "samples"), read_table(run_dir, "label_issues")
     decisions = rule_decisions(samples, label_issues, drop_label_issues, drop_exact_duplicates)
-    ids = [d.sample_id for d in decisions]
-    reasons = evidence(ids, label_issues, read_table(Path(run_dir), "duplicates"), read_table(Path(run_dir), "outliers"))
+    reasons = evidence([d.sample_id for d in decisions], label_issues, read_table(run_dir, "duplicates"),
+                       read_table(run_dir, "outliers"))
     rules = {"drop_label_issues": drop_label_issues, "drop_exact_duplicates": drop_exact_duplicates}
     csv_bytes, record = build_cleaned(info, samples, decisions, reasons, rules=rules, csv_name=str(out))
     return write_cleaned(out, csv_bytes, record)

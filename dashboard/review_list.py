@@ -139,7 +139,8 @@ def similar_rows(run: common.Run, space: str, sample_ids: tuple[int, ...]) -> pd
 
 def similar_caption(row: pd.Series) -> str:
     predicted = "" if pd.isna(row["pred_name"]) else f" → {row['pred_name']}"
-    return f"**{row['true_name']}**{predicted}  \ndistance {row['distance']:.3f} · {row['split']} · #{row['sample_id']}"
+    return (f"**{row['true_name']}**{predicted}  \n"
+            f"distance {row['distance']:.3f} · {row['split']} · #{row['sample_id']}")
 
 
 def similar_section(run: common.Run, sample_ids: Sequence[int], key: str, default_space: str = "backbone") -> None:
