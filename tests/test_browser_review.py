@@ -47,17 +47,27 @@ def add_from_popover(page, popover_text: str, button_text: str) -> None:
     settle(page)
 
 
-def select_middle(page) -> None:
+def select_middle(page, shots: Path) -> None:
     """Box-select the middle of the embedding map (the selection event is the lasso's; a lasso drawn with
-    synthetic mouse events is not picked up by Plotly, a box is)."""
-    area = page.locator(".nsewdrag").first.bounding_box()
-    page.locator('.modebar-btn[data-title="Box Select"]').first.click(force=True)
-    cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
-    page.mouse.move(cx - area["width"] / 5, cy - area["height"] / 5)
-    page.mouse.down()
-    page.mouse.move(cx + area["width"] / 5, cy + area["height"] / 5, steps=10)
-    page.mouse.up()
-    page.wait_for_selector('h3:has-text("selected images")', timeout=120000)
+    synthetic mouse events is not picked up by Plotly, a box is). A drag on a busy machine can land before
+    Plotly listens, so it is tried a few times."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.scroll_into_view_if_needed()
+    for _ in range(3):
+        chart.hover()
+        page.locator('.modebar-btn[data-title="Box Select"]').first.click(force=True)
+        area = page.locator(".nsewdrag").first.bounding_box()
+        cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+        page.mouse.move(cx - area["width"] / 5, cy - area["height"] / 5, steps=4)
+        page.mouse.down()
+        page.mouse.move(cx + area["width"] / 5, cy + area["height"] / 5, steps=12)
+        page.mouse.up()
+        try:
+            page.wait_for_selector('h3:has-text("selected images")', timeout=30000)
+            break
+        except Exception:  # noqa: BLE001  (playwright's TimeoutError): try the drag again
+            page.screenshot(path=str(shots / "Embeddings-no-selection.png"), full_page=True)
+    page.wait_for_selector('h3:has-text("selected images")', timeout=1000)
     settle(page)
 
 
@@ -77,7 +87,7 @@ def review_loop(server: str, browser, run: Path, shots: Path) -> None:  # noqa: 
     add_from_popover(page, "Add to review list", "Add all")          # 1. a gallery: every mistake, drop
 
     go_to(page, "Embeddings")                                          # 2. a map selection: keep
-    select_middle(page)
+    select_middle(page, shots)
     page.get_by_role("button", name="Add to review list").first.click()
     page.get_by_text("keep (reviewed, fine)").first.click()
     page.get_by_role("button", name="Add all").first.click()
