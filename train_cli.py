@@ -8,6 +8,8 @@
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
   python train_cli.py amazon --categories A,B --meta DIR_OR_URL --per-class N --out DIR
                                                 build an image dataset from Amazon Reviews 2023 metadata
+  python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
+                                                a cleaned manifest (+ review.json) from a run's diagnostics
 """
 from __future__ import annotations
 
@@ -179,7 +181,36 @@ def command_amazon(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon}
+def command_clean(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="train_cli.py clean", description=(
+        "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside it, dropping what the "
+        "run's diagnostics flag. The run itself is not changed."))
+    parser.add_argument("run_id")
+    parser.add_argument("--drop-label-issues", type=float, metavar="QUALITY",
+                        help="drop suspected label errors (cleanlab) whose label quality is below QUALITY, e.g. 0.05")
+    parser.add_argument("--drop-exact-duplicates", action="store_true",
+                        help="drop every identical file but the first (lowest sample id) of its set")
+    parser.add_argument("--out", default="cleaned.csv", help="manifest to write (default: %(default)s)")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import cleaning, run_store
+    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"clean {args.run_id}: no such run under {args.runs_dir}"
+                        f"{'' if entry is None else f' ({entry.error})'}")
+    if args.drop_label_issues is None and not args.drop_exact_duplicates:
+        raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
+    if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
+        raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
+    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates, args.out)
+    counts = run_store.read_json(review)["counts"]
+    print(f"wrote {args.out} ({counts['drop']} dropped) and {review}\ntrain on it:\n  "
+          f"{cleaning.training_command(args.out)}")
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon,
+            "clean": command_clean}
 
 
 def main(argv: list[str]) -> int:

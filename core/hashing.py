@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -14,6 +15,18 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def memoised_file_sha256(path: str | Path) -> str:
+    """file_sha256, read once per process while the file's (path, mtime, size) stay the same: a gallery page or
+    a neighbour lookup asks again on every rerun."""
+    stat = Path(path).stat()
+    return _memoised(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=65536)
+def _memoised(path: str, mtime_ns: int, size: int) -> str:
+    return file_sha256(path)
 
 
 def changed_files(paths: list[Path], recorded: list[str]) -> list[Path]:

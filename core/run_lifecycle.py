@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from . import run_store as store
 from .config import RunConfig
+from .cleaning import manifest_origin
 from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
@@ -127,7 +128,7 @@ def start_run(cfg: RunConfig) -> Path:
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
                     "test_share": round(test_share, 4), "split_warning": split_warning,
-                    "split_units": units.summary},
+                    "split_units": units.summary, "derived_from": manifest_origin(dataset.manifest)},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],

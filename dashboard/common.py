@@ -28,7 +28,7 @@ from core.thumbnails import image_path, thumbnail  # noqa: E402
 
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py"}
+              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Review": "pages/7_Review.py"}
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
                  "info": ":material/lightbulb:"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
@@ -129,6 +129,8 @@ def setup(title: str) -> Run:
     elif run.status == "failed":
         st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
                  icon=":material/error:")
+    import review_list  # noqa: PLC0415  (it imports this module)
+    review_list.sidebar(run)
     if run.table("predictions") is None or run.json("metrics") is None:
         st.info("No fold has finished yet, so there is nothing to show. This page updates when one does.")
         st.stop()
@@ -166,6 +168,12 @@ def pick_run() -> Run | None:
                  icon=":material/broken_image:")
         return None
     return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info,
+               run_store.run_signature(entry.path))
+
+
+def run_of(entry: run_store.RunEntry) -> Run:
+    """A listed, readable run as a `Run`, for pages that read a second run (Compare)."""
+    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info or {},
                run_store.run_signature(entry.path))
 
 
@@ -354,25 +362,33 @@ def prediction_caption(row: pd.Series) -> str:
 
 def paged_gallery(rows: pd.DataFrame, run: Run, *, per_page: int = 18, key: str = "gallery",
                   caption: Callable[[pd.Series], str] = prediction_caption) -> None:
-    """A gallery with a URL-bound pager (`page`) above it."""
+    """A gallery with a URL-bound pager (`page`) above it, and an "add all of them to the review list" control."""
+    import review_list  # noqa: PLC0415  (it imports this module)
+    if "sample_id" in rows and len(rows):
+        review_list.add_many(run, rows["sample_id"], f"{key}-all", what=f"all {len(rows)} images",
+                             suggested=review_list.suggestions(rows))
     page = pager(views.page_count(len(rows), per_page))
     gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption)
 
 
 def gallery(rows: pd.DataFrame, run: Run, *, columns: int = 6, key: str = "gallery",
-            caption: Callable[[pd.Series], str] = prediction_caption) -> None:
-    """Thumbnails (`path` column) with a caption each; a button opens the full-size image."""
+            caption: Callable[[pd.Series], str] = prediction_caption, buttons: bool = True) -> None:
+    """Thumbnails (`path` column) with a caption each; buttons open the full-size image and (with a `sample_id`
+    column) the image's review dialog. Inside a dialog `buttons` is off: dialogs do not nest."""
     if rows.empty:
         st.caption("No images to show.")
         return
     for start in range(0, len(rows), columns):
         for column, (position, row) in zip(st.columns(columns), rows.iloc[start:start + columns].iterrows()):
             with column:
-                image(run, row["path"], caption(row), key=f"{key}-{position}")
+                image(run, row["path"], caption(row), key=f"{key}-{position}", buttons=buttons,
+                      sample_id=row.get("sample_id"))
 
 
-def image(run: Run, relative: str, caption: str, key: str) -> None:
-    """One thumbnail from the dataset root (never outside it) with its caption and a full-size button."""
+def image(run: Run, relative: str, caption: str, key: str, *, buttons: bool = True,
+          sample_id: int | None = None) -> None:
+    """One thumbnail from the dataset root (never outside it) with its caption, a full-size button and, for a
+    sample of the run, a button that opens its review dialog."""
     path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
     # The thumbnail cache of this machine, not the run's recorded one: the run may come from elsewhere.
     small = thumbnail(path, cache_dir=RunConfig().cache_dir) if path else None
@@ -381,8 +397,13 @@ def image(run: Run, relative: str, caption: str, key: str) -> None:
     else:
         st.warning(f"image unavailable: {relative}", icon=":material/hide_image:")
     st.markdown(caption)
+    if not buttons:
+        return
     if small and st.button("Full size", key=key, icon=":material/open_in_full:", type="tertiary"):
         _full_image(str(path), f"{relative} · {caption}")
+    if sample_id is not None:
+        import review_list  # noqa: PLC0415  (it imports this module)
+        review_list.review_button(run, int(sample_id), key)
 
 
 @st.dialog("Image", width="large")

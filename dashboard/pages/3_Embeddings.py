@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import common
+import review_list
 from core import run_store, views
 
 run = common.setup("Embeddings")
@@ -84,6 +85,10 @@ if selected:
     st.subheader(f"{len(chosen)} selected images")
     st.caption(f"{int((~chosen['correct']).sum())} of them are mistakes, shown first (most confident first).")
     common.paged_gallery(chosen, run, key="selection")
+    like = st.expander("Images like this selection", key="like", on_change="rerun", icon=":material/search:")
+    if like.open:   # the neighbour index is built only when asked for
+        with like:
+            review_list.similar_section(run, chosen["sample_id"].tolist(), "selection", default_space=space)
 else:
     st.caption("Select a region with the lasso or box tool to see its images here.")
 
