@@ -5,6 +5,9 @@ system (the fold job reads the run and writes folds/fold{k}/ in one rename), so 
 Crashed workers (killed, out of memory) are retried `max_retries` times; a Python error in the job is not
 retried and fails the run naming its fold. Results are taken as they finish (ray.wait).
 
+Workers import `core` as the driver does: Ray puts the driver script's folder and working directory on their
+path (so on a cluster, every node needs this checkout at the same path, like the runs directory).
+
 A local instance started here is private to this process: every server on the loopback interface, Ray's
 token authentication on, its own short temporary folder, and stopped when the block ends.
 """
@@ -21,7 +24,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import fold_job
-from .config import REPO_ROOT
 from .errors import UserError
 from .executors import ExecutionSettings, FoldFailed
 
@@ -45,12 +47,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _job_config():
-    import ray
-    # Workers import `core` from this checkout, whatever their working directory.
-    return ray.job_config.JobConfig(code_search_path=[str(REPO_ROOT)])
-
-
 @contextmanager
 def local_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> Iterator[dict]:
     """Start a private Ray instance for this process; yield its address info; stop it and remove its files."""
@@ -61,7 +57,7 @@ def local_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> I
             import ray
             try:
                 context = ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                                   _temp_dir=temp_dir, job_config=_job_config())
+                                   _temp_dir=temp_dir)
                 node_ip = context.address_info["node_ip_address"]
                 if not ipaddress.ip_address(node_ip).is_loopback:  # ray was imported before the setting above
                     raise RuntimeError(f"the local Ray instance took the address {node_ip}, not a loopback one; "
@@ -87,7 +83,7 @@ def _connection(address: str | None) -> Iterator[str]:
         return
     import ray
     try:
-        ray.init(address=address, job_config=_job_config())
+        ray.init(address=address)
     except (ConnectionError, ValueError) as exc:
         raise UserError(f"--ray-address {address}: cannot connect ({exc}); start the cluster with `ray start` "
                         f"or check the address") from exc
