@@ -9,12 +9,14 @@ Workers import `core` as the driver does: Ray puts the driver script's folder an
 path (so on a cluster, every node needs this checkout at the same path, like the runs directory).
 
 A local instance started here is private to this process: every server on the loopback interface, Ray's
-token authentication on, its own short temporary folder, and stopped when the block ends.
+token authentication on with a token of its own, its own short temporary folder, and stopped when the block ends.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -30,7 +32,14 @@ from .executors import ExecutionSettings, FoldFailed
 # Ray's single-machine mode (its default on macOS and Windows): the node's address is the loopback one and
 # every Ray server binds to it. Read when ray is imported, so it is set before the first import.
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-TOKEN_AUTH = {"RAY_AUTH_MODE": "token"}  # Ray's default in current releases; stated so no environment turns it off
+
+
+@functools.cache
+def _process_token() -> str:
+    """The private instance's authentication token: new for each process, held only in the environment of this
+    process and its Ray children (Ray's own default token file is readable by every account). One per process,
+    because Ray caches the token it has read."""
+    return secrets.token_hex(32)
 
 
 @contextmanager
@@ -53,7 +62,8 @@ def local_ray(num_cpus: float | None = None, num_gpus: float | None = None) -> I
     # Short on purpose: Ray's unix sockets live under it, and a socket path has at most 107 bytes.
     temp_dir = tempfile.mkdtemp(prefix="foldlens-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
     try:
-        with _environment({**LOOPBACK_ONLY, **TOKEN_AUTH}):
+        token_auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": _process_token()}
+        with _environment({**LOOPBACK_ONLY, **token_auth}):
             import ray
             try:
                 context = ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,

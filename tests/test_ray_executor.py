@@ -60,6 +60,11 @@ def test_the_local_instance_listens_on_loopback_only_with_token_authentication(r
     assert [(name, address) for name, address in listening if not is_loopback(address.ip)] == []
     from ray._raylet import AuthenticationMode, get_authentication_mode  # no public reader of the mode
     assert get_authentication_mode() == AuthenticationMode.TOKEN
+    # The token is the instance's own, not Ray's default file (which every account can read).
+    (gcs,) = [p for p in processes if p.name() == "gcs_server"]
+    token = gcs.environ()["RAY_AUTH_TOKEN"]
+    default_file = Path.home() / ".ray" / "auth_token"
+    assert len(token) == 64 and (not default_file.exists() or default_file.read_text().strip() != token)
 
 
 # Fine-tuning is where the thread count changes the numbers (head mode trains one small linear layer).
