@@ -15,9 +15,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import RunConfig
 from core.errors import UserError
+
+if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help must stay fast
+    from core.executors import ExecutionSettings
 
 DEFAULTS = RunConfig()
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
@@ -91,7 +95,7 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def execution_settings(args: dict):
+def execution_settings(args: dict) -> ExecutionSettings:
     """Take the execution options out of the parsed arguments (what is left is the RunConfig)."""
     from core.executors import ExecutionSettings
     return ExecutionSettings(**{name: args.pop(name) for name in EXECUTION_OPTIONS})
@@ -115,7 +119,7 @@ def command_train(argv: list[str]) -> int:
     return 0
 
 
-def prepare(cfg: RunConfig, settings, resume_id: str | None) -> int:
+def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
     from core import run_lifecycle
     from core.executors import ExecutionSettings
     if resume_id or settings != ExecutionSettings():
