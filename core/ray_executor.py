@@ -91,7 +91,9 @@ def _connection(address: str | None) -> Iterator[str]:
         with local_ray():
             yield "local"
         return
-    import ray
+    # A loopback-only cluster on this machine: without the same setting, Ray would dial the routable address.
+    with _environment(LOOPBACK_ONLY if _is_loopback(address) else {}):
+        import ray
     try:
         ray.init(address=address)
     except (ConnectionError, ValueError) as exc:
@@ -101,6 +103,14 @@ def _connection(address: str | None) -> Iterator[str]:
         yield "auto" if address == "auto" else "address"
     finally:
         ray.shutdown()
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def check_request_fits(gpus: float, cpus: float, nodes: list[dict]) -> None:
