@@ -4,6 +4,8 @@
   python train_cli.py --folds 5                 train on the embedded demo dataset
   python train_cli.py --data PATH --folds 5     a CLASS/IMAGE folder or a CSV with path,label[,group]
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
+  python train_cli.py --executor ray            folds as Ray tasks, in parallel on this machine or a cluster
+  python train_cli.py fold RUN_ID K             one fold job on its own (a Slurm or Kubernetes job)
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
   python train_cli.py amazon --categories A,B --meta DIR_OR_URL --per-class N --out DIR
@@ -17,11 +19,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import RunConfig
 from core.errors import UserError
 
+if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help must stay fast
+    from core.executors import ExecutionSettings
+
 DEFAULTS = RunConfig()
+EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -71,22 +78,66 @@ def train_parser() -> argparse.ArgumentParser:
     add("--image-input", default=DEFAULTS.image_input, choices=["auto", "resident", "loader"],
         help="finetune: resident = decode every image once into device memory and augment whole batches there; "
              "loader = DataLoader workers; auto = resident on CUDA when the images fit (default: %(default)s)")
+    add("--threads", type=int, default=DEFAULTS.threads,
+        help="torch CPU threads in every fold job, whatever runs it (results depend on it); 0 = torch's default "
+             "on this machine, recorded in the run (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
     add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "
                                                         "cached under TORCH_HOME (default: %(default)s)")
     add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
-                                           "taken from the run, except --runs-dir)")
+                                           "taken from the run, except --runs-dir and where folds run)")
+    add("--prepare-only", action="store_true",
+        help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
+             "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
+    where = parser.add_argument_group("where folds run (not part of the run's config: a resumed run may run "
+                                      "elsewhere; run.json records each attempt's under `execution`)")
+    where.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="local: one fold after another in this process; ray: folds as Ray tasks, in parallel "
+                            "(default: %(default)s)")
+    where.add_argument("--ray-address", metavar="ADDRESS",
+                       help="default: start a private Ray instance on this machine (loopback only, stopped at the "
+                            "end); auto: join the cluster `ray start` made; or the head's HOST:PORT")
+    where.add_argument("--gpus-per-fold", type=float, metavar="N",
+                       help="GPUs each fold task holds (default: 1 when the Ray cluster has GPUs, else 0)")
+    where.add_argument("--cpus-per-fold", type=float, metavar="N", help="CPUs each fold task holds (default: 1)")
     return parser
+
+
+def execution_settings(args: dict) -> ExecutionSettings:
+    """Take the execution options out of the parsed arguments (what is left is the RunConfig)."""
+    from core.executors import ExecutionSettings
+    return ExecutionSettings(**{name: args.pop(name) for name in EXECUTION_OPTIONS})
 
 
 def command_train(argv: list[str]) -> int:
     args = vars(train_parser().parse_args(argv))
     from core import run_lifecycle
-    resume_id = args.pop("resume")
-    run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id) if resume_id
-               else run_lifecycle.train(RunConfig(**args)))
+    from core.executors import open_executor
+    resume_id, prepare_only = args.pop("resume"), args.pop("prepare_only")
+    settings = execution_settings(args)
+    cfg = RunConfig(**args)
+    if prepare_only:
+        return prepare(cfg, settings, resume_id)
+    if not resume_id:
+        cfg.validate()  # before a Ray instance takes seconds to start
+    with open_executor(settings) as executor:
+        run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id, executor) if resume_id
+                   else run_lifecycle.train(cfg, executor))
     report(run_dir)
+    return 0
+
+
+def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
+    from core import run_lifecycle
+    from core.executors import ExecutionSettings
+    if resume_id or settings != ExecutionSettings():
+        raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
+    run_dir = run_lifecycle.prepare(cfg)
+    runs = f" --runs-dir {cfg.runs_dir}" if cfg.runs_dir != DEFAULTS.runs_dir else ""
+    print(f"\nRun {run_dir.name} is ready for its fold jobs:\n"
+          f"  python train_cli.py fold {run_dir.name} K{runs}     for K in 0..{cfg.folds - 1}, anywhere that sees "
+          f"{run_dir}\nthen assemble and diagnose it:\n  python train_cli.py --resume {run_dir.name}{runs}")
     return 0
 
 
@@ -209,8 +260,36 @@ def command_clean(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon,
-            "clean": command_clean}
+def command_fold(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py fold", description="Run one fold job of a run here, e.g. as one task of a Slurm array. "
+        "It writes only folds/foldK/ (in one rename; a fold already done is left as it is). When every fold is "
+        "done, `python train_cli.py --resume RUN_ID` assembles and diagnoses the run.")
+    parser.add_argument("run_id", help="a run made with --prepare-only (or an interrupted one)")
+    parser.add_argument("fold", type=int, help="fold index K, from 0")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import fold_job, run_store
+    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"fold {args.run_id}: no such run under {args.runs_dir}"
+                        f"{'' if entry is None else f' ({entry.error})'}")
+    n_folds = entry.info["config"]["folds"]
+    if not 0 <= args.fold < n_folds:
+        raise UserError(f"fold {args.run_id} {args.fold}: that run has folds 0 to {n_folds - 1}")
+    if not run_store.embedding_path(entry.path, "backbone").exists():
+        raise UserError(f"fold {args.run_id}: the run has no backbone features yet; make runs for fold jobs with "
+                        f"--prepare-only, or finish this one with: python train_cli.py --resume {args.run_id}")
+    summary = fold_job.run_fold(entry.path, args.fold)
+    print(f"fold {args.fold} of {args.run_id}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+          f"({summary['seconds']:.1f} s)")
+    return 0
+
+
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
+            "amazon": command_amazon, "clean": command_clean}
 
 
 def main(argv: list[str]) -> int:

@@ -5,6 +5,7 @@ in run.json and `--resume` finishes the run.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import re
 import time
@@ -74,6 +75,8 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 def start_run(cfg: RunConfig) -> Path:
     """Everything that can reject the input happens before the run folder exists."""
     cfg.validate()
+    # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
+    cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
@@ -214,6 +217,15 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
 def train(cfg: RunConfig, executor: FoldExecutor | None = None) -> Path:
     started = time.perf_counter()
     return complete_run(start_run(cfg), started, executor)
+
+
+def prepare(cfg: RunConfig) -> Path:
+    """Start a run and compute what its fold jobs read, without running a fold: for `train_cli.py fold` jobs
+    sent to a cluster's scheduler; `--resume` then assembles (and runs any fold still missing)."""
+    run_dir = start_run(cfg)
+    with store.run_lock(run_dir):
+        ensure_backbone_embeddings(run_dir)
+    return run_dir
 
 
 def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
