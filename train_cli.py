@@ -186,8 +186,7 @@ def command_diagnose(argv: list[str]) -> int:
 
 def command_amazon(argv: list[str]) -> int:
     from dataclasses import fields
-    from core.sources.amazon import AmazonSettings, build, summary
-    from core.sources.http import FetchError, HttpSettings
+    from core.sources.settings import AmazonSettings, HttpSettings
     default = {f.name: f.default for f in fields(AmazonSettings)}
     http = HttpSettings()
     parser = argparse.ArgumentParser(
@@ -220,6 +219,8 @@ def command_amazon(argv: list[str]) -> int:
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
         concurrency=args.concurrency,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
+    from core.sources.amazon import build, summary
+    from core.sources.http import FetchError
     try:
         info = build(settings, ["python", "train_cli.py", "amazon", *argv])
     except (FetchError, OSError) as exc:
