@@ -6,6 +6,9 @@
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
+  python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
+  python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
+  python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
 """
 from __future__ import annotations
 
@@ -118,7 +121,34 @@ def command_diagnose(argv: list[str]) -> int:
     return 1 if error else 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose}
+def command_predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py predict",
+        description="Classify images with a run's fold models as an ensemble (mean probability, like the run's "
+                    "test ensemble). Prints a table and writes a CSV with every class's probability.")
+    parser.add_argument("run_id")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders searched recursively")
+    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict
+    from core.pipeline import describe_device
+    run_dir = predict.find_run_dir(args.runs_dir, args.run_id)
+    paths = predict.collect_inputs(args.inputs)
+    ensemble = predict.load_ensemble(run_dir)
+    print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
+          f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
+    table = predict.predict_files(ensemble, paths, tta=args.tta)
+    table.to_csv(args.out, index=False)
+    print(predict.printable(table))
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "predict": command_predict}
 
 
 def main(argv: list[str]) -> int:
