@@ -148,7 +148,45 @@ def command_predict(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "predict": command_predict}
+def command_serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py serve",
+        description="Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs at /docs.")
+    parser.add_argument("run_id")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this "
+                                                            "machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--token", default=None,
+                        help="require 'Authorization: Bearer TOKEN' on /predict and /model; prefer the "
+                             "FOLDLENS_API_TOKEN environment variable (a --token shows in the process list)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="allow listening on a non-loopback address without a token")
+    parser.add_argument("--max-file-mb", type=float, default=5.0, help="largest accepted image (default: %(default)s)")
+    parser.add_argument("--max-files", type=int, default=16, help="most images per request (default: %(default)s)")
+    parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict, run_store, serve
+    token = args.token or os.environ.get(serve.TOKEN_ENV) or None
+    if not serve.is_loopback(args.host) and token is None and not args.no_token:
+        raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
+                        f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
+    if args.max_file_mb <= 0 or args.max_files < 1:
+        raise UserError("--max-file-mb and --max-files must be positive")
+    run_dir = predict.find_run_dir(args.runs_dir, args.run_id)
+    import uvicorn
+    ensemble = predict.load_ensemble(run_dir)
+    settings = serve.ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
+                                   token=token, tta=args.tta)
+    app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
+    print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
+          f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "predict": command_predict,
+            "serve": command_serve}
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,162 @@
+"""An HTTP API over a run's fold models (FastAPI): POST /predict, GET /model, GET /health, OpenAPI docs.
+
+The models are loaded once (core/predict.py) and the images of one request are classified as one batch.
+Inference runs one batch at a time behind a lock: on a CPU, concurrent forwards only compete for the same
+cores and multiply peak memory. Bad input gets a 4xx with a one-line `detail`; the server keeps serving.
+"""
+from __future__ import annotations
+
+import hmac
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from .predict import Ensemble, classify, decode
+
+TOKEN_ENV = "FOLDLENS_API_TOKEN"
+MULTIPART_OVERHEAD = 64 * 1024   # form boundaries and part headers on top of the files themselves
+
+
+@dataclass
+class ServeSettings:
+    """Limits on one request (recorded in GET /model) and the optional bearer token."""
+    max_file_bytes: int = 5 * 1024 * 1024
+    max_files: int = 16
+    max_pixels: int = 40_000_000      # refused before decoding: a small file can decode to gigabytes
+    token: str | None = None
+    tta: bool = False
+
+    def limits(self) -> dict:
+        return {"max_file_bytes": self.max_file_bytes, "max_files": self.max_files, "max_pixels": self.max_pixels,
+                "tta": self.tta}
+
+
+class ClassProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    filename: str
+    prediction: str
+    confidence: float
+    probabilities: dict[str, float]
+    top: list[ClassProbability]
+
+
+class PredictResponse(BaseModel):
+    run_id: str
+    predictions: list[ImagePrediction]
+
+
+def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings) -> dict:
+    """What GET /model answers: classes, architecture, weights source and the run's validation numbers."""
+    info = ensemble.info
+    metrics = metrics or {}
+    return {
+        "run_id": ensemble.run_id, "classes": ensemble.classes, "architecture": info["model"],
+        "train_mode": info["train_mode"], "image_size": ensemble.image_size, "folds": ensemble.folds,
+        "weights": {"spec": info["weights"]["spec"], "source": info["weights"]["source"],
+                    "sha256": info["weights"]["sha256"]},
+        "ensemble": "mean softmax probability of the fold models, as the run's test ensemble",
+        "validation": {"out_of_fold": {key: value for key, value in metrics.get("oof", {}).get("val", {}).items()
+                                       if key in ("n", "accuracy", "balanced_accuracy", "macro_f1")},
+                       "fold_summary": metrics.get("summary", {}).get("val")},
+        "test_ensemble": {key: value for key, value in metrics.get("ensemble", {}).get("test", {}).items()
+                          if key in ("n", "accuracy", "balanced_accuracy", "macro_f1")} or None,
+        "limits": settings.limits(), "device": str(ensemble.device),
+    }
+
+
+def _bearer_check(token: str | None):
+    """A dependency that requires `Authorization: Bearer <token>` when a token is set (constant-time compare)."""
+    scheme = HTTPBearer(auto_error=False, description="Set when the server was started with a token.")
+
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(scheme)) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+    return check
+
+
+def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeSettings | None = None) -> FastAPI:
+    """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model)."""
+    settings = settings or ServeSettings()
+    card = model_card(ensemble, metrics, settings)
+    inference = threading.Lock()
+    authorised = [Depends(_bearer_check(settings.token))]
+    app = FastAPI(title=f"foldlens: run {ensemble.run_id}", version="1",
+                  description=f"Classifies images into {', '.join(ensemble.classes)} with the fold models of run "
+                              f"{ensemble.run_id} (mean probability over {len(ensemble.folds)} folds).")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        """Refuse an oversized upload from its Content-Length, before anything is read or spooled to disk."""
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is None:
+                return JSONResponse({"detail": "send a Content-Length header (chunked uploads are not accepted)"},
+                                    status_code=411)
+            limit = settings.max_files * settings.max_file_bytes + MULTIPART_OVERHEAD
+            if not length.isdigit() or int(length) > limit:
+                return JSONResponse({"detail": f"request body of {length} bytes is over the limit of {limit} "
+                                               f"bytes ({settings.max_files} files of at most "
+                                               f"{settings.max_file_bytes} bytes)"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/health", summary="Liveness: the models are loaded")
+    def health() -> dict:
+        return {"status": "ok", "run_id": ensemble.run_id}
+
+    @app.get("/model", summary="Classes, architecture, weights and the run's validation metrics",
+             dependencies=authorised)
+    def model() -> dict:
+        return card
+
+    @app.post("/predict", response_model=PredictResponse, dependencies=authorised,
+              summary="Classify one or more uploaded images (multipart field `files`)")
+    async def predict(files: list[UploadFile] | None = File(None, description="image files")) -> PredictResponse:
+        if not files:
+            raise HTTPException(400, "no images: send one or more files as multipart/form-data field 'files'")
+        if len(files) > settings.max_files:
+            raise HTTPException(413, f"{len(files)} files: at most {settings.max_files} per request")
+        names = [file.filename or f"file{i}" for i, file in enumerate(files)]
+        contents = []
+        for name, file in zip(names, files):
+            data = await file.read(settings.max_file_bytes + 1)
+            if len(data) > settings.max_file_bytes:
+                raise HTTPException(413, f"{name}: larger than the limit of {settings.max_file_bytes} bytes")
+            contents.append(data)
+        return await run_in_threadpool(_classify, names, contents)
+
+    def _classify(names: list[str], contents: list[bytes]) -> PredictResponse:
+        decoded = [decode(data, settings.max_pixels) for data in contents]
+        problems = [f"{name}: {image}" for name, image in zip(names, decoded) if isinstance(image, str)]
+        if problems:
+            raise HTTPException(400, "not a usable image: " + "; ".join(problems))
+        with inference:
+            probs = classify(ensemble, decoded, tta=settings.tta)
+        return PredictResponse(run_id=ensemble.run_id, predictions=[
+            _prediction(name, row, ensemble.classes) for name, row in zip(names, probs)])
+
+    return app
+
+
+def _prediction(name: str, probs: np.ndarray, classes: list[str]) -> ImagePrediction:
+    order = np.argsort(-probs)
+    return ImagePrediction(filename=name, prediction=classes[order[0]], confidence=float(probs[order[0]]),
+                           probabilities={c: float(p) for c, p in zip(classes, probs)},
+                           top=[ClassProbability(label=classes[i], probability=float(probs[i])) for i in order[:3]])
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
