@@ -121,6 +121,28 @@ def command_diagnose(argv: list[str]) -> int:
     return 1 if error else 0
 
 
+def command_report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py report",
+        description="Write one self-contained HTML report of a run: opens offline in any browser (plotly.js and "
+                    "thumbnails embedded), readable by someone who never saw the dashboard.")
+    parser.add_argument("run_id")
+    parser.add_argument("--out", default=None, help="HTML file to write (default: report-RUN_ID.html)")
+    parser.add_argument("--dashboard-url", default=None,
+                        help="base URL of a live dashboard (e.g. http://host:8501): every section links to the same "
+                             "view there")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import report, run_store
+    run_dir = run_store.require_run(args.runs_dir, args.run_id)
+    out = Path(args.out or f"report-{args.run_id}.html")
+    html = report.build_report(run_dir, args.dashboard_url)
+    with run_store.atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
 def command_predict(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="train_cli.py predict",
@@ -134,9 +156,9 @@ def command_predict(argv: list[str]) -> int:
                         help="test-time augmentation: also average over each image's horizontal mirror")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import predict
+    from core import predict, run_store
     from core.pipeline import describe_device
-    run_dir = predict.find_run_dir(args.runs_dir, args.run_id)
+    run_dir = run_store.require_run(args.runs_dir, args.run_id)
     paths = predict.collect_inputs(args.inputs)
     ensemble = predict.load_ensemble(run_dir)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
@@ -173,7 +195,7 @@ def command_serve(argv: list[str]) -> int:
                         f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
     if args.max_file_mb <= 0 or args.max_files < 1:
         raise UserError("--max-file-mb and --max-files must be positive")
-    run_dir = predict.find_run_dir(args.runs_dir, args.run_id)
+    run_dir = run_store.require_run(args.runs_dir, args.run_id)
     import uvicorn
     ensemble = predict.load_ensemble(run_dir)
     settings = serve.ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
@@ -185,8 +207,8 @@ def command_serve(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "predict": command_predict,
-            "serve": command_serve}
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "report": command_report,
+            "predict": command_predict, "serve": command_serve}
 
 
 def main(argv: list[str]) -> int:

@@ -77,15 +77,6 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None) -> Ensemble
                     image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models)
 
 
-def find_run_dir(runs_dir: str | Path, run_id: str) -> Path:
-    """The folder of a listed, readable run (never a path built from the argument)."""
-    entry = store.find_run(Path(runs_dir), run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"run {run_id}: no such run under {runs_dir}{'' if entry is None else f' ({entry.error})'}; "
-                        f"list them with: ls {runs_dir}")
-    return entry.path
-
-
 # ---------------------------------------------------------------- images in, probabilities out
 
 def batch_size_for(ensemble: Ensemble) -> int:
