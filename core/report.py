@@ -29,7 +29,8 @@ SEVERITY_ORDER = ("high", "medium", "low", "info")
 SECTION_OF_PAGE = {"Home": "summary", "Overfitting": "overfitting", "Classes": "classes", "Embeddings": "map",
                    "Misclassified": "mistakes", "Data": "data", "Compare": "summary"}
 # The duplicate pairs that show each duplicates finding.
-DUPLICATE_FINDINGS = {"leakage": lambda pairs: pairs["leakage"], "duplicates-contained": lambda pairs: ~pairs["leakage"],
+DUPLICATE_FINDINGS = {"leakage": lambda pairs: pairs["leakage"],
+                      "duplicates-contained": lambda pairs: ~pairs["leakage"],
                       "exact-duplicates": lambda pairs: pairs["kind"] == "exact"}
 SECTION_OF_TAB = {"calibration": "calibration", "label_issues": "label-issues", "duplicates": "leakage",
                   "outliers": "data"}
