@@ -1,18 +1,23 @@
 """An HTTP API over a run's fold models (FastAPI): POST /predict, GET /model, GET /health, OpenAPI docs.
 
-The models are loaded once (core/predict.py) and the images of one request are classified as one batch.
-Inference runs one batch at a time behind a lock: on a CPU, concurrent forwards only compete for the same
-cores and multiply peak memory. Bad input gets a 4xx with a one-line `detail`; the server keeps serving.
+The models are loaded once (core/predict.py). One inference thread runs one forward pass at a time (concurrent
+forwards would only compete for the same cores and multiply peak memory); the images of every request that
+arrived while it was busy go into its next batch together, so concurrent requests share a forward pass and
+a lone request waits for nothing. Bad input gets a 4xx with a one-line `detail`; the server keeps serving.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
+import queue
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from PIL import Image
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -55,6 +60,48 @@ class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
 
 
+class Batcher:
+    """Classifies the images of concurrent requests together: a request queues its images and gets a future;
+    the inference thread takes everything queued (up to `max_images`) into one `classify` call."""
+
+    def __init__(self, ensemble: Ensemble, max_images: int, tta: bool):
+        self.ensemble, self.max_images, self.tta = ensemble, max_images, tta
+        self.pending: queue.Queue[tuple[list[Image.Image], Future]] = queue.Queue()
+        self.worker: threading.Thread | None = None
+        self.start_lock = threading.Lock()
+
+    def submit(self, images: list[Image.Image]) -> Future:
+        with self.start_lock:  # started on first use, so an app that never predicts holds no thread
+            if self.worker is None:
+                self.worker = threading.Thread(target=self._run, name="foldlens-inference", daemon=True)
+                self.worker.start()
+        future: Future = Future()
+        self.pending.put((images, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.pending.get()]
+            size = len(batch[0][0])
+            while size < self.max_images:
+                try:
+                    item = self.pending.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+                size += len(item[0])
+            try:
+                probs = classify(self.ensemble, [image for images, _ in batch for image in images], self.tta)
+            except Exception as exc:  # reported to the requests of this batch; the thread keeps serving
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            start = 0
+            for images, future in batch:
+                future.set_result(probs[start:start + len(images)])
+                start += len(images)
+
+
 def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings) -> dict:
     """What GET /model answers: classes, architecture, weights source and the run's validation numbers."""
     info = ensemble.info
@@ -92,7 +139,7 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
     """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model)."""
     settings = settings or ServeSettings()
     card = model_card(ensemble, metrics, settings)
-    inference = threading.Lock()
+    batcher = Batcher(ensemble, max(settings.max_files, 32), settings.tta)
     authorised = [Depends(_bearer_check(settings.token))]
     app = FastAPI(title=f"foldlens: run {ensemble.run_id}", version="1",
                   description=f"Classifies images into {', '.join(ensemble.classes)} with the fold models of run "
@@ -136,15 +183,11 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
             if len(data) > settings.max_file_bytes:
                 raise HTTPException(413, f"{name}: larger than the limit of {settings.max_file_bytes} bytes")
             contents.append(data)
-        return await run_in_threadpool(_classify, names, contents)
-
-    def _classify(names: list[str], contents: list[bytes]) -> PredictResponse:
-        decoded = [decode(data, settings.max_pixels) for data in contents]
+        decoded = await run_in_threadpool(lambda: [decode(data, settings.max_pixels) for data in contents])
         problems = [f"{name}: {image}" for name, image in zip(names, decoded) if isinstance(image, str)]
         if problems:
             raise HTTPException(400, "not a usable image: " + "; ".join(problems))
-        with inference:
-            probs = classify(ensemble, decoded, tta=settings.tta)
+        probs = await asyncio.wrap_future(batcher.submit(decoded))
         return PredictResponse(run_id=ensemble.run_id, predictions=[
             _prediction(name, row, ensemble.classes) for name, row in zip(names, probs)])
 

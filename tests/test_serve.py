@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -156,3 +157,26 @@ def test_a_real_uvicorn_process_serves_valid_and_hostile_requests(tiny_runs):  #
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_requests_that_arrive_while_the_model_is_busy_share_the_next_batch(ensemble, monkeypatch):
+    calls, release = [], threading.Event()
+
+    def recording(ensemble_, images, tta=False):
+        calls.append(len(images))
+        if len(calls) == 1:
+            release.wait(30)  # the first batch is "running" while the others arrive
+        return predict.classify(ensemble_, images, tta)
+
+    monkeypatch.setattr(serve, "classify", recording)
+    batcher = serve.Batcher(ensemble, max_images=32, tta=False)
+    images = [predict.decode(png((40 * i, 90, 200))) for i in range(4)]
+    first = batcher.submit(images[:1])
+    while not calls:
+        time.sleep(0.01)
+    later = [batcher.submit(images[1:3]), batcher.submit(images[3:])]
+    release.set()
+    results = [first.result(30), *(future.result(30) for future in later)]
+    assert calls == [1, 3]
+    expected = predict.classify(ensemble, images)
+    np.testing.assert_allclose(np.concatenate(results), expected, atol=1e-4)  # batch composition: float noise
