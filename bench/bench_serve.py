@@ -1,11 +1,13 @@
 """A bounded load test of `train_cli.py serve`: latency percentiles, throughput, errors, server memory.
 
     .venv/bin/python bench/bench_serve.py [RUN_ID] [--runs-dir runs] [--requests 200] [--clients 8] [--rounds 2]
+                                          [--max-batch 32]
 
 Starts the server as a user would (a uvicorn process on a free loopback port), then sends `--requests`
 POST /predict requests, one image each (the run's own images, in turn), from `--clients` concurrent
 clients, `--rounds` times. Prints per round: latency p50/p90/p99/max, requests per second, non-200
 answers, and the server's resident memory (VmRSS) before and after, so growth between rounds shows.
+`--max-batch 1` turns off sharing a forward pass between queued requests (to see what it gains).
 Every request has a timeout and the whole test a deadline. Default run: the newest complete run.
 """
 from __future__ import annotations
@@ -88,14 +90,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-batch", type=int, default=32)
     args = parser.parse_args()
     entry = pick_run(Path(args.runs_dir), args.run_id)
     bodies = upload_bodies(entry)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, str(REPO / "train_cli.py"), "serve", entry.run_id, "--port", str(port),
-                               "--runs-dir", args.runs_dir], env={**os.environ, "FOLDLENS_API_TOKEN": ""},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    command = [sys.executable, str(REPO / "train_cli.py"), "serve", entry.run_id, "--port", str(port),
+               "--runs-dir", args.runs_dir, "--max-batch", str(args.max_batch)]
+    server = subprocess.Popen(command, env={**os.environ, "FOLDLENS_API_TOKEN": ""}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
     deadline = time.monotonic() + DEADLINE_S
     try:
         while True:
@@ -109,8 +113,9 @@ def main() -> None:
             time.sleep(0.5)
         info = entry.info
         print(f"run {entry.run_id}: {info['train_mode']} mode, {info['config']['folds']} folds, "
-              f"{info['model']['name']} at {info['config']['image_size']} px; {platform.machine()} CPU with "
-              f"{os.cpu_count()} cores, torch threads default")
+              f"{info['model']['name']} at {info['config']['image_size']} px; max batch {args.max_batch}; "
+              f"{platform.machine()} CPU with {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+              f"(other processes share them)")
         one_round(url, bodies, 2 * args.clients, args.clients)  # warm-up: first-batch allocations
         print(f"server memory after warm-up: {rss_mib(server.pid):.0f} MiB")
         for number in range(1, args.rounds + 1):

@@ -83,14 +83,24 @@ def batch_size_for(ensemble: Ensemble) -> int:
     return inference_batch_size(int(ensemble.info["config"]["batch_size"]), ensemble.device)
 
 
+def preprocess(ensemble: Ensemble, image: Image.Image) -> torch.Tensor:
+    """The model input of one decoded RGB image: the run's evaluation transform."""
+    return eval_transform(ensemble.image_size)(image)
+
+
+def classify_inputs(ensemble: Ensemble, inputs: list[torch.Tensor], tta: bool = False,
+                    batch_size: int | None = None) -> np.ndarray:
+    """Probabilities [len(inputs), n_classes] of preprocessed images, in batches."""
+    size = batch_size or batch_size_for(ensemble)
+    chunks = [ensemble.probabilities(torch.stack(inputs[start:start + size]), tta)
+              for start in range(0, len(inputs), size)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
+
+
 def classify(ensemble: Ensemble, images: list[Image.Image], tta: bool = False,
              batch_size: int | None = None) -> np.ndarray:
     """Probabilities [len(images), n_classes] of decoded RGB images, in batches."""
-    transform = eval_transform(ensemble.image_size)
-    size = batch_size or batch_size_for(ensemble)
-    chunks = [ensemble.probabilities(torch.stack([transform(image) for image in images[start:start + size]]), tta)
-              for start in range(0, len(images), size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
+    return classify_inputs(ensemble, [preprocess(ensemble, image) for image in images], tta, batch_size)
 
 
 def decode(data: bytes, max_pixels: int | None = None) -> Image.Image | str:

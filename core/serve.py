@@ -15,17 +15,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from PIL import Image
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from .predict import Ensemble, classify, decode
+from .predict import Ensemble, decode, preprocess
 
 TOKEN_ENV = "FOLDLENS_API_TOKEN"
 MULTIPART_OVERHEAD = 64 * 1024   # form boundaries and part headers on top of the files themselves
+DECODERS = 2                     # images decoded at full size at once: bounds memory under hostile uploads
 
 
 @dataclass
@@ -34,12 +35,13 @@ class ServeSettings:
     max_file_bytes: int = 5 * 1024 * 1024
     max_files: int = 16
     max_pixels: int = 40_000_000      # refused before decoding: a small file can decode to gigabytes
+    max_batch: int = 32               # images per forward pass when requests queue up (a request is never split)
     token: str | None = None
     tta: bool = False
 
     def limits(self) -> dict:
         return {"max_file_bytes": self.max_file_bytes, "max_files": self.max_files, "max_pixels": self.max_pixels,
-                "tta": self.tta}
+                "max_batch": self.max_batch, "tta": self.tta}
 
 
 class ClassProbability(BaseModel):
@@ -60,17 +62,26 @@ class PredictResponse(BaseModel):
     predictions: list[ImagePrediction]
 
 
+def batch_sizes(n: int, largest: int) -> list[int]:
+    """`n` images as forward passes of power-of-two sizes up to `largest` (13 -> 8, 4, 1): no padding, and only a
+    handful of distinct input shapes, each of which the CPU backend caches kernels and buffers for."""
+    largest = 1 << (max(1, largest).bit_length() - 1)
+    sizes = [largest] * (n // largest)
+    rest = n % largest
+    return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+
+
 class Batcher:
-    """Classifies the images of concurrent requests together: a request queues its images and gets a future;
-    the inference thread takes everything queued (up to `max_images`) into one `classify` call."""
+    """Classifies the images of concurrent requests together: a request queues its preprocessed images and gets
+    a future; the inference thread takes everything queued (up to `max_images`) into the next forward passes."""
 
     def __init__(self, ensemble: Ensemble, max_images: int, tta: bool):
         self.ensemble, self.max_images, self.tta = ensemble, max_images, tta
-        self.pending: queue.Queue[tuple[list[Image.Image], Future]] = queue.Queue()
+        self.pending: queue.Queue[tuple[list[torch.Tensor], Future]] = queue.Queue()
         self.worker: threading.Thread | None = None
         self.start_lock = threading.Lock()
 
-    def submit(self, images: list[Image.Image]) -> Future:
+    def submit(self, images: list[torch.Tensor]) -> Future:
         with self.start_lock:  # started on first use, so an app that never predicts holds no thread
             if self.worker is None:
                 self.worker = threading.Thread(target=self._run, name="foldlens-inference", daemon=True)
@@ -91,7 +102,7 @@ class Batcher:
                 batch.append(item)
                 size += len(item[0])
             try:
-                probs = classify(self.ensemble, [image for images, _ in batch for image in images], self.tta)
+                probs = self.forward([image for images, _ in batch for image in images])
             except Exception as exc:  # reported to the requests of this batch; the thread keeps serving
                 for _, future in batch:
                     future.set_exception(exc)
@@ -100,6 +111,13 @@ class Batcher:
             for images, future in batch:
                 future.set_result(probs[start:start + len(images)])
                 start += len(images)
+
+    def forward(self, inputs: list[torch.Tensor]) -> np.ndarray:
+        chunks, start = [], 0
+        for size in batch_sizes(len(inputs), self.max_images):
+            chunks.append(self.ensemble.probabilities(torch.stack(inputs[start:start + size]), self.tta))
+            start += size
+        return np.concatenate(chunks)
 
 
 def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings) -> dict:
@@ -139,7 +157,14 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
     """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model)."""
     settings = settings or ServeSettings()
     card = model_card(ensemble, metrics, settings)
-    batcher = Batcher(ensemble, max(settings.max_files, 32), settings.tta)
+    batcher = Batcher(ensemble, settings.max_batch, settings.tta)
+    decoders = threading.Semaphore(DECODERS)
+
+    def model_input(data: bytes) -> torch.Tensor | str:
+        """Decoded and preprocessed at once, so only the small model input of an image is kept."""
+        with decoders:
+            image = decode(data, settings.max_pixels)
+            return image if isinstance(image, str) else preprocess(ensemble, image)
     authorised = [Depends(_bearer_check(settings.token))]
     app = FastAPI(title=f"foldlens: run {ensemble.run_id}", version="1",
                   description=f"Classifies images into {', '.join(ensemble.classes)} with the fold models of run "
@@ -183,7 +208,7 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
             if len(data) > settings.max_file_bytes:
                 raise HTTPException(413, f"{name}: larger than the limit of {settings.max_file_bytes} bytes")
             contents.append(data)
-        decoded = await run_in_threadpool(lambda: [decode(data, settings.max_pixels) for data in contents])
+        decoded = await run_in_threadpool(lambda: [model_input(data) for data in contents])
         problems = [f"{name}: {image}" for name, image in zip(names, decoded) if isinstance(image, str)]
         if problems:
             raise HTTPException(400, "not a usable image: " + "; ".join(problems))

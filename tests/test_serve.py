@@ -159,18 +159,27 @@ def test_a_real_uvicorn_process_serves_valid_and_hostile_requests(tiny_runs):  #
         process.wait(timeout=20)
 
 
+@pytest.mark.parametrize("n, largest, sizes", [(13, 32, [8, 4, 1]), (40, 32, [32, 8]), (7, 4, [4, 2, 1]),
+                                               (5, 6, [4, 1]), (3, 1, [1, 1, 1]), (0, 8, [])])
+def test_a_batch_runs_as_power_of_two_forward_passes(n, largest, sizes):
+    assert serve.batch_sizes(n, largest) == sizes
+
+
 def test_requests_that_arrive_while_the_model_is_busy_share_the_next_batch(ensemble, monkeypatch):
     calls, release = [], threading.Event()
 
-    def recording(ensemble_, images, tta=False):
-        calls.append(len(images))
+    batcher = serve.Batcher(ensemble, max_images=32, tta=False)
+    forward = batcher.forward
+
+    def recording(inputs):
+        calls.append(len(inputs))
         if len(calls) == 1:
             release.wait(30)  # the first batch is "running" while the others arrive
-        return predict.classify(ensemble_, images, tta)
+        return forward(inputs)
 
-    monkeypatch.setattr(serve, "classify", recording)
-    batcher = serve.Batcher(ensemble, max_images=32, tta=False)
-    images = [predict.decode(png((40 * i, 90, 200))) for i in range(4)]
+    monkeypatch.setattr(batcher, "forward", recording)
+    pictures = [predict.decode(png((40 * i, 90, 200))) for i in range(4)]
+    images = [predict.preprocess(ensemble, picture) for picture in pictures]
     first = batcher.submit(images[:1])
     while not calls:
         time.sleep(0.01)
@@ -178,5 +187,5 @@ def test_requests_that_arrive_while_the_model_is_busy_share_the_next_batch(ensem
     release.set()
     results = [first.result(30), *(future.result(30) for future in later)]
     assert calls == [1, 3]
-    expected = predict.classify(ensemble, images)
+    expected = predict.classify(ensemble, pictures)
     np.testing.assert_allclose(np.concatenate(results), expected, atol=1e-4)  # batch composition: float noise
