@@ -185,8 +185,9 @@ def command_serve(argv: list[str]) -> int:
                         help="allow listening on a non-loopback address without a token")
     parser.add_argument("--max-file-mb", type=float, default=5.0, help="largest accepted image (default: %(default)s)")
     parser.add_argument("--max-files", type=int, default=16, help="most images per request (default: %(default)s)")
-    parser.add_argument("--max-batch", type=int, default=32,
-                        help="images per forward pass when requests queue up (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="images of queued requests that share one forward pass (default: 32 on CUDA, 1 on a "
+                             "CPU, where sharing did not pay in bench/bench_serve.py)")
     parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
@@ -195,7 +196,7 @@ def command_serve(argv: list[str]) -> int:
     if not serve.is_loopback(args.host) and token is None and not args.no_token:
         raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
                         f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
-    if args.max_file_mb <= 0 or args.max_files < 1 or args.max_batch < 1:
+    if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
         raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
     run_dir = run_store.require_run(args.runs_dir, args.run_id)
     import uvicorn

@@ -1,13 +1,14 @@
 """A bounded load test of `train_cli.py serve`: latency percentiles, throughput, errors, server memory.
 
     .venv/bin/python bench/bench_serve.py [RUN_ID] [--runs-dir runs] [--requests 200] [--clients 8] [--rounds 2]
-                                          [--max-batch 32]
+                                          [--max-batch N]
 
 Starts the server as a user would (a uvicorn process on a free loopback port), then sends `--requests`
 POST /predict requests, one image each (the run's own images, in turn), from `--clients` concurrent
 clients, `--rounds` times. Prints per round: latency p50/p90/p99/max, requests per second, non-200
 answers, and the server's resident memory (VmRSS) before and after, so growth between rounds shows.
-`--max-batch 1` turns off sharing a forward pass between queued requests (to see what it gains).
+`--max-batch N` is passed to the server (images of queued requests sharing one forward pass; the server's
+default is 1 on a CPU): compare `--max-batch 1` with `--max-batch 32` to see what sharing gains.
 Every request has a timeout and the whole test a deadline. Default run: the newest complete run.
 """
 from __future__ import annotations
@@ -90,14 +91,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--max-batch", type=int, default=None)
     args = parser.parse_args()
     entry = pick_run(Path(args.runs_dir), args.run_id)
     bodies = upload_bodies(entry)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, str(REPO / "train_cli.py"), "serve", entry.run_id, "--port", str(port),
-               "--runs-dir", args.runs_dir, "--max-batch", str(args.max_batch)]
+               "--runs-dir", args.runs_dir] + (["--max-batch", str(args.max_batch)] if args.max_batch else [])
     server = subprocess.Popen(command, env={**os.environ, "FOLDLENS_API_TOKEN": ""}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     deadline = time.monotonic() + DEADLINE_S
@@ -113,7 +114,7 @@ def main() -> None:
             time.sleep(0.5)
         info = entry.info
         print(f"run {entry.run_id}: {info['train_mode']} mode, {info['config']['folds']} folds, "
-              f"{info['model']['name']} at {info['config']['image_size']} px; max batch {args.max_batch}; "
+              f"{info['model']['name']} at {info['config']['image_size']} px; max batch {args.max_batch or 'default'}; "
               f"{platform.machine()} CPU with {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
               f"(other processes share them)")
         one_round(url, bodies, 2 * args.clients, args.clients)  # warm-up: first-batch allocations

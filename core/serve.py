@@ -12,7 +12,7 @@ import hmac
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ class ServeSettings:
     max_file_bytes: int = 5 * 1024 * 1024
     max_files: int = 16
     max_pixels: int = 40_000_000      # refused before decoding: a small file can decode to gigabytes
-    max_batch: int = 32               # images per forward pass when requests queue up (a request is never split)
+    max_batch: int | None = None      # images of queued requests per forward pass; None: 32 on CUDA, 1 on a CPU
     token: str | None = None
     tta: bool = False
 
@@ -114,7 +114,7 @@ class Batcher:
 
     def forward(self, inputs: list[torch.Tensor]) -> np.ndarray:
         chunks, start = [], 0
-        for size in batch_sizes(len(inputs), self.max_images):
+        for size in batch_sizes(len(inputs), max(self.max_images, len(inputs))):  # a request's images: one batch
             chunks.append(self.ensemble.probabilities(torch.stack(inputs[start:start + size]), self.tta))
             start += size
         return np.concatenate(chunks)
@@ -156,6 +156,9 @@ def _bearer_check(token: str | None):
 def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeSettings | None = None) -> FastAPI:
     """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model)."""
     settings = settings or ServeSettings()
+    if settings.max_batch is None:
+        # On a shared 2-core CPU, sharing forward passes between requests did not raise throughput (bench_serve.py).
+        settings = replace(settings, max_batch=32 if ensemble.device.type == "cuda" else 1)
     card = model_card(ensemble, metrics, settings)
     batcher = Batcher(ensemble, settings.max_batch, settings.tta)
     decoders = threading.Semaphore(DECODERS)

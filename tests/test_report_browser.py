@@ -35,8 +35,6 @@ def open_offline(browser, report: Path, shots: Path, name: str) -> tuple[list[st
             left.append(url)
             request_route.abort()
     page.route("**/*", route)
-    page.on("request", lambda request: None if request.url.startswith(("file://", "data:")) else left.append(
-        request.url))
     page.goto(report.as_uri())
     page.wait_for_load_state("load")
     page.wait_for_timeout(1000)  # plotly draws after the load event

@@ -54,7 +54,7 @@ def test_health_and_model_card(client, tiny_runs):  # noqa: F811
     assert card["weights"]["source"] == "none" and card["train_mode"] == "head" and card["folds"] == [0, 1]
     assert card["validation"]["out_of_fold"]["balanced_accuracy"] == metrics["oof"]["val"]["balanced_accuracy"]
     assert card["test_ensemble"]["accuracy"] == metrics["ensemble"]["test"]["accuracy"]
-    assert card["limits"]["max_files"] == 3
+    assert card["limits"]["max_files"] == 3 and card["limits"]["max_batch"] == 1  # CPU: no sharing by default
     assert "/predict" in client.get("/openapi.json").json()["paths"] and client.get("/docs").status_code == 200
 
 
