@@ -12,6 +12,9 @@
                                                 build an image dataset from Amazon Reviews 2023 metadata
   python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
                                                 a cleaned manifest (+ review.json) from a run's diagnostics
+  python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
+  python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
+  python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
 """
 from __future__ import annotations
 
@@ -171,10 +174,7 @@ def command_diagnose(argv: list[str]) -> int:
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core import run_lifecycle, run_store
-    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"diagnose {args.run_id}: no such run under {args.runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}")
+    entry = run_store.require_run(args.runs_dir, args.run_id)
     if entry.status != "complete":
         raise UserError(f"diagnose {args.run_id}: the run is {entry.status}; finish it first with "
                         f"python train_cli.py --resume {args.run_id}")
@@ -246,10 +246,7 @@ def command_clean(argv: list[str]) -> int:
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core import cleaning, run_store
-    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"clean {args.run_id}: no such run under {args.runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}")
+    entry = run_store.require_run(args.runs_dir, args.run_id)
     if args.drop_label_issues is None and not args.drop_exact_duplicates:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
@@ -271,10 +268,7 @@ def command_fold(argv: list[str]) -> int:
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core import fold_job, run_store
-    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"fold {args.run_id}: no such run under {args.runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}")
+    entry = run_store.require_run(args.runs_dir, args.run_id)
     n_folds = entry.info["config"]["folds"]
     if not 0 <= args.fold < n_folds:
         raise UserError(f"fold {args.run_id} {args.fold}: that run has folds 0 to {n_folds - 1}")
@@ -287,10 +281,98 @@ def command_fold(argv: list[str]) -> int:
     return 0
 
 
+def command_report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py report",
+        description="Write one self-contained HTML report of a run: opens offline in any browser (plotly.js and "
+                    "thumbnails embedded), readable by someone who never saw the dashboard.")
+    parser.add_argument("run_id")
+    parser.add_argument("--out", default=None, help="HTML file to write (default: report-RUN_ID.html)")
+    parser.add_argument("--dashboard-url", default=None,
+                        help="base URL of a live dashboard (e.g. http://host:8501): every section links to the same "
+                             "view there")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import report, run_store
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    out = Path(args.out or f"report-{args.run_id}.html")
+    html = report.build_report(run_dir, args.dashboard_url)
+    with run_store.atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
+def command_predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py predict",
+        description="Classify images with a run's fold models as an ensemble (mean probability, like the run's "
+                    "test ensemble). Prints a table and writes a CSV with every class's probability.")
+    parser.add_argument("run_id")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders searched recursively")
+    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict, run_store
+    from core.run_lifecycle import describe_device
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    paths = predict.collect_inputs(args.inputs)
+    ensemble = predict.load_ensemble(run_dir)
+    print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
+          f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
+    table = predict.predict_files(ensemble, paths, tta=args.tta)
+    table.to_csv(args.out, index=False)
+    print(predict.printable(table))
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def command_serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py serve",
+        description="Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs at /docs.")
+    parser.add_argument("run_id")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this "
+                                                            "machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--token", default=None,
+                        help="require 'Authorization: Bearer TOKEN' on /predict and /model; prefer the "
+                             "FOLDLENS_API_TOKEN environment variable (a --token shows in the process list)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="allow listening on a non-loopback address without a token")
+    parser.add_argument("--max-file-mb", type=float, default=5.0, help="largest accepted image (default: %(default)s)")
+    parser.add_argument("--max-files", type=int, default=16, help="most images per request (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="images of queued requests that share one forward pass (default: 32 on CUDA, 1 on a "
+                             "CPU, where sharing did not pay in bench/bench_serve.py)")
+    parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict, run_store, serve
+    token = args.token or os.environ.get(serve.TOKEN_ENV) or None
+    if not serve.is_loopback(args.host) and token is None and not args.no_token:
+        raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
+                        f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
+    if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
+        raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    import uvicorn
+    ensemble = predict.load_ensemble(run_dir)
+    settings = serve.ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
+                                   max_batch=args.max_batch, token=token, tta=args.tta)
+    app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
+    print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
+          f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
-            "amazon": command_amazon, "clean": command_clean}
+            "amazon": command_amazon, "clean": command_clean, "report": command_report,
+            "predict": command_predict, "serve": command_serve}
 
 
 def main(argv: list[str]) -> int:

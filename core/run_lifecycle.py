@@ -229,10 +229,7 @@ def prepare(cfg: RunConfig) -> Path:
 
 
 def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
-    entry = store.find_run(Path(runs_dir), run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"--resume {run_id}: no such run under {runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
+    entry = store.require_run(runs_dir, run_id)
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
     started = time.perf_counter()

@@ -233,6 +233,17 @@ def find_run(runs_dir: Path, run_id: str) -> RunEntry | None:
     return next((entry for entry in list_runs(runs_dir) if entry.run_id == run_id), None)
 
 
+def require_run(runs_dir: Path, run_id: str) -> RunEntry:
+    """A listed, readable run, or a UserError saying there is none (for commands given a run id)."""
+    from .errors import UserError
+
+    entry = find_run(Path(runs_dir), run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"run {run_id}: no such run under {runs_dir}{'' if entry is None else f' ({entry.error})'}; "
+                        f"list them with: ls {runs_dir}")
+    return entry
+
+
 def run_signature(run_dir: Path) -> tuple:
     """Changes whenever any file of the run changes: a cache key for readers."""
     run_dir = Path(run_dir)
