@@ -6,6 +6,7 @@
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
+  python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
 """
 from __future__ import annotations
 
@@ -118,7 +119,32 @@ def command_diagnose(argv: list[str]) -> int:
     return 1 if error else 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose}
+def command_explain(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="train_cli.py explain",
+                                     description="Precompute class activation maps (predicted and true class) of "
+                                                 "every misclassified validation and test image, into the cache.")
+    parser.add_argument("run_id")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help="where the maps are kept (default: "
+                                                                        "%(default)s)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be a positive whole number")
+    from core import run_store
+    from core.explain import explain_run
+    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
+    if entry is None or entry.info is None or not entry.info.get("folds_done"):
+        why = "no such run" if entry is None else entry.error or "no fold has finished yet"
+        raise UserError(f"explain {args.run_id}: {why} under {args.runs_dir}")
+    result = explain_run(entry.path, args.cache_dir, args.batch_size)
+    print(f"explain: {result['maps']} maps of {result['images']} misclassified images ({result['computed']} "
+          f"computed, the rest cached) in {result['seconds']:.1f} s on {result['device']}; cached under "
+          f"{Path(args.cache_dir) / 'gradcam'}")
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "explain": command_explain}
 
 
 def main(argv: list[str]) -> int:
