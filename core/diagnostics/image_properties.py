@@ -36,18 +36,18 @@ PROPERTIES = {
 }
 FLAGS = {
     "dark": "dark (mean brightness below {dark_brightness:.0%})",
-    "blurry": "blurry (sharpness {blur_z:.1f} robust z below the dataset's)",
+    "blurry": "blurry (edge energy for their contrast {blur_z:.1f} robust z below the dataset's)",
     "tiny": "tiny (shorter side below {tiny_fraction:.0%} of the model input)",
     "odd_aspect": "odd aspect ratio (one side over {odd_aspect:.1f}× the other)",
     "low_information": "low information (grey-level entropy below {low_entropy:.1f} bits)",
 }
 STATS_SIDE = 256          # statistics are taken on the image shrunk to this longest side: stable across sizes
 WHITE_LEVEL = 240         # a pixel is near-white when every channel is at least this
-# IJG's standard luminance quantisation table (quality 50), in zig-zag order as Pillow reports it
-_IJG_LUMINANCE = np.array([16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49,
-                           35, 37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56,
-                           80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103,
-                           99], dtype=float)
+# IJG's standard luminance quantisation table (quality 50), in natural order as Pillow reports it
+_IJG_LUMINANCE = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57,
+                           69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64,
+                           81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+                          dtype=float)
 
 
 # ---------------------------------------------------------------- per image
@@ -97,11 +97,21 @@ def measure(path: Path) -> dict:
             "jpeg_quality": quality}
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(value - median) / (1.4826 MAD) over the dataset (NaN stays NaN)."""
+def robust_z(values: np.ndarray, floor: float) -> np.ndarray:
+    """(value - median) / (1.4826 MAD) over the dataset, the MAD at least `floor` (so that near-identical images do
+    not make tiny differences look extreme); NaN stays NaN, all NaN when nothing was measured."""
+    if np.isnan(values).all():
+        return values
     median = np.nanmedian(values)
     mad = 1.4826 * np.nanmedian(np.abs(values - median))
-    return (values - median) / max(mad, 1e-12)
+    return (values - median) / max(mad, floor)
+
+
+def blur_z(frame: pd.DataFrame) -> np.ndarray:
+    """How much less edge energy an image has than the dataset's typical one, for its contrast: robust z of
+    log10(Laplacian variance / luminance variance), so a dark or faint but sharp image is not called blurry."""
+    ratio = frame["blur"].to_numpy(dtype=float) / np.maximum((255 * frame["contrast"].to_numpy(dtype=float)) ** 2, 1)
+    return robust_z(np.log10(ratio + 1e-6), floor=0.1)
 
 
 def image_properties(samples: pd.DataFrame, root: str | Path, image_size: int, th: Thresholds,
@@ -114,7 +124,7 @@ def image_properties(samples: pd.DataFrame, root: str | Path, image_size: int, t
                        pd.DataFrame(rows, columns=list(PROPERTIES))], axis=1)
     elongation = np.maximum(frame["aspect_ratio"], 1 / frame["aspect_ratio"])
     frame["dark"] = frame["brightness"] < th.dark_brightness
-    frame["blurry"] = robust_z(np.log10(frame["blur"].to_numpy() + 1.0)) < -th.blur_z
+    frame["blurry"] = blur_z(frame) < -th.blur_z
     frame["tiny"] = frame["short_side"] < th.tiny_fraction * image_size
     frame["odd_aspect"] = elongation > th.odd_aspect
     frame["low_information"] = frame["entropy"] < th.low_entropy
