@@ -43,7 +43,8 @@ if mistakes.open:
                    "badged one it is often the data.")
         if run.table("label_issues") is None:
             st.caption(":gray[Label-issue and duplicate badges appear once the diagnostics have run.]")
-        common.paged_gallery(wrong, run, per_page=24, key="wrong")
+        cam = common.cam_choice()
+        common.paged_gallery(wrong, run, per_page=24, key="wrong", cam=cam)
 
 if issues.open:
     with issues:
