@@ -114,6 +114,7 @@ class Explainer:
                                     v2.CenterCrop(self.side)])   # core.features.eval_transform's geometry
         self._model_keys: dict[str, str] = {}
         self._backbone: nn.Module | None = None
+        self.computed = 0   # overlays made by the last `overlays` call
 
     # ------------------------------------------------------------ what exists
 
@@ -192,7 +193,8 @@ class Explainer:
             batch = ids[start:start + self.batch_size]
             inputs, crops = self._images(batch)
             inputs = inputs.to(self.device)
-            wanted = [r for r in todo if r.sample_id in set(batch)]
+            in_batch = set(batch)
+            wanted = [r for r in todo if r.sample_id in in_batch]
             rows = [batch.index(r.sample_id) for r in wanted]
             classes = [r.class_index for r in wanted]
             if self.head_mode:

@@ -26,7 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true=class_c&pred=class_b"),
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
-         ("Compare", "Compare"), ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc")]
+         ("Compare", "Compare"), ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc"),
+         ("Slices", "Slices"), ("Properties", "Data?tab=properties&by=outcome")]
 
 
 # Done: no "running" indicator, no loading skeletons, and every chart container has drawn its plot.

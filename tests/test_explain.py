@@ -1,7 +1,6 @@
 """Class activation maps: exact for a linear head, Grad-CAM when fine-tuned, cached once, precomputed by the CLI."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,7 @@ import torch
 
 import train_cli
 from core.explain import Explainer, MapRequest, explain_run, feature_maps, grad_cam, head_cam, last_conv_stage
-from core.models import rebuild_classifier, Architecture
+from core.models import Architecture, rebuild_classifier
 from explain_fixtures import trained_runs  # noqa: F401
 
 
