@@ -352,7 +352,8 @@ def _full_image(path: str, caption: str, run: Run, detail: tuple[int, str, int, 
         left.image(path, width="stretch")
         if maps:
             shown = run.classes[pred if which == "predicted" else label]
-            right.image(maps[0], width="stretch", caption=f"where {model} finds evidence for {shown}")
+            right.image(maps[0], width="stretch",
+                        caption=f"where {model} finds evidence for {shown} (in the centre crop it sees)")
     st.markdown(caption)
 
 
