@@ -117,11 +117,11 @@ def blur_z(frame: pd.DataFrame) -> np.ndarray:
 def image_properties(samples: pd.DataFrame, root: str | Path, image_size: int, th: Thresholds,
                      workers: int | None = None) -> pd.DataFrame:
     """One row per sample (samples order): sample_id, path, label, split, fold, every property and every flag."""
-    paths = [Path(root) / relative for relative in samples["path"]]
+    unique = list(dict.fromkeys(samples["path"]))   # a file several samples share is measured once
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:   # Pillow decodes outside the GIL
-        rows = list(pool.map(measure, paths))
+        measured = dict(zip(unique, pool.map(measure, [Path(root) / relative for relative in unique])))
     frame = pd.concat([samples[["sample_id", "path", "label", "split", "fold"]].reset_index(drop=True),
-                       pd.DataFrame(rows, columns=list(PROPERTIES))], axis=1)
+                       pd.DataFrame([measured[p] for p in samples["path"]], columns=list(PROPERTIES))], axis=1)
     elongation = np.maximum(frame["aspect_ratio"], 1 / frame["aspect_ratio"])
     frame["dark"] = frame["brightness"] < th.dark_brightness
     frame["blurry"] = blur_z(frame) < -th.blur_z

@@ -26,7 +26,8 @@ def slice_map(run: common.Run, space: str, name: str) -> go.Figure:
         figure.add_scattergl(x=part["x"], y=part["y"], mode="markers", marker=style,
                              name=name if inside else "other images", hovertext=part["path"] + "<br>" + part["label"],
                              hoverinfo="text")
-    figure.update_layout(title=f"{name} on the {space} map ({int(points['in_slice'].sum())} images in red)",
+    figure.update_layout(title=f"{name} on the {space} map: its {int(points['in_slice'].sum())} images in red "
+                               "(test split included)",
                          xaxis_title="map x", yaxis_title="map y", height=480, legend={"orientation": "h"})
     return figure
 
