@@ -76,3 +76,16 @@ def test_a_class_whose_images_are_all_grey_is_a_high_severity_shortcut(tmp_path:
     assert shortcut["target"] == {"page": "Data", "params": {"tab": "properties", "property": "colourfulness"}}
     table = pd.read_parquet(run / "image_properties.parquet")
     assert len(table) == 240 and table["colourfulness"][table["label"] == "class_b"].max() < 1
+
+
+def test_each_kind_of_flagged_image_is_one_low_data_quality_finding(planted: pd.DataFrame) -> None:
+    from core.diagnostics.findings import image_quality_findings
+    from core.diagnostics.image_properties import summary
+    block = summary(planted.reset_index(), {"label": [], "error": []})
+    found = {f["id"]: f for f in image_quality_findings(block, Thresholds())}
+    assert set(found) == {"image-quality:dark", "image-quality:blurry", "image-quality:tiny"}
+    dark = found["image-quality:dark"]
+    assert dark["severity"] == "low" and dark["title"] == ("Data quality: 1 image is dark (mean brightness below "
+                                                           "15%)")
+    assert "dark.png" in dark["evidence"]
+    assert dark["target"] == {"page": "Data", "params": {"tab": "properties", "property": "brightness"}}
