@@ -312,7 +312,7 @@ def gallery(rows: pd.DataFrame, run: Run, *, columns: int = 6, key: str = "galle
         for column, (position, row) in zip(st.columns(columns), rows.iloc[start:start + columns].iterrows()):
             with column:
                 detail = (int(row["sample_id"]), str(row["model"]), int(row["pred"]), int(row["label"])) \
-                    if cam != "off" and {"model", "pred", "label"} <= set(row.index) else None
+                    if {"model", "pred", "label"} <= set(row.index) else None   # a prediction: maps on opening
                 image(run, row["path"], caption(row), key=f"{key}-{position}", cam=maps.get(position),
                       detail=detail)
 
