@@ -27,7 +27,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true=class_c&pred=class_b"),
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
          ("LabelIssues", "Data?tab=label_issues"), ("Compare", "Compare"), ("Review", "Review?review=3d,5r1,9k"),
-         ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc")]
+         ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc"), ("Slices", "Slices"),
+         ("Properties", "Data?tab=properties&by=outcome")]
 
 
 # Done: no "running" indicator, no loading skeletons, and every chart container has drawn its plot.
