@@ -52,3 +52,14 @@ def dashboard_env(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs_dir))
     monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
     return runs_dir
+
+
+def open_page(page: str | None = None, timeout: float = 60, **params: str):
+    """Run Home (or one of PAGES) in AppTest with the given URL query parameters."""
+    from streamlit.testing.v1 import AppTest
+    app = AppTest.from_file(HOME, default_timeout=timeout)
+    for key, value in params.items():
+        app.query_params[key] = value
+    if page:
+        app.switch_page(PAGES[page])
+    return app.run()

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from core import run_store
 from core.synthetic import make_synthetic_run
 from dashboard import common  # the same functions the pages call
-from dashboard_fixtures import HOME, PAGES, REPO
+from dashboard_fixtures import HOME, PAGES, REPO, open_page
 
 BROKEN = "20250101-000000-broken"
 ERROR = "MemoryError: UMAP of backbone needs 9 GiB"
@@ -51,14 +51,6 @@ def option(request):
         st_config.set_option(key, value)
     secrets_singleton._reset()  # parsed secrets are kept until a file changes: never pass them to the next test
 
-
-def open_page(page: str | None = None, **params: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    if page:
-        app.switch_page(PAGES[page])
-    return app.run()
 
 
 def shown(app: AppTest) -> str:

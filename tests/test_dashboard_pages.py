@@ -6,16 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import run_store
 from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, SPARSE,  # noqa: F401
-                                SPARSE_IMAGE_SIZE, dashboard_env, runs_dir)
+                                SPARSE_IMAGE_SIZE, dashboard_env, open_page, runs_dir)
 
-
-def open_page(page: str | None, **params: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    if page:
-        app.switch_page(PAGES[page])
-    return app.run()
 
 
 def texts(app: AppTest) -> str:

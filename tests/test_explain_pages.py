@@ -10,17 +10,10 @@ from streamlit.testing.v1 import AppTest
 
 from core import explain_views, run_store
 from core.diagnostics import run_diagnostics
-from dashboard_fixtures import COMPLETE, HOME, PAGES, dashboard_env, runs_dir  # noqa: F401
+from dashboard_fixtures import COMPLETE, dashboard_env, open_page, runs_dir  # noqa: F401
 from diagnostics_fixtures import Spec, make_run
 from explain_fixtures import trained_runs  # noqa: F401
 
-
-def open_page(page: str, **params: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=180)
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.switch_page(PAGES[page])
-    return app.run()
 
 
 def texts(app: AppTest) -> str:
@@ -38,23 +31,23 @@ def trained_env(trained_runs, tmp_path, monkeypatch) -> Path:
 @pytest.mark.parametrize("page", ["Misclassified", "Classes"])
 def test_galleries_show_each_images_map_beside_it(trained_env, trained_runs, page) -> None:
     run = trained_runs["head"].name
-    with_maps = open_page(page, run=run, cam="true")
+    with_maps = open_page_slow(page, run=run, cam="true")
     assert not with_maps.exception, with_maps.exception[0].stack_trace
     assert len(with_maps.image) >= 2 and len(with_maps.image) % 2 == 0   # image, map, image, map, ...
     maps = list((trained_env / "gradcam").rglob("*.png"))
     assert len(maps) == len(with_maps.image) // 2
-    without = open_page(page, run=run, cam="off")
+    without = open_page_slow(page, run=run, cam="off")
     assert not without.exception and len(without.image) == len(with_maps.image) // 2
 
 
 def test_a_run_without_checkpoints_shows_images_and_says_why_there_are_no_maps(dashboard_env) -> None:
-    app = open_page("Misclassified", run=COMPLETE)
+    app = open_page_slow("Misclassified", run=COMPLETE)
     assert not app.exception and app.image
     assert "need the fold checkpoints" in texts(app)
 
 
 def test_data_page_shows_a_property_per_class_and_outcome_with_the_shortcut_check(dashboard_env) -> None:
-    app = open_page("Data", run=COMPLETE, tab="properties", property="colourfulness", by="outcome")
+    app = open_page_slow("Data", run=COMPLETE, tab="properties", property="colourfulness", by="outcome")
     assert not app.exception, app.exception[0].stack_trace
     assert "Shortcut check" in texts(app)
     shortcut = app.dataframe[0].value
@@ -71,7 +64,7 @@ def slice_env(tmp_path, monkeypatch) -> Path:
 
 
 def test_slices_page_ranks_describes_maps_and_shows_a_slice(slice_env) -> None:
-    app = open_page("Slices", run=slice_env.name, slice="slice1")
+    app = open_page_slow("Slices", run=slice_env.name, slice="slice1")
     assert not app.exception, app.exception[0].stack_trace
     table = app.dataframe[0].value
     assert list(table["slice"]) == ["slice1"] and table["error"].iloc[0] > table["run_error"].iloc[0]
@@ -81,7 +74,7 @@ def test_slices_page_ranks_describes_maps_and_shows_a_slice(slice_env) -> None:
 
 def test_slices_page_says_when_there_is_none(dashboard_env) -> None:
     block = run_store.read_json(dashboard_env / COMPLETE / "diagnostics.json")["slices"]
-    app = open_page("Slices", run=COMPLETE)
+    app = open_page_slow("Slices", run=COMPLETE)
     assert not app.exception
     assert ("No failing slice" in texts(app)) == (not block["found"])
 
@@ -105,3 +98,8 @@ def test_slice_rows_put_the_examples_first_then_mistakes() -> None:
     points = explain_views.slice_points(pd.DataFrame({"sample_id": [1, 5], "x": [0, 1], "y": [0, 1]}), members,
                                         "slice2")
     assert points["in_slice"].tolist() == [False, True]
+
+
+def open_page_slow(page: str, **params: str):
+    """Pages that compute class activation maps on first view: torch on a busy CPU."""
+    return open_page(page, timeout=180, **params)

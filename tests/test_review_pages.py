@@ -8,15 +8,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core import run_store
-from dashboard_fixtures import COMPLETE, HOME, PAGES, dashboard_env, runs_dir  # noqa: F401
+from dashboard_fixtures import COMPLETE, PAGES, dashboard_env, open_page, runs_dir  # noqa: F401
 
-
-def open_page(page: str, **params: str) -> AppTest:
-    app = AppTest.from_file(HOME, default_timeout=60)
-    for key, value in params.items():
-        app.query_params[key] = value
-    app.switch_page(PAGES[page])
-    return app.run()
 
 
 def add(app: AppTest, key: str, action: str = "drop", label: str | None = None) -> AppTest:
