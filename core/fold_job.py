@@ -118,21 +118,28 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     return result, probs, embedding, {"model": result.best_state}
 
 
+def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
+    """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
+    Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint)."""
+    info, cfg, samples = load_run_inputs(run_dir)
+    classes, device = info["classes"], pick_device()
+    labels = samples.label_index.to_numpy()
+    torch.manual_seed(cfg.seed + fold)
+    if info["train_mode"] == "head":
+        features = ensure_backbone_embeddings(run_dir)
+        return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+    return _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes))
+
+
 def run_fold(run_dir: Path, fold: int) -> dict:
     """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
     info, cfg, samples = load_run_inputs(run_dir)
-    classes, device = info["classes"], pick_device()
+    classes = info["classes"]
     labels = samples.label_index.to_numpy()
     parts = fold_parts(samples, fold)
-    torch.manual_seed(cfg.seed + fold)
-    if info["train_mode"] == "head":
-        features = ensure_backbone_embeddings(run_dir)
-        result, probs, embedding, checkpoint = _fit_head(features, labels, parts, cfg, device, fold, len(classes))
-    else:
-        result, probs, embedding, checkpoint = _fit_finetune(info, samples, labels, parts, cfg, device, fold,
-                                                             len(classes))
+    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts)
     out = store.fold_dir(run_dir, fold)
     predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
                              for role, index in parts.items() if len(index)], ignore_index=True)

@@ -66,15 +66,44 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 
 # ---------------------------------------------------------------- start
 
-def start_run(cfg: RunConfig) -> Path:
-    """Everything that can reject the input happens before the run folder exists."""
+def split_samples(samples: pd.DataFrame, has_groups: bool, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per sample: split ('cv'/'test'), validation fold (-1 for test), and whether groups were used."""
+    use_groups = has_groups and cfg.use_groups
+    split, fold = assign_splits(samples.label, samples.group if use_groups else None, cfg.folds, cfg.test_size,
+                                cfg.seed)
+    return split, fold, use_groups
+
+
+def apply_splits(samples: pd.DataFrame, splits: pd.DataFrame, folds: int) -> tuple[pd.DataFrame, np.ndarray,
+                                                                                   np.ndarray]:
+    """Keep the samples listed in `splits` (path, split, fold: another run's samples.parquet, possibly
+    filtered) with that run's split and fold, so runs of one experiment share their splits exactly."""
+    given = splits.set_index("path")
+    missing = given.index.difference(samples.path)
+    if len(missing):
+        raise UserError(f"{len(missing)} images of the shared splits are no longer in the data (e.g. {missing[0]}); "
+                        f"the data changed since the reference run: start a new experiment")
+    if given.fold.max() >= folds:
+        raise UserError(f"--folds {folds}: the shared splits have {int(given.fold.max()) + 1} folds; use that many")
+    kept = samples[samples.path.isin(given.index)].reset_index(drop=True)
+    rows = given.loc[kept.path]
+    return kept, rows.split.to_numpy(dtype=object), rows.fold.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict | None = None) -> Path:
+    """Everything that can reject the input happens before the run folder exists.
+
+    splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
+    record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
-    use_groups = dataset.has_groups and cfg.use_groups
-    groups = samples.group if use_groups else None
-    split, fold = assign_splits(samples.label, groups, cfg.folds, cfg.test_size, cfg.seed)
+    if splits is None:
+        split, fold, use_groups = split_samples(samples, dataset.has_groups, cfg)
+    else:
+        samples, split, fold = apply_splits(samples, splits, cfg.folds)
+        use_groups = dataset.has_groups and cfg.use_groups
     scan_seconds = time.perf_counter() - started
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
@@ -107,7 +136,8 @@ def start_run(cfg: RunConfig) -> Path:
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
-        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped})
+        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
+        **(record or {})})
     log(f"run: {run_dir}")
     return run_dir
 
@@ -148,9 +178,10 @@ def run_diagnostics_step(run_dir: Path) -> str | None:
 
 
 def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = None,
-                 on_fold: Callable[[dict, dict], None] | None = None) -> Path:
+                 on_fold: Callable[[dict, dict], None] | None = None, diagnose: bool = True) -> Path:
     """Run every fold not yet done through `executor` (default: in this process), assemble after each,
-    diagnose; record failure in run.json and re-raise. on_fold(summary, metrics) is called after each fold."""
+    diagnose; record failure in run.json and re-raise. on_fold(summary, metrics) is called after each fold.
+    diagnose=False leaves diagnostics for `train_cli.py diagnose` (run.json's diagnostics_error says so)."""
     run_dir = Path(run_dir)
     executor = executor or LocalExecutor()
     with store.run_lock(run_dir):
@@ -171,7 +202,11 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
                     on_fold(summary, metrics)
             if not todo:
                 assemble(run_dir)
-            run_diagnostics_step(run_dir)
+            if diagnose:
+                run_diagnostics_step(run_dir)
+            else:
+                store.update_run_json(run_dir, diagnostics_error=f"not computed yet; compute them with: "
+                                                                 f"python train_cli.py diagnose {run_dir.name}")
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"
