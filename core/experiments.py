@@ -66,7 +66,9 @@ def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: F
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "running",
                 "train_mode": mode, "config": cfg.to_dict(), "baseline": None, "runs": [], "skipped": skipped,
                 "effect_settings": effect_settings.to_dict(), "curve_settings": curve.to_dict(), "timings": {}}
-    write = lambda: store.write_json(folder / "experiment.json", document)  # noqa: E731 (rewritten as runs finish)
+
+    def write() -> None:  # rewritten as each run finishes, so the dashboard shows an experiment in progress
+        store.write_json(folder / "experiment.json", document)
     write()
     log(f"experiment {experiment_id}: baseline + {', '.join(r.name for r in remedies) or 'no remedies'}"
         + "".join(f"\n  skipped {s['remedy']}: {s['reason']}" for s in skipped))
