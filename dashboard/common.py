@@ -26,7 +26,7 @@ from core.thumbnails import image_path, thumbnail  # noqa: E402
 
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py"}
+              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Experiments": "pages/7_Experiments.py"}
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
                  "info": ":material/lightbulb:"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
@@ -121,6 +121,10 @@ def setup(title: str) -> Run:
         st.info(f"**{run.run_id} is still training**: showing the {len(run.info.get('folds_done', []))} of "
                 f"{run.folds_planned} folds done so far. Diagnostics appear when all folds are done.",
                 icon=":material/hourglass_top:")
+    elif run.status == "pruned":
+        st.info(f"**This tuning trial was stopped early** ({run.error}): showing the "
+                f"{len(run.info.get('folds_done', []))} of {run.folds_planned} folds it finished.",
+                icon=":material/content_cut:")
     elif run.status == "failed":
         st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
                  icon=":material/error:")
@@ -165,7 +169,15 @@ def pick_run() -> Run | None:
 
 
 _STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
-                "failed": ":material/error:", "damaged": ":material/broken_image:"}
+                "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:"}
+
+
+def page_setup(title: str) -> None:
+    """Page config and password gate for a page that is not about one run (Experiments)."""
+    st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
+    st.session_state["_link_keys"] = []
+    if not _password_ok():
+        st.stop()
 
 
 def _password_ok() -> bool:
