@@ -104,7 +104,7 @@ def _recall_matrix(label_index: np.ndarray, correct: np.ndarray, picks: np.ndarr
         return np.where(seen > 0, hits / seen, np.nan)
 
 
-def test_difference(pairs: pd.DataFrame, classes: list[str], settings: EffectSettings) -> pd.DataFrame:
+def ensemble_difference(pairs: pd.DataFrame, classes: list[str], settings: EffectSettings) -> pd.DataFrame:
     """Test-ensemble remedy minus baseline per metric, with a paired bootstrap interval over test images."""
     test = pairs[pairs.model == "ensemble"]
     if test.empty:
@@ -139,7 +139,7 @@ def remedy_effects(baseline_dir: Path, remedy_dir: Path, remedy: str,
     classes = store.read_json(Path(baseline_dir) / store.RUN_JSON)["classes"]
     pairs = paired_predictions(baseline_dir, remedy_dir)
     folds = fold_differences(pairs, classes).assign(remedy=remedy)
-    test = test_difference(pairs, classes, settings).set_index("metric")
+    test = ensemble_difference(pairs, classes, settings).set_index("metric")
     rows = []
     for metric, part in folds.groupby("metric", sort=False):
         mean, low, high = paired_t_interval(part.difference.to_numpy(), settings.confidence)
