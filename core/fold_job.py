@@ -135,7 +135,7 @@ def run_fold(run_dir: Path, fold: int) -> dict:
     """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out."""
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    info, cfg, samples = load_run_inputs(run_dir)
+    info, _, samples = load_run_inputs(run_dir)
     classes = info["classes"]
     labels = samples.label_index.to_numpy()
     parts = fold_parts(samples, fold)

@@ -201,3 +201,33 @@ def test_doubling_gain_interval_resamples_folds_around_the_estimate():
     assert fit["n_folds"] == 5 and fit["n_train_full"] == 100
     assert fit["ci_low"] <= fit["gain_doubling"] <= fit["ci_high"]
     assert fit["gain_doubling"] == pytest.approx(doubling_gain(0.8, 0.4, 100), abs=0.02)
+
+
+# ---------------------------------------------------------------- tuning settings
+
+def test_search_space_depends_on_the_mode_and_takes_overrides():
+    from core.tuning import search_space
+    assert [p.name for p in search_space("head")] == ["lr", "weight_decay", "label_smoothing", "balance"]
+    assert {"backbone_lr_mult", "augment_strength"} <= {p.name for p in search_space("finetune")}
+    space = {p.name: p for p in search_space("head", ["lr=1e-5:1e-3", "balance=none|weights"])}
+    assert (space["lr"].low, space["lr"].high, space["lr"].log) == (1e-5, 1e-3, True)
+    assert space["balance"].choices == ("none", "weights")
+    for bad in ("lr=0:1", "lr=1e-3", "epochs=1:3", "lr"):
+        with pytest.raises(UserError, match="--space"):
+            search_space("head", [bad])
+
+
+def test_best_settings_become_a_train_cli_command_that_parses_back():
+    import shlex
+
+    import train_cli
+    from core.tuning import command_line
+    base = RunConfig(data="/d/shoes.csv", folds=3, weights="none", runs_dir="out")
+    command = command_line(base, {"lr": 0.0123456, "balance": "weights", "label_smoothing": 0.0})
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "train_cli.py"]
+    parsed = vars(train_cli.train_parser().parse_args(argv[2:]))
+    parsed.pop("resume")
+    cfg = RunConfig(**parsed)
+    assert (cfg.data, cfg.folds, cfg.weights, cfg.runs_dir, cfg.balance) == ("/d/shoes.csv", 3, "none", "out", "weights")
+    assert cfg.lr == pytest.approx(0.0123456, rel=1e-3) and cfg.label_smoothing == 0.0
