@@ -132,7 +132,7 @@ class Study:
         self.space = search_space(self.mode, space_overrides)
         self.folder = store.experiments_root(Path(cfg.runs_dir)) / name
         self.name = name
-        self.lock = threading.Lock()  # trials in threads share the driver's one storage connection
+        self.lock = threading.Lock()  # trials in threads share the driver's storage: one call at a time
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._prepare_folder()
         self.storage = optuna.storages.RDBStorage(f"sqlite:///{self.folder / STUDY_FILE}")
@@ -191,7 +191,9 @@ class Study:
     def finished(self) -> int:
         """Trials that count towards --trials: complete, pruned, or failed by an error (not by a crash)."""
         from optuna.trial import TrialState
-        return sum(1 for t in self.study.get_trials(deepcopy=False)
+        with self.lock:
+            trials = self.study.get_trials(deepcopy=False)
+        return sum(1 for t in trials
                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                    or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")))
 
