@@ -251,6 +251,7 @@ class Study:
         if workers <= 1:
             while self.finished() < n_trials:
                 self.run_trial(self.study.ask(), executor)
+                self.write_results(None, complete=False)  # the dashboard follows the study trial by trial
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
             running: set = set()
@@ -262,6 +263,7 @@ class Study:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()
+                self.write_results(None, complete=False)
 
     # ------------------------------------------------------------ results
 
@@ -306,7 +308,9 @@ class Study:
 
     def write_results(self, best: dict | None, complete: bool) -> None:
         """trials.parquet and experiment.json for the dashboard (best=None keeps the recorded best)."""
-        store.write_parquet(self.folder / "trials.parquet", self.trials_table())
+        with self.lock:
+            table = self.trials_table()
+        store.write_parquet(self.folder / "trials.parquet", table)
         document = store.read_json(self.folder / "experiment.json")
         document.update(status="complete" if complete else "running", trials=self.finished())
         if best is not None:

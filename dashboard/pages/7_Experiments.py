@@ -122,14 +122,15 @@ def tune_view() -> None:
                          hide_index=True, width="stretch",
                          column_config={"link": st.column_config.LinkColumn("run", display_text="open")})
     study = views.load_study(experiment)
+    nothing_complete = trials.empty or not (trials.state == "COMPLETE").any()
     for tab, plot in ((history_tab, visualization.plot_optimization_history),
                       (importance_tab, visualization.plot_param_importances),
                       (parallel_tab, visualization.plot_parallel_coordinate)):
         with tab:
-            try:
+            if nothing_complete:
+                st.info("Optuna's figures appear when a trial has completed.")
+            else:
                 common.chart(plot(study))
-            except (ValueError, RuntimeError) as exc:  # e.g. importances need two finished trials
-                st.info(f"Not available yet: {exc}")
 
 
 if experiment is None:
