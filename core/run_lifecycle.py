@@ -177,6 +177,12 @@ def run_diagnostics_step(run_dir: Path) -> str | None:
     return error
 
 
+class StopRun(Exception):
+    """Raised by an on_fold callback to end a run early on purpose (a pruned tuning trial): run.json gets
+    `status` and the message as `error`, and the exception reaches the caller."""
+    status = "stopped"
+
+
 def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = None,
                  on_fold: Callable[[dict, dict], None] | None = None, diagnose: bool = True) -> Path:
     """Run every fold not yet done through `executor` (default: in this process), assemble after each,
@@ -207,6 +213,10 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
             else:
                 store.update_run_json(run_dir, diagnostics_error=f"not computed yet; compute them with: "
                                                                  f"python train_cli.py diagnose {run_dir.name}")
+        except StopRun as stop:
+            store.update_run_json(run_dir, status=stop.status, error=str(stop))
+            log(f"run {run_dir.name} {stop.status}: {stop}")
+            raise
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"

@@ -27,7 +27,7 @@ from .errors import UserError
 from .executors import FoldExecutor
 from .experiments import EXPERIMENT_SCHEMA_VERSION
 from .fold_job import pick_device
-from .run_lifecycle import complete_run, resolve_train_mode, split_samples, start_run
+from .run_lifecycle import StopRun, complete_run, resolve_train_mode, split_samples, start_run
 
 METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
 STUDY_FILE = "study.db"
@@ -115,6 +115,11 @@ def _objective(metrics: dict, metric: str) -> float:
     return float(metrics["summary"]["val"][metric]["mean"])
 
 
+class PrunedRun(StopRun):
+    """The pruner stopped this trial: its run is left with status `pruned`."""
+    status = "pruned"
+
+
 class Study:
     """The driver: one Optuna study, its folder, its splits; asks, runs and tells trials."""
 
@@ -199,7 +204,6 @@ class Study:
 
     def run_trial(self, trial, executor: FoldExecutor | None) -> None:
         """One k-fold run; reports the running mean after each fold, and stops when the pruner says so."""
-        import optuna
         from optuna.trial import TrialState
 
         params = sample(trial, self.space)
@@ -221,13 +225,12 @@ class Study:
                 trial.report(running_mean, step=len(values))
                 prune = len(values) < cfg.folds and trial.should_prune()  # a finished trial is not cut short
             if prune:
-                raise optuna.TrialPruned(f"running mean {running_mean:.3f} after {len(values)} folds is below the "
-                                         f"median of earlier trials at that point")
+                raise PrunedRun(f"pruned by study {self.name}: running mean {running_mean:.3f} after "
+                                f"{len(values)} folds is below the median of earlier trials at that point")
 
         try:
             complete_run(run_dir, started, executor, on_fold=on_fold, diagnose=False)
-        except optuna.TrialPruned as pruned:
-            store.update_run_json(run_dir, status="pruned", error=f"pruned by study {self.name}: {pruned}")
+        except PrunedRun:
             with self.lock:
                 self.study.tell(trial, state=TrialState.PRUNED)
             self.log(f"trial {trial.number}: pruned after {len(values)} folds ({run_dir.name})")
