@@ -8,6 +8,10 @@
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
   python train_cli.py remedies                  baseline + remedies on the same splits, effects, learning curve
   python train_cli.py tune --trials 20          Optuna search over k-fold runs (rerun to resume)
+  python train_cli.py amazon --categories A,B --meta DIR_OR_URL --per-class N --out DIR
+                                                build an image dataset from Amazon Reviews 2023 metadata
+  python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
+                                                a cleaned manifest (+ review.json) from a run's diagnostics
 """
 from __future__ import annotations
 
@@ -33,7 +37,12 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
     add("--test-size", type=float, default=DEFAULTS.test_size,
         help="share held out as a stratified test split; 0 = cross-validation only (default: %(default)s)")
     add("--no-groups", dest="use_groups", action="store_false",
-        help="ignore the manifest's group column when splitting (shows what leakage does; default: use groups)")
+        help="ignore the manifest's group column when splitting (shows what leakage does; identical files still "
+             "move together unless --dedup-groups off; default: use groups)")
+    add("--dedup-groups", default=DEFAULTS.dedup_groups, choices=["exact", "near", "off"],
+        help="what else moves as one unit in the splits, besides a group: exact = identical files; near = also "
+             "images whose pretrained features are near-identical (cosine as the duplicates diagnostic); "
+             "off = nothing (default: %(default)s)")
     add("--seed", type=int, default=DEFAULTS.seed, help="seed for splits, initialisation and shuffling "
                                                         "(default: %(default)s)")
     add("--model", default=DEFAULTS.model, help="torchvision classification model (default: %(default)s)")
@@ -87,11 +96,14 @@ def command_train(argv: list[str]) -> int:
 
 
 def report(run_dir: Path) -> None:
-    from core.summary import summary_table
+    from core.summary import diagnostics_failure, summary_table
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
     print(f"\nOpen the dashboard:\n  streamlit run dashboard/Home.py -- --runs-dir {run_dir.parent}\n"
-          f"  (then pick run {run_dir.name}, or open http://localhost:8501/?run={run_dir.name})")
+          f"  (then pick run {run_dir.name}, or open http://127.0.0.1:8501/?run={run_dir.name})")
+    failure = diagnostics_failure(run_dir)
+    if failure:
+        print(f"\n{failure}")
 
 
 def command_weights(argv: list[str]) -> int:
@@ -196,8 +208,84 @@ def command_tune(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "remedies": command_remedies,
-            "tune": command_tune}
+def command_amazon(argv: list[str]) -> int:
+    from dataclasses import fields
+    from core.sources.amazon import AmazonSettings, build, summary
+    from core.sources.http import FetchError, HttpSettings
+    default = {f.name: f.default for f in fields(AmazonSettings)}
+    http = HttpSettings()
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py amazon", description="Build a grouped image dataset (folder + manifest.csv, group = "
+        "parent_asin) from Amazon Reviews 2023 item metadata files meta_<Category>.jsonl[.gz].")
+    add = parser.add_argument
+    add("--categories", required=True, help="comma-separated, e.g. All_Beauty,Digital_Music,Health_and_Personal_Care")
+    add("--meta", required=True, metavar="DIR_OR_URL",
+        help="folder holding meta_<Category>.jsonl or .jsonl.gz files, or the base URL that serves them")
+    add("--out", required=True, help="dataset folder to write (an interrupted build resumes when rerun)")
+    add("--per-class", type=int, help="products per category, sampled with --seed (default: all with an image)")
+    add("--images", default=default["images"], choices=["main", "all"],
+        help="main: each product's MAIN image (else its first); all: every image (default: %(default)s)")
+    add("--size", default=default["size"], choices=["large", "hi_res"],
+        help="large (~500 px) or hi_res (up to 1500 px), the other when missing (default: %(default)s)")
+    add("--seed", type=int, default=default["seed"], help="sampling seed (default: %(default)s)")
+    add("--min-ratings", type=int, default=default["min_ratings"],
+        help="keep products with at least this many ratings (default: %(default)s)")
+    add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
+    add("--timeout", type=float, default=http.timeout, help="seconds per request attempt (default: %(default)s)")
+    add("--retries", type=int, default=http.retries,
+        help="retries on timeouts, connection errors, 429 and 5xx (default: %(default)s)")
+    add("--backoff", type=float, default=http.backoff,
+        help="seconds before the first retry, doubled each time, with jitter (default: %(default)s)")
+    add("--max-wait", type=float, default=http.max_wait,
+        help="longest wait between attempts; a longer Retry-After gives up (default: %(default)s)")
+    args = parser.parse_args(argv)
+    settings = AmazonSettings(
+        categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
+        per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
+        concurrency=args.concurrency,
+        http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
+    try:
+        info = build(settings, ["python", "train_cli.py", "amazon", *argv])
+    except (FetchError, OSError) as exc:
+        print(f"error: amazon build stopped: {exc}; rerun the same command to resume", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nrerun the same command to resume: finished images are kept", file=sys.stderr)
+        raise
+    print(summary(info))
+    return 0
+
+
+def command_clean(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="train_cli.py clean", description=(
+        "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside it, dropping what the "
+        "run's diagnostics flag. The run itself is not changed."))
+    parser.add_argument("run_id")
+    parser.add_argument("--drop-label-issues", type=float, metavar="QUALITY",
+                        help="drop suspected label errors (cleanlab) whose label quality is below QUALITY, e.g. 0.05")
+    parser.add_argument("--drop-exact-duplicates", action="store_true",
+                        help="drop every identical file but the first (lowest sample id) of its set")
+    parser.add_argument("--out", default="cleaned.csv", help="manifest to write (default: %(default)s)")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import cleaning, run_store
+    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"clean {args.run_id}: no such run under {args.runs_dir}"
+                        f"{'' if entry is None else f' ({entry.error})'}")
+    if args.drop_label_issues is None and not args.drop_exact_duplicates:
+        raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
+    if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
+        raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
+    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates, args.out)
+    counts = run_store.read_json(review)["counts"]
+    print(f"wrote {args.out} ({counts['drop']} dropped) and {review}\ntrain on it:\n  "
+          f"{cleaning.training_command(args.out)}")
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon,
+            "clean": command_clean, "remedies": command_remedies, "tune": command_tune}
 
 
 def main(argv: list[str]) -> int:

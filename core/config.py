@@ -14,6 +14,10 @@ from .errors import UserError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "assets" / "product_icons" / "metadata.csv"
 EVAL_CROP_FRACTION = 0.875  # torchvision's ImageNet evaluation recipe: resize to size / 0.875, centre-crop size
+# Near-duplicates: cosine of mean-centred pretrained-backbone embeddings at or above this. One setting for
+# `--dedup-groups near` (split units) and the duplicates diagnostic (Thresholds.near_duplicate_similarity).
+NEAR_DUPLICATE_SIMILARITY = 0.70
+DEDUP_GROUPS = ("exact", "near", "off")
 
 
 def default_cache_dir() -> Path:
@@ -50,6 +54,7 @@ class RunConfig:
     # data
     data: str = str(DEMO_DATA)         # folder laid out CLASS/IMAGE, or CSV with path,label[,group]
     use_groups: bool = True            # group-aware splits when the manifest has a group column
+    dedup_groups: str = "exact"        # what else moves as one split unit: exact (identical files) | near | off
     test_size: float = 0.2             # stratified hold-out share; 0 = cross-validation only
     folds: int = 5
     seed: int = 0
@@ -101,7 +106,8 @@ class RunConfig:
         for name, value, allowed in (("--train-mode", self.train_mode, ("auto", "head", "finetune")),
                                      ("--balance", self.balance, ("none", "weights", "sampler")),
                                      ("--compile", self.compile, ("auto", "on", "off")),
-                                     ("--image-input", self.image_input, ("auto", "resident", "loader"))):
+                                     ("--image-input", self.image_input, ("auto", "resident", "loader")),
+                                     ("--dedup-groups", self.dedup_groups, DEDUP_GROUPS)):
             if value not in allowed:
                 raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
         for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),

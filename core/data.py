@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 from .errors import UserError
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
+# Smaller is a placeholder, not a photo: web shops answer a missing image with e.g. a 1x1 pixel.
+MIN_IMAGE_SIDE = 10
 # decode_bytes refuses images above Image.MAX_IMAGE_PIXELS itself; PIL's own warning would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -82,14 +84,23 @@ def _failure_reason(exc: Exception) -> str:
     return f"truncated: {text}" if "truncated" in text.lower() else f"unreadable: {text}"
 
 
-def inspect_file(path: Path) -> dict:
-    """sha256, width and height of a readable image, or the reason it is not one."""
+def inspect_bytes(data: bytes) -> dict:
+    """sha256, width and height of a usable image, or the reason it is not one."""
     try:
-        data = path.read_bytes()
         width, height = decode_bytes(data).size
-        return {"sha256": hashlib.sha256(data).hexdigest(), "width": width, "height": height}
     except Exception as exc:  # any decoder failure skips one file, never the run
         return {"reason": _failure_reason(exc)}
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return {"reason": f"placeholder: {width}x{height} pixels (under {MIN_IMAGE_SIDE} on a side)"}
+    return {"sha256": hashlib.sha256(data).hexdigest(), "width": width, "height": height}
+
+
+def inspect_file(path: Path) -> dict:
+    try:
+        data = path.read_bytes()
+    except Exception as exc:
+        return {"reason": _failure_reason(exc)}
+    return inspect_bytes(data)
 
 
 # ---------------------------------------------------------------- listing

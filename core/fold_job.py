@@ -202,6 +202,23 @@ def done_folds(run_dir: Path, n_folds: int) -> list[int]:
 
 # ---------------------------------------------------------------- the run's reference space
 
+def pretrained_features(backbone: nn.Module, arch_record: dict, weights_sha256: str | None, cfg: RunConfig,
+                        paths: list[Path], shas: list[str]) -> np.ndarray:
+    """Pooled features of the pretrained backbone for these images, through the content-addressed cache."""
+    started = time.perf_counter()
+    key = feature_cache_key(arch_record, weights_sha256, cfg.image_size) if weights_sha256 else None
+    features, computed = cached_features(backbone, paths, shas, key, Path(cfg.cache_dir), cfg.image_size,
+                                         max(cfg.batch_size, 64), pick_device(), cfg.num_workers)
+    log(f"features: {computed} computed, {len(paths) - computed} from cache ({time.perf_counter() - started:.1f} s)")
+    return features
+
+
+def store_backbone_embeddings(run_dir: Path, features: np.ndarray, seconds: float) -> None:
+    store.write_array(store.embedding_path(run_dir, "backbone"), features.astype(np.float16))
+    store.update_run_json(run_dir, spaces=["backbone"])
+    store.record_timing(run_dir, "features", seconds)
+
+
 def ensure_backbone_embeddings(run_dir: Path) -> np.ndarray:
     """embeddings/backbone.npy: pretrained features of every sample (from the content-addressed cache)."""
     path = store.embedding_path(run_dir, "backbone")
@@ -210,14 +227,7 @@ def ensure_backbone_embeddings(run_dir: Path) -> np.ndarray:
     info, cfg, samples = load_run_inputs(run_dir)
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)  # `--weights none`: the same random backbone on a resume
-    classifier = recorded_classifier(info)
-    weights_sha = info["weights"]["sha256"]
-    key = feature_cache_key(info["model"], weights_sha, cfg.image_size) if weights_sha else None
-    features, computed = cached_features(classifier.backbone, image_paths(info, samples), list(samples.sha256), key,
-                                         Path(cfg.cache_dir), cfg.image_size, max(cfg.batch_size, 64), pick_device(),
-                                         cfg.num_workers)
-    log(f"features: {computed} computed, {len(samples) - computed} from cache ({time.perf_counter() - started:.1f} s)")
-    store.write_array(path, features.astype(np.float16))
-    store.update_run_json(run_dir, spaces=["backbone"])
-    store.record_timing(run_dir, "features", time.perf_counter() - started)
+    features = pretrained_features(recorded_classifier(info).backbone, info["model"], info["weights"]["sha256"],
+                                   cfg, image_paths(info, samples), list(samples.sha256))
+    store_backbone_embeddings(run_dir, features, time.perf_counter() - started)
     return features

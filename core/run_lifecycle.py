@@ -19,12 +19,17 @@ from tqdm.auto import tqdm
 
 from . import run_store as store
 from .config import RunConfig
+from .cleaning import manifest_origin
 from .data import scan_dataset
 from .errors import UserError
 from .evaluate import compute_metrics, ensemble_table
 from .executors import FoldExecutor, LocalExecutor
-from .fold_job import done_folds, ensure_backbone_embeddings, load_run_inputs, pick_device
-from .splits import assign_splits
+from .fold_job import (done_folds, ensure_backbone_embeddings, image_paths, load_run_inputs, pick_device,
+                       pretrained_features, store_backbone_embeddings)
+from .hashing import changed_files
+from .split_units import describe as describe_units
+from .split_units import label_conflicts, split_units
+from .splits import assign_splits, check_enough_per_class, share_warning
 from .weights import build_classifier
 
 log = tqdm.write  # prints above progress bars
@@ -66,14 +71,6 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 
 # ---------------------------------------------------------------- start
 
-def split_samples(samples: pd.DataFrame, has_groups: bool, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Per sample: split ('cv'/'test'), validation fold (-1 for test), and whether groups were used."""
-    use_groups = has_groups and cfg.use_groups
-    split, fold = assign_splits(samples.label, samples.group if use_groups else None, cfg.folds, cfg.test_size,
-                                cfg.seed)
-    return split, fold, use_groups
-
-
 def apply_splits(samples: pd.DataFrame, splits: pd.DataFrame, folds: int) -> tuple[pd.DataFrame, np.ndarray,
                                                                                    np.ndarray]:
     """Keep the samples listed in `splits` (path, split, fold: another run's samples.parquet, possibly
@@ -90,6 +87,36 @@ def apply_splits(samples: pd.DataFrame, splits: pd.DataFrame, folds: int) -> tup
     return kept, rows.split.to_numpy(dtype=object), rows.fold.fillna(-1).to_numpy(dtype=np.int64)
 
 
+def plan_units(cfg: RunConfig, samples: pd.DataFrame, use_groups: bool, backbone: torch.nn.Module, arch: dict,
+               weights_sha256: str | None, image_root: Path):
+    """The units a split moves whole (groups, identical files, near-duplicates when asked).
+    Returns (units, pretrained features or None, seconds spent on them)."""
+    units = split_units(samples, use_groups, "off" if cfg.dedup_groups == "off" else "exact")
+    features, features_seconds = None, 0.0
+    if cfg.dedup_groups == "near":   # the splits need the pretrained features: compute (or read) them first
+        features_started = time.perf_counter()
+        features = pretrained_features(backbone, arch, weights_sha256, cfg, [image_root / p for p in samples.path],
+                                       list(samples.sha256))
+        features_seconds = time.perf_counter() - features_started
+        # float16 as stored in the run, so the diagnostics find exactly the pairs the splits joined
+        units = split_units(samples, use_groups, "near", features.astype(np.float16))
+    return units, features, features_seconds
+
+
+def reference_splits(cfg: RunConfig) -> pd.DataFrame:
+    """path, split, fold as start_run(cfg) would draw them, without starting a run (a study's fixed splits)."""
+    cfg.validate()
+    dataset = scan_dataset(cfg.data)
+    use_groups = dataset.has_groups and cfg.use_groups
+    torch.manual_seed(cfg.seed)
+    classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+    units, *_ = plan_units(cfg, dataset.samples, use_groups, classifier.backbone, arch.to_dict(), weights.sha256,
+                           dataset.root)
+    split, fold = assign_splits(dataset.samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    return pd.DataFrame({"path": dataset.samples.path, "split": split,
+                         "fold": pd.array(np.where(fold >= 0, fold, None), dtype="Int64")})
+
+
 def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict | None = None) -> Path:
     """Everything that can reject the input happens before the run folder exists.
 
@@ -99,11 +126,13 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
+    if splits is not None:
+        samples, given_split, given_fold = apply_splits(samples, splits, cfg.folds)
+    use_groups = dataset.has_groups and cfg.use_groups
     if splits is None:
-        split, fold, use_groups = split_samples(samples, dataset.has_groups, cfg)
-    else:
-        samples, split, fold = apply_splits(samples, splits, cfg.folds)
-        use_groups = dataset.has_groups and cfg.use_groups
+        # near-duplicates only ever join more: a class too small now stays too small, so say it before any features
+        check_enough_per_class(samples.label, split_units(samples, use_groups, "off" if cfg.dedup_groups == "off"
+                                                          else "exact").unit, cfg.folds, cfg.test_size)
     scan_seconds = time.perf_counter() - started
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
@@ -113,8 +142,24 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     mode, reason = resolve_train_mode(cfg.train_mode, device)
     log(f"mode: {mode} ({reason})")
     torch.manual_seed(cfg.seed)
-    _, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
-
+    classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+    units, features, features_seconds = plan_units(cfg, samples, use_groups, classifier.backbone, arch.to_dict(),
+                                                   weights.sha256, dataset.root)
+    if splits is None:
+        split, fold = assign_splits(samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    else:   # the units are still recorded; the splits are the shared ones
+        split, fold = given_split, given_fold
+        log(f"splits: shared, {len(samples)} of the reference's {len(splits)} images")
+    test_share = float((split == "test").mean())
+    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits is None else None
+    log(describe_units(units.summary))
+    if split_warning:
+        log(f"warning: {split_warning}")
+    conflicts = label_conflicts(samples)
+    if conflicts:   # trained anyway; the diagnostics list them all in a finding
+        first = conflicts[0]
+        log(f"warning: {len(conflicts)} identical file(s) carry different labels, e.g. the same image is labelled "
+            f"{' and '.join(first['labels'])} ({', '.join(first['paths'])})")
     runs_dir = Path(cfg.runs_dir)
     run_id = new_run_id(runs_dir, cfg.name)
     run_dir = runs_dir / run_id
@@ -132,12 +177,15 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         "status": "running", "error": None, "config": cfg.to_dict(),
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
-                    "test_share": round(float((split == "test").mean()), 4)},
+                    "test_share": round(test_share, 4), "split_warning": split_warning,
+                    "split_units": units.summary, "derived_from": manifest_origin(dataset.manifest)},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
         "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
         **(record or {})})
+    if features is not None:
+        store_backbone_embeddings(run_dir, features, features_seconds)
     log(f"run: {run_dir}")
     return run_dir
 
@@ -241,4 +289,20 @@ def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = No
                         f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
-    return complete_run(entry.path, time.perf_counter(), executor)
+    started = time.perf_counter()
+    check_images_unchanged(entry.path)
+    return complete_run(entry.path, started, executor)
+
+
+def check_images_unchanged(run_dir: Path) -> None:
+    """The missing folds must train on the bytes the finished ones did, and features computed now must not be
+    cached under a hash of other bytes: every image is checked against the sha256 recorded at scan time."""
+    started = time.perf_counter()
+    info, _, samples = load_run_inputs(run_dir)
+    changed = changed_files(image_paths(info, samples), list(samples.sha256))
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        state = "is missing" if not changed[0].exists() else "has changed"
+        raise UserError(f"--resume {run_dir.name}: {changed[0]} {state} since the run scanned it{more}; restore "
+                        f"it, or start a new run on the changed data")
+    log(f"images: all {len(samples)} match the sha256 recorded at scan time ({time.perf_counter() - started:.1f} s)")

@@ -88,42 +88,63 @@ def record_timing(run_dir: Path, stage: str, seconds: float, add: bool = False) 
 # ---------------------------------------------------------------- one writer per run
 
 LOCK_FILE = ".lock"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+LOCK_ATTEMPTS = 20  # each retry means another writer took and released the lock meanwhile
 
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Only one process writes a run: a lock file holding the owner's pid (this machine); a stale one is taken over."""
+    """Only one process writes a run: it holds an exclusive flock on RUN_ID/.lock, which names its pid.
+
+    The kernel drops the lock when its holder dies, so a crashed writer's lock is free without anyone judging
+    it stale, and two processes can never both take one over. The holder deletes the file on release, but only
+    while it is still the file it locked; a process that opened the old file before the deletion sees that
+    the path now names another file (or none) and tries again.
+    """
+    import fcntl  # POSIX only, and only writers lock: the dashboard imports this module too
+
     from .errors import UserError
 
     path = Path(run_dir) / LOCK_FILE
-    for _ in range(2):
+    for _ in range(LOCK_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _lock_holder(path)
+            raise UserError(f"run {Path(run_dir).name} is being written by "
+                            f"{f'process {holder}' if holder else 'another process'}; "
+                            f"wait for it to finish or stop it first") from None
+        if _names_file(path, fd):
             break
-        except FileExistsError:
-            text = path.read_text().strip()
-            if text.isdigit() and _process_alive(int(text)):
-                raise UserError(f"run {Path(run_dir).name} is being written by process {text}; "
-                                f"wait for it to finish or stop it first")
-            path.unlink(missing_ok=True)
+        os.close(fd)  # released and deleted by its holder between our open and our flock
     else:
-        raise UserError(f"run {Path(run_dir).name}: could not take its lock file {path}")
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
+        raise UserError(f"run {Path(run_dir).name}: could not take its lock file {path}; try again")
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
         yield
     finally:
-        path.unlink(missing_ok=True)
+        if _names_file(path, fd):
+            path.unlink()
+        os.close(fd)
+
+
+def _names_file(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def _lock_holder(path: Path) -> str:
+    """The pid a lock's holder wrote, or "" (not written yet, or already released)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+    return text if text.isdigit() else ""
 
 
 # ---------------------------------------------------------------- layout

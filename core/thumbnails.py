@@ -5,12 +5,11 @@ Keyed by the sha256 of the file's bytes and the thumbnail size, so the same imag
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from .config import RunConfig
 from .data import load_rgb
-from .hashing import file_sha256
+from .hashing import memoised_file_sha256
 from .run_store import atomic_path
 
 
@@ -29,8 +28,7 @@ def image_path(root: str | Path, relative: str) -> Path | None:
 def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) -> Path | None:
     """A PNG thumbnail (longest side `size`) of an image file, decoded as training decodes it (EXIF rotation,
     16-bit scaling, transparency on white); None when the file cannot be decoded."""
-    stat = path.stat()
-    digest = _sha256(str(path), stat.st_mtime_ns, stat.st_size)
+    digest = memoised_file_sha256(path)
     # "rgb": thumbnails decoded like training; older ones (plain PIL decoding) are not reused
     target = Path(cache_dir or RunConfig().cache_dir) / "thumbnails" / digest[:2] / f"{digest}_{size}_rgb.png"
     if target.exists():
@@ -44,8 +42,3 @@ def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) 
         image.save(temporary, format="PNG")
     return target
 
-
-@lru_cache(maxsize=65536)
-def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    """Hash of the file's bytes, memoised per (path, mtime, size) so a gallery page does not re-read files."""
-    return file_sha256(path)

@@ -22,12 +22,11 @@ import pandas as pd
 
 from . import run_store as store
 from .config import RunConfig
-from .data import scan_dataset
 from .errors import UserError
 from .executors import FoldExecutor
 from .experiments import EXPERIMENT_SCHEMA_VERSION
 from .fold_job import pick_device
-from .run_lifecycle import StopRun, complete_run, resolve_train_mode, split_samples, start_run
+from .run_lifecycle import StopRun, complete_run, reference_splits, resolve_train_mode, start_run
 
 METRICS = ("balanced_accuracy", "accuracy", "macro_f1")
 STUDY_FILE = "study.db"
@@ -164,11 +163,7 @@ class Study:
                                 f"--study NAME for --metric {self.metric}")
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        dataset = scan_dataset(self.cfg.data)
-        split, fold, _ = split_samples(dataset.samples, dataset.has_groups, self.cfg)
-        store.write_parquet(self.folder / "splits.parquet",
-                            pd.DataFrame({"path": dataset.samples.path, "split": split,
-                                          "fold": pd.array([f if f >= 0 else None for f in fold], dtype="Int64")}))
+        store.write_parquet(self.folder / "splits.parquet", reference_splits(self.cfg))
         store.write_json(document_path, {
             "schema_version": EXPERIMENT_SCHEMA_VERSION, "experiment_id": self.name, "kind": "tune",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "running",

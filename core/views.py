@@ -291,6 +291,20 @@ def duplicate_pairs(duplicates: pd.DataFrame) -> pd.DataFrame:
     return duplicates.sort_values(order, ascending=False, ignore_index=True)
 
 
+def label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
+    """The label-issue table as shown: lowest label quality first, 'rank' as 'k of n' within its part (cv or
+    test), cleanlab's flag and the test-split marker. Files from before the ranking listed flagged
+    cross-validation samples only, and read that way."""
+    shown = issues.assign(**{column: issues.get(column, default) for column, default in (
+        ("split", "cv"), ("flagged", True), ("affects_test_metric", False))})
+    shown = shown.sort_values(["quality", "sample_id"], ignore_index=True)
+    if {"rank", "part_size"} <= set(shown.columns):
+        shown["rank"] = [f"{r} of {n}" for r, n in zip(shown["rank"], shown["part_size"])]
+    columns = ["sample_id", "path", "split", "label", "suggested_label", "quality", "suggested_confidence", "rank",
+               "flagged", "affects_test_metric"]
+    return shown[[c for c in columns if c in shown.columns]]
+
+
 def label_issue_ids(label_issues: pd.DataFrame | None) -> set[int]:
     return set() if label_issues is None else set(label_issues["sample_id"].astype(int))
 

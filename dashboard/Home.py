@@ -34,8 +34,9 @@ with left:
     st.subheader("Findings")
     findings = run.json("findings")
     if findings is None:
-        st.info("Findings appear once all folds are done and the diagnostics have run "
-                f"(`python train_cli.py diagnose {run.run_id}`).", icon=":material/pending:")
+        common.diagnostics_missing(run, "Findings appear once all folds are done and the diagnostics have run "
+                                        f"(`python train_cli.py diagnose {run.run_id}`).",
+                                   consequence="there are no findings")
     for finding in (findings or {}).get("findings", []):   # findings.json is ranked by severity already
         with st.container(border=True):
             severity = finding.get("severity", "info")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,8 @@ from core.thumbnails import image_path, thumbnail  # noqa: E402
 
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Experiments": "pages/7_Experiments.py"}
+              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Review": "pages/7_Review.py",
+              "Experiments": "pages/8_Experiments.py"}
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
                  "info": ":material/lightbulb:"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
@@ -111,8 +114,7 @@ def setup(title: str) -> Run:
     show, so pages can assume a run with at least one finished fold."""
     st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
     st.session_state["_link_keys"] = ["run"]
-    if not _password_ok():
-        st.stop()
+    _password_gate()
     run = pick_run()
     if run is None:
         st.stop()
@@ -128,6 +130,8 @@ def setup(title: str) -> Run:
     elif run.status == "failed":
         st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
                  icon=":material/error:")
+    import review_list  # noqa: PLC0415  (it imports this module)
+    review_list.sidebar(run)
     if run.table("predictions") is None or run.json("metrics") is None:
         st.info("No fold has finished yet, so there is nothing to show. This page updates when one does.")
         st.stop()
@@ -147,7 +151,7 @@ def pick_run() -> Run | None:
     ids = [entry.run_id for entry in entries]
     requested = st.query_params.get("run")
     if requested is not None and run_store.find_run(folder, requested) is None:
-        st.warning(f"There is no run called `{requested[:80]}` in the runs folder, so the newest run is shown. "
+        st.warning(f"There is no run called {literal(requested[:80])} in the runs folder, so the newest run is shown. "
                    "Pick another run in the sidebar.", icon=":material/search_off:")
     if st.session_state.get("run") not in ids:
         st.session_state["run"] = requested if requested in ids else ids[0]
@@ -168,6 +172,12 @@ def pick_run() -> Run | None:
                run_store.run_signature(entry.path))
 
 
+def run_of(entry: run_store.RunEntry) -> Run:
+    """A listed, readable run as a `Run`, for pages that read a second run (Compare)."""
+    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info or {},
+               run_store.run_signature(entry.path))
+
+
 _STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
                 "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:"}
 
@@ -176,17 +186,36 @@ def page_setup(title: str) -> None:
     """Page config and password gate for a page that is not about one run (Experiments)."""
     st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
     st.session_state["_link_keys"] = []
-    if not _password_ok():
+    _password_gate()
+
+
+def _password_gate() -> None:
+    """Stops the page until the password is entered (when secrets.toml sets one)."""
+    expected = _expected_password()
+    if not expected:
+        _warn_when_served_beyond_loopback()
+    elif not _password_ok(expected):
         st.stop()
 
 
-def _password_ok() -> bool:
-    """Streamlit's documented st.secrets password pattern; off unless `password` is set in secrets.toml."""
+def _expected_password() -> str | None:
+    """The `password` in secrets.toml, or None when there is no secrets file at all. A secrets file that exists
+    but cannot be read stops every page: serving without the password it may hold would fail open."""
     try:
-        expected = st.secrets.get("password")
-    except FileNotFoundError:  # no secrets.toml at all
-        expected = None
-    if not expected or st.session_state.get("password_correct"):
+        return st.secrets.get("password")
+    except Exception as exc:  # StreamlitSecretNotFoundError (a FileNotFoundError) also means "cannot parse"
+        present = [path for path in st.get_option("secrets.files") if os.path.exists(path)]
+        if isinstance(exc, FileNotFoundError) and not present:
+            return None
+        st.error(f"**The secrets file cannot be read**, so the dashboard shows nothing: {literal(str(exc))}  \n"
+                 f"Fix or remove {', '.join(literal(path) for path in present) or 'it'}, then reload this page.",
+                 icon=":material/lock:")
+        st.stop()
+
+
+def _password_ok(expected: str) -> bool:
+    """Streamlit's documented st.secrets password pattern; off unless `password` is set in secrets.toml."""
+    if st.session_state.get("password_correct"):
         return True
 
     def entered() -> None:
@@ -197,6 +226,50 @@ def _password_ok() -> bool:
     if st.session_state.get("password_correct") is False:
         st.error("Password incorrect.")
     return False
+
+
+def serves_beyond_loopback(address: str | None) -> bool:
+    """Whether Streamlit's server.address reaches other machines (unset: every interface, Streamlit's default)."""
+    if not address:
+        return True
+    if address == "localhost" or address.startswith("unix://"):
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:  # a host name: it may name any interface of this machine
+        return True
+    return not (ip.is_loopback or getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+def _warn_when_served_beyond_loopback() -> None:
+    address = st.get_option("server.address")
+    if serves_beyond_loopback(address):
+        st.sidebar.warning(f"**Open to the network, no password**: served on {literal(address or 'every interface')}"
+                           ", so anyone who can reach this machine sees every run. Set a password in "
+                           "`.streamlit/secrets.toml` or serve on `127.0.0.1` (the project default).",
+                           icon=":material/public:")
+
+
+def literal(text: str) -> str:
+    """`text` as inline code: shown as typed, never read as Markdown (links, emphasis, Streamlit's :color[...]).
+    The fence is one backtick longer than any run of backticks inside it (CommonMark's rule)."""
+    text = re.sub(r"[\r\n]+", " ", str(text))  # a blank line would end the code span
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def diagnostics_missing(run: Run, pending: str, *, caption: bool = False,
+                        consequence: str = "this cannot be shown") -> None:
+    """Why something the diagnostics write is not there: their recorded failure with the command that reruns
+    them, or `pending` (they run after the last fold) as an info box or a caption."""
+    error = run.info.get("diagnostics_error")
+    if error:
+        st.error(f"**The diagnostics failed**, so {consequence}: {literal(error)}  \nOnce the cause is fixed, rerun "
+                 f"them without retraining: `python train_cli.py diagnose {run.run_id}`", icon=":material/error:")
+    elif caption:
+        st.caption(f":gray[{pending}]")
+    else:
+        st.info(pending, icon=":material/pending:")
 
 
 # ---------------------------------------------------------------- URL-bound widgets and the link to copy
@@ -306,25 +379,33 @@ def prediction_caption(row: pd.Series) -> str:
 
 def paged_gallery(rows: pd.DataFrame, run: Run, *, per_page: int = 18, key: str = "gallery",
                   caption: Callable[[pd.Series], str] = prediction_caption) -> None:
-    """A gallery with a URL-bound pager (`page`) above it."""
+    """A gallery with a URL-bound pager (`page`) above it, and an "add all of them to the review list" control."""
+    import review_list  # noqa: PLC0415  (it imports this module)
+    if "sample_id" in rows and len(rows):
+        review_list.add_many(run, rows["sample_id"], f"{key}-all", what=f"all {len(rows)} images",
+                             suggested=review_list.suggestions(rows))
     page = pager(views.page_count(len(rows), per_page))
     gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption)
 
 
 def gallery(rows: pd.DataFrame, run: Run, *, columns: int = 6, key: str = "gallery",
-            caption: Callable[[pd.Series], str] = prediction_caption) -> None:
-    """Thumbnails (`path` column) with a caption each; a button opens the full-size image."""
+            caption: Callable[[pd.Series], str] = prediction_caption, buttons: bool = True) -> None:
+    """Thumbnails (`path` column) with a caption each; buttons open the full-size image and (with a `sample_id`
+    column) the image's review dialog. Inside a dialog `buttons` is off: dialogs do not nest."""
     if rows.empty:
         st.caption("No images to show.")
         return
     for start in range(0, len(rows), columns):
         for column, (position, row) in zip(st.columns(columns), rows.iloc[start:start + columns].iterrows()):
             with column:
-                image(run, row["path"], caption(row), key=f"{key}-{position}")
+                image(run, row["path"], caption(row), key=f"{key}-{position}", buttons=buttons,
+                      sample_id=row.get("sample_id"))
 
 
-def image(run: Run, relative: str, caption: str, key: str) -> None:
-    """One thumbnail from the dataset root (never outside it) with its caption and a full-size button."""
+def image(run: Run, relative: str, caption: str, key: str, *, buttons: bool = True,
+          sample_id: int | None = None) -> None:
+    """One thumbnail from the dataset root (never outside it) with its caption, a full-size button and, for a
+    sample of the run, a button that opens its review dialog."""
     path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
     # The thumbnail cache of this machine, not the run's recorded one: the run may come from elsewhere.
     small = thumbnail(path, cache_dir=RunConfig().cache_dir) if path else None
@@ -333,8 +414,13 @@ def image(run: Run, relative: str, caption: str, key: str) -> None:
     else:
         st.warning(f"image unavailable: {relative}", icon=":material/hide_image:")
     st.markdown(caption)
+    if not buttons:
+        return
     if small and st.button("Full size", key=key, icon=":material/open_in_full:", type="tertiary"):
         _full_image(str(path), f"{relative} · {caption}")
+    if sample_id is not None:
+        import review_list  # noqa: PLC0415  (it imports this module)
+        review_list.review_button(run, int(sample_id), key)
 
 
 @st.dialog("Image", width="large")

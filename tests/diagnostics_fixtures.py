@@ -35,12 +35,13 @@ class Spec:
     folds: int = 3
     test_groups: int = 1             # groups per class held out as test
     flips: int = 0                   # planted label flips (cv samples)
+    test_flips: int = 0              # planted label flips in the test split
     unlearnable: str | None = None   # this class's images are drawn from the other classes' concepts
     exact_copies: int = 0            # planted byte-identical pairs
     outliers: int = 0                # planted images far from everything
     spaces: tuple[str, ...] = ("backbone",)
     seed: int = 0
-    flipped: list[int] = field(default_factory=list)   # filled in: sample ids whose label was flipped
+    flipped: list[int] = field(default_factory=list)   # filled in: sample ids whose label was flipped (cv and test)
 
 
 def _embeddings(spec: Spec, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -71,6 +72,9 @@ def make_run(root: Path, spec: Spec | None = None) -> Path:
     label = true.copy()
     cv_ids = np.flatnonzero(split == "cv")
     flipped = rng.choice(cv_ids, size=spec.flips, replace=False)
+    if spec.test_flips:
+        flipped = np.concatenate([flipped, rng.choice(np.flatnonzero(split == "test"), spec.test_flips,
+                                                      replace=False)])
     label[flipped] = (label[flipped] + 1) % len(classes)
     spec.flipped = sorted(flipped.tolist())
     fold = np.full(n, -1)

@@ -26,7 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true=class_c&pred=class_b"),
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
-         ("Compare", "Compare"), ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc")]
+         ("LabelIssues", "Data?tab=label_issues"), ("Compare", "Compare"), ("Review", "Review?review=3d,5r1,9k"),
+         ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc")]
 
 
 # Done: no "running" indicator, no loading skeletons, and every chart container has drawn its plot.

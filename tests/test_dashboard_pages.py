@@ -111,6 +111,7 @@ def test_finding_tab_names_open_their_tab(dashboard_env) -> None:
     assert "images whose given label disagrees" in texts(app)
     assert "leaking" in texts(open_page("Data", run=COMPLETE, tab="duplicates"))
     assert "far from the rest of their class" in texts(open_page("Data", run=COMPLETE, tab="outliers"))
+    assert "where they affect the test metric" in texts(open_page("Data", run=COMPLETE, tab="label_issues"))
 
 
 def test_share_link_carries_every_choice(dashboard_env) -> None:

@@ -108,3 +108,19 @@ def test_thumbnails_show_images_as_training_decodes_them(tmp_path: Path, make) -
     small = thumbnail(source, size=64, cache_dir=tmp_path / "cache")
     assert np.array_equal(np.asarray(Image.open(small)), np.asarray(load_rgb(source)))   # no resize below 64 px
     assert [p.name for p in small.parent.iterdir()] == [small.name]   # no temporary file left behind
+
+
+def test_label_issue_rows_show_rank_within_its_part_the_flag_and_the_test_marker():
+    issues = pd.DataFrame({
+        "sample_id": [7, 3, 9], "path": ["a/7.png", "b/3.png", "a/9.png"], "split": ["cv", "test", "cv"],
+        "label": ["a", "b", "a"], "suggested_label": ["b", "a", "b"], "quality": [0.08, 0.01, 0.2],
+        "suggested_confidence": [0.86, 0.97, 0.7], "rank": [1, 1, 2], "part_size": [96, 24, 96],
+        "flagged": [False, True, True], "affects_test_metric": [False, True, False]})
+    rows = views.label_issue_rows(issues)
+    assert rows["sample_id"].tolist() == [3, 7, 9]
+    assert rows["rank"].tolist() == ["1 of 24", "1 of 96", "2 of 96"]
+    assert rows["flagged"].tolist() == [True, False, True]
+    assert rows["affects_test_metric"].tolist() == [True, False, False]
+    before_ranking = issues[["sample_id", "path", "label", "suggested_label", "quality"]]   # older runs
+    old = views.label_issue_rows(before_ranking)
+    assert old["flagged"].all() and not old["affects_test_metric"].any() and (old["split"] == "cv").all()

@@ -57,8 +57,9 @@ def plant_bad_files(class_dir: Path) -> dict[str, str]:
     bomb = Image.new("L", (12000, 12000))  # 144 MP > 2 x PIL's default limit when saved
     (class_dir / "bomb.png").write_bytes(encoded(bomb, "PNG"))
     (class_dir / ".hidden.jpg").write_bytes(good)
+    (class_dir / "pixel.gif").write_bytes(encoded(Image.new("RGB", (1, 1)), "GIF"))
     return {"empty.jpg": "empty", "notes.txt": "not an image", "truncated.jpg": "truncated",
-            "garbage.png": "", "bomb.png": "bomb"}
+            "garbage.png": "", "bomb.png": "bomb", "pixel.gif": "placeholder"}
 
 
 def test_bad_files_are_skipped_with_their_reason_and_the_rest_is_kept(tmp_path):

@@ -60,3 +60,15 @@ def test_identical_files_are_exact_pairs_and_unrelated_images_are_not_paired():
     assert pairs[["sample_id_a", "sample_id_b", "kind"]].values.tolist() == [[3, 8, "exact"]]
     assert summary["exact"] == {"pairs": 1, "leaking": 1, "crosses_folds": 1, "touches_test": 0, "same_group": None}
     assert summary["near"]["pairs"] == 0
+
+
+def test_identical_files_under_different_labels_are_listed_as_label_conflicts():
+    n = 40
+    sha = [f"h{i}" for i in range(n)]
+    sha[5] = sha[2]                                   # same bytes, same label: a duplicate, not a conflict
+    sha[9] = sha[30] = sha[4]                         # same bytes filed as c, d and c
+    samples = _samples([i % 2 for i in range(n)], ["cv"] * n, sha)
+    samples.loc[30, "label"] = "d"
+    _, summary = _run(samples, _embedding_with_pairs(n, []))
+    assert summary["label_conflicts"] == [{"sha256": "h4", "labels": ["c", "d"], "sample_ids": [4, 9, 30],
+                                           "paths": ["c/4.jpg", "c/9.jpg", "c/30.jpg"]}]

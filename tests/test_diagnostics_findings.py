@@ -2,7 +2,8 @@
 import pytest
 
 from core.diagnostics.findings import (calibration_findings, class_findings, duplicate_findings, finding,
-                                       outlier_findings, overfitting_findings)
+                                       label_conflict_findings, label_issue_findings, outlier_findings,
+                                       overfitting_findings)
 from core.diagnostics.imbalance import imbalance
 from core.diagnostics.overfitting import per_class_gaps
 from core.diagnostics.thresholds import Thresholds
@@ -109,3 +110,46 @@ def test_outliers_fire_only_when_some_are_flagged():
     assert outlier_findings({"count": 1, "z": 3.5, "worst": worst})[0]["title"] == (
         "Outliers: 1 image is far from the rest of their class")
     assert outlier_findings({"count": 0, "z": 3.5, "worst": None}) == []
+
+
+def test_near_pairs_between_groups_are_not_called_optimistic_but_identical_files_are():
+    leak = duplicate_findings(_dup(20, 3, same_group=17), True, TH)[0]
+    assert "so held-out scores are optimistic" not in leak["evidence"]
+    assert "different items that look alike, or one item filed under two groups" in leak["evidence"]
+    [leak] = duplicate_findings(_dup(20, 14), False, TH)
+    assert "so held-out scores are optimistic" not in leak["evidence"]
+    assert "not known from the features alone" in leak["evidence"] and "--dedup-groups near" in leak["evidence"]
+    exact = {"pairs": 2, "leaking": 2, "crosses_folds": 2, "touches_test": 0, "same_group": None}
+    [leak] = duplicate_findings({**_dup(0, 0), "exact": exact}, False, TH)
+    assert "2 identical-file pairs on both sides of a split make held-out scores optimistic" in leak["evidence"]
+
+
+def test_identical_files_with_different_labels_are_a_high_finding_that_lists_them():
+    conflicts = [{"sha256": "s1", "labels": ["Bag", "Dress"], "sample_ids": [3, 9],
+                  "paths": ["Bag/1.jpg", "Dress/7.jpg"]},
+                 {"sha256": "s2", "labels": ["Coat", "Shirt"], "sample_ids": [4, 5],
+                  "paths": ["Coat/2.jpg", "Shirt/2.jpg"]}]
+    [f] = label_conflict_findings(conflicts)
+    assert (f["id"], f["severity"]) == ("label-conflicts", "high")
+    assert f["title"] == "The same image is labelled Bag and Dress (and 1 other identical file with different labels)"
+    assert "Bag and Dress: Bag/1.jpg, Dress/7.jpg; Coat and Shirt: Coat/2.jpg, Shirt/2.jpg" in f["evidence"]
+    assert label_conflict_findings([]) == []
+
+
+def _label_issues(count, flagged, in_test):
+    worst = {"path": "Dress/3.jpg", "split": "cv", "label": "Dress", "suggested_label": "Bag", "quality": 0.04,
+             "suggested_confidence": 0.86}
+    return {"count": count, "n": 500, "share": count / 500, "flagged": flagged, "contradicted_only": count - flagged,
+            "cv": {"count": count - in_test, "n": 400}, "test": {"count": in_test, "n": 100}, "worst": worst,
+            "worst_test": {**worst, "path": "Bag/9.jpg", "split": "test"} if in_test else None}
+
+
+def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
+    [f] = label_issue_findings(_label_issues(6, 4, in_test=2), TH)
+    assert f["severity"] == "medium"   # 1.2% of images, but two of them sit in the test split
+    assert f["title"] == ("Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split "
+                          "(affects the test metric)")
+    assert "cleanlab flags 4, and 2 more have their label contradicted with at least 80%" in f["evidence"]
+    assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
+    [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
+    assert f["severity"] == "low" and "test" not in f["title"] and "more have" not in f["evidence"]

@@ -12,7 +12,8 @@ from diagnostics_fixtures import Spec, make_run
 
 FILES = {
     "umap.parquet": ["sample_id", "space", "x", "y"],
-    "label_issues.parquet": ["sample_id", "path", "label", "suggested_label", "quality"],
+    "label_issues.parquet": ["sample_id", "path", "split", "label", "suggested_label", "quality",
+                             "suggested_confidence", "rank", "part_size", "flagged", "affects_test_metric"],
     "duplicates.parquet": ["sample_id_a", "sample_id_b", "path_a", "path_b", "similarity", "kind",
                            "crosses_folds", "touches_test", "leakage"],
     "outliers.parquet": ["sample_id", "path", "label", "split", "distance", "z", "is_outlier"],
@@ -118,3 +119,23 @@ def test_the_package_imports_without_umap_or_cleanlab():
             "\ntry:\n d.run_diagnostics('nowhere')\nexcept ImportError as e: print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "umap-learn and cleanlab" in out
+
+
+def test_planted_flips_on_clean_easy_data_come_first_in_cross_validation_and_in_the_test_split(tmp_path_factory):
+    # well separated classes: the models are sure of nearly everything, where cleanlab's filter turns conservative
+    spec = Spec(grouped=False, artists=1, groups_per_class=(60, 60, 60), test_groups=15, dim=64, class_scale=3.0,
+                group_scale=1.0, flips=9, test_flips=3)
+    run_dir, result = _diagnose(tmp_path_factory, spec)
+    samples = pd.read_parquet(run_dir / "samples.parquet").set_index("sample_id")
+    test_flips = {i for i in spec.flipped if samples.loc[i, "split"] == "test"}
+    assert len(test_flips) == 3
+    issues = pd.read_parquet(run_dir / "label_issues.parquet")
+    for part, flips in (("cv", set(spec.flipped) - test_flips), ("test", test_flips)):
+        rows = issues[issues["split"] == part]
+        assert set(rows["sample_id"][:len(flips)]) == flips, part
+        assert (rows["affects_test_metric"] == (part == "test")).all()
+    li = result["label_issues"]
+    assert li["test"]["count"] >= 3 and li["test"]["n"] == (samples["split"] == "test").sum()
+    finding = _ids(result)["label-issues"]
+    assert "in the test split (affects the test metric)" in finding["title"]
+    assert "the test metric scores the model against labels in doubt" in finding["evidence"]

@@ -1,6 +1,5 @@
 """Device-resident input on the CPU: the same pixels as the PIL path for evaluation, per-sample augmentation for
-training, and a finetune run through it that gives the same folds as the DataLoader path."""
-import json
+training, and a finetune run through it whose stored results are what its fold models compute on the PIL path."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import train_cli
-from core import gpu_input, run_lifecycle
+from core import fold_job, gpu_input, run_lifecycle
 from core.config import Augmentation, RunConfig
 from core.errors import UserError
 from core.data import load_rgb
@@ -102,26 +101,32 @@ def test_auto_choice_keeps_the_dataloader_off_cuda():
     assert gpu_input.cache_bytes(10, 224) == 10 * 3 * 256 * 256
 
 
-def test_finetune_through_resident_images_gives_the_same_folds(tmp_path, csv_dataset, capsys):
-    def run(image_input: str):
-        code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / image_input),
-                               "--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2",
-                               "--batch-size", "8", "--train-mode", "finetune", "--balance", "sampler",
-                               "--image-input", image_input])
-        assert code == 0
-        return next((tmp_path / image_input).iterdir()), capsys.readouterr().out
-    (plain, plain_log), (resident, resident_log) = run("loader"), run("resident")
-    assert "fold 1: images read through a DataLoader" in plain_log
-    assert "fold 1: images decoded once into device memory" in resident_log
-    columns = ["sample_id", "split", "fold"]
-    a, b = (pd.read_parquet(r / "samples.parquet")[columns] for r in (plain, resident))
-    pd.testing.assert_frame_equal(a, b)
-    for run_dir in (plain, resident):
-        info = json.loads((run_dir / "run.json").read_text())
-        assert info["status"] == "complete" and info["config"]["image_input"] == run_dir.parent.name
-        predictions = pd.read_parquet(run_dir / "predictions.parquet")
-        assert set(predictions.model) == {"fold0", "fold1", "ensemble"}
-        assert np.load(run_dir / "embeddings" / "fold1.npy").shape == (24, 2048)
+def test_a_finetune_run_through_resident_images_stores_what_its_fold_models_see_on_the_plain_path(tmp_path,
+                                                                                               csv_dataset, capsys):
+    """The resident path is another way to feed the same folds: each fold model's stored predictions (every role)
+    and embedding are what that saved model computes from the same images read the plain way (PIL, the evaluation
+    transform). A sample fed another image, another fold's part, or other pixels would change them."""
+    code = train_cli.main(["--data", str(csv_dataset), "--runs-dir", str(tmp_path / "runs"), "--weights", "none",
+                           "--image-size", str(SIZE), "--folds", "2", "--epochs", "1", "--batch-size", "8",
+                           "--train-mode", "finetune", "--image-input", "resident"])
+    assert code == 0 and "fold 1: images decoded once into device memory" in capsys.readouterr().out
+    run_dir = next((tmp_path / "runs").iterdir())
+    info, _, samples = fold_job.load_run_inputs(run_dir)
+    plain = torch.stack([eval_transform(SIZE)(load_rgb(path)) for path in fold_job.image_paths(info, samples)])
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    columns = [f"prob_{name}" for name in info["classes"]]
+    for fold in (0, 1):
+        model = fold_job.load_fold_model(run_dir, fold).eval()
+        with torch.inference_mode():
+            embedding = model.backbone(plain)
+            probs = torch.softmax(model.head(embedding), 1).numpy()
+        stored = predictions[predictions.model == f"fold{fold}"]
+        parts = fold_job.fold_parts(samples, fold)
+        assert {role: sorted(rows.sample_id) for role, rows in stored.groupby("role")} == {
+            role: sorted(index) for role, index in parts.items()}
+        assert np.abs(stored[columns].to_numpy() - probs[stored.sample_id]).max() < 1e-4
+        assert np.allclose(np.load(run_dir / "embeddings" / f"fold{fold}.npy"), embedding.numpy(), rtol=1e-2,
+                           atol=1e-2)
 
 
 def test_an_unknown_image_input_is_refused_before_any_work(tmp_path):

@@ -1,7 +1,6 @@
 """End to end through the CLI on tiny datasets: the run directory matches docs/run-format.md."""
 import json
-import os
-import subprocess
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -184,21 +183,6 @@ def test_class_names_with_spaces_commas_and_accents_and_just_two_classes(tmp_pat
     assert run_store.find_run(tmp_path / "runs", run.name) is not None  # the odd --name still gives a listable id
 
 
-def test_a_run_being_written_by_a_live_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
-    from core import run_store
-    from core.errors import UserError
-    (tmp_path / run_store.LOCK_FILE).write_text(str(os.getpid()))
-    with pytest.raises(UserError, match="being written by process"):
-        with run_store.run_lock(tmp_path):
-            pass
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    (tmp_path / run_store.LOCK_FILE).write_text(str(dead.pid))
-    with run_store.run_lock(tmp_path):
-        assert (tmp_path / run_store.LOCK_FILE).read_text() == str(os.getpid())
-    assert not (tmp_path / run_store.LOCK_FILE).exists()
-
-
 def test_diagnose_refuses_an_unfinished_run_and_recomputes_a_finished_one(finished_run, capsys):
     runs_dir = str(finished_run.parent)
     (finished_run / "findings.json").unlink()
@@ -227,3 +211,53 @@ def test_every_dashboard_page_reads_a_run_the_pipeline_wrote(finished_run, tmp_p
     app.run()
     assert not app.exception, app.exception
     assert [w.value for w in app.selectbox if w.key == "run"] == [finished_run.name]
+
+
+def test_identical_files_move_together_without_groups_and_conflicting_labels_are_a_high_finding(tmp_path):
+    from conftest import make_folder_dataset
+    data = make_folder_dataset(tmp_path / "data", per_class=8)
+    shutil.copy(data / "apple" / "apple_0.png", data / "leaf" / "copy_of_apple_0.png")   # one image, two labels
+    shutil.copy(data / "sky" / "sky_1.png", data / "sky" / "sky_1_again.png")
+    code, run = train(tmp_path / "runs", data, "--test-size", "0.25", "--folds", "3")
+    assert code == 0
+    samples = pd.read_parquet(run / "samples.parquet")
+    for sha, rows in samples.groupby("sha256"):
+        assert rows[["split", "fold"]].astype(str).drop_duplicates().shape[0] == 1, rows.path.tolist()
+    assert set(samples[samples.split == "test"].label) == {"apple", "leaf", "sky"}
+    dataset = json.loads((run / "run.json").read_text())["dataset"]
+    units = dataset["split_units"]
+    assert dataset["split_warning"] is None and abs(dataset["test_share"] - 0.25) <= 0.05
+    assert units["dedup_groups"] == "exact" and units["merged_units"] == 2 and units["samples_in_merged_units"] == 4
+    findings = {f["id"]: f for f in json.loads((run / "findings.json").read_text())["findings"]}
+    conflict = findings["label-conflicts"]
+    assert conflict["severity"] == "high" and conflict["title"] == "The same image is labelled apple and leaf"
+    assert "apple/apple_0.png, leaf/copy_of_apple_0.png" in conflict["evidence"]
+
+
+def test_dedup_groups_near_keeps_near_duplicates_on_one_side_and_records_the_shared_threshold(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    planted = []
+    for name in ("a", "b", "c"):
+        for i in range(8):   # every image its own random block pattern, two per class with a lightly edited copy
+            pixels = np.kron(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8), np.ones((10, 10, 1), np.uint8))
+            (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+            if i < 2:
+                pixels[:2, :2] = 255 - pixels[:2, :2]
+                Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}_edit.png")
+                planted.append((f"{name}/{i}.png", f"{name}/{i}_edit.png"))
+    code, run = train(tmp_path / "runs", tmp_path / "data", "--dedup-groups", "near", "--test-size", "0.2")
+    assert code == 0
+    info = json.loads((run / "run.json").read_text())
+    units = info["dataset"]["split_units"]
+    assert units["dedup_groups"] == "near" and units["near_duplicate_similarity"] == 0.7
+    assert units["near_pairs"] >= len(planted) and units["merged_units"] >= 1
+    assert "features" in info["timings"] and info["spaces"] == ["backbone"]
+    samples = pd.read_parquet(run / "samples.parquet").set_index("path")
+    for a, b in planted:
+        assert (samples.loc[a, "split"], samples.loc[a, "fold"]) == (samples.loc[b, "split"], samples.loc[b, "fold"])
+    diagnostics = json.loads((run / "diagnostics.json").read_text())
+    assert diagnostics["thresholds"]["near_duplicate_similarity"] == 0.7
+    assert diagnostics["duplicates"]["near"]["pairs"] == units["near_pairs"]   # the pairs the splits joined ...
+    assert diagnostics["duplicates"]["near"]["leaking"] == 0                   # ... and so none of them leaks

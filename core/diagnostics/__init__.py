@@ -19,6 +19,7 @@ from .duplicates import duplicates
 from .findings import findings
 from .imbalance import imbalance
 from .label_issues import label_issues
+from .label_issues import summarize as summarize_label_issues
 from .neighbours import prepare
 from .outliers import outliers
 from .overfitting import overfitting
@@ -73,9 +74,9 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     }
     step("metrics")
 
-    issues = label_issues(oof, probs, run.samples, classes)
-    diag["label_issues"] = {"count": len(issues), "n": len(oof), "share": len(issues) / max(len(oof), 1),
-                            "worst": issues.iloc[0].to_dict() if len(issues) else None}
+    test = run.test_ensemble()
+    issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th)
+    diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
     step("label_issues")
 
     spaces = []
@@ -96,7 +97,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
-    maps = umap_maps(spaces, th)
+    maps = umap_maps(spaces, th, run.info["config"].get("cache_dir"))
     step("umap")
     diag["seconds"] = seconds
 

@@ -6,7 +6,9 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from .neighbours import Space, centred_cosine
+from core.split_units import label_conflicts
+
+from .neighbours import Space, centred_cosine, prepare
 from .thresholds import Thresholds
 
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)   # candidate thresholds reported, to tune near_duplicate_similarity
@@ -31,6 +33,13 @@ def candidate_pairs(space: Space, embedding: np.ndarray) -> pd.DataFrame:
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     return pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1],
                          "similarity": centred_cosine(embedding, pairs[:, 0], pairs[:, 1])})
+
+
+def near_duplicate_pairs(embedding: np.ndarray, th: Thresholds) -> np.ndarray:
+    """(a, b) rows of every pair this diagnostic calls near (identical files included), from the backbone
+    embedding alone: `--dedup-groups near` joins them into split units before any split exists."""
+    pairs = candidate_pairs(prepare("backbone", embedding, th), embedding)
+    return pairs.loc[pairs["similarity"] >= th.near_duplicate_similarity, ["a", "b"]].to_numpy()
 
 
 def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +73,9 @@ def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
     pairs["similarity"] = pairs["similarity"].astype("float64")
     pairs = pairs.sort_values(["kind", "similarity"], ascending=[True, False], kind="stable")[COLUMNS]
     pairs = pairs.astype({"sample_id_a": "int64", "sample_id_b": "int64"}).reset_index(drop=True)
-    return pairs, summarize(pairs, candidates, samples)
+    summary = summarize(pairs, candidates, samples)
+    summary["label_conflicts"] = label_conflicts(samples.set_index("sample_id"))
+    return pairs, summary
 
 
 def _same_group(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:

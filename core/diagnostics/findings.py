@@ -111,25 +111,50 @@ def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
     if li["count"] == 0:
         return []
-    severity = "medium" if li["share"] >= th.label_issue_share_medium else "low"
+    in_test = li["test"]["count"]
+    # a suspect label in the test split changes the headline number itself
+    severity = "medium" if li["share"] >= th.label_issue_share_medium or in_test else "low"
     worst = li["worst"]
+    test_part = ""
+    if in_test:
+        t = li["worst_test"]
+        test_part = (f" {_count(in_test, 'test image')} {_agree(in_test, 'is', 'are')} among them: the test metric "
+                     f"scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the worst, "
+                     f"{t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
+                     f"({t['suggested_confidence']:.0%}).")
+    more = li["contradicted_only"]
+    contradicted = (f", and {more} more {_agree(more, 'has its', 'have their')} label contradicted with at least "
+                    f"{th.label_contradicted_confidence:.0%} on another class" if more else "")
     return [finding(
         "label-issues", severity,
-        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled",
-        f"cleanlab flags {li['count']} of {li['n']} out-of-fold predictions; the worst, {worst['path']}, is labelled "
-        f"{worst['label']} but looks like {worst['suggested_label']} (label quality {worst['quality']:.3f}).",
+        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled"
+        + (f", {in_test} in the test split (affects the test metric)" if in_test else ""),
+        f"Judged by models that never trained on them (out-of-fold for the {li['cv']['n']} cross-validation images, "
+        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}{contradicted}. "
+        f"The worst, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like "
+        f"{worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
         "Misclassified", fold="oof", tab="label_issues")]
 
 
-def _leakage_cause(near: dict, groups_used: bool) -> str:
-    """Why pairs leak: grouped splits never separate a group, so what leaks there joins different groups."""
-    if groups_used:
+def _leakage_consequence(exact: dict, near: dict, groups_used: bool) -> str:
+    """What the leaking pairs mean, saying only what is known: identical files are the same image; a near pair
+    is two images whose features are close, which may or may not be the same item."""
+    out = []
+    if exact["leaking"]:
+        out.append(f" {_count(exact['leaking'], 'identical-file pair')} on both sides of a split "
+                   f"{_agree(exact['leaking'], 'makes', 'make')} held-out scores optimistic.")
+    if near["leaking"] and groups_used:
         same = near["same_group"] or 0
-        return (f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
-                f"leaking pairs join different groups: different items that look alike (see them side by side "
-                f"on the Data page).")
-    return (" The splits ignore groups, so near-identical images of one product land on both sides of a split; "
-            "a group column (used unless --no-groups) keeps each group on one side.")
+        out.append(f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
+                   f"leaking near pairs join different groups: different items that look alike, or one item filed "
+                   f"under two groups; only the second makes held-out scores optimistic (see them side by side on "
+                   f"the Data page).")
+    elif near["leaking"]:
+        out.append(" The splits ignore groups; whether a near pair shows one item twice is not known from the "
+                   "features alone. If it does, held-out scores are optimistic; a group column (used unless "
+                   "--no-groups) or --dedup-groups near keeps such images on one side (see them side by side on the "
+                   "Data page).")
+    return "".join(out)
 
 
 def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dict]:
@@ -155,8 +180,8 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
             "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
             f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
             f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near "
-            f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set, "
-            f"so held-out scores are optimistic.{_leakage_cause(near, groups_used)}",
+            f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set."
+            f"{_leakage_consequence(exact, near, groups_used)}",
             "Data", tab="duplicates"))
     contained = near["pairs"] - near["leaking"]
     if contained and not (out and out[0]["severity"] == "high"):
@@ -178,6 +203,23 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
             f"(sha256); none is split across folds or test.",
             "Data", tab="duplicates"))
     return out
+
+
+def label_conflict_findings(conflicts: list[dict]) -> list[dict]:
+    """Identical files under different labels: at least one of the labels is wrong, whatever the model does."""
+    if not conflicts:
+        return []
+    first, n = conflicts[0], len(conflicts)
+    listed = "; ".join(f"{' and '.join(c['labels'])}: {', '.join(c['paths'])}" for c in conflicts[:10])
+    more = f"; and {n - 10} more" if n > 10 else ""
+    return [finding(
+        "label-conflicts", "high",
+        f"The same image is labelled {' and '.join(first['labels'])}"
+        + (f" (and {_count(n - 1, 'other identical file')} with different labels)" if n > 1 else ""),
+        f"{_count(n, 'file')} {_agree(n, 'appears', 'appear')} more than once with different labels ({listed}{more}). "
+        f"Identical bytes cannot belong to two classes: at least one of the labels is wrong, and the model is "
+        f"trained and scored against both.",
+        "Data", tab="duplicates")]
 
 
 def outlier_findings(out_summary: dict) -> list[dict]:
@@ -210,6 +252,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + confusion_findings(diag["confusion"]["oof"], failing, th)
              + calibration_findings(diag["calibration"], th)
              + label_issue_findings(diag["label_issues"], th)
+             + label_conflict_findings(diag["duplicates"]["label_conflicts"])
              + duplicate_findings(diag["duplicates"], groups_used, th)
              + outlier_findings(diag["outliers"])
              + separability_findings(diag["separability"]))

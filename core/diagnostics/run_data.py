@@ -27,6 +27,11 @@ class RunData:
         """The out-of-fold predictions: the one `val` row of every cv sample, in sample_id order."""
         return self.predictions[self.predictions["role"] == "val"].sort_values("sample_id").reset_index(drop=True)
 
+    def test_ensemble(self) -> pd.DataFrame:
+        """The test split's predictions by the ensemble of fold models (none of which trained on it)."""
+        rows = self.predictions[(self.predictions["model"] == "ensemble") & (self.predictions["role"] == "test")]
+        return rows.sort_values("sample_id").reset_index(drop=True)
+
     def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
         return rows[[f"prob_{c}" for c in self.classes]].to_numpy(np.float64)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from core.config import NEAR_DUPLICATE_SIMILARITY
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -25,12 +27,14 @@ class Thresholds:
     ece_high: float = 0.15
     # label issues: share of images cleanlab flags
     label_issue_share_medium: float = 0.05
+    label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
     # embedding spaces: PCA first, then one exact cosine kNN graph per space
     pca_dims: int = 50
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
     neighbours: int = 15                  # k of the kNN graph (UMAP, duplicate candidates, separability)
-    # near-duplicates: cosine similarity of mean-centred backbone embeddings (full dimension)
-    near_duplicate_similarity: float = 0.70
+    # near-duplicates: cosine similarity of mean-centred backbone embeddings (full dimension); the same
+    # setting joins split units under --dedup-groups near
+    near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...

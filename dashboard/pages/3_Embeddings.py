@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import common
+import review_list
 from core import run_store, views
 
 run = common.setup("Embeddings")
@@ -70,8 +71,10 @@ color = common.choice("Colour by", "color", list(views.COLOR_BY), "label", kind=
 only = common.choice("Class", "class", ["all", *run.classes], "all", where=right,
                      help="Show only images whose label or prediction is this class.")
 if not from_umap:
-    st.info("The UMAP map is not computed yet (diagnostics run after the last fold), so this is a quick PCA "
-            "projection of the same embedding.", icon=":material/pending:")
+    common.diagnostics_missing(run, "The UMAP map is not computed yet (diagnostics run after the last fold), so "
+                                    "this is a quick PCA projection of the same embedding.",
+                               consequence="there is no UMAP map (this is a quick PCA projection of the same "
+                                           "embedding instead)")
 
 figure = common.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
 event = common.chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
@@ -82,6 +85,10 @@ if selected:
     st.subheader(f"{len(chosen)} selected images")
     st.caption(f"{int((~chosen['correct']).sum())} of them are mistakes, shown first (most confident first).")
     common.paged_gallery(chosen, run, key="selection")
+    like = st.expander("Images like this selection", key="like", on_change="rerun", icon=":material/search:")
+    if like.open:   # the neighbour index is built only when asked for
+        with like:
+            review_list.similar_section(run, chosen["sample_id"].tolist(), "selection", default_space=space)
 else:
     st.caption("Select a region with the lasso or box tool to see its images here.")
 

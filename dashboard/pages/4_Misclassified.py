@@ -42,26 +42,31 @@ if mistakes.open:
                    "most confidently wrong first. A confident mistake on a clean image is a model problem; on a "
                    "badged one it is often the data.")
         if run.table("label_issues") is None:
-            st.caption(":gray[Label-issue and duplicate badges appear once the diagnostics have run.]")
+            common.diagnostics_missing(run, "Label-issue and duplicate badges appear once the diagnostics have run.",
+                                       caption=True, consequence="there are no label-issue or duplicate badges")
         common.paged_gallery(wrong, run, per_page=24, key="wrong")
 
 if issues.open:
     with issues:
         table = run.table("label_issues")
         if table is None:
-            st.info("Suspected label issues appear once the diagnostics have run.", icon=":material/pending:")
+            common.diagnostics_missing(run, "Suspected label issues appear once the diagnostics have run.",
+                                       consequence="there is no list of suspected label issues")
         else:
-            st.caption(f"**{len(table)}** images whose given label disagrees with what the out-of-fold models "
-                       "see (cleanlab), lowest label quality first. Check these before blaming the model.")
-            common.paged_gallery(table, run, per_page=24, key="issues", caption=lambda row: (
+            st.caption(f"**{len(table)}** images whose given label disagrees with what models that never trained "
+                       "on them see (out of fold; the fold ensemble for test images), lowest label quality first. "
+                       "Check these before blaming the model; those in the test split affect the test metric.")
+            common.paged_gallery(views.label_issue_rows(table), run, per_page=24, key="issues", caption=lambda row: (
                 f"given **{row['label']}** → looks like **{row['suggested_label']}**  \n"
-                f"quality {row['quality']:.3f} · #{row['sample_id']}"))
+                f"quality {row['quality']:.3f} · #{row['sample_id']}"
+                f"{' · test split' if row['affects_test_metric'] else ''}"))
 
 if calibration.open:
     with calibration:
         report = (run.json("diagnostics") or {}).get("calibration")
         if report is None:
-            st.info("The calibration report appears once the diagnostics have run.", icon=":material/pending:")
+            common.diagnostics_missing(run, "The calibration report appears once the diagnostics have run.",
+                                       consequence="there is no calibration report")
         else:
             bins = pd.DataFrame(report["bins"]).dropna(subset=["confidence"])
             figure = go.Figure()

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import common
+import review_list
 from core import views
 
 run = common.setup("Data")
@@ -19,7 +20,7 @@ def diagnostics_table(name: str) -> pd.DataFrame | None:
     """A table the diagnostics write, or None (saying when it appears) before they have run."""
     table = run.table(name)
     if table is None:
-        st.info("This appears once the diagnostics have run (after the last fold).", icon=":material/pending:")
+        common.diagnostics_missing(run, "This appears once the diagnostics have run (after the last fold).")
     return table
 
 
@@ -71,6 +72,10 @@ if duplicates.open:
             pairs = views.duplicate_pairs(pairs)
             st.caption(f"**{len(pairs)}** exact or near-duplicate pairs, {int(pairs['leakage'].sum())} leaking "
                        "(one image trains the model that is scored on the other), leaking pairs first.")
+            exact = pairs.loc[pairs["kind"] == "exact", "sample_id_b"]
+            if len(exact):  # pairs have a < b: this keeps the lowest sample id of each set, like `clean`
+                review_list.add_many(run, exact, "dup-exact", what=f"the second image of the {len(exact)} exact "
+                                     "pairs")
             page = common.pager(views.page_count(len(pairs), 6))
             for index, pair in views.page_of(pairs, page, 6).iterrows():
                 flags = [text for column, text in (("leakage", ":red-badge[leakage]"),
@@ -82,15 +87,31 @@ if duplicates.open:
                     for column, side in ((left, "a"), (right, "b")):
                         with column:
                             common.image(run, pair[f"path_{side}"], f"#{pair[f'sample_id_{side}']} "
-                                         f"`{pair[f'path_{side}']}`", key=f"dup-{index}-{side}")
+                                         f"`{pair[f'path_{side}']}`", key=f"dup-{index}-{side}",
+                                         sample_id=pair[f"sample_id_{side}"])
 
 if issues.open:
     with issues:
         table = diagnostics_table("label_issues")
         if table is not None:
-            st.caption(f"**{len(table)}** suspected label errors, worst first (also in the Misclassified page).")
-            st.dataframe(table, hide_index=True, width="stretch",
-                         column_config={"quality": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+            table = views.label_issue_rows(table)
+            st.caption(f"**{len(table)}** suspected label errors, lowest label quality first (also in the "
+                       f"Misclassified page): cleanlab flags {int(table['flagged'].sum())}, the others have their "
+                       f"label contradicted by a held-out model. **{int(table['affects_test_metric'].sum())}** are "
+                       "in the test split, where they affect the test metric. Rank: the label quality's place among "
+                       "all images of its part (cross-validation, judged out of fold; test, by the fold ensemble).")
+            event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun",
+                                 selection_mode="multi-row", key="issues-table", column_config={
+                "quality": st.column_config.ProgressColumn("label quality", min_value=0, max_value=1),
+                "suggested_confidence": st.column_config.NumberColumn("suggested", format="percent"),
+                "flagged": st.column_config.CheckboxColumn("cleanlab flag"),
+                "affects_test_metric": st.column_config.CheckboxColumn("affects test metric")})
+            rows = event.selection.rows if event else []
+            picked = table.iloc[rows] if rows else table
+            st.caption(f"Select rows to add only those; otherwise the control adds all {len(table)}.")
+            review_list.add_many(run, picked["sample_id"], "issues-add",
+                                 what=f"the {len(picked)} {'selected' if rows else 'listed'} images",
+                                 suggested=review_list.suggestions(picked))
 
 if outliers.open:
     with outliers:

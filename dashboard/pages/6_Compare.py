@@ -6,14 +6,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import common
-from core import run_store, views
+from core import cleaned_compare, run_store, views
 
 run = common.setup("Compare")
 folder = common.runs_dir()
 candidates = [entry.run_id for entry in run_store.list_runs(folder)
               if entry.info and (entry.path / "metrics.json").exists()]
 others = [run_id for run_id in candidates if run_id != run.run_id]
-chosen = st.multiselect("Compare with", others, default=others[:1], key="with", bind="query-params",
+# A run cleaned from this one (or the run this one was cleaned from) is the natural thing to compare with.
+partners = [entry.run_id for entry in run_store.list_runs(folder) if entry.run_id in others and (
+    cleaned_compare.source_run(entry.info) == run.run_id or cleaned_compare.source_run(run.info) == entry.run_id)]
+chosen = st.multiselect("Compare with", others, default=(partners or others)[:1], key="with", bind="query-params",
                         help="Runs with at least one finished fold. The run picked in the sidebar comes first.")
 common.remember("with")
 if not chosen:
@@ -25,6 +28,43 @@ if not chosen:
 # Every compared run is looked up among the listed runs only.
 entries = [run_store.find_run(folder, run_id) for run_id in [run.run_id, *chosen]]
 metrics = {entry.run_id: run_store.read_json(entry.path / "metrics.json") for entry in entries if entry}
+
+pairs = cleaned_compare.cleaning_pairs({entry.run_id: entry.info for entry in entries if entry})
+if pairs:
+    source, cleaned = (common.run_of(run_store.find_run(folder, run_id)) for run_id in pairs[0])
+    st.subheader("What the cleaning did")
+    changes = cleaned_compare.image_changes(source.table("samples"), source.info["dataset"]["root"],
+                                            cleaned.table("samples"), cleaned.info["dataset"]["root"])
+    counts = cleaned_compare.change_counts(changes)
+    st.markdown(f"**{cleaned.run_id}** was trained on a manifest cleaned from **{source.run_id}**: "
+                f"{counts['relabelled']} images relabelled, {counts['dropped']} dropped, {counts['added']} added, "
+                f"{counts['unchanged']} unchanged.")
+    st.warning("Relabelling or dropping validation images changes what is measured: the cleaned run is scored "
+               "against the new labels and without the dropped images, so its headline numbers can rise without "
+               "the model getting better. The table below scores both runs on the same images, the ones neither "
+               "run changed, each predicted by a fold model that did not train on it.", icon=":material/balance:")
+    scores = cleaned_compare.unchanged_scores(changes, source.rows("oof"), cleaned.rows("oof"), source.run_id,
+                                              cleaned.run_id)
+    st.dataframe(scores.set_index("run"), width="stretch", column_config={
+        key: st.column_config.NumberColumn(format="percent") for key in views.HEADLINE})
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        per_class = cleaned_compare.per_class_side_by_side({r.run_id: r.json("metrics") for r in (source, cleaned)})
+        per_class["recall"] = [common.percent(m) + ("" if std != std else f" ± {100 * std:.0f}")
+                               for m, std in zip(per_class["mean"], per_class["std"])]
+        st.dataframe(per_class.pivot(index="class", columns="run", values="recall"), width="stretch")
+        st.caption("Per-class validation recall, mean ± std over folds (each run on its own labels).")
+    with right:
+        changed = changes[changes["change"] != "unchanged"]
+        st.dataframe(changed[["file", "change", "label_a", "label_b"]].rename(
+            columns={"label_a": source.run_id, "label_b": cleaned.run_id}).astype(str), hide_index=True,
+            width="stretch", height=300)
+        st.caption(f"The {len(changed)} images whose label changed or that disappeared, matched by file path.")
+    shown = changed.dropna(subset=["sample_id_a"]).head(12).assign(sample_id=lambda f: f["sample_id_a"].astype(int))
+    shown = shown.merge(source.table("samples")[["sample_id", "path"]], on="sample_id")
+    common.gallery(shown, source, key="changed", buttons=False, caption=lambda row: (
+        f"**{row['change']}** · {row['label_a']}" + (f" → **{row['label_b']}**" if row["change"] == "relabelled"
+                                                     else "") + f"  \n#{row['sample_id']} in {source.run_id}"))
 
 headline = views.compare_headline(metrics)
 st.subheader("Headline metrics")

@@ -1,0 +1,50 @@
+"""train_cli.py itself: help without the heavy libraries, and a summary that ends with what went wrong."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import train_cli
+from core import run_store
+from core.synthetic import make_synthetic_run
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "torchvision", "sklearn", "pandas", "numpy", "PIL", "streamlit", "umap", "cleanlab", "ray")
+HELP_PROBE = """
+import json, sys
+import train_cli
+try:
+    train_cli.main(json.loads(sys.argv[1]))
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name in {heavy} if name in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([name, "--help"] for name in train_cli.COMMANDS)])
+def test_help_parses_before_anything_heavy_is_imported(argv):
+    """`--help` (and every subcommand's) must not wait for torch: imports come after parsing, inside commands."""
+    done = subprocess.run([sys.executable, "-c", HELP_PROBE.format(heavy=HEAVY), json.dumps(argv)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_summary_ends_with_a_diagnostics_failure_and_the_command_that_reruns_them(tmp_path, capsys):
+    run = make_synthetic_run(tmp_path / "runs", "20250101-000000-x", 60, 3, 3, 16, seed=5, diagnostics=False)
+    run_store.update_run_json(run, diagnostics_error="MemoryError: UMAP needs 9 GiB")
+    train_cli.report(run)
+    tail = capsys.readouterr().out.rstrip().splitlines()[-3:]
+    assert tail[0] == "diagnostics failed: MemoryError: UMAP needs 9 GiB"
+    assert tail[-1].strip() == "once the cause is fixed: python train_cli.py diagnose 20250101-000000-x"
+
+
+def test_a_summary_without_a_diagnostics_failure_says_nothing_about_them(tmp_path, capsys):
+    run = make_synthetic_run(tmp_path / "runs", "20250101-000000-y", 60, 3, 3, 16, seed=5, diagnostics=False)
+    train_cli.report(run)
+    assert "diagnostics failed" not in capsys.readouterr().out
