@@ -154,8 +154,8 @@ class Study:
         document_path = self.folder / "experiment.json"
         if document_path.exists():
             recorded = store.read_json(document_path)
-            for key in ("data", "folds", "seed", "test_size", "use_groups"):
-                if recorded["config"][key] != getattr(self.cfg, key):
+            for key in ("data", "folds", "seed", "test_size", "use_groups", "dedup_groups"):   # what shaped the splits
+                if recorded["config"].get(key) != getattr(self.cfg, key):
                     raise UserError(f"--study {self.name}: that study was made with {key}="
                                     f"{recorded['config'][key]!r}; pick another --study NAME for new settings")
             if recorded["metric"] != self.metric:
