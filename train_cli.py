@@ -4,6 +4,8 @@
   python train_cli.py --folds 5                 train on the embedded demo dataset
   python train_cli.py --data PATH --folds 5     a CLASS/IMAGE folder or a CSV with path,label[,group]
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
+  python train_cli.py --executor ray            folds as Ray tasks, in parallel on this machine or a cluster
+  python train_cli.py fold RUN_ID K             one fold job on its own (a Slurm or Kubernetes job)
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
   python train_cli.py remedies                  baseline + remedies on the same splits, effects, learning curve
@@ -12,6 +14,9 @@
                                                 build an image dataset from Amazon Reviews 2023 metadata
   python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
                                                 a cleaned manifest (+ review.json) from a run's diagnostics
+  python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
+  python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
+  python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
 """
 from __future__ import annotations
 
@@ -19,11 +24,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import RunConfig
 from core.errors import UserError
 
+if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help must stay fast
+    from core.executors import ExecutionSettings
+
 DEFAULTS = RunConfig()
+EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
 def train_parser(prog: str | None = None, description: str = __doc__, resume: bool = True) -> argparse.ArgumentParser:
@@ -75,23 +85,67 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
     add("--image-input", default=DEFAULTS.image_input, choices=["auto", "resident", "loader"],
         help="finetune: resident = decode every image once into device memory and augment whole batches there; "
              "loader = DataLoader workers; auto = resident on CUDA when the images fit (default: %(default)s)")
+    add("--threads", type=int, default=DEFAULTS.threads,
+        help="torch CPU threads in every fold job, whatever runs it (results depend on it); 0 = torch's default "
+             "on this machine, recorded in the run (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
     add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "
                                                         "cached under TORCH_HOME (default: %(default)s)")
     if resume:
         add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
-                                               "taken from the run, except --runs-dir)")
+                                               "taken from the run, except --runs-dir and where folds run)")
+        add("--prepare-only", action="store_true",
+            help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
+                 "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
+    where = parser.add_argument_group("where folds run (not part of the run's config: a resumed run may run "
+                                      "elsewhere; run.json records each attempt's under `execution`)")
+    where.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="local: one fold after another in this process; ray: folds as Ray tasks, in parallel "
+                            "(default: %(default)s)")
+    where.add_argument("--ray-address", metavar="ADDRESS",
+                       help="default: start a private Ray instance on this machine (loopback only, stopped at the "
+                            "end); auto: join the cluster `ray start` made; or the head's HOST:PORT")
+    where.add_argument("--gpus-per-fold", type=float, metavar="N",
+                       help="GPUs each fold task holds (default: 1 when the Ray cluster has GPUs, else 0)")
+    where.add_argument("--cpus-per-fold", type=float, metavar="N", help="CPUs each fold task holds (default: 1)")
     return parser
+
+
+def execution_settings(args: dict) -> ExecutionSettings:
+    """Take the execution options out of the parsed arguments (what is left is the RunConfig)."""
+    from core.executors import ExecutionSettings
+    return ExecutionSettings(**{name: args.pop(name) for name in EXECUTION_OPTIONS})
 
 
 def command_train(argv: list[str]) -> int:
     args = vars(train_parser().parse_args(argv))
     from core import run_lifecycle
-    resume_id = args.pop("resume")
-    run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id) if resume_id
-               else run_lifecycle.train(RunConfig(**args)))
+    from core.executors import open_executor
+    resume_id, prepare_only = args.pop("resume"), args.pop("prepare_only")
+    settings = execution_settings(args)
+    cfg = RunConfig(**args)
+    if prepare_only:
+        return prepare(cfg, settings, resume_id)
+    if not resume_id:
+        cfg.validate()  # before a Ray instance takes seconds to start
+    with open_executor(settings) as executor:
+        run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id, executor) if resume_id
+                   else run_lifecycle.train(cfg, executor))
     report(run_dir)
+    return 0
+
+
+def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
+    from core import run_lifecycle
+    from core.executors import ExecutionSettings
+    if resume_id or settings != ExecutionSettings():
+        raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
+    run_dir = run_lifecycle.prepare(cfg)
+    runs = f" --runs-dir {cfg.runs_dir}" if cfg.runs_dir != DEFAULTS.runs_dir else ""
+    print(f"\nRun {run_dir.name} is ready for its fold jobs:\n"
+          f"  python train_cli.py fold {run_dir.name} K{runs}     for K in 0..{cfg.folds - 1}, anywhere that sees "
+          f"{run_dir}\nthen assemble and diagnose it:\n  python train_cli.py --resume {run_dir.name}{runs}")
     return 0
 
 
@@ -125,10 +179,7 @@ def command_diagnose(argv: list[str]) -> int:
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core import run_lifecycle, run_store
-    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"diagnose {args.run_id}: no such run under {args.runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}")
+    entry = run_store.require_run(args.runs_dir, args.run_id)
     if entry.status != "complete":
         raise UserError(f"diagnose {args.run_id}: the run is {entry.status}; finish it first with "
                         f"python train_cli.py --resume {args.run_id}")
@@ -161,13 +212,17 @@ def command_remedies(argv: list[str]) -> int:
                                                        "(default: every remedy that applies)")
     args = vars(parser.parse_args(argv))
     selection = args.pop("remedies")
+    settings = execution_settings(args)
     cfg = RunConfig(**args)
     from core import experiments, remedies
+    from core.executors import open_executor
+    cfg.validate()
     if selection == "list":
-        cfg.validate()
         print(remedies.describe(cfg, experiments.planned_remedies(cfg, None)[0]))
         return 0
-    folder = experiments.run_remedies(cfg, remedies.parse_selection(selection), log=_log())
+    chosen = remedies.parse_selection(selection)
+    with open_executor(settings) as executor:
+        folder = experiments.run_remedies(cfg, chosen, executor, log=_log())
     print(f"\nExperiment written to {folder}\nRuns: {', '.join(_experiment_runs(folder))}\n"
           f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {cfg.runs_dir}\n"
           f"  (http://localhost:8501/Experiments?experiment={folder.name})")
@@ -195,13 +250,18 @@ def command_tune(argv: list[str]) -> int:
     add("--space", action="append", default=[], metavar="NAME=LOW:HIGH|NAME=a|b",
         help="override a searched range or choice list (repeatable); default space: see README")
     add("--max-concurrent", type=int, default=1,
-        help="trials at once when a cluster executor runs the folds; without one, trials run one after another "
-             "(default: %(default)s)")
+        help="trials at once with --executor ray (their folds share the cluster); with the local executor, trials "
+             "run one after another (default: %(default)s)")
     args = vars(parser.parse_args(argv))
     options = {key: args.pop(key) for key in ("trials", "metric", "study", "space", "max_concurrent")}
+    settings = execution_settings(args)
+    cfg = RunConfig(**args)
+    from core.executors import open_executor
     from core.tuning import tune
-    folder = tune(RunConfig(**args), options["trials"], options["metric"], options["study"], options["space"],
-                  max_concurrent=options["max_concurrent"], log=_log())
+    cfg.validate()  # before a Ray instance takes seconds to start
+    with open_executor(settings) as executor:
+        folder = tune(cfg, options["trials"], options["metric"], options["study"], options["space"], executor,
+                      options["max_concurrent"], log=_log())
     print(f"\nStudy written to {folder}\nOpen the dashboard's Experiments page:\n"
           f"  streamlit run dashboard/Home.py -- --runs-dir {args['runs_dir']}\n"
           f"  (http://localhost:8501/Experiments?experiment={folder.name})")
@@ -210,8 +270,7 @@ def command_tune(argv: list[str]) -> int:
 
 def command_amazon(argv: list[str]) -> int:
     from dataclasses import fields
-    from core.sources.amazon import AmazonSettings, build, summary
-    from core.sources.http import FetchError, HttpSettings
+    from core.sources.settings import AmazonSettings, HttpSettings
     default = {f.name: f.default for f in fields(AmazonSettings)}
     http = HttpSettings()
     parser = argparse.ArgumentParser(
@@ -244,6 +303,8 @@ def command_amazon(argv: list[str]) -> int:
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
         concurrency=args.concurrency,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
+    from core.sources.amazon import build, summary
+    from core.sources.http import FetchError
     try:
         info = build(settings, ["python", "train_cli.py", "amazon", *argv])
     except (FetchError, OSError) as exc:
@@ -269,10 +330,7 @@ def command_clean(argv: list[str]) -> int:
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core import cleaning, run_store
-    entry = run_store.find_run(Path(args.runs_dir), args.run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"clean {args.run_id}: no such run under {args.runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}")
+    entry = run_store.require_run(args.runs_dir, args.run_id)
     if args.drop_label_issues is None and not args.drop_exact_duplicates:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
@@ -284,8 +342,121 @@ def command_clean(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "amazon": command_amazon,
-            "clean": command_clean, "remedies": command_remedies, "tune": command_tune}
+def command_fold(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py fold", description="Run one fold job of a run here, e.g. as one task of a Slurm array. "
+        "It writes only folds/foldK/ (in one rename; a fold already done is left as it is). When every fold is "
+        "done, `python train_cli.py --resume RUN_ID` assembles and diagnoses the run.")
+    parser.add_argument("run_id", help="a run made with --prepare-only (or an interrupted one)")
+    parser.add_argument("fold", type=int, help="fold index K, from 0")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import fold_job, run_store
+    entry = run_store.require_run(args.runs_dir, args.run_id)
+    n_folds = entry.info["config"]["folds"]
+    if not 0 <= args.fold < n_folds:
+        raise UserError(f"fold {args.run_id} {args.fold}: that run has folds 0 to {n_folds - 1}")
+    if not run_store.embedding_path(entry.path, "backbone").exists():
+        raise UserError(f"fold {args.run_id}: the run has no backbone features yet; make runs for fold jobs with "
+                        f"--prepare-only, or finish this one with: python train_cli.py --resume {args.run_id}")
+    summary = fold_job.run_fold(entry.path, args.fold)
+    print(f"fold {args.fold} of {args.run_id}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+          f"({summary['seconds']:.1f} s)")
+    return 0
+
+
+def command_report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py report",
+        description="Write one self-contained HTML report of a run: opens offline in any browser (plotly.js and "
+                    "thumbnails embedded), readable by someone who never saw the dashboard.")
+    parser.add_argument("run_id")
+    parser.add_argument("--out", default=None, help="HTML file to write (default: report-RUN_ID.html)")
+    parser.add_argument("--dashboard-url", default=None,
+                        help="base URL of a live dashboard (e.g. http://host:8501): every section links to the same "
+                             "view there")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import report, run_store
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    out = Path(args.out or f"report-{args.run_id}.html")
+    html = report.build_report(run_dir, args.dashboard_url)
+    with run_store.atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
+def command_predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py predict",
+        description="Classify images with a run's fold models as an ensemble (mean probability, like the run's "
+                    "test ensemble). Prints a table and writes a CSV with every class's probability.")
+    parser.add_argument("run_id")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders searched recursively")
+    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict, run_store
+    from core.run_lifecycle import describe_device
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    paths = predict.collect_inputs(args.inputs)
+    ensemble = predict.load_ensemble(run_dir)
+    print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
+          f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
+    table = predict.predict_files(ensemble, paths, tta=args.tta)
+    table.to_csv(args.out, index=False)
+    print(predict.printable(table))
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def command_serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="train_cli.py serve",
+        description="Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs at /docs.")
+    parser.add_argument("run_id")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this "
+                                                            "machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--token", default=None,
+                        help="require 'Authorization: Bearer TOKEN' on /predict and /model; prefer the "
+                             "FOLDLENS_API_TOKEN environment variable (a --token shows in the process list)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="allow listening on a non-loopback address without a token")
+    parser.add_argument("--max-file-mb", type=float, default=5.0, help="largest accepted image (default: %(default)s)")
+    parser.add_argument("--max-files", type=int, default=16, help="most images per request (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="images of queued requests that share one forward pass (default: 32 on CUDA, 1 on a "
+                             "CPU, where sharing did not pay in bench/bench_serve.py)")
+    parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    from core import predict, run_store, serve
+    token = args.token or os.environ.get(serve.TOKEN_ENV) or None
+    if not serve.is_loopback(args.host) and token is None and not args.no_token:
+        raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
+                        f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
+    if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
+        raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    import uvicorn
+    ensemble = predict.load_ensemble(run_dir)
+    settings = serve.ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
+                                   max_batch=args.max_batch, token=token, tta=args.tta)
+    app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
+    print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
+          f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
+            "amazon": command_amazon, "clean": command_clean, "report": command_report,
+            "predict": command_predict, "serve": command_serve, "remedies": command_remedies, "tune": command_tune}
 
 
 def main(argv: list[str]) -> int:

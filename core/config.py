@@ -78,6 +78,8 @@ class RunConfig:
     compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only)
     num_workers: int = -1              # DataLoader workers; -1 = pick from the CPU count
     image_input: str = "auto"          # finetune: auto | resident (decoded once, augmented on the device) | loader
+    threads: int = 0                   # torch CPU threads in every fold job, whatever runs it; 0 = torch's default
+                                       # where the run starts (start_run records the number it resolved to)
     # bookkeeping
     name: str = ""
     runs_dir: str = "runs"
@@ -124,6 +126,8 @@ class RunConfig:
                 raise UserError(f"{name} {value}: must not be negative")
         if not 0 <= self.augment_strength <= 2:
             raise UserError(f"--augment-strength {self.augment_strength}: must be in [0, 2] (1 = default)")
+        if self.threads < 0:
+            raise UserError(f"--threads {self.threads}: must be 0 (torch's default) or a positive number")
         if self.patience < 1:
             raise UserError(f"--patience {self.patience}: must be at least 1 epoch")
         if not 0 <= self.label_smoothing < 1:

@@ -54,16 +54,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_bytes(data: bytes) -> Image.Image:
-    """Decode fully (so truncation is caught now), first frame only, EXIF rotation applied."""
+def decode_bytes(data: bytes, max_pixels: int | None = None) -> Image.Image:
+    """Decode fully (so truncation is caught now), first frame only, EXIF rotation applied.
+
+    Images above `max_pixels` (default PIL's Image.MAX_IMAGE_PIXELS) are refused before decoding."""
     if not data:
         raise ValueError("empty file")
     image = Image.open(io.BytesIO(data))
     # Above MAX_IMAGE_PIXELS PIL only warns; a bomb must be refused before it is decoded. (Checked here
     # rather than with warnings filters, which are process-wide and the scan decodes in threads.)
-    if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
-        raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels exceeds the limit of "
-                                           f"{Image.MAX_IMAGE_PIXELS}")
+    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:
+        raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels exceeds the limit of {limit}")
     image.seek(0)
     image.load()
     return to_rgb(ImageOps.exif_transpose(image))
@@ -73,7 +75,8 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     return decode_bytes(Path(path).read_bytes())
 
 
-def _failure_reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
+    """One line saying why a file is not a usable image (the `reason` of skipped files)."""
     if isinstance(exc, Image.DecompressionBombError):
         return f"decompression bomb refused: {exc}"
     if isinstance(exc, Image.UnidentifiedImageError):
@@ -89,7 +92,7 @@ def inspect_bytes(data: bytes) -> dict:
     try:
         width, height = decode_bytes(data).size
     except Exception as exc:  # any decoder failure skips one file, never the run
-        return {"reason": _failure_reason(exc)}
+        return {"reason": failure_reason(exc)}
     if min(width, height) < MIN_IMAGE_SIDE:
         return {"reason": f"placeholder: {width}x{height} pixels (under {MIN_IMAGE_SIDE} on a side)"}
     return {"sha256": hashlib.sha256(data).hexdigest(), "width": width, "height": height}
@@ -99,7 +102,7 @@ def inspect_file(path: Path) -> dict:
     try:
         data = path.read_bytes()
     except Exception as exc:
-        return {"reason": _failure_reason(exc)}
+        return {"reason": failure_reason(exc)}
     return inspect_bytes(data)
 
 

@@ -1,12 +1,20 @@
 """Where fold jobs run. An executor takes a run directory and fold indices and yields each fold's summary
 (folds/fold{k}/fold.json) as that fold finishes; it only decides where the job runs, never what it does.
+
+Where folds run is not a model setting: ExecutionSettings stay out of RunConfig, a resumed run may use another
+executor, and run.json's `execution` records the latest attempt's. Ray is imported only for `ray`.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from . import fold_job
+from .errors import UserError
+
+EXECUTORS = ("local", "ray")
 
 
 class FoldExecutor(Protocol):
@@ -21,13 +29,61 @@ class FoldExecutor(Protocol):
         ...
 
 
+class FoldFailed(RuntimeError):
+    """A fold job raised: the message names the fold and the job's own error."""
+
+    def __init__(self, fold: int, reason: str):
+        super().__init__(f"fold {fold} failed: {reason}")
+        self.fold = fold
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    executor: str = "local"               # local | ray
+    ray_address: str | None = None        # None: a private local Ray instance; "auto": the cluster `ray start` made
+    gpus_per_fold: float | None = None    # None: 1 when the Ray cluster has GPUs, else 0
+    cpus_per_fold: float | None = None    # None: 1 (Ray's default for a task)
+    max_retries: int = 2                  # Ray: reruns of a fold whose worker died (crash, out of memory)
+
+    def validate(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UserError(f"--executor {self.executor}: choose one of {', '.join(EXECUTORS)}")
+        ray_only = {"--ray-address": self.ray_address, "--gpus-per-fold": self.gpus_per_fold,
+                    "--cpus-per-fold": self.cpus_per_fold}
+        for name, value in ray_only.items():
+            if value is not None and self.executor != "ray":
+                raise UserError(f"{name} {value}: only used with --executor ray")
+        for name, value in (("--gpus-per-fold", self.gpus_per_fold), ("--cpus-per-fold", self.cpus_per_fold)):
+            if value is not None and value < 0:
+                raise UserError(f"{name} {value}: must not be negative")
+        if self.max_retries < 0:
+            raise UserError(f"max_retries {self.max_retries}: must not be negative")
+
+
 class LocalExecutor:
     """In this process, one fold after another: the default, and what needs no cluster."""
     name = "local"
 
     def run_folds(self, run_dir: Path, folds: list[int]) -> Iterator[dict]:
         for k in folds:
-            yield fold_job.run_fold(run_dir, k)
+            try:
+                summary = fold_job.run_fold(run_dir, k)
+            except Exception as exc:
+                raise FoldFailed(k, f"{type(exc).__name__}: {exc}") from exc
+            yield summary
 
     def describe(self) -> dict:
         return {"executor": self.name}
+
+
+@contextmanager
+def open_executor(settings: ExecutionSettings) -> Iterator[FoldExecutor]:
+    """The executor the settings ask for, ready to run folds; a Ray connection is closed (and a local Ray
+    instance stopped) when the block ends. Checks that fail without data happen here, before any run starts."""
+    settings.validate()
+    if settings.executor == "local":
+        yield LocalExecutor()
+        return
+    from .ray_executor import ray_executor
+    with ray_executor(settings) as executor:
+        yield executor

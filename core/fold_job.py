@@ -156,29 +156,39 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
 
 
 def run_fold(run_dir: Path, fold: int) -> dict:
-    """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out."""
+    """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out.
+
+    Idempotent, so a scheduler may run it again after a crash: folds/fold{k}/ appears in one rename when the
+    job ends (written under a temporary name until then), and a fold already done is returned as it is.
+    """
     run_dir = Path(run_dir)
+    out = store.fold_dir(run_dir, fold)
+    if (out / "fold.json").exists():
+        return store.read_json(out / "fold.json")
     started = time.perf_counter()
-    info, _, samples = load_run_inputs(run_dir)
+    info, cfg, samples = load_run_inputs(run_dir)
+    if cfg.threads:  # Ray and job schedulers set OMP_NUM_THREADS per task; the result must not depend on it
+        torch.set_num_threads(cfg.threads)
+    store.remove_stale_temporaries(out)  # what a killed earlier attempt of this fold left
     classes = info["classes"]
     labels = samples.label_index.to_numpy()
     parts = fold_parts(samples, fold)
     result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts)
-    out = store.fold_dir(run_dir, fold)
     predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
                              for role, index in parts.items() if len(index)], ignore_index=True)
     history = pd.DataFrame(result.history).assign(fold=fold)
     history["is_best"] = history.epoch == result.best_epoch
-    store.write_parquet(out / "predictions.parquet", predictions)
-    store.write_parquet(out / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
-                                                          "balanced_accuracy", "lr", "is_best"]])
-    if embedding is not None:
-        store.write_array(store.embedding_path(run_dir, f"fold{fold}"), embedding.astype(np.float16))
-    with store.atomic_path(out / "model.pt") as tmp:
-        torch.save(checkpoint, tmp)
     summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-               "stopped_early": result.stopped_early, "seconds": round(time.perf_counter() - started, 2)}
-    store.write_json(out / "fold.json", summary)
+               "stopped_early": result.stopped_early}
+    with store.atomic_dir(out) as tmp:
+        store.write_parquet(tmp / "predictions.parquet", predictions)
+        store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
+                                                              "balanced_accuracy", "lr", "is_best"]])
+        torch.save(checkpoint, tmp / "model.pt")
+        if embedding is not None:  # in place before the fold folder appears: a done fold always has it
+            store.write_array(store.embedding_path(run_dir, f"fold{fold}"), embedding.astype(np.float16))
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        store.write_json(tmp / "fold.json", summary)
     return summary
 
 

@@ -5,6 +5,7 @@ in run.json and `--resume` finishes the run.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import re
 import time
@@ -123,6 +124,8 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
     record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
+    # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
+    cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
@@ -282,11 +285,17 @@ def train(cfg: RunConfig, executor: FoldExecutor | None = None) -> Path:
     return complete_run(start_run(cfg), started, executor)
 
 
+def prepare(cfg: RunConfig) -> Path:
+    """Start a run and compute what its fold jobs read, without running a fold: for `train_cli.py fold` jobs
+    sent to a cluster's scheduler; `--resume` then assembles (and runs any fold still missing)."""
+    run_dir = start_run(cfg)
+    with store.run_lock(run_dir):
+        ensure_backbone_embeddings(run_dir)
+    return run_dir
+
+
 def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
-    entry = store.find_run(Path(runs_dir), run_id)
-    if entry is None or entry.info is None:
-        raise UserError(f"--resume {run_id}: no such run under {runs_dir}"
-                        f"{'' if entry is None else f' ({entry.error})'}; list them with: ls {runs_dir}")
+    entry = store.require_run(runs_dir, run_id)
     if entry.status == "complete":
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
     started = time.perf_counter()

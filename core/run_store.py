@@ -5,6 +5,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,35 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it becomes `path` in one rename, so readers see the
+    whole folder or nothing. A folder already at `path` (left by an unfinished older attempt) is replaced; on
+    failure the temporary folder is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what atomic_path/atomic_dir attempts for `path` left behind when their process was killed."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data) -> None:
@@ -203,6 +233,17 @@ def read_run_entry(run_dir: Path) -> RunEntry:
 def find_run(runs_dir: Path, run_id: str) -> RunEntry | None:
     """Look a run id up among the listed runs only: never builds a path from untrusted input."""
     return next((entry for entry in list_runs(runs_dir) if entry.run_id == run_id), None)
+
+
+def require_run(runs_dir: Path, run_id: str) -> RunEntry:
+    """A listed, readable run, or a UserError saying there is none (for commands given a run id)."""
+    from .errors import UserError
+
+    entry = find_run(Path(runs_dir), run_id)
+    if entry is None or entry.info is None:
+        raise UserError(f"run {run_id}: no such run under {runs_dir}{'' if entry is None else f' ({entry.error})'}; "
+                        f"list them with: ls {runs_dir}")
+    return entry
 
 
 def run_signature(run_dir: Path) -> tuple:

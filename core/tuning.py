@@ -243,9 +243,9 @@ class Study:
 
     def optimize(self, n_trials: int, executor: FoldExecutor | None = None, max_concurrent: int = 1) -> None:
         """Run trials until the study has `n_trials` finished ones. Concurrent trials (threads in this process,
-        each sending its folds through `executor`) only when an executor is given: without a cluster the folds
-        would compete for the same cores."""
-        workers = max_concurrent if executor is not None else 1
+        each sending its folds through `executor`) only with an executor that runs folds elsewhere (Ray): the
+        local one would make them compete for this process's cores."""
+        workers = max_concurrent if executor is not None and executor.name != "local" else 1
         if workers <= 1:
             while self.finished() < n_trials:
                 self.run_trial(self.study.ask(), executor)

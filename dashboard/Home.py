@@ -12,8 +12,15 @@ from core import views
 
 run = common.setup("Overview")
 metrics = run.json("metrics")
-st.caption(f"Run **{run.run_id}** · {run.info.get('train_mode', '?')} mode · {run.info.get('device', '')} · "
-           f"{len(run.info.get('folds_done', []))} folds done")
+caption, download = st.columns([4, 1], vertical_alignment="center")
+caption.caption(f"Run **{run.run_id}** · {run.info.get('train_mode', '?')} mode · {run.info.get('device', '')} · "
+                f"{len(run.info.get('folds_done', []))} folds done")
+# Built only when clicked (a callable), the same file as `train_cli.py report RUN_ID --dashboard-url` here.
+download.download_button("Download report", data=common.report_builder(run), file_name=f"report-{run.run_id}.html",
+                         mime="text/html", on_click="ignore", icon=":material/download:",
+                         help="One HTML file that opens offline: headline numbers, findings with their evidence, "
+                              "classes, curves, the map, mistakes, label issues and leakage. Its sections link "
+                              "back to this dashboard.")
 
 # Headline cards: validation (out-of-fold) mean ± std, with train, test and the gaps beside them.
 headline = views.headline_table(metrics).set_index("metric")

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -322,6 +322,23 @@ def share_link() -> None:
     base = st.context.url or ""
     st.sidebar.markdown("**Link to this view**")
     st.sidebar.code(f"{base}?{query}", language=None, wrap_lines=True)
+
+
+def dashboard_base_url() -> str | None:
+    """This dashboard's root URL (scheme, host and Streamlit's base path), for links into it from elsewhere."""
+    parts = urlsplit(st.context.url or "")
+    if not parts.scheme or not parts.netloc:
+        return None
+    base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{parts.scheme}://{parts.netloc}" + (f"/{base_path}" if base_path else "")
+
+
+def report_builder(run: Run) -> Callable[[], str]:
+    """What the Download report button calls when clicked: the run's HTML report, linking back to here."""
+    from core.report import build_report
+
+    base = dashboard_base_url()
+    return lambda: build_report(Path(run.path), base)
 
 
 def page_link(finding_target: dict, run: Run, label: str) -> None:

@@ -94,3 +94,17 @@ def test_every_page_renders(server: str, browser, tmp_path_factory: pytest.TempP
             failures.append(f"{name}: {boxes.first.inner_text()[:500]}")
     print(f"screenshots in {shots}")
     assert not failures, failures
+
+
+def test_the_home_page_downloads_the_html_report(server: str, browser, tmp_path: Path) -> None:
+    page = browser.new_page(accept_downloads=True)
+    page.goto(f"{server}/?run={COMPLETE}")
+    button = page.get_by_role("button", name="Download report")
+    button.wait_for(timeout=60000)
+    with page.expect_download(timeout=120000) as download:
+        button.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    html = saved.read_text()
+    assert saved.name == f"report-{COMPLETE}.html" and html.startswith("<!DOCTYPE html>")
+    assert f"{server}/Classes?run={COMPLETE}" in html  # sections link back to this dashboard

@@ -151,3 +151,10 @@ def test_no_runs_says_how_to_make_one(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(tmp_path / "empty"))
     app = AppTest.from_file(HOME, default_timeout=60).run()
     assert not app.exception and "train_cli.py --folds 5" in texts(app)
+
+
+def test_home_offers_a_download_report_button(dashboard_env) -> None:
+    app = open_page(None, run=COMPLETE)
+    button = app.get("download_button")[0]
+    assert button.proto.label == "Download report"
+    assert not app.exception

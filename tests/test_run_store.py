@@ -122,7 +122,8 @@ def test_two_processes_taking_over_a_stale_lock_at_once_never_both_hold_it(tmp_p
     """Before each round a crashed writer's lock file is planted; both processes then try to take the run."""
     dead = subprocess.Popen(["true"])
     dead.wait()
-    context = multiprocessing.get_context("spawn")
+    # fork, not spawn: spawn re-runs __main__, which an earlier AppTest in the session leaves as a dashboard page
+    context = multiprocessing.get_context("fork")
     rounds = 40
     start = context.Barrier(2, action=functools.partial(_plant_stale_lock, tmp_path / run_store.LOCK_FILE, dead.pid))
     done = context.Barrier(2)

@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from core.sources.http import FetchError, HttpSettings, fetch, new_client, retry_after_seconds
+from core.sources.http import FetchError, fetch, new_client, retry_after_seconds
+from core.sources.settings import HttpSettings
 
 from loopback_server import Answer, LoopbackServer
 

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..run_store import atomic_path, write_json
-from .http import FetchError, HttpSettings, new_client, stream
+from .http import FetchError, new_client, stream
+from .settings import AmazonSettings, HttpSettings
 from .images import fetch_image
 from .jsonl import file_chunks, json_objects
 
@@ -39,20 +40,6 @@ META_NAMES = ("meta_{}.jsonl.gz", "meta_{}.jsonl")
 MANIFEST_COLUMNS = ["path", "label", "group", "url", "variant", "title", "sha256"]
 CATEGORY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_&-]*$")
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class AmazonSettings:
-    categories: tuple[str, ...]
-    meta: str                       # folder holding meta_<Category>.jsonl[.gz], or the base URL serving them
-    out: str
-    per_class: int | None = None    # products per category; None = every product with an image
-    images: str = "main"            # main: the MAIN image (else the first) of each product; all: every image
-    size: str = "large"             # large (~500 px) or hi_res (up to 1500 px); the other one when missing
-    seed: int = 0
-    min_ratings: int = 0            # keep products with at least this many ratings
-    concurrency: int = 8            # downloads at once
-    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 @dataclass(frozen=True)

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Callable, Iterator, TypeVar
 
 import httpx
 
+from .settings import HttpSettings
+
 USER_AGENT = ("foldlens-dataset-builder/1 (open-source research tool; builds image datasets from public "
               "metadata; bounded concurrency, backs off on 429/5xx)")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    timeout: float = 20.0          # seconds for one attempt, body included
-    retries: int = 3               # attempts after the first, for timeouts, connection errors, 429 and 5xx
-    backoff: float = 1.0           # seconds before the first retry; doubles each retry, with jitter
-    max_wait: float = 60.0         # longest single wait; a longer Retry-After gives up instead
-    max_bytes: int = 50_000_000    # larger answers are refused (an image here is well under 5 MB)
 
 
 class FetchError(Exception):

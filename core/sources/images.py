@@ -9,7 +9,8 @@ import httpx
 
 from ..data import inspect_bytes, inspect_file
 from ..run_store import atomic_path
-from .http import FetchError, HttpSettings, fetch
+from .http import FetchError, fetch
+from .settings import HttpSettings
 
 
 def fetch_image(client: httpx.Client, url: str, target: Path, settings: HttpSettings,

@@ -1,0 +1,26 @@
+"""Tiny trained runs (random weights, 32 px, 2 folds) whose fold models predict, serve and report use."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import train_cli
+from conftest import make_csv_dataset
+
+TINY = ["--weights", "none", "--image-size", "32", "--folds", "2", "--batch-size", "8", "--num-workers", "0"]
+
+
+def train_tiny(runs_dir: Path, data: Path, name: str, *extra: str) -> Path:
+    code = train_cli.main(["--data", str(data), "--runs-dir", str(runs_dir), "--name", name, *TINY, *extra])
+    assert code == 0
+    return next(runs_dir.glob(f"*-{name}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{"head": run, "finetune": run} in one runs folder, trained on the same 24-image grouped dataset."""
+    root = tmp_path_factory.mktemp("use")
+    data = make_csv_dataset(root / "data")
+    return {"head": train_tiny(root / "runs", data, "head", "--train-mode", "head", "--epochs", "3"),
+            "finetune": train_tiny(root / "runs", data, "finetune", "--train-mode", "finetune", "--epochs", "1")}
