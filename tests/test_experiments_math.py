@@ -227,7 +227,8 @@ def test_best_settings_become_a_train_cli_command_that_parses_back():
     argv = shlex.split(command)
     assert argv[:2] == ["python", "train_cli.py"]
     parsed = vars(train_cli.train_parser().parse_args(argv[2:]))
-    parsed.pop("resume")
+    assert not parsed.pop("resume") and not parsed.pop("prepare_only")
+    train_cli.execution_settings(parsed)
     cfg = RunConfig(**parsed)
     assert (cfg.data, cfg.folds, cfg.weights, cfg.runs_dir) == ("/d/shoes.csv", 3, "none", "out")
     assert cfg.balance == "weights"
