@@ -17,6 +17,7 @@
   python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
   python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
+  python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
 """
 from __future__ import annotations
 
@@ -454,9 +455,35 @@ def command_serve(argv: list[str]) -> int:
     return 0
 
 
+def command_explain(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="train_cli.py explain",
+                                     description="Precompute class activation maps (predicted and true class) of "
+                                                 "every misclassified validation and test image, into the cache.")
+    parser.add_argument("run_id")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help="where the maps are kept (default: "
+                                                                        "%(default)s)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be a positive whole number")
+    from core import run_store
+    from core.explain import explain_run
+    entry = run_store.require_run(args.runs_dir, args.run_id)
+    if not entry.info.get("folds_done"):
+        raise UserError(f"explain {args.run_id}: no fold has finished yet; finish it with: "
+                        f"python train_cli.py --resume {args.run_id}")
+    result = explain_run(entry.path, args.cache_dir, args.batch_size)
+    print(f"explain: {result['maps']} maps of {result['images']} misclassified images ({result['computed']} "
+          f"computed, the rest cached) in {result['seconds']:.1f} s on {result['device']}; cached under "
+          f"{Path(args.cache_dir) / 'gradcam'}")
+    return 0
+
+
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
-            "amazon": command_amazon, "clean": command_clean, "report": command_report,
-            "predict": command_predict, "serve": command_serve, "remedies": command_remedies, "tune": command_tune}
+            "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
+            "report": command_report, "predict": command_predict, "serve": command_serve,
+            "remedies": command_remedies, "tune": command_tune}
 
 
 def main(argv: list[str]) -> int:

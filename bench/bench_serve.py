@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.browser_harness import free_port  # noqa: E402
 from core import run_store  # noqa: E402
 
 DEADLINE_S = 900
@@ -40,12 +40,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pick_run(runs_dir: Path, run_id: str | None) -> run_store.RunEntry:

@@ -22,14 +22,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from core import run_store, views  # noqa: E402
+from core import explain_views, run_store, views  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.thumbnails import image_path, thumbnail  # noqa: E402
 
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Review": "pages/7_Review.py",
-              "Experiments": "pages/8_Experiments.py"}
+              "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Slices": "pages/7_Slices.py",
+              "Experiments": "pages/8_Experiments.py", "Review": "pages/9_Review.py"}
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
                  "info": ":material/lightbulb:"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
@@ -395,38 +395,50 @@ def prediction_caption(row: pd.Series) -> str:
 
 
 def paged_gallery(rows: pd.DataFrame, run: Run, *, per_page: int = 18, key: str = "gallery",
-                  caption: Callable[[pd.Series], str] = prediction_caption) -> None:
+                  caption: Callable[[pd.Series], str] = prediction_caption, cam: str = "off") -> None:
     """A gallery with a URL-bound pager (`page`) above it, and an "add all of them to the review list" control."""
     import review_list  # noqa: PLC0415  (it imports this module)
     if "sample_id" in rows and len(rows):
         review_list.add_many(run, rows["sample_id"], f"{key}-all", what=f"all {len(rows)} images",
                              suggested=review_list.suggestions(rows))
     page = pager(views.page_count(len(rows), per_page))
-    gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption)
+    gallery(views.page_of(rows, page, per_page), run, key=key, caption=caption, cam=cam)
 
 
 def gallery(rows: pd.DataFrame, run: Run, *, columns: int = 6, key: str = "gallery",
-            caption: Callable[[pd.Series], str] = prediction_caption, buttons: bool = True) -> None:
+            caption: Callable[[pd.Series], str] = prediction_caption, buttons: bool = True,
+            cam: str = "off") -> None:
     """Thumbnails (`path` column) with a caption each; buttons open the full-size image and (with a `sample_id`
-    column) the image's review dialog. Inside a dialog `buttons` is off: dialogs do not nest."""
+    column) the image's review dialog. Inside a dialog `buttons` is off: dialogs do not nest. With `cam`
+    "predicted" or "true" (prediction rows only) each thumbnail has its class activation map beside it."""
     if rows.empty:
         st.caption("No images to show.")
         return
+    maps = cam_overlays(run, rows, cam)
+    columns = min(columns, 4) if maps else columns   # image and map side by side need the room
     for start in range(0, len(rows), columns):
         for column, (position, row) in zip(st.columns(columns), rows.iloc[start:start + columns].iterrows()):
             with column:
+                detail = (int(row["sample_id"]), str(row["model"]), int(row["pred"]), int(row["label"])) \
+                    if {"model", "pred", "label"} <= set(row.index) else None   # a prediction: maps on opening
                 image(run, row["path"], caption(row), key=f"{key}-{position}", buttons=buttons,
-                      sample_id=row.get("sample_id"))
+                      sample_id=row.get("sample_id"), cam=maps.get(position), detail=detail)
 
 
 def image(run: Run, relative: str, caption: str, key: str, *, buttons: bool = True,
-          sample_id: int | None = None) -> None:
+          sample_id: int | None = None, cam: str | None = None,
+          detail: tuple[int, str, int, int] | None = None) -> None:
     """One thumbnail from the dataset root (never outside it) with its caption, a full-size button and, for a
-    sample of the run, a button that opens its review dialog."""
+    sample of the run, a button that opens its review dialog; `cam`: a class activation map shown beside it;
+    `detail` (sample_id, model, pred, label): the full-size view offers the maps of both classes."""
     path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
     # The thumbnail cache of this machine, not the run's recorded one: the run may come from elsewhere.
     small = thumbnail(path, cache_dir=RunConfig().cache_dir) if path else None
-    if small:
+    if small and cam:
+        picture, heat = st.columns(2, gap="small")
+        picture.image(str(small), width="stretch")
+        heat.image(cam, width="stretch")
+    elif small:
         st.image(str(small), width="stretch")
     else:
         st.warning(f"image unavailable: {relative}", icon=":material/hide_image:")
@@ -434,13 +446,65 @@ def image(run: Run, relative: str, caption: str, key: str, *, buttons: bool = Tr
     if not buttons:
         return
     if small and st.button("Full size", key=key, icon=":material/open_in_full:", type="tertiary"):
-        _full_image(str(path), f"{relative} · {caption}")
+        _full_image(str(path), f"{relative} · {caption}", run, detail)
     if sample_id is not None:
         import review_list  # noqa: PLC0415  (it imports this module)
         review_list.review_button(run, int(sample_id), key)
 
 
 @st.dialog("Image", width="large")
-def _full_image(path: str, caption: str) -> None:
-    st.image(path)
+def _full_image(path: str, caption: str, run: Run, detail: tuple[int, str, int, int] | None) -> None:
+    if detail is None:
+        st.image(path)
+    else:
+        sample_id, model, pred, label = detail
+        which = st.radio("Class activation map of the", ["predicted", "true"], horizontal=True, key="detail_cam",
+                         format_func=lambda w: f"{w} class ({run.classes[pred if w == 'predicted' else label]})")
+        rows = pd.DataFrame([{"sample_id": sample_id, "model": model, "pred": pred, "label": label}])
+        maps = cam_overlays(run, rows, which)
+        left, right = st.columns(2)
+        left.image(path, width="stretch")
+        if maps:
+            shown = run.classes[pred if which == "predicted" else label]
+            right.image(maps[0], width="stretch",
+                        caption=f"where {model} finds evidence for {shown} (in the centre crop it sees)")
     st.markdown(caption)
+
+
+# ---------------------------------------------------------------- class activation maps
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _explainer(path: str, signature: tuple, cache_dir: str) -> Any:
+    """One run's fold models (loaded on first use), shared by every session; torch is imported only here."""
+    from core.explain import Explainer
+    return Explainer(Path(path), cache_dir)
+
+
+def cam_overlays(run: Run, rows: pd.DataFrame, which: str) -> dict:
+    """{row index: overlay PNG path} of the rows' predicted or true class maps, computing the missing ones (from
+    the fold model that made each prediction) in one batch; empty when off or when the run has no checkpoints."""
+    requests = explain_views.map_requests(rows, which)
+    if not requests:
+        return {}
+    explainer = _explainer(run.path, run.signature, str(RunConfig().cache_dir))
+    usable = {index: request for index, request in requests.items() if explainer.available(request.model)}
+    if len(usable) < len(requests):
+        st.caption(":gray[Class activation maps need the fold checkpoints (folds/fold*/model.pt), which this run "
+                   "does not have for every model.]")
+    missing = [request for request in usable.values() if not explainer.path(request).exists()]
+    try:
+        if missing:
+            with st.spinner(f"Computing {len(missing)} class activation maps (once; "
+                            f"`python train_cli.py explain {run.run_id}` precomputes them)…"):
+                explainer.overlays(missing)
+    except Exception as exc:   # a moved image or a broken checkpoint: the gallery still shows the images
+        st.warning(f"Class activation maps unavailable: {exc}", icon=":material/hide_image:")
+        return {}
+    return {index: str(explainer.path(request)) for index, request in usable.items()}
+
+
+def cam_choice(where: Any = st, default: str = "predicted") -> str:
+    """The URL-bound choice of which class's activation map the gallery shows beside each image."""
+    return choice("Class activation map", "cam", explain_views.CAM_CLASSES, default, kind="radio", where=where,
+                  help="Where the fold model that made the prediction found evidence for the predicted or the "
+                       "true class (Grad-CAM; exact CAM for a linear head). Red = strong evidence.")

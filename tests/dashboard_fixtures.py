@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
 PAGES = {"Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
          "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-         "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Review": "pages/7_Review.py"}
+         "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Slices": "pages/7_Slices.py",
+         "Review": "pages/9_Review.py"}
 COMPLETE, OTHER, RUNNING, FAILED, DAMAGED = ("20250103-120000-complete", "20250102-120000-other",
                                              "20250104-120000-running", "20250101-120000-failed",
                                              "20250105-120000-damaged")

@@ -39,9 +39,11 @@ class Spec:
     unlearnable: str | None = None   # this class's images are drawn from the other classes' concepts
     exact_copies: int = 0            # planted byte-identical pairs
     outliers: int = 0                # planted images far from everything
+    noisy_kind: int = 0              # planted slice: this many cv images of one new kind, labels drawn at random
     spaces: tuple[str, ...] = ("backbone",)
     seed: int = 0
     flipped: list[int] = field(default_factory=list)   # filled in: sample ids whose label was flipped (cv and test)
+    kind: list[int] = field(default_factory=list)      # filled in: sample ids of the noisy kind
 
 
 def _embeddings(spec: Spec, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -57,6 +59,12 @@ def _embeddings(spec: Spec, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 rows.append(concept + rng.normal(size=spec.dim) * spec.artist_noise)
                 labels.append(c)
                 groups.append(f"{spec.classes[c]}-{g}")
+    spec.kind = list(range(len(rows), len(rows) + spec.noisy_kind))
+    kind = rng.normal(size=spec.dim) * (spec.class_scale + spec.group_scale) if spec.noisy_kind else None
+    for i in range(spec.noisy_kind):   # one group each, so the kind is spread over every fold
+        rows.append(kind + rng.normal(size=spec.dim) * spec.artist_noise)
+        labels.append(int(rng.integers(n_classes)))
+        groups.append(f"kind-{i}")
     return np.asarray(rows), np.asarray(labels), groups
 
 

@@ -8,17 +8,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from core import run_store
 from dashboard_fixtures import COMPLETE
 
-pytest.importorskip("playwright.sync_api")
-from test_browser import DRAWN, browser, runs_dir, server  # noqa: E402,F401  (fixtures; skips without chromium)
+from bench.browser_harness import wait_until_drawn
+from browser_fixtures import browser, runs_dir, screenshots, server  # noqa: F401  (fixtures; skip without chromium)
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
@@ -28,7 +26,7 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 def settle(page) -> None:
     page.wait_for_load_state("networkidle")
-    page.wait_for_function(DRAWN, timeout=120000)
+    wait_until_drawn(page, timeout_ms=120000)
     page.wait_for_timeout(800)
 
 
@@ -71,12 +69,12 @@ def select_middle(page, shots: Path) -> None:
     settle(page)
 
 
-def test_review_loop_in_the_browser(server: str, browser, runs_dir: Path, tmp_path_factory) -> None:  # noqa: F811
-    shots = Path(os.environ.get("FOLDLENS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
+def test_review_loop_in_the_browser(server: str, browser, runs_dir: Path,  # noqa: F811
+                                    screenshots: Path) -> None:  # noqa: F811
     run = runs_dir / COMPLETE
     before = file_hashes(run)
-    review_loop(server, browser, run, shots)
+    review_loop(server, browser, run, screenshots)
+    assert file_hashes(run) == before  # the dashboard never writes into a run
 
 
 def review_loop(server: str, browser, run: Path, shots: Path) -> None:  # noqa: F811

@@ -247,7 +247,7 @@ def test_experiments_page_without_experiments_or_with_an_unknown_one(workspace, 
 
 @pytest.mark.parametrize("page", ["Home.py", "pages/1_Overfitting.py", "pages/2_Classes.py", "pages/3_Embeddings.py",
                                   "pages/4_Misclassified.py", "pages/5_Data.py", "pages/6_Compare.py",
-                                  "pages/7_Review.py"])
+                                  "pages/7_Slices.py", "pages/9_Review.py"])
 def test_every_page_works_on_a_trial_run_without_diagnostics(workspace, monkeypatch, page):
     run_id = study(workspace["runs"], "search").trials[0].user_attrs["run_id"]
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(workspace["runs"]))

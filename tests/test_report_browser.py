@@ -2,23 +2,11 @@
 leaves the page, no script error. Screenshots go to $FOLDLENS_SCREENSHOTS (or a temporary folder)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
+from browser_fixtures import browser, runs_dir, screenshots  # noqa: F401  (fixtures; skip without chromium)
 from core.report import build_report
-from dashboard_fixtures import COMPLETE, runs_dir  # noqa: F401  (session fixture)
-
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run should have installed Debian's chromium")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
+from dashboard_fixtures import COMPLETE
 
 def open_offline(browser, report: Path, shots: Path, name: str) -> tuple[list[str], list[str], dict]:
     """Open the file with every non-file request aborted; (requests that tried to leave, script errors, counts)."""
@@ -50,19 +38,12 @@ def open_offline(browser, report: Path, shots: Path, name: str) -> tuple[list[st
     return left, errors, counts
 
 
-def test_the_report_renders_offline_without_requests(runs_dir, tmp_path,  # noqa: F811
-                                                     tmp_path_factory: pytest.TempPathFactory):
-    shots = Path(os.environ.get("FOLDLENS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
+def test_the_report_renders_offline_without_requests(runs_dir, browser, tmp_path,  # noqa: F811
+                                                     screenshots: Path):  # noqa: F811
     report = tmp_path / "report.html"
     report.write_text(build_report(runs_dir / COMPLETE, "http://dash.example:8501", cache_dir=str(tmp_path / "c")))
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            left, errors, counts = open_offline(browser, report, shots, "synthetic")
-        finally:
-            browser.close()
-    print(f"screenshots in {shots}: {counts}")
+    left, errors, counts = open_offline(browser, report, screenshots, "synthetic")
+    print(f"screenshots in {screenshots}: {counts}")
     assert left == [] and errors == []
     # headline folds, OOF + test confusion, curves, class gaps, counts, calibration, map
     assert counts["charts"] == counts["drawn"] == 8

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import train_cli
+from bench.browser_harness import free_port
 from core import predict, serve
 from use_fixtures import tiny_runs  # noqa: F401  (session fixture)
 
@@ -120,15 +120,9 @@ def test_a_public_address_needs_a_token(tiny_runs, capsys, monkeypatch):  # noqa
     assert serve.TOKEN_ENV in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_real_uvicorn_process_serves_valid_and_hostile_requests(tiny_runs):  # noqa: F811
     run = tiny_runs["finetune"]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, serve.TOKEN_ENV: "tok"}
     command = [sys.executable, "train_cli.py", "serve", run.name, "--port", str(port), "--runs-dir", str(run.parent),
                "--max-file-mb", "0.1", "--max-files", "2"]

@@ -16,7 +16,8 @@ from torchvision import transforms
 from core import weights
 from core.errors import UserError
 from core.models import check_model_name, imagenet_network
-from core.weights import NPM_SOURCE, NPM_TARBALL, file_sha256, resolve_weights
+from core.hashing import file_sha256
+from core.weights import NPM_SOURCE, NPM_TARBALL, resolve_weights
 
 
 def offline_torchvision(*args, **kwargs):

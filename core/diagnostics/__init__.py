@@ -17,6 +17,8 @@ from .calibration import calibration
 from .confusion import confusion
 from .duplicates import duplicates
 from .findings import findings
+from .image_properties import image_properties, shortcut_checks
+from .image_properties import summary as property_summary
 from .imbalance import imbalance
 from .label_issues import label_issues
 from .label_issues import summarize as summarize_label_issues
@@ -25,6 +27,7 @@ from .outliers import outliers
 from .overfitting import overfitting
 from .run_data import load_run
 from .separability import separability
+from .slices import failing_slices
 from .thresholds import Thresholds
 from .umap_maps import umap_maps
 
@@ -97,6 +100,15 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
+    properties = image_properties(run.samples, run.info["dataset"]["root"],
+                                  int(run.info.get("config", {}).get("image_size", 224)), th)
+    wrong = (oof["label"] != oof["pred"]).set_axis(oof["sample_id"])
+    diag["image_properties"] = property_summary(properties, shortcut_checks(properties, wrong, classes, th))
+    step("image_properties")
+
+    members, diag["slices"] = failing_slices(spaces, run.samples, oof, classes, properties, th)
+    step("slices")
+
     maps = umap_maps(spaces, th, run.info["config"].get("cache_dir"))
     step("umap")
     diag["seconds"] = seconds
@@ -107,6 +119,8 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     run_store.write_parquet(run.run_dir / "label_issues.parquet", issues)
     run_store.write_parquet(run.run_dir / "duplicates.parquet", pairs)
     run_store.write_parquet(run.run_dir / "outliers.parquet", ranked)
+    run_store.write_parquet(run.run_dir / "image_properties.parquet", properties)
+    run_store.write_parquet(run.run_dir / "slices.parquet", members)
     run_store.write_json(run.run_dir / "diagnostics.json", diag)
     run_store.write_json(run.run_dir / "findings.json", document)
     return {**diag, "findings_document": document}

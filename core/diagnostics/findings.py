@@ -1,11 +1,12 @@
 """Plain-language findings from the numbers in diagnostics.json, ranked by severity."""
 from __future__ import annotations
 
+from .image_properties import FLAGS, PROPERTIES
 from .thresholds import Thresholds
 
 SEVERITIES = ("high", "medium", "low", "info")
-PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare")
-PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab")
+PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare", "Slices")
+PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab", "property", "slice")
 
 
 def finding(id: str, severity: str, title: str, evidence: str, page: str, **params: str) -> dict:
@@ -255,7 +256,10 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + label_conflict_findings(diag["duplicates"]["label_conflicts"])
              + duplicate_findings(diag["duplicates"], groups_used, th)
              + outlier_findings(diag["outliers"])
-             + separability_findings(diag["separability"]))
+             + separability_findings(diag["separability"])
+             + shortcut_findings(diag.get("image_properties"), th)
+             + image_quality_findings(diag.get("image_properties"), th)
+             + slice_findings(diag.get("slices")))
     if all(f["severity"] == "info" for f in found):
         o = diag["overfitting"]
         found.append(finding(
@@ -263,3 +267,77 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
             f"Validation accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
             f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
     return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level
+
+
+# ---------------------------------------------------------------- image properties and slices
+
+def _noun(name: str) -> str:
+    """'aspect ratio' from 'aspect ratio (width / height)'."""
+    return PROPERTIES[name].split(" (")[0]
+
+
+FLAG_PROPERTY = {"dark": "brightness", "blurry": "blur", "tiny": "short_side", "odd_aspect": "aspect_ratio",
+                 "low_information": "entropy"}
+
+
+def image_quality_findings(props: dict | None, th: Thresholds) -> list[dict]:
+    """One low finding per kind of unusable image (dark, blurry, tiny, odd aspect, low information)."""
+    out = []
+    for flag, summary in (props or {}).get("flags", {}).items():
+        n = summary["count"]
+        if n == 0:
+            continue
+        what = FLAGS[flag].format(**th.to_dict())
+        out.append(finding(
+            f"image-quality:{flag}", "low", f"Data quality: {_count(n, 'image')} {_agree(n, 'is', 'are')} {what}",
+            f"{n} of {props['n']} images are {what}; for example {', '.join(summary['examples'])}. Such images carry "
+            f"little the model can learn from: check, fix or remove them.",
+            "Data", tab="properties", property=FLAG_PROPERTY[flag]))
+    return out
+
+
+def shortcut_findings(props: dict | None, th: Thresholds) -> list[dict]:
+    """A property that alone tells a class from the others (high/medium), or that predicts the errors (medium)."""
+    out = []
+    for row in (props or {}).get("label", []):
+        score = row.get("class_balanced_accuracy")
+        severity = score is not None and _level(score, th.shortcut_medium, th.shortcut_high)
+        if not severity:
+            continue
+        noun = _noun(row["property"])
+        out.append(finding(
+            f"shortcut:{row['property']}", severity,
+            f"Shortcut: {noun} alone tells {row['class']} from the other classes "
+            f"({score:.0%} balanced accuracy)",
+            f"{row['class']} images have {noun} {row['side']} {row['threshold']:.3g} {row['class_share']:.0%} of "
+            f"the time, other classes {row['others_share']:.0%}: the model may be learning the {noun} rather than "
+            f"what the images show. A depth-{th.shortcut_depth} tree on {noun} alone, trained and scored under the "
+            f"run's folds, tells {row['class']} from the rest with balanced accuracy {score:.2f} (chance 0.50) and "
+            f"predicts the label with {row['balanced_accuracy']:.2f} (chance {row['chance']:.2f}).",
+            "Data", tab="properties", property=row["property"]))
+    for row in (props or {}).get("error", []):
+        if row["balanced_accuracy"] < th.error_shortcut_medium or row["error_elsewhere"] is None:
+            continue
+        noun = _noun(row["property"])
+        out.append(finding(
+            f"errors-follow:{row['property']}", "medium",
+            f"Errors follow {noun}: {row['error_on_side']:.0%} wrong where {noun} {row['side']} "
+            f"{row['threshold']:.3g}, {row['error_elsewhere']:.0%} elsewhere",
+            f"{row['share_on_side']:.0%} of the validation images have {noun} {row['side']} {row['threshold']:.3g}; "
+            f"{row['error_on_side']:.0%} of them are predicted wrong out of fold, against {row['error_elsewhere']:.0%} "
+            f"of the others. {noun.capitalize()} alone predicts the error with balanced accuracy "
+            f"{row['balanced_accuracy']:.2f} under the run's folds (chance 0.50).",
+            "Data", tab="properties", property=row["property"]))
+    return out
+
+
+def slice_findings(slices: dict | None) -> list[dict]:
+    out = []
+    for row in (slices or {}).get("found", []):
+        top = row["class_mix"][0]
+        out.append(finding(
+            f"slice:{row['slice']}", "medium",
+            f"Failing slice: {row['size']} similar images, {row['error']:.0%} wrong (run {row['run_error']:.0%}), "
+            f"mostly {top['class']}",
+            row["description"], "Slices", slice=row["slice"], space=row["space"]))
+    return out

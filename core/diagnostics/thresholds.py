@@ -42,6 +42,29 @@ class Thresholds:
     # outliers: mean cosine distance to the k nearest same-class neighbours, robust z within the class
     outlier_neighbours: int = 5
     outlier_z: float = 3.5
+    # image properties: flags (absolute, except blur which is relative to the dataset)
+    dark_brightness: float = 0.15         # mean luminance below this share of white
+    blur_z: float = 3.5                   # log sharpness this many robust z below the dataset's median
+    tiny_fraction: float = 0.25           # shorter side below this share of the model input (upscaled 4x or more)
+    odd_aspect: float = 2.5               # one side more than this many times the other
+    low_entropy: float = 2.0              # grey-level entropy in bits (8 = every level equally common)
+    # shortcut check: balanced accuracy of a one-property tree of this depth under the run's folds
+    shortcut_depth: int = 2
+    shortcut_medium: float = 0.80         # one class against the rest (chance 0.5): medium from here ...
+    shortcut_high: float = 0.90           # ... high from here
+    error_shortcut_medium: float = 0.70   # the property predicts the out-of-fold error (chance 0.5)
+    # failing slices: k-means clusters of each space whose out-of-fold error is well above the run's
+    slice_cluster_size: int = 25          # k = samples / this (at least 2, at most slice_max_clusters)
+    slice_max_clusters: int = 60
+    slice_min_size: int = 8               # fewer members (cv) than this is never a slice
+    slice_error_lift: float = 1.5         # error at least this multiple of the run's ...
+    slice_error_margin: float = 0.15      # ... and this many points above it
+    slice_p_value: float = 0.01           # binomial test of the errors against the run's rate
+    slice_fold_share: float = 0.75        # above the run's error in at least this share of its folds
+    slice_overlap: float = 0.5            # a slice sharing this share (Jaccard) with a better one is dropped
+    slice_max: int = 8                    # slices kept, best first
+    slice_property_auc: float = 0.75      # a property describes a slice when AUC(slice vs rest) is this far out
+    slice_examples: int = 12              # example images named per slice (mistakes first)
     # UMAP
     umap_min_dist: float = 0.1
     umap_large_n: int = 10_000            # from this many samples: fewer epochs, spaces in parallel processes

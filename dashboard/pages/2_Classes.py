@@ -57,7 +57,7 @@ cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val
                        classes.index(true), classes.index(pred))
 st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{true}** predicted as **{pred}**, "
            "most confident first.")
-common.paged_gallery(cell, run, per_page=12, key="cell")
+common.paged_gallery(cell, run, per_page=12, key="cell", cam=common.cam_choice())
 
 st.subheader("Per-class scores")
 spread = views.per_class_spread(metrics, classes)

@@ -44,7 +44,8 @@ if mistakes.open:
         if run.table("label_issues") is None:
             common.diagnostics_missing(run, "Label-issue and duplicate badges appear once the diagnostics have run.",
                                        caption=True, consequence="there are no label-issue or duplicate badges")
-        common.paged_gallery(wrong, run, per_page=24, key="wrong")
+        cam = common.cam_choice()
+        common.paged_gallery(wrong, run, per_page=24, key="wrong", cam=cam)
 
 if issues.open:
     with issues:

@@ -8,7 +8,7 @@ import streamlit as st
 
 import common
 import review_list
-from core import views
+from core import explain_views, views
 
 run = common.setup("Data")
 samples, classes = run.table("samples"), run.classes
@@ -24,8 +24,8 @@ def diagnostics_table(name: str) -> pd.DataFrame | None:
     return table
 
 
-balance, sizes, skipped, duplicates, issues, outliers = common.tabs(
-    ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers"])
+balance, sizes, skipped, duplicates, issues, outliers, properties = common.tabs(
+    ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers", "Properties"])
 
 if balance.open:
     with balance:
@@ -123,5 +123,48 @@ if outliers.open:
                        "Often wrong files, odd crops or a sub-type the class needs more of.")
             common.paged_gallery(flagged, run, per_page=12, key="outliers", caption=lambda row: (
                 f"**{row['label']}** ({row['split']}) · z {row['z']:.1f}  \n#{row['sample_id']}"))
+
+def property_frame(run: common.Run) -> pd.DataFrame:
+    """Image properties with each image's outcome (out of fold; test images by the ensemble)."""
+    rows = views.space_rows(run.table("predictions"), run.table("samples"), run.classes, "backbone")
+    return explain_views.property_outcomes(run.table("image_properties"), rows)
+
+
+if properties.open:
+    with properties:
+        table = diagnostics_table("image_properties")
+        if table is not None:
+            frame = common.cached(property_frame, run)
+            names = explain_views.measured_properties(table)
+            left, right = st.columns([2, 3])
+            if not names:
+                st.info("No image could be read to measure its properties (moved since the run?).",
+                        icon=":material/hide_image:")
+            else:
+                name = common.choice("Property", "property", names, names[0], where=left,
+                                     help="; ".join(explain_views.PROPERTIES[n] for n in names))
+                split = common.choice("Split by", "by", ["class", "outcome"], "class", kind="radio", where=right,
+                                      help="outcome = correct or wrong out of fold (test images: by the ensemble).")
+                colour = "label" if split == "class" else "outcome"
+                figure = px.box(frame, x="label", y=name, color=colour, points="outliers", hover_data=["path"],
+                                category_orders={"label": classes, "outcome": ["correct", "wrong", "unscored"]},
+                                color_discrete_map=colors if split == "class" else common.OUTCOME_COLORS,
+                                title=f"{explain_views.PROPERTIES[name]} per class"
+                                      + (" and outcome" if split == "outcome" else ""),
+                                labels={"label": "class", name: name.replace("_", " ")})
+                figure.update_layout(height=420)
+                common.chart(figure)
+            block = (run.json("diagnostics") or {}).get("image_properties")
+            st.markdown("**Shortcut check**: how well one property alone predicts the label, or the model's "
+                        "error: balanced accuracy of a shallow tree trained and scored under the run's folds "
+                        "(label: chance = 1 / classes; best class against the rest and error: chance 50%).")
+            st.dataframe(explain_views.shortcut_table(block), hide_index=True, width="stretch", column_config={
+                c: st.column_config.NumberColumn(format="percent") for c in
+                ("label_balanced_accuracy", "chance", "class_balanced_accuracy", "error_balanced_accuracy")})
+            marked = explain_views.flagged(table)
+            st.markdown(f"**{len(marked)}** images flagged dark, blurry, tiny, with an odd aspect ratio or low "
+                        "information.")
+            common.paged_gallery(marked, run, per_page=12, key="flagged", caption=lambda row: (
+                f"**{row['label']}** · {row['flags']}  \n#{row['sample_id']}"))
 
 common.share_link()

@@ -1,0 +1,85 @@
+"""Slices: groups of similar images where the model fails far more than elsewhere, found by the diagnostics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import explain_views, run_store, views
+
+run = common.setup("Failing slices")
+
+
+def slice_map(run: common.Run, space: str, name: str) -> go.Figure:
+    """The space's UMAP map (PCA until the diagnostics have run) with the slice's images drawn on top."""
+    maps = run.table("umap")
+    coords = (maps[maps["space"] == space] if maps is not None and (maps["space"] == space).any()
+              else views.pca_2d(run_store.read_embedding(Path(run.path), space)))
+    points = explain_views.slice_points(coords, run.table("slices"), name).merge(
+        run.table("samples")[["sample_id", "path", "label"]], on="sample_id")
+    figure = go.Figure()
+    for inside, style in ((False, {"size": 5, "color": "#c7c7c7"}), (True, {"size": 9, "color": "#d62728"})):
+        part = points[points["in_slice"] == inside]
+        figure.add_scattergl(x=part["x"], y=part["y"], mode="markers", marker=style,
+                             name=name if inside else "other images", hovertext=part["path"] + "<br>" + part["label"],
+                             hoverinfo="text")
+    figure.update_layout(title=f"{name} on the {space} map: its {int(points['in_slice'].sum())} images in red "
+                               "(test split included)",
+                         xaxis_title="map x", yaxis_title="map y", height=480, legend={"orientation": "h"})
+    return figure
+
+
+block = (run.json("diagnostics") or {}).get("slices")
+if block is None or run.table("slices") is None:
+    st.info("Failing slices appear once the diagnostics have run (after the last fold; "
+            f"`python train_cli.py diagnose {run.run_id}` recomputes them).", icon=":material/pending:")
+    common.share_link()
+    st.stop()
+
+table = explain_views.slice_table(block)
+if table.empty:
+    st.success(f"No failing slice: none of the {block['candidates']} clusters checked in each embedding space fails "
+               f"well above the run's out-of-fold error ({block['run_error']:.0%}) consistently across folds.",
+               icon=":material/check_circle:")
+    common.share_link()
+    st.stop()
+
+st.caption(f"Clusters of similar images (k-means in each embedding space) whose out-of-fold error is well above the "
+           f"run's **{block['run_error']:.0%}** in most folds, ranked by the errors they add. Pick one to see where "
+           "it lies and what it holds.")
+st.dataframe(table.drop(columns="description"), hide_index=True, width="stretch", column_config={
+    **{c: st.column_config.NumberColumn(format="percent") for c in ("error", "run_error", "fold_min", "fold_max")},
+    "fold_min": st.column_config.NumberColumn("lowest fold error", format="percent"),
+    "fold_max": st.column_config.NumberColumn("highest fold error", format="percent")})
+name = common.choice("Slice", "slice", list(table["slice"]), table["slice"].iloc[0])
+found = next(row for row in block["found"] if row["slice"] == name)
+st.markdown(f"**{name}.** {found['description']}")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    common.chart(common.cached(slice_map, run, found["space"], name))
+with right:
+    mix = pd.DataFrame(found["class_mix"])
+    figure = go.Figure(go.Bar(x=mix["count"], y=mix["class"], orientation="h",
+                              marker_color=[common.class_colors(run.classes)[c] for c in mix["class"]]))
+    figure.update_layout(title="Labels in the slice", height=120 + 30 * len(mix), xaxis_title="images",
+                         yaxis={"autorange": "reversed"})
+    common.chart(figure)
+    if found["confused_with"]:
+        st.markdown("**Most common mistakes**  \n" + "  \n".join(
+            f"{pair['true']} → {pair['pred']}: {pair['count']}" for pair in found["confused_with"]))
+    if found["properties"]:
+        st.markdown("**What sets its images apart**  \n" + "  \n".join(
+            f"{p['property'].replace('_', ' ')}: median {p['slice_median']:.3g} vs {p['rest_median']:.3g} elsewhere "
+            f"(AUC {p['auc']:.2f})" for p in found["properties"]))
+
+st.subheader(f"Images of {name}")
+rows = explain_views.slice_rows(run.rows("oof"), run.table("slices"), name, found["examples"])
+st.caption(f"{len(rows)} validation images, the {len(found['examples'])} examples first (mistakes, most confident "
+           "first).")
+common.paged_gallery(rows, run, per_page=12, key="slice", cam=common.cam_choice(default="off"))
+
+common.share_link()
