@@ -8,6 +8,8 @@
   python train_cli.py fold RUN_ID K             one fold job on its own (a Slurm or Kubernetes job)
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
   python train_cli.py diagnose RUN_ID           recompute a run's diagnostics without retraining
+  python train_cli.py remedies                  baseline + remedies on the same splits, effects, learning curve
+  python train_cli.py tune --trials 20          Optuna search over k-fold runs (rerun to resume)
   python train_cli.py amazon --categories A,B --meta DIR_OR_URL --per-class N --out DIR
                                                 build an image dataset from Amazon Reviews 2023 metadata
   python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
@@ -35,8 +37,10 @@ DEFAULTS = RunConfig()
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
-def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def train_parser(prog: str | None = None, description: str = __doc__, resume: bool = True) -> argparse.ArgumentParser:
+    """Every RunConfig option; `remedies` and `tune` reuse it (without --resume) and add their own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data", default=DEFAULTS.data, help="folder laid out CLASS/IMAGE, or CSV manifest with path,label and "
                                               "optional group columns (default: the embedded demo dataset)")
@@ -89,11 +93,12 @@ def train_parser() -> argparse.ArgumentParser:
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
     add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "
                                                         "cached under TORCH_HOME (default: %(default)s)")
-    add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
-                                           "taken from the run, except --runs-dir and where folds run)")
-    add("--prepare-only", action="store_true",
-        help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
-             "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
+    if resume:
+        add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
+                                               "taken from the run, except --runs-dir and where folds run)")
+        add("--prepare-only", action="store_true",
+            help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
+                 "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
     where = parser.add_argument_group("where folds run (not part of the run's config: a resumed run may run "
                                       "elsewhere; run.json records each attempt's under `execution`)")
     where.add_argument("--executor", default="local", choices=["local", "ray"],
@@ -183,6 +188,85 @@ def command_diagnose(argv: list[str]) -> int:
         error = run_lifecycle.run_diagnostics_step(entry.path)
     report(entry.path)
     return 1 if error else 0
+
+
+REMEDIES_HELP = """Run a baseline and remedies on the same splits and seed, a learning curve, and the fold-paired
+effects of each remedy (RUNS_DIR/experiments/EXP_ID/). Takes every training option of a normal run.
+
+  python train_cli.py remedies                         the default remedies for this training mode
+  python train_cli.py remedies --remedies list         every remedy, what it overrides, and why one is skipped
+  python train_cli.py remedies --remedies balance-weights,label-smoothing
+"""
+
+TUNE_HELP = """Search hyperparameters with Optuna: every trial a k-fold run on the same CV-only splits, pruned by a
+median rule on the running mean over folds; rerun the same command to resume. The best trial's settings are
+then trained once with the test split (the only test evaluation) and printed as a train_cli.py command.
+
+  python train_cli.py tune --trials 20
+  python train_cli.py tune --trials 20 --space lr=1e-4:1e-2 --space balance=none|weights
+"""
+
+
+def command_remedies(argv: list[str]) -> int:
+    parser = train_parser("train_cli.py remedies", REMEDIES_HELP, resume=False)
+    parser.add_argument("--remedies", default="", help="comma-separated remedy names, or 'list' to show them "
+                                                       "(default: every remedy that applies)")
+    args = vars(parser.parse_args(argv))
+    selection = args.pop("remedies")
+    settings = execution_settings(args)
+    cfg = RunConfig(**args)
+    from core import experiments, remedies
+    from core.executors import open_executor
+    cfg.validate()
+    if selection == "list":
+        print(remedies.describe(cfg, experiments.planned_remedies(cfg, None)[0]))
+        return 0
+    chosen = remedies.parse_selection(selection)
+    with open_executor(settings) as executor:
+        folder = experiments.run_remedies(cfg, chosen, executor, log=_log())
+    print(f"\nExperiment written to {folder}\nRuns: {', '.join(_experiment_runs(folder))}\n"
+          f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {cfg.runs_dir}\n"
+          f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+    return 0
+
+
+def _experiment_runs(folder: Path) -> list[str]:
+    from core import run_store
+    document = run_store.read_json(folder / "experiment.json")
+    return [document["baseline"], *(r["run_id"] for r in document["runs"] if r["run_id"])]
+
+
+def _log():
+    from tqdm.auto import tqdm
+    return tqdm.write  # above any progress bar
+
+
+def command_tune(argv: list[str]) -> int:
+    parser = train_parser("train_cli.py tune", TUNE_HELP, resume=False)
+    add = parser.add_argument
+    add("--trials", type=int, required=True, help="finished trials the study should have (a rerun adds the missing)")
+    add("--metric", default="balanced_accuracy", choices=["balanced_accuracy", "accuracy", "macro_f1"],
+        help="objective: its mean over validation folds (default: %(default)s)")
+    add("--study", default="tune", help="study name, its folder under RUNS_DIR/experiments (default: %(default)s)")
+    add("--space", action="append", default=[], metavar="NAME=LOW:HIGH|NAME=a|b",
+        help="override a searched range or choice list (repeatable); default space: see README")
+    add("--max-concurrent", type=int, default=1,
+        help="trials at once with --executor ray (their folds share the cluster); with the local executor, trials "
+             "run one after another (default: %(default)s)")
+    args = vars(parser.parse_args(argv))
+    options = {key: args.pop(key) for key in ("trials", "metric", "study", "space", "max_concurrent")}
+    settings = execution_settings(args)
+    cfg = RunConfig(**args)
+    from core.executors import open_executor
+    from core.tuning import tune
+    cfg.validate()  # before a Ray instance takes seconds to start
+    with open_executor(settings) as executor:
+        folder = tune(cfg, options["trials"], options["metric"], options["study"], options["space"], executor,
+                      options["max_concurrent"], log=_log())
+    print(f"\nStudy written to {folder}\nOpen the dashboard's Experiments page:\n"
+          f"  streamlit run dashboard/Home.py -- --runs-dir {args['runs_dir']}\n"
+          f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+    return 0
 
 
 def command_amazon(argv: list[str]) -> int:
@@ -398,7 +482,8 @@ def command_explain(argv: list[str]) -> int:
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
-            "report": command_report, "predict": command_predict, "serve": command_serve}
+            "report": command_report, "predict": command_predict, "serve": command_serve,
+            "remedies": command_remedies, "tune": command_tune}
 
 
 def main(argv: list[str]) -> int:

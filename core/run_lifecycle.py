@@ -72,18 +72,70 @@ def new_run_id(runs_dir: Path, name: str) -> str:
 
 # ---------------------------------------------------------------- start
 
-def start_run(cfg: RunConfig) -> Path:
-    """Everything that can reject the input happens before the run folder exists."""
+def apply_splits(samples: pd.DataFrame, splits: pd.DataFrame, folds: int) -> tuple[pd.DataFrame, np.ndarray,
+                                                                                   np.ndarray]:
+    """Keep the samples listed in `splits` (path, split, fold: another run's samples.parquet, possibly
+    filtered) with that run's split and fold, so runs of one experiment share their splits exactly."""
+    given = splits.set_index("path")
+    missing = given.index.difference(samples.path)
+    if len(missing):
+        raise UserError(f"{len(missing)} images of the shared splits are no longer in the data (e.g. {missing[0]}); "
+                        f"the data changed since the reference run: start a new experiment")
+    if given.fold.max() >= folds:
+        raise UserError(f"--folds {folds}: the shared splits have {int(given.fold.max()) + 1} folds; use that many")
+    kept = samples[samples.path.isin(given.index)].reset_index(drop=True)
+    rows = given.loc[kept.path]
+    return kept, rows.split.to_numpy(dtype=object), rows.fold.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def plan_units(cfg: RunConfig, samples: pd.DataFrame, use_groups: bool, backbone: torch.nn.Module, arch: dict,
+               weights_sha256: str | None, image_root: Path):
+    """The units a split moves whole (groups, identical files, near-duplicates when asked).
+    Returns (units, pretrained features or None, seconds spent on them)."""
+    units = split_units(samples, use_groups, "off" if cfg.dedup_groups == "off" else "exact")
+    features, features_seconds = None, 0.0
+    if cfg.dedup_groups == "near":   # the splits need the pretrained features: compute (or read) them first
+        features_started = time.perf_counter()
+        features = pretrained_features(backbone, arch, weights_sha256, cfg, [image_root / p for p in samples.path],
+                                       list(samples.sha256))
+        features_seconds = time.perf_counter() - features_started
+        # float16 as stored in the run, so the diagnostics find exactly the pairs the splits joined
+        units = split_units(samples, use_groups, "near", features.astype(np.float16))
+    return units, features, features_seconds
+
+
+def reference_splits(cfg: RunConfig) -> pd.DataFrame:
+    """path, split, fold as start_run(cfg) would draw them, without starting a run (a study's fixed splits)."""
+    cfg.validate()
+    dataset = scan_dataset(cfg.data)
+    use_groups = dataset.has_groups and cfg.use_groups
+    torch.manual_seed(cfg.seed)
+    classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+    units, *_ = plan_units(cfg, dataset.samples, use_groups, classifier.backbone, arch.to_dict(), weights.sha256,
+                           dataset.root)
+    split, fold = assign_splits(dataset.samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    return pd.DataFrame({"path": dataset.samples.path, "split": split,
+                         "fold": pd.array(np.where(fold >= 0, fold, None), dtype="Int64")})
+
+
+def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict | None = None) -> Path:
+    """Everything that can reject the input happens before the run folder exists.
+
+    splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
+    record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
     # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
     cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
+    if splits is not None:
+        samples, given_split, given_fold = apply_splits(samples, splits, cfg.folds)
     use_groups = dataset.has_groups and cfg.use_groups
-    units = split_units(samples, use_groups, "off" if cfg.dedup_groups == "off" else "exact")
-    # near-duplicates only ever join more: a class too small now stays too small, so say it before any features
-    check_enough_per_class(samples.label, units.unit, cfg.folds, cfg.test_size)
+    if splits is None:
+        # near-duplicates only ever join more: a class too small now stays too small, so say it before any features
+        check_enough_per_class(samples.label, split_units(samples, use_groups, "off" if cfg.dedup_groups == "off"
+                                                          else "exact").unit, cfg.folds, cfg.test_size)
     scan_seconds = time.perf_counter() - started
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
@@ -94,17 +146,15 @@ def start_run(cfg: RunConfig) -> Path:
     log(f"mode: {mode} ({reason})")
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
-    features = None
-    if cfg.dedup_groups == "near":   # the splits need the pretrained features: compute (or read) them first
-        features_started = time.perf_counter()
-        features = pretrained_features(classifier.backbone, arch.to_dict(), weights.sha256, cfg,
-                                       [dataset.root / p for p in samples.path], list(samples.sha256))
-        features_seconds = time.perf_counter() - features_started
-        # float16 as stored in the run, so the diagnostics find exactly the pairs the splits joined
-        units = split_units(samples, use_groups, "near", features.astype(np.float16))
-    split, fold = assign_splits(samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    units, features, features_seconds = plan_units(cfg, samples, use_groups, classifier.backbone, arch.to_dict(),
+                                                   weights.sha256, dataset.root)
+    if splits is None:
+        split, fold = assign_splits(samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    else:   # the units are still recorded; the splits are the shared ones
+        split, fold = given_split, given_fold
+        log(f"splits: shared, {len(samples)} of the reference's {len(splits)} images")
     test_share = float((split == "test").mean())
-    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 else None
+    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits is None else None
     log(describe_units(units.summary))
     if split_warning:
         log(f"warning: {split_warning}")
@@ -135,7 +185,8 @@ def start_run(cfg: RunConfig) -> Path:
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
-        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped})
+        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
+        **(record or {})})
     if features is not None:
         store_backbone_embeddings(run_dir, features, features_seconds)
     log(f"run: {run_dir}")
@@ -177,10 +228,17 @@ def run_diagnostics_step(run_dir: Path) -> str | None:
     return error
 
 
+class StopRun(Exception):
+    """Raised by an on_fold callback to end a run early on purpose (a pruned tuning trial): run.json gets
+    `status` and the message as `error`, and the exception reaches the caller."""
+    status = "stopped"
+
+
 def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = None,
-                 on_fold: Callable[[dict, dict], None] | None = None) -> Path:
+                 on_fold: Callable[[dict, dict], None] | None = None, diagnose: bool = True) -> Path:
     """Run every fold not yet done through `executor` (default: in this process), assemble after each,
-    diagnose; record failure in run.json and re-raise. on_fold(summary, metrics) is called after each fold."""
+    diagnose; record failure in run.json and re-raise. on_fold(summary, metrics) is called after each fold.
+    diagnose=False leaves diagnostics for `train_cli.py diagnose` (run.json's diagnostics_error says so)."""
     run_dir = Path(run_dir)
     executor = executor or LocalExecutor()
     with store.run_lock(run_dir):
@@ -201,7 +259,15 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
                     on_fold(summary, metrics)
             if not todo:
                 assemble(run_dir)
-            run_diagnostics_step(run_dir)
+            if diagnose:
+                run_diagnostics_step(run_dir)
+            else:
+                store.update_run_json(run_dir, diagnostics_error=f"not computed yet; compute them with: "
+                                                                 f"python train_cli.py diagnose {run_dir.name}")
+        except StopRun as stop:
+            store.update_run_json(run_dir, status=stop.status, error=str(stop))
+            log(f"run {run_dir.name} {stop.status}: {stop}")
+            raise
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"

@@ -17,6 +17,7 @@ import pandas as pd
 SCHEMA_VERSION = 1
 RUN_JSON = "run.json"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+EXPERIMENTS_DIR = "experiments"   # RUNS_DIR/experiments/EXP_ID/: results of a group of runs, not a run
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -209,7 +210,8 @@ def list_runs(runs_dir: Path) -> list[RunEntry]:
         return []
     entries = []
     for child in runs_dir.iterdir():
-        if not child.is_dir() or not is_safe_run_id(child.name) or child.name.startswith("."):
+        if (not child.is_dir() or not is_safe_run_id(child.name) or child.name.startswith(".")
+                or child.name == EXPERIMENTS_DIR):
             continue
         entries.append(read_run_entry(child))
     return sorted(entries, key=lambda e: (e.created, e.run_id), reverse=True)
@@ -269,3 +271,28 @@ def read_optional_json(run_dir: Path, name: str):
 def read_embedding(run_dir: Path, space: str) -> np.ndarray | None:
     path = embedding_path(run_dir, space)
     return np.load(path) if path.exists() else None
+
+
+# ---------------------------------------------------------------- experiments (groups of runs)
+
+def experiments_root(runs_dir: Path) -> Path:
+    return Path(runs_dir) / EXPERIMENTS_DIR
+
+
+def list_experiments(runs_dir: Path) -> list[dict]:
+    """experiment.json of every experiment under RUNS_DIR/experiments, newest first (unreadable ones skipped)."""
+    root = experiments_root(runs_dir)
+    found = []
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        path = child / "experiment.json"
+        if child.is_dir() and is_safe_run_id(child.name) and path.is_file():
+            try:
+                found.append({**read_json(path), "path": str(child)})
+            except ValueError:
+                continue
+    return sorted(found, key=lambda e: (e.get("created", ""), e.get("experiment_id", "")), reverse=True)
+
+
+def find_experiment(runs_dir: Path, experiment_id: str) -> dict | None:
+    """Looked up among the listed experiments only: never builds a path from untrusted input."""
+    return next((e for e in list_experiments(runs_dir) if e.get("experiment_id") == experiment_id), None)

@@ -29,7 +29,7 @@ from core.thumbnails import image_path, thumbnail  # noqa: E402
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
               "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Slices": "pages/7_Slices.py",
-              "Review": "pages/9_Review.py"}
+              "Experiments": "pages/8_Experiments.py", "Review": "pages/9_Review.py"}
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
                  "info": ":material/lightbulb:"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
@@ -114,11 +114,7 @@ def setup(title: str) -> Run:
     show, so pages can assume a run with at least one finished fold."""
     st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
     st.session_state["_link_keys"] = ["run"]
-    expected = _expected_password()
-    if not expected:
-        _warn_when_served_beyond_loopback()
-    elif not _password_ok(expected):
-        st.stop()
+    _password_gate()
     run = pick_run()
     if run is None:
         st.stop()
@@ -127,6 +123,10 @@ def setup(title: str) -> Run:
         st.info(f"**{run.run_id} is still training**: showing the {len(run.info.get('folds_done', []))} of "
                 f"{run.folds_planned} folds done so far. Diagnostics appear when all folds are done.",
                 icon=":material/hourglass_top:")
+    elif run.status == "pruned":
+        st.info(f"**This tuning trial was stopped early** ({run.error}): showing the "
+                f"{len(run.info.get('folds_done', []))} of {run.folds_planned} folds it finished.",
+                icon=":material/content_cut:")
     elif run.status == "failed":
         st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
                  icon=":material/error:")
@@ -179,7 +179,23 @@ def run_of(entry: run_store.RunEntry) -> Run:
 
 
 _STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
-                "failed": ":material/error:", "damaged": ":material/broken_image:"}
+                "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:"}
+
+
+def page_setup(title: str) -> None:
+    """Page config and password gate for a page that is not about one run (Experiments)."""
+    st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
+    st.session_state["_link_keys"] = []
+    _password_gate()
+
+
+def _password_gate() -> None:
+    """Stops the page until the password is entered (when secrets.toml sets one)."""
+    expected = _expected_password()
+    if not expected:
+        _warn_when_served_beyond_loopback()
+    elif not _password_ok(expected):
+        st.stop()
 
 
 def _expected_password() -> str | None:

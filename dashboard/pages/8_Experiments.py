@@ -1,0 +1,145 @@
+"""Experiments: what would fix it (remedies with fold-paired effects, learning curve) and hyperparameter studies."""
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+import common
+from core import experiment_views as views
+from core import run_store
+
+common.page_setup("Experiments")
+folder = common.runs_dir()
+experiments = run_store.list_experiments(folder)
+st.title("Experiments")
+if not experiments:
+    st.info(f"No experiments in `{folder}` yet. Start one, then reload this page:\n\n```\n"
+            "python train_cli.py remedies\npython train_cli.py tune --trials 20\n```", icon=":material/science:")
+    st.stop()
+
+ids = [e["experiment_id"] for e in experiments]
+requested = st.query_params.get("experiment")
+if requested is not None and requested not in ids:
+    st.warning(f"There is no experiment called `{requested[:80]}`, so the newest is shown.",
+               icon=":material/search_off:")
+experiment_id = common.choice("Experiment", "experiment", ids, default=requested if requested in ids else ids[0],
+                              where=st.sidebar, help="Remedy experiments and tuning studies, newest first.")
+experiment = run_store.find_experiment(folder, experiment_id)
+
+
+def run_link(run_id: str | None, label: str) -> None:
+    if run_id and run_store.find_run(folder, run_id):
+        st.page_link(common.PAGE_FILES["Home"], label=label, icon=":material/arrow_forward:",
+                     query_params={"run": run_id})
+
+
+def remedies_view() -> None:
+    st.caption(f"Baseline and remedies on the same splits and seed ({experiment['train_mode']} mode). "
+               f"Status: {experiment['status']}.")
+    for skipped in experiment.get("skipped", []):
+        st.caption(f"Skipped **{skipped['remedy']}**: {skipped['reason']}")
+    effects_tab, curve_tab, runs_tab = common.tabs(["Effects", "Learning curve", "Runs"])
+    with effects_tab:
+        effects = views.read_experiment_table(experiment, "effects")
+        if effects is None or effects.empty:
+            st.info("No effects yet: they appear when the remedy runs and the learning curve are done.")
+        else:
+            metrics = views.effect_metrics(effects)
+            metric = common.choice("Metric", "metric", metrics, kind="radio", help="Overall, or one class's recall.")
+            rows = views.forest_rows(effects, metric)
+            figure = px.scatter(rows, x="difference", y="remedy", color="scope", symbol="verdict",
+                                error_x="plus", error_x_minus="minus", hover_data=["low", "high", "verdict"],
+                                labels={"difference": f"{views.metric_label(metric)}: remedy − baseline (points)"},
+                                title=f"Effect on {views.metric_label(metric)}, with 95% intervals")
+            figure.add_vline(x=0, line_dash="dot", line_color="grey")
+            figure.update_traces(marker_size=11)
+            figure.update_layout(height=160 + 60 * rows.remedy.nunique(), legend={"orientation": "h", "y": -0.3},
+                                 scattermode="group")  # validation and test side by side, not on top
+            common.chart(figure)
+            st.caption("An interval that contains 0 is *no measurable effect*. Validation differences are paired "
+                       "fold by fold on the images both runs evaluate with the same label.")
+            notes = (views.read_experiment_json(experiment, "effects") or {}).get("comparisons", [])
+            for note in notes:
+                if note["validation_images_left_out"]:
+                    st.caption(f"**{note['remedy']}** compared on {note['compared_on']}.")
+            st.dataframe(effects, hide_index=True, width="stretch")
+    with curve_tab:
+        table = views.read_experiment_table(experiment, "learning_curve")
+        fit = views.read_experiment_json(experiment, "learning_curve_fit")
+        if table is None or fit is None:
+            st.info("The learning curve appears when it is done.")
+        else:
+            points = views.curve_points(table)
+            lines = views.fitted_lines(fit["fits"], points)
+            figure = px.scatter(points, x="n_train", y="mean", color="label", error_y="std",
+                                labels={"n_train": "training images per fold", "mean": "validation score",
+                                        "label": ""},
+                                title="Validation score by training-set size (mean ± std over folds) "
+                                      "and the fitted power law")
+            for label, line in lines.groupby("label"):
+                colour = next((t.marker.color for t in figure.data if t.name == label), None)
+                figure.add_trace(go.Scatter(x=line.n_train, y=line.score, mode="lines", name=f"{label} (fit)",
+                                            line={"dash": "dash", "color": colour}))
+            figure.update_layout(yaxis_tickformat=".0%", yaxis_range=[0, 1.05], height=460)
+            common.chart(figure)
+            st.markdown("**Would more data help?** Estimated gain from doubling the training data:")
+            st.dataframe(views.doubling_table(fit["fits"]), hide_index=True, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in
+                                        ("gain from doubling (points)", "interval low", "interval high")})
+    with runs_tab:
+        runs = views.experiment_runs(experiment)
+        st.dataframe(runs, hide_index=True, width="stretch")
+        for row in runs.itertuples():
+            run_link(row.run_id, f"{row.remedy}: {row.run_id}")
+
+
+def tune_view() -> None:
+    from optuna import visualization
+
+    best = experiment.get("best")
+    st.caption(f"Optuna study optimising mean validation {experiment['metric']} over folds "
+               f"({experiment['train_mode']} mode); {experiment.get('trials', 0)} trials finished. "
+               f"Status: {experiment['status']}.")
+    if best:
+        st.markdown(f"**Best trial {best['trial']}**: validation {experiment['metric']} {best['value']:.3f}. "
+                    "This score is optimistic: it is the best of many tries on the same folds.")
+        if best.get("test"):
+            value = best["test"]["ensemble"]
+            st.markdown(f"**{best['test']['label']}**: ensemble {experiment['metric']} "
+                        f"{'-' if value is None else f'{value:.3f}'}.")
+        st.code(best["command"], language="bash", wrap_lines=True)
+        run_link(best.get("trial_run_id"), f"best trial's run: {best.get('trial_run_id')}")
+        run_link(best.get("test_run_id"), f"test evaluation run: {best.get('test_run_id')}")
+    trials_tab, history_tab, importance_tab, parallel_tab = common.tabs(
+        ["Trials", "History", "Importances", "Parallel coordinates"])
+    with trials_tab:
+        trials = views.trials_view(views.read_experiment_table(experiment, "trials"))
+        if trials.empty:
+            st.info("No trial has finished yet.")
+        else:
+            st.dataframe(trials.assign(link=trials.run_id.map(lambda r: f"./?run={r}" if r else None)),
+                         hide_index=True, width="stretch",
+                         column_config={"link": st.column_config.LinkColumn("run", display_text="open")})
+    study = views.load_study(experiment)
+    nothing_complete = trials.empty or not (trials.state == "COMPLETE").any()
+    for tab, plot in ((history_tab, visualization.plot_optimization_history),
+                      (importance_tab, visualization.plot_param_importances),
+                      (parallel_tab, visualization.plot_parallel_coordinate)):
+        with tab:
+            if nothing_complete:
+                st.info("Optuna's figures appear when a trial has completed.")
+            else:
+                common.chart(plot(study))
+
+
+if experiment is None:
+    st.error("That experiment cannot be read.")
+elif experiment["kind"] == "remedies":
+    st.subheader(f"Remedies: {experiment_id}")
+    remedies_view()
+else:
+    st.subheader(f"Tuning study: {experiment_id}")
+    tune_view()
+
+common.share_link()
