@@ -10,7 +10,7 @@ from matplotlib.path import Path as Polygon
 
 # Beyond this many points the map draws a fixed random sample: the browser's drawing and the page's payload
 # grow with every point, while the picture (where classes lie, where they mix) is already clear.
-MAP_POINT_BUDGET = 20_000
+MAP_POINT_BUDGET = 10_000
 
 
 def drawn_points(points: pd.DataFrame, budget: int = MAP_POINT_BUDGET, seed: int = 0) -> pd.DataFrame:

@@ -63,10 +63,8 @@ def map_figure(run: common.Run, space: str, color: str, only: str, projection: s
         colors = common.category_colors(color, run.classes)
         for value, group in drawn.groupby("color", sort=False):
             trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
-    shown = f"{len(points)} images" if len(drawn) == len(points) else \
-        f"{len(drawn)} of {len(points)} images drawn, a selection takes all of them"
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
-                               f"to see the images ({shown})",
+                               f"to see the images ({len(points)} images)",
                          xaxis_title="map x", yaxis_title="map y", height=620, dragmode="lasso",
                          legend={"itemsizing": "constant"})
     return figure
@@ -87,12 +85,16 @@ if not from_umap:
 
 figure = common.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
 event = common.chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
+points = common.cached(space_points, run, space, color, only)   # every point, drawn or not
+drawn = len(map_views.drawn_points(points))
+if drawn < len(points):
+    st.caption(f"{drawn} of the {len(points)} images are drawn (a random sample, so the map stays quick); a "
+               "selection takes every image inside it, drawn or not.")
 
-# The selection's region applied to every point, drawn or not (the chart only knows the drawn ones).
-selected = map_views.points_in_region(common.cached(space_points, run, space, color, only), event.selection) \
-    if event else []
+# The selection's region applied to every point (the chart only knows the drawn ones).
+selected = map_views.points_in_region(points, event.selection) if event else []
 if selected:
-    chosen = views.selected_rows(common.cached(space_points, run, space, color, only), selected)
+    chosen = views.selected_rows(points, selected)
     st.subheader(f"{len(chosen)} selected images")
     st.caption(f"{int((~chosen['correct']).sum())} of them are mistakes, shown first (most confident first).")
     common.paged_gallery(chosen, run, key="selection")
