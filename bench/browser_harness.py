@@ -17,8 +17,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-# Drawn: no "running" indicator, no loading skeletons, and every chart container has drawn its plot.
-DRAWN = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+# Drawn: the script run has finished (the app's script state; the "running" indicator only shows after a
+# delay, so alone it can pass before a slow page has sent its charts), no loading skeletons, and every chart
+# container has drawn its plot.
+DRAWN = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+  && !document.querySelector('[data-testid="stStatusWidget"]')
   && !document.querySelector('[data-testid="stSkeleton"]')
   && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))
   && [...document.images].every(i => i.complete)"""

@@ -68,6 +68,11 @@ class Run:
     def table(self, name: str) -> pd.DataFrame | None:
         return _table(self.path, self.signature, name)
 
+    def has(self, name: str) -> bool:
+        """Whether the run has this table yet, without reading it (predictions of 100k images: half a million
+        rows, and every cached read of a table copies it)."""
+        return (Path(self.path) / f"{name}.parquet").exists()
+
     def json(self, name: str) -> Any:
         return _json(self.path, self.signature, name)
 
@@ -132,7 +137,7 @@ def setup(title: str) -> Run:
                  icon=":material/error:")
     import review_list  # noqa: PLC0415  (it imports this module)
     review_list.sidebar(run)
-    if run.table("predictions") is None or run.json("metrics") is None:
+    if not run.has("predictions") or run.json("metrics") is None:
         st.info("No fold has finished yet, so there is nothing to show. This page updates when one does.")
         st.stop()
     return run

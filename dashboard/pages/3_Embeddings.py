@@ -3,20 +3,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import common
 import review_list
-from core import run_store, views
+from core import map_views, run_store, views
 
 run = common.setup("Embeddings")
 
 
-def space_points(run: common.Run, space: str, color: str) -> pd.DataFrame:
+def space_points(run: common.Run, space: str, color: str, only: str = "all") -> pd.DataFrame:
     """Map coordinates of `space` (UMAP, or a PCA stand-in until the diagnostics have run) with what to
-    colour and hover."""
+    colour, restricted to images whose label or prediction is `only`: every point a selection can take."""
     maps = run.table("umap")
     if maps is not None and (maps["space"] == space).any():
         coords = maps[maps["space"] == space]
@@ -24,9 +25,9 @@ def space_points(run: common.Run, space: str, color: str) -> pd.DataFrame:
         coords = views.pca_2d(run_store.read_embedding(Path(run.path), space))
     rows = views.space_rows(run.table("predictions"), run.table("samples"), run.classes, space)
     points = views.embedding_points(coords, rows, color)
-    points["hover"] = (points["path"] + "<br>label " + points["true_name"] + " → predicted " + points["pred_name"]
-                       + " (" + (100 * points["confidence"]).round(1).astype(str) + "%)")
-    return points
+    if only != "all":
+        points = points[(points["true_name"] == only) | (points["pred_name"] == only)]
+    return points.reset_index(drop=True)
 
 
 def map_spaces(run: common.Run) -> tuple[list[str], bool]:
@@ -39,23 +40,29 @@ def map_spaces(run: common.Run) -> tuple[list[str], bool]:
 
 
 def map_figure(run: common.Run, space: str, color: str, only: str, projection: str) -> go.Figure:
-    """The scatter (Scattergl: 50k points stay fluid), built once per view and cached."""
-    points = space_points(run, space, color)
-    if only != "all":
-        points = points[(points["true_name"] == only) | (points["pred_name"] == only)]
+    """The scatter (Scattergl), built once per view and cached. Beyond `map_views.MAP_POINT_BUDGET` points it
+    draws a fixed sample; a selection still takes every point in its region. Coordinates and hover values
+    travel as typed arrays (float32), the hover text is put together in the browser by a template."""
+    points = common.cached(space_points, run, space, color, only)
+    drawn = map_views.drawn_points(points)
     figure = go.Figure()
-    size = 4 if len(points) > 5000 else 7
+    size = 4 if len(drawn) > 5000 else 7
+    hover = "%{text} (%{customdata[1]:.0%})<br>image %{customdata[0]}<extra>%{fullData.name}</extra>"
+
+    def trace(part: pd.DataFrame, name: str, marker: dict) -> None:
+        figure.add_scattergl(x=part["x"].to_numpy(np.float32), y=part["y"].to_numpy(np.float32), mode="markers",
+                             name=name, marker=marker, hovertemplate=hover,
+                             customdata=part[["sample_id", "confidence"]].to_numpy(np.float32),
+                             text=(part["true_name"] + " → " + part["pred_name"]).tolist())
+
     if color == "confidence":
-        figure.add_scattergl(x=points["x"], y=points["y"], mode="markers", customdata=points["sample_id"],
-                             hovertext=points["hover"], hoverinfo="text", name="confidence",
-                             marker={"size": size, "color": points["color"], "colorscale": "Viridis", "cmin": 0,
-                                     "cmax": 1, "colorbar": {"title": {"text": "confidence"}}})
+        trace(drawn, "confidence", {"size": size, "color": drawn["color"].to_numpy(np.float32),
+                                    "colorscale": "Viridis", "cmin": 0, "cmax": 1,
+                                    "colorbar": {"title": {"text": "confidence"}}})
     else:
         colors = common.category_colors(color, run.classes)
-        for value, group in points.groupby("color", sort=False):
-            figure.add_scattergl(x=group["x"], y=group["y"], mode="markers", name=str(value),
-                                 customdata=group["sample_id"], hovertext=group["hover"], hoverinfo="text",
-                                 marker={"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
+        for value, group in drawn.groupby("color", sort=False):
+            trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
                                f"to see the images ({len(points)} images)",
                          xaxis_title="map x", yaxis_title="map y", height=620, dragmode="lasso",
@@ -78,10 +85,16 @@ if not from_umap:
 
 figure = common.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
 event = common.chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
+points = common.cached(space_points, run, space, color, only)   # every point, drawn or not
+drawn = len(map_views.drawn_points(points))
+if drawn < len(points):
+    st.caption(f"{drawn} of the {len(points)} images are drawn (a random sample, so the map stays quick); a "
+               "selection takes every image inside it, drawn or not.")
 
-selected = [int(p["customdata"]) for p in (event.selection.points if event else []) if "customdata" in p]
+# The selection's region applied to every point (the chart only knows the drawn ones).
+selected = map_views.points_in_region(points, event.selection) if event else []
 if selected:
-    chosen = views.selected_rows(common.cached(space_points, run, space, color), selected)
+    chosen = views.selected_rows(points, selected)
     st.subheader(f"{len(chosen)} selected images")
     st.caption(f"{int((~chosen['correct']).sum())} of them are mistakes, shown first (most confident first).")
     common.paged_gallery(chosen, run, key="selection")

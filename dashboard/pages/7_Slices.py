@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import common
-from core import explain_views, run_store, views
+from core import explain_views, map_views, run_store, views
 
 run = common.setup("Failing slices")
 
@@ -23,9 +24,10 @@ def slice_map(run: common.Run, space: str, name: str) -> go.Figure:
     figure = go.Figure()
     for inside, style in ((False, {"size": 5, "color": "#c7c7c7"}), (True, {"size": 9, "color": "#d62728"})):
         part = points[points["in_slice"] == inside]
-        figure.add_scattergl(x=part["x"], y=part["y"], mode="markers", marker=style,
-                             name=name if inside else "other images", hovertext=part["path"] + "<br>" + part["label"],
-                             hoverinfo="text")
+        part = part if inside else map_views.drawn_points(part)   # the slice whole, the rest to the point budget
+        figure.add_scattergl(x=part["x"].to_numpy(np.float32), y=part["y"].to_numpy(np.float32), mode="markers",
+                             marker=style, name=name if inside else "other images",
+                             hovertext=part["path"] + "<br>" + part["label"], hoverinfo="text")
     figure.update_layout(title=f"{name} on the {space} map: its {int(points['in_slice'].sum())} images in red "
                                "(test split included)",
                          xaxis_title="map x", yaxis_title="map y", height=480, legend={"orientation": "h"})
