@@ -5,6 +5,7 @@ on the training machine that has neither; `run_diagnostics` then fails at its fi
 """
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,19 +34,18 @@ BACKBONE = "backbone"
 
 
 def _require_optional() -> None:
-    missing = []
-    for module, package in (("umap", "umap-learn"), ("cleanlab", "cleanlab")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    # found, not imported: umap-learn's import costs seconds (numba) that a rerun with cached maps never needs
+    missing = [package for module, package in (("umap", "umap-learn"), ("cleanlab", "cleanlab"))
+               if importlib.util.find_spec(module) is None]
     if missing:
         raise ImportError(f"diagnostics need {' and '.join(missing)}: pip install {' '.join(missing)}")
 
 
-def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print) -> dict:
+def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print,
+                    cache_dir: str | Path | None = None) -> dict:
     """Compute every diagnostic of a run and write them into it; returns diagnostics.json's content
-    with the findings document under "findings_document"."""
+    with the findings document under "findings_document". Cached maps are kept in `cache_dir`, by default
+    the run's own cache directory (a benchmark passes a fresh one to time the uncached work)."""
     _require_optional()   # fail before a minute of work, not after
     th = thresholds or Thresholds()
     run = load_run(run_dir)
@@ -97,7 +97,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
-    maps = umap_maps(spaces, th, run.info["config"].get("cache_dir"))
+    maps = umap_maps(spaces, th, cache_dir or run.info["config"].get("cache_dir"))
     step("umap")
     diag["seconds"] = seconds
 
