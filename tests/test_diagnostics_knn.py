@@ -32,3 +32,23 @@ def test_knn_caps_k_at_the_number_of_other_rows():
     index, _ = knn(_unit(4, 5, seed=3), 15)
     assert index.shape == (4, 3)
     assert all(sorted(row) == sorted(set(range(4)) - {i}) for i, row in enumerate(index.tolist()))
+
+
+def test_a_prepared_space_is_read_back_from_the_cache_when_embedding_and_settings_are_unchanged(tmp_path,
+                                                                                                monkeypatch):
+    from core.diagnostics import neighbours
+    from core.diagnostics.thresholds import Thresholds
+    embedding = _unit(200, 64, seed=4).astype(np.float16)
+    first = neighbours.prepare("backbone", embedding, Thresholds(), tmp_path)
+
+    def must_not_run(*args):
+        raise AssertionError("the kNN graph was computed again although it was cached")
+    monkeypatch.setattr(neighbours, "knn", must_not_run)
+    again = neighbours.prepare("fold0", embedding, Thresholds(), tmp_path)
+    assert again.name == "fold0"
+    for part in ("unit", "index", "similarity"):
+        np.testing.assert_array_equal(getattr(again, part), getattr(first, part))
+    monkeypatch.undo()
+    neighbours.prepare("backbone", embedding, Thresholds(neighbours=5), tmp_path)
+    neighbours.prepare("backbone", embedding[::-1].copy(), Thresholds(), tmp_path)
+    assert len(list((tmp_path / "spaces").glob("*_index.npy"))) == 3

@@ -44,7 +44,7 @@ def _require_optional() -> None:
 def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print,
                     cache_dir: str | Path | None = None) -> dict:
     """Compute every diagnostic of a run and write them into it; returns diagnostics.json's content
-    with the findings document under "findings_document". Cached maps are kept in `cache_dir`, by default
+    with the findings document under "findings_document". Cached kNN graphs and maps are kept in `cache_dir`, by default
     the run's own cache directory (a benchmark passes a fresh one to time the uncached work)."""
     _require_optional()   # fail before a minute of work, not after
     th = thresholds or Thresholds()
@@ -79,10 +79,11 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
     step("label_issues")
 
+    cache_dir = cache_dir or run.info["config"].get("cache_dir")
     spaces = []
     for name in run.info["spaces"]:
         embedding = np.load(run_store.embedding_path(run.run_dir, name), mmap_mode="r")
-        spaces.append(prepare(name, embedding, th))
+        spaces.append(prepare(name, embedding, th, cache_dir))
     step("neighbours")
 
     backbone = next(s for s in spaces if s.name == BACKBONE)
@@ -97,7 +98,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
-    maps = umap_maps(spaces, th, cache_dir or run.info["config"].get("cache_dir"))
+    maps = umap_maps(spaces, th, cache_dir)
     step("umap")
     diag["seconds"] = seconds
 
