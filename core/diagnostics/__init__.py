@@ -44,8 +44,8 @@ def _require_optional() -> None:
 def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print,
                     cache_dir: str | Path | None = None) -> dict:
     """Compute every diagnostic of a run and write them into it; returns diagnostics.json's content
-    with the findings document under "findings_document". Cached kNN graphs and maps are kept in `cache_dir`, by default
-    the run's own cache directory (a benchmark passes a fresh one to time the uncached work)."""
+    with the findings document under "findings_document". kNN graphs and maps are cached in `cache_dir`, by
+    default the run's own cache directory (a benchmark passes a fresh one to time the uncached work)."""
     _require_optional()   # fail before a minute of work, not after
     th = thresholds or Thresholds()
     run = load_run(run_dir)

@@ -43,7 +43,7 @@ def reduce(embedding: np.ndarray, dims: int, fit_rows: int, seed: int) -> np.nda
 def knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of every row by cosine (self excluded), nearest first: deterministic, never N x N.
 
-    faiss's exact inner-product search (on unit vectors, cosine) with its own blocked top-k: 1.57x faster than
+    faiss's exact inner-product search (on unit vectors, cosine) with its own blocked top-k: 1.6-2.7x faster than
     scikit-learn's brute force on a 50,000 x 50 space here, the same neighbours but for float32 near-ties
     (bench/bench_diagnostics.py --compare-knn)."""
     import faiss   # lazy: `--dedup-groups near` on the training path is the only other caller
@@ -61,12 +61,13 @@ def knn(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cache_stem(cache_dir: str | Path, embedding: np.ndarray, th: Thresholds) -> Path:
-    from importlib.metadata import version
+    import faiss
+    import sklearn
     digest = hashlib.sha256()
     for start in range(0, len(embedding), CHUNK_ROWS):   # a memory-mapped embedding stays on disk
         digest.update(np.ascontiguousarray(embedding[start:start + CHUNK_ROWS]).tobytes())
     digest.update(f"{embedding.shape}|{embedding.dtype}|{th.pca_dims}|{th.pca_fit_rows}|{th.seed}|{th.neighbours}|"
-                  f"scikit-learn {version('scikit-learn')}|faiss-cpu {version('faiss-cpu')}".encode())
+                  f"scikit-learn {sklearn.__version__}|faiss {faiss.__version__}".encode())
     return Path(cache_dir) / "spaces" / digest.hexdigest()
 
 
