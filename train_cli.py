@@ -87,8 +87,8 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="finetune: resident = decode every image once into device memory and augment whole batches there; "
              "loader = DataLoader workers; auto = resident on CUDA when the images fit (default: %(default)s)")
     add("--threads", type=int, default=DEFAULTS.threads,
-        help="torch CPU threads in every fold job, whatever runs it (results depend on it); 0 = torch's default "
-             "on this machine, recorded in the run (default: %(default)s)")
+        help="torch CPU threads in every fold job, whatever runs it (results depend on it); 0 = 1 in head mode, "
+             "else torch's default on this machine, recorded in the run (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
     add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
     add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "

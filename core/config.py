@@ -78,8 +78,8 @@ class RunConfig:
     compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only)
     num_workers: int = -1              # DataLoader workers; -1 = pick from the CPU count
     image_input: str = "auto"          # finetune: auto | resident (decoded once, augmented on the device) | loader
-    threads: int = 0                   # torch CPU threads in every fold job, whatever runs it; 0 = torch's default
-                                       # where the run starts (start_run records the number it resolved to)
+    threads: int = 0                   # torch CPU threads in every fold job, whatever runs it; 0 = 1 in head mode,
+                                       # else torch's default where the run starts (start_run records the number)
     # bookkeeping
     name: str = ""
     runs_dir: str = "runs"

@@ -6,9 +6,7 @@ Ray worker or as its own command on a cluster node, and a crashed run resumes fo
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -60,31 +58,9 @@ def _train_loader(inputs, labels: np.ndarray, cfg: RunConfig, generator: torch.G
     return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler)
 
 
-@contextmanager
-def cpu_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
               fold: int, num_classes: int):
-    """Head mode: a linear layer on frozen backbone features.
-
-    One CPU thread: a linear head's operations are too small to split, and extra threads only wait on each
-    other (a demo fold took 12.7 s with 2 threads and 0.7 s with 1 on a busy 2-core machine).
-    """
-    if device.type == "cpu":
-        with cpu_threads(1):
-            return _fit_head_on(features, labels, parts, cfg, device, fold, num_classes)
-    return _fit_head_on(features, labels, parts, cfg, device, fold, num_classes)
-
-
-def _fit_head_on(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
-                 fold: int, num_classes: int):
+    """Head mode: a linear layer on frozen backbone features (on one CPU thread by default: fold_threads)."""
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     head = nn.Linear(features.shape[1], num_classes)
     x = torch.from_numpy(features)

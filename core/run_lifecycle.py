@@ -42,6 +42,16 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def fold_threads(requested: int, mode: str) -> int:
+    """The torch thread count of every fold job; 0 chooses. A head fold multiplies matrices of a few thousand
+    numbers, where a second thread only waits, and spins while other processes hold the cores: the demo's
+    head folds took 0.5-2 s with one thread against 7-26 s with two on a loaded 2-core machine, with the same
+    metrics (bench/bench_warm.py). Finetuning keeps torch's default for this machine."""
+    if requested:
+        return requested
+    return 1 if mode == "head" else torch.get_num_threads()
+
+
 def resolve_train_mode(requested: str, device: torch.device) -> tuple[str, str]:
     if requested != "auto":
         return requested, f"--train-mode {requested} was asked for"
@@ -124,8 +134,6 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
     record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
-    # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
-    cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     samples = dataset.samples
@@ -144,6 +152,8 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     device = pick_device()
     mode, reason = resolve_train_mode(cfg.train_mode, device)
     log(f"mode: {mode} ({reason})")
+    # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
+    cfg = dataclasses.replace(cfg, threads=fold_threads(cfg.threads, mode))
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     units, features, features_seconds = plan_units(cfg, samples, use_groups, classifier.backbone, arch.to_dict(),

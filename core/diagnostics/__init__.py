@@ -5,6 +5,7 @@ on the training machine that has neither; `run_diagnostics` then fails at its fi
 """
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,19 +37,18 @@ BACKBONE = "backbone"
 
 
 def _require_optional() -> None:
-    missing = []
-    for module, package in (("umap", "umap-learn"), ("cleanlab", "cleanlab")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    # found, not imported: umap-learn's import costs seconds (numba) that a rerun with cached maps never needs
+    missing = [package for module, package in (("umap", "umap-learn"), ("cleanlab", "cleanlab"))
+               if importlib.util.find_spec(module) is None]
     if missing:
         raise ImportError(f"diagnostics need {' and '.join(missing)}: pip install {' '.join(missing)}")
 
 
-def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print) -> dict:
+def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Callable[[str], None] = print,
+                    cache_dir: str | Path | None = None) -> dict:
     """Compute every diagnostic of a run and write them into it; returns diagnostics.json's content
-    with the findings document under "findings_document"."""
+    with the findings document under "findings_document". kNN graphs and maps are cached in `cache_dir`, by
+    default the run's own cache directory (a benchmark passes a fresh one to time the uncached work)."""
     _require_optional()   # fail before a minute of work, not after
     th = thresholds or Thresholds()
     run = load_run(run_dir)
@@ -82,10 +82,11 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
     step("label_issues")
 
+    cache_dir = cache_dir or run.info["config"].get("cache_dir")
     spaces = []
     for name in run.info["spaces"]:
         embedding = np.load(run_store.embedding_path(run.run_dir, name), mmap_mode="r")
-        spaces.append(prepare(name, embedding, th))
+        spaces.append(prepare(name, embedding, th, cache_dir))
     step("neighbours")
 
     backbone = next(s for s in spaces if s.name == BACKBONE)
@@ -109,7 +110,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     members, diag["slices"] = failing_slices(spaces, run.samples, oof, classes, properties, th)
     step("slices")
 
-    maps = umap_maps(spaces, th, run.info["config"].get("cache_dir"))
+    maps = umap_maps(spaces, th, cache_dir)
     step("umap")
     diag["seconds"] = seconds
 
