@@ -103,3 +103,11 @@ def test_slice_rows_put_the_examples_first_then_mistakes() -> None:
 def open_page_slow(page: str, **params: str):
     """Pages that compute class activation maps on first view: torch on a busy CPU."""
     return open_page(page, timeout=180, **params)
+
+
+def test_slices_page_finds_images_like_the_slice(slice_env) -> None:
+    app = open_page_slow("Slices", run=slice_env.name, slice="slice1")
+    app.session_state["like"] = True   # the "Images like this slice" expander, opened
+    app.run()
+    assert not app.exception, app.exception[0].stack_trace
+    assert any(box.label == "Embedding space" for box in app.selectbox)

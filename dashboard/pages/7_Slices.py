@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import common
+import review_list
 from core import explain_views, map_views, run_store, views
 
 run = common.setup("Failing slices")
@@ -83,5 +84,9 @@ rows = explain_views.slice_rows(run.rows("oof"), run.table("slices"), name, foun
 st.caption(f"{len(rows)} validation images, the {len(found['examples'])} examples first (mistakes, most confident "
            "first).")
 common.paged_gallery(rows, run, per_page=12, key="slice", cam=common.cam_choice(default="off"))
+like = st.expander("Images like this slice", key="like", on_change="rerun", icon=":material/search:")
+if like.open:   # the neighbour index is built only when asked for
+    with like:
+        review_list.similar_section(run, rows["sample_id"].tolist(), "slice", default_space=found["space"])
 
 common.share_link()
