@@ -48,3 +48,15 @@ def test_the_home_page_downloads_the_html_report(server: str, browser, tmp_path:
     html = saved.read_text()
     assert saved.name == f"report-{COMPLETE}.html" and html.startswith("<!DOCTYPE html>")
     assert f"{server}/Classes?run={COMPLETE}" in html  # sections link back to this dashboard
+
+
+def test_a_sidebar_link_keeps_the_run_being_looked_at(server: str, browser) -> None:  # noqa: F811
+    """Streamlit's page links drop the URL's parameters; the next page must still show the same run."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{server}/?run={RUNNING}")
+    wait_until_drawn(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Classes", exact=True).click()
+    page.wait_for_selector('h1:has-text("Classes")', timeout=60000)
+    wait_until_drawn(page)
+    page.wait_for_function(f"() => location.search.includes('run={RUNNING}')", timeout=30000)
+    assert "Pick a run in the sidebar" not in page.inner_text("body")
