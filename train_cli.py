@@ -336,7 +336,8 @@ def command_clean(argv: list[str]) -> int:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
-    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates, args.out)
+    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
+                                output_file(args.out))
     counts = run_store.read_json(review)["counts"]
     print(f"wrote {args.out} ({counts['drop']} dropped) and {review}\ntrain on it:\n  "
           f"{cleaning.training_command(args.out)}")
@@ -380,7 +381,7 @@ def command_report(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from core import report, run_store
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
-    out = Path(args.out or f"report-{args.run_id}.html")
+    out = output_file(args.out or f"report-{args.run_id}.html")
     html = report.build_report(run_dir, args.dashboard_url)
     with run_store.atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -403,15 +404,20 @@ def command_predict(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from core import predict, run_store
     from core.run_lifecycle import describe_device
+    out = output_file(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)
     ensemble = predict.load_ensemble(run_dir)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
           f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
     table = predict.predict_files(ensemble, paths, tta=args.tta)
-    table.to_csv(args.out, index=False)
+    if table["error"].notna().all():  # nothing to write: keep whatever CSV is there
+        first = table.iloc[0]
+        raise UserError(f"predict: none of the {len(table)} files could be classified ({first['path']}: "
+                        f"{first['error']}); give image files or folders of images")
+    table.to_csv(out, index=False)
     print(predict.printable(table))
-    print(f"\nwrote {args.out}", file=sys.stderr)
+    print(f"\nwrote {out}", file=sys.stderr)
     return 0
 
 
@@ -486,6 +492,13 @@ COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": co
             "remedies": command_remedies, "tune": command_tune}
 
 
+def output_file(path: str, option: str = "--out") -> Path:
+    """A file to write: refused at once when it names a folder, before any work is done."""
+    if Path(path).is_dir():
+        raise UserError(f"{option} {path} is a folder; give the path of a file to write")
+    return Path(path)
+
+
 def main(argv: list[str]) -> int:
     if not sys.stderr.isatty():  # progress bars in a log file are only escape codes
         os.environ.setdefault("TQDM_DISABLE", "1")
@@ -498,8 +511,10 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:  # the pipeline has printed the run's --resume command
         print("\ninterrupted", file=sys.stderr)
         return 1
-    except Exception as exc:  # recorded in run.json by the pipeline; one line here, not a traceback
-        print(f"error: training failed: {type(exc).__name__}: {exc} (details in the run's run.json)", file=sys.stderr)
+    except Exception as exc:  # one line here, not a traceback; a training failure is also recorded in run.json
+        where = f"{argv[0]} failed" if command else "training failed"
+        details = "" if command else " (details in the run's run.json)"
+        print(f"error: {where}: {type(exc).__name__}: {exc}{details}", file=sys.stderr)
         return 1
 
 

@@ -86,3 +86,15 @@ def test_an_unknown_run_or_no_files_is_bad_input(tiny_runs, tmp_path, capsys):  
     assert train_cli.main(["predict", run.name, str(tmp_path / "empty"), "--runs-dir", str(run.parent)]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith("error: run no-such-run: no such run") and "no files found" in errors[1]
+
+
+def test_nothing_classifiable_or_a_folder_as_out_is_bad_input_and_writes_nothing(tiny_runs, tmp_path,  # noqa: F811
+                                                                                  capsys):
+    run = tiny_runs["head"]
+    (tmp_path / "notes.jpg").write_text("not an image")
+    code, table = run_predict(run, tmp_path, str(tmp_path / "notes.jpg"), str(tmp_path / "missing.png"))
+    assert code == 2 and table is None
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: predict: none of the 2 files")
+    assert train_cli.main(["predict", run.name, str(tmp_path / "notes.jpg"), "--out", str(tmp_path),
+                           "--runs-dir", str(run.parent)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path} is a folder; give the path of a file to write"
