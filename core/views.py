@@ -317,6 +317,21 @@ def duplicate_ids(duplicates: pd.DataFrame | None) -> set[int]:
 
 # ---------------------------------------------------------------- compare
 
+# Config fields that say where a run came from or went, not how it was trained.
+BOOKKEEPING = ("data", "name", "runs_dir", "cache_dir", "num_workers")
+
+
+def setting_differences(configs: dict[str, dict]) -> list[str]:
+    """One line per training setting that differs between the compared runs' configs (run id -> config), e.g.
+    "folds: 5 in A, 3 in B": a difference in scores may come from these as much as from the data."""
+    keys = sorted({key for config in configs.values() for key in config} - set(BOOKKEEPING))
+    lines = []
+    for key in keys:
+        values = {run_id: config.get(key) for run_id, config in configs.items()}
+        if len({repr(value) for value in values.values()}) > 1:
+            lines.append(f"{key}: " + ", ".join(f"{value} in {run_id}" for run_id, value in values.items()))
+    return lines
+
 def compare_headline(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
     """Runs as rows: validation mean ± std of each headline metric, test mean, and the train-val gap."""
     rows = []

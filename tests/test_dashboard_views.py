@@ -124,3 +124,10 @@ def test_label_issue_rows_show_rank_within_its_part_the_flag_and_the_test_marker
     before_ranking = issues[["sample_id", "path", "label", "suggested_label", "quality"]]   # older runs
     old = views.label_issue_rows(before_ranking)
     assert old["flagged"].all() and not old["affects_test_metric"].any() and (old["split"] == "cv").all()
+
+
+def test_setting_differences_name_each_training_setting_that_differs_and_ignore_bookkeeping():
+    a = {"folds": 5, "lr": 0.001, "seed": 0, "data": "a.csv", "name": "x", "runs_dir": "runs"}
+    b = {"folds": 3, "lr": 0.001, "seed": 0, "data": "cleaned.csv", "name": "cleaned", "runs_dir": "elsewhere"}
+    assert views.setting_differences({"A": a, "B": b}) == ["folds: 5 in A, 3 in B"]
+    assert views.setting_differences({"A": a, "C": dict(a)}) == []

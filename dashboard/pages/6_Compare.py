@@ -28,6 +28,10 @@ if not chosen:
 # Every compared run is looked up among the listed runs only.
 entries = [run_store.find_run(folder, run_id) for run_id in [run.run_id, *chosen]]
 metrics = {entry.run_id: run_store.read_json(entry.path / "metrics.json") for entry in entries if entry}
+differences = views.setting_differences({entry.run_id: entry.info["config"] for entry in entries if entry})
+if differences:
+    st.info("These runs were trained with different settings, so their scores differ for that reason too:  \n"
+            + "  \n".join(f"`{line}`" for line in differences), icon=":material/tune:")
 
 pairs = cleaned_compare.cleaning_pairs({entry.run_id: entry.info for entry in entries if entry})
 if pairs:
