@@ -34,12 +34,19 @@ if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help mu
     from core.executors import ExecutionSettings
 
 DEFAULTS = RunConfig()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (exit 2 through main), not the usage text: `--help` shows that."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
 def train_parser(prog: str | None = None, description: str = __doc__, resume: bool = True) -> argparse.ArgumentParser:
     """Every RunConfig option; `remedies` and `tune` reuse it (without --resume) and add their own."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
+    parser = OneLineParser(prog=prog, description=description, allow_abbrev=False,  # --fold is not --folds
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data", default=DEFAULTS.data, help="folder laid out CLASS/IMAGE, or CSV manifest with path,label and "
@@ -162,7 +169,7 @@ def report(run_dir: Path) -> None:
 
 
 def command_weights(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="train_cli.py weights",
+    parser = OneLineParser(prog="train_cli.py weights",
                                      description="Fetch and cache ImageNet weights (under TORCH_HOME).")
     parser.add_argument("--model", default=DEFAULTS.model, help="(default: %(default)s)")
     args = parser.parse_args(argv)
@@ -175,7 +182,7 @@ def command_weights(argv: list[str]) -> int:
 
 
 def command_diagnose(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="train_cli.py diagnose", description="Recompute a run's diagnostics.")
+    parser = OneLineParser(prog="train_cli.py diagnose", description="Recompute a run's diagnostics.")
     parser.add_argument("run_id")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
@@ -274,7 +281,7 @@ def command_amazon(argv: list[str]) -> int:
     from core.sources.settings import AmazonSettings, HttpSettings
     default = {f.name: f.default for f in fields(AmazonSettings)}
     http = HttpSettings()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_cli.py amazon", description="Build a grouped image dataset (folder + manifest.csv, group = "
         "parent_asin) from Amazon Reviews 2023 item metadata files meta_<Category>.jsonl[.gz].")
     add = parser.add_argument
@@ -319,7 +326,7 @@ def command_amazon(argv: list[str]) -> int:
 
 
 def command_clean(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="train_cli.py clean", description=(
+    parser = OneLineParser(prog="train_cli.py clean", description=(
         "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside it, dropping what the "
         "run's diagnostics flag. The run itself is not changed."))
     parser.add_argument("run_id")
@@ -345,7 +352,7 @@ def command_clean(argv: list[str]) -> int:
 
 
 def command_fold(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_cli.py fold", description="Run one fold job of a run here, e.g. as one task of a Slurm array. "
         "It writes only folds/foldK/ (in one rename; a fold already done is left as it is). When every fold is "
         "done, `python train_cli.py --resume RUN_ID` assembles and diagnoses the run.")
@@ -368,7 +375,7 @@ def command_fold(argv: list[str]) -> int:
 
 
 def command_report(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_cli.py report",
         description="Write one self-contained HTML report of a run: opens offline in any browser (plotly.js and "
                     "thumbnails embedded), readable by someone who never saw the dashboard.")
@@ -390,7 +397,7 @@ def command_report(argv: list[str]) -> int:
 
 
 def command_predict(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_cli.py predict",
         description="Classify images with a run's fold models as an ensemble (mean probability, like the run's "
                     "test ensemble). Prints a table and writes a CSV with every class's probability.")
@@ -422,7 +429,7 @@ def command_predict(argv: list[str]) -> int:
 
 
 def command_serve(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_cli.py serve",
         description="Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs at /docs.")
     parser.add_argument("run_id")
@@ -462,7 +469,7 @@ def command_serve(argv: list[str]) -> int:
 
 
 def command_explain(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="train_cli.py explain",
+    parser = OneLineParser(prog="train_cli.py explain",
                                      description="Precompute class activation maps (predicted and true class) of "
                                                  "every misclassified validation and test image, into the cache.")
     parser.add_argument("run_id")
@@ -504,6 +511,11 @@ def main(argv: list[str]) -> int:
         os.environ.setdefault("TQDM_DISABLE", "1")
     command = COMMANDS.get(argv[0]) if argv else None
     try:
+        if argv and command is None and not argv[0].startswith("-"):  # training takes options only
+            import difflib
+            near = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+            raise UserError(f"unknown command '{argv[0]}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                            + f" Commands: {', '.join(COMMANDS)}; training takes only options (see --help)")
         return command(argv[1:]) if command else command_train(argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -48,3 +48,20 @@ def test_a_summary_without_a_diagnostics_failure_says_nothing_about_them(tmp_pat
     run = make_synthetic_run(tmp_path / "runs", "20250101-000000-y", 60, 3, 3, 16, seed=5, diagnostics=False)
     train_cli.report(run)
     assert "diagnostics failed" not in capsys.readouterr().out
+
+
+def test_a_mistyped_command_is_one_line_with_the_nearest_command(capsys):
+    assert train_cli.main(["reprot", "some-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: unknown command 'reprot'; did you mean 'report'?") and "\n" not in error
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fold", "3"], "unrecognized arguments: --fold 3"),       # no abbreviation: `fold` is a command
+    (["--folds", "x"], "argument --folds: invalid int value: 'x'"),
+    (["report"], "the following arguments are required: run_id"),
+])
+def test_argument_errors_are_one_line_without_the_usage_text(capsys, argv, message):
+    assert train_cli.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error and error.endswith("--help)")
