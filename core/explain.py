@@ -33,7 +33,7 @@ from .features import IMAGENET_MEAN, IMAGENET_STD
 from .fold_job import load_fold_model, pick_device
 from .hashing import file_sha256
 from .models import Classifier
-from .weights import recorded_classifier
+from .weights import recorded_backbone
 
 OVERLAY_SIDE = 192        # the gallery's thumbnail size
 ENSEMBLE = "ensemble"
@@ -176,8 +176,7 @@ class Explainer:
         if not self.head_mode:
             return [load_fold_model(self.run_dir, k).eval().to(self.device) for k in self.folds(model)]
         if self._backbone is None:
-            torch.manual_seed(self.config.seed)   # `--weights none`: the random backbone the run trained on
-            self._backbone = recorded_classifier(self.info).backbone.eval().to(self.device)
+            self._backbone = recorded_backbone(self.info).eval().to(self.device)
             self._backbone.to(memory_format=torch.channels_last)   # about a quarter faster on CPU and GPU
         heads = [load_fold_model(self.run_dir, k) for k in self.folds(model)]
         network = Classifier(self._backbone, heads[0].in_features, heads[0].out_features)

@@ -23,7 +23,7 @@ from .features import (cached_features, compute_features, eval_transform, featur
 from .gpu_input import ResidentBatches, fits_on_device, resident_images
 from .models import Architecture, rebuild_classifier
 from .train import balanced_sampler, fit, wants_compile
-from .weights import recorded_classifier
+from .weights import recorded_backbone, recorded_classifier
 
 log = tqdm.write  # prints above progress bars
 
@@ -212,8 +212,7 @@ def ensure_backbone_embeddings(run_dir: Path) -> np.ndarray:
         return np.load(path).astype(np.float32)
     info, cfg, samples = load_run_inputs(run_dir)
     started = time.perf_counter()
-    torch.manual_seed(cfg.seed)  # `--weights none`: the same random backbone on a resume
-    features = pretrained_features(recorded_classifier(info).backbone, info["model"], info["weights"]["sha256"],
+    features = pretrained_features(recorded_backbone(info), info["model"], info["weights"]["sha256"],
                                    cfg, image_paths(info, samples), list(samples.sha256))
     store_backbone_embeddings(run_dir, features, time.perf_counter() - started)
     return features

@@ -23,7 +23,7 @@ from .errors import UserError
 from .evaluate import prob_column
 from .features import eval_transform, inference_batch_size
 from .fold_job import done_folds, load_fold_model, pick_device
-from .weights import recorded_classifier
+from .weights import recorded_backbone
 
 
 @dataclass
@@ -70,9 +70,7 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None) -> Ensemble
     device = device or pick_device()
     backbone = None
     if info["train_mode"] == "head":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(info["config"]["seed"]))  # as ensure_backbone_embeddings seeds it
-            backbone = recorded_classifier(info).backbone.eval().to(device)
+        backbone = recorded_backbone(info).eval().to(device)
     models = [load_fold_model(run_dir, k).eval().to(device) for k in folds]
     return Ensemble(run_id=run_dir.name, info=info, classes=list(info["classes"]), folds=folds,
                     image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models)

@@ -275,3 +275,11 @@ def recorded_classifier(info: dict) -> Classifier:
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     classifier, _ = classifier_from_network(network, arch.name, len(info["classes"]), arch.stride_on_1x1)
     return classifier
+
+
+def recorded_backbone(info: dict) -> torch.nn.Module:
+    """The run's pretrained backbone. With `--weights none`, the same random one its features came from: seeded
+    by the run's seed, in a forked random state so the caller's draws are not disturbed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(info["config"]["seed"]))
+        return recorded_classifier(info).backbone
