@@ -52,3 +52,28 @@ def test_a_prepared_space_is_read_back_from_the_cache_when_embedding_and_setting
     neighbours.prepare("backbone", embedding, Thresholds(neighbours=5), tmp_path)
     neighbours.prepare("backbone", embedding[::-1].copy(), Thresholds(), tmp_path)
     assert len(list((tmp_path / "spaces").glob("*_index.npy"))) == 3
+
+
+def test_centred_cosine_equals_the_cosine_of_mean_centred_rows_for_pairs_in_any_order(monkeypatch):
+    from core.diagnostics import neighbours
+    monkeypatch.setattr(neighbours, "CHUNK_ROWS", 64)   # several blocks of `a` rows and of pairs
+    rng = np.random.default_rng(4)
+    embedding = (rng.standard_normal((500, 32)) + 3.0).astype(np.float16)   # a large shared mean, as in ReLU features
+    a, b = rng.integers(0, 500, 2000), rng.integers(0, 500, 2000)
+    centred = embedding.astype(np.float64) - embedding.astype(np.float64).mean(axis=0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    expected = (centred[a] * centred[b]).sum(axis=1)
+    np.testing.assert_allclose(neighbours.centred_cosine(embedding, a, b), expected, atol=1e-5)
+
+
+def test_outlier_distance_is_the_mean_cosine_distance_to_the_nearest_rows_of_the_same_class():
+    from core.diagnostics.outliers import class_distance
+    unit = _unit(300, 20, seed=5)
+    labels = np.random.default_rng(5).choice(["a", "b", "c"], 300).astype(object)
+    labels[7] = "alone"
+    score = class_distance(unit, labels, 5)
+    for i in (0, 150, 299):
+        same = np.flatnonzero((labels == labels[i]) & (np.arange(300) != i))
+        expected = np.sort(1.0 - unit[same] @ unit[i])[:5].mean()
+        assert abs(score[i] - expected) < 1e-5
+    assert np.isnan(score[7])   # a class of one has no neighbours to be far from

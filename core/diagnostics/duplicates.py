@@ -27,12 +27,16 @@ def exact_pairs(sha256: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def candidate_pairs(space: Space, embedding: np.ndarray) -> pd.DataFrame:
     """Every kNN edge once (a < b) with its exact centred cosine in the full backbone dimension."""
-    a = np.repeat(np.arange(len(space.index)), space.index.shape[1])
+    n = len(space.index)
+    a = np.repeat(np.arange(n, dtype=np.int64), space.index.shape[1])
     b = space.index.ravel()
-    a, b = np.minimum(a, b), np.maximum(a, b)
-    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
-    return pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1],
-                         "similarity": centred_cosine(embedding, pairs[:, 0], pairs[:, 1])})
+    a, b = divmod(np.unique(pair_keys(np.minimum(a, b), np.maximum(a, b), n)), n)
+    return pd.DataFrame({"a": a, "b": b, "similarity": centred_cosine(embedding, a, b)})
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per (a, b) pair of sample ids below n, ordered as the pairs are (by a, then b)."""
+    return np.asarray(a, dtype=np.int64) * n + np.asarray(b, dtype=np.int64)
 
 
 def near_duplicate_pairs(embedding: np.ndarray, th: Thresholds) -> np.ndarray:
@@ -60,8 +64,8 @@ def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
     ea, eb = exact_pairs(samples["sha256"])
     exact = pd.DataFrame({"a": ea, "b": eb, "similarity": np.ones(len(ea), dtype=np.float32), "kind": "exact"})
     candidates = candidate_pairs(backbone, embedding)
-    known = set(zip(ea.tolist(), eb.tolist()))
-    candidates = candidates[[pair not in known for pair in zip(candidates["a"], candidates["b"])]]
+    n = len(samples)
+    candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), pair_keys(ea, eb, n))]
     candidates = flag_leakage(candidates.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), samples)
     near = candidates[candidates["similarity"] >= th.near_duplicate_similarity].assign(kind="near")
     pairs = pd.concat([exact.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), near.drop(

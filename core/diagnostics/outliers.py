@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
 
+from .neighbours import knn
 from .thresholds import Thresholds
 
 
@@ -15,9 +15,8 @@ def class_distance(unit: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         members = np.flatnonzero(labels == label)
         if len(members) < 2:
             continue
-        nn = NearestNeighbors(n_neighbors=min(k, len(members) - 1), algorithm="brute").fit(unit[members])
-        distance, _ = nn.kneighbors()
-        score[members] = (distance ** 2 / 2.0).mean(axis=1)   # unit vectors: cosine distance = d^2 / 2
+        _, similarity = knn(unit[members], k)
+        score[members] = (1.0 - similarity).mean(axis=1)
     return score
 
 

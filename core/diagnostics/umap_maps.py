@@ -19,7 +19,7 @@ from .neighbours import Space
 from .thresholds import Thresholds
 
 
-def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs: int | None,
+def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs: int | None, init: str,
            th: Thresholds) -> np.ndarray:
     import umap   # lazy: the training machine has no umap-learn
 
@@ -31,16 +31,18 @@ def _embed(unit: np.ndarray, index: np.ndarray, similarity: np.ndarray, n_epochs
         # seeded => single-threaded, and no search index for transform(): both intended
         warnings.simplefilter("ignore", UserWarning)
         reducer = umap.UMAP(n_neighbors=knn_index.shape[1], metric="cosine", min_dist=th.umap_min_dist,
-                            n_epochs=n_epochs, random_state=th.seed, precomputed_knn=(knn_index, knn_distance, None))
+                            n_epochs=n_epochs, init=init, random_state=th.seed,
+                            precomputed_knn=(knn_index, knn_distance, None))
         return reducer.fit_transform(unit).astype(np.float32)
 
 
-def _cache_file(cache_dir: Path, space: Space, n_epochs: int | None, th: Thresholds) -> Path:
+def _cache_file(cache_dir: Path, space: Space, n_epochs: int | None, init: str, th: Thresholds) -> Path:
     from importlib.metadata import version
     digest = hashlib.sha256()
     for array in (space.unit, space.index, space.similarity):
         digest.update(np.ascontiguousarray(array).tobytes())
-    digest.update(f"{array.shape}|{n_epochs}|{th.umap_min_dist}|{th.seed}|umap-learn {version('umap-learn')}".encode())
+    settings = f"{array.shape}|{n_epochs}|{init}|{th.umap_min_dist}|{th.seed}|umap-learn {version('umap-learn')}"
+    digest.update(settings.encode())
     return Path(cache_dir) / "umap" / f"{digest.hexdigest()}.npy"
 
 
@@ -49,10 +51,11 @@ def umap_maps(spaces: list[Space], th: Thresholds, cache_dir: str | Path | None 
     n = len(spaces[0].unit)
     large = n >= th.umap_large_n
     n_epochs = th.umap_large_epochs if large else None
-    files = [_cache_file(cache_dir, s, n_epochs, th) if cache_dir else None for s in spaces]
+    init = th.umap_large_init if large else "spectral"
+    files = [_cache_file(cache_dir, s, n_epochs, init, th) if cache_dir else None for s in spaces]
     maps = [np.load(f) if f is not None and f.exists() else None for f in files]
     todo = [i for i, xy in enumerate(maps) if xy is None]
-    jobs = [(spaces[i].unit, spaces[i].index, spaces[i].similarity, n_epochs, th) for i in todo]
+    jobs = [(spaces[i].unit, spaces[i].index, spaces[i].similarity, n_epochs, init, th) for i in todo]
     workers = min(len(jobs), os.cpu_count() or 1) if large else 1
     if workers > 1:
         from joblib import Parallel, delayed   # seeded UMAP is single-threaded: one process per space
