@@ -345,9 +345,8 @@ def command_clean(argv: list[str]) -> int:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
     review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
                                 output_file(args.out))
-    counts = run_store.read_json(review)["counts"]
-    print(f"wrote {args.out} ({counts['drop']} dropped) and {review}\ntrain on it:\n  "
-          f"{cleaning.training_command(args.out)}")
+    record = run_store.read_json(review)
+    print(f"wrote {args.out} ({record['counts']['drop']} dropped) and {review}\ntrain on it:\n  {record['command']}")
     return 0
 
 

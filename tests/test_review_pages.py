@@ -3,11 +3,12 @@ per-image dialog with similar images, and a run folder left byte for byte as it 
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import run_store
+from core import cleaning, run_store
 from dashboard_fixtures import COMPLETE, PAGES, dashboard_env, open_page, runs_dir  # noqa: F401
 
 
@@ -72,7 +73,12 @@ def test_classes_cell_and_data_tables_add_to_the_list_carried_by_the_url(dashboa
     table = review.dataframe[0].value
     assert set(table.sample_id) == {int(item[:-1]) for item in review_param(app).split(",")}
     assert any("cleanlab quality" in reason for reason in table.reason)
-    assert "python train_cli.py --data cleaned.csv --folds 5 --name cleaned" in [c.value for c in review.code]
+    # the source run's settings, into the runs folder it was found in, where Compare finds both runs
+    [command] = [c.value for c in review.main.code if "--data" in c.value]
+    source = run_store.read_json(dashboard_env / COMPLETE / "run.json")["config"]
+    assert command == cleaning.training_command("cleaned.csv", source, dashboard_env)
+    argv = shlex.split(command)
+    assert argv[argv.index("--runs-dir") + 1] == str(dashboard_env)
     assert len(review.get("download_button")) == 2
 
 
