@@ -416,7 +416,7 @@ def command_predict(argv: list[str]) -> int:
     ensemble = predict.load_ensemble(run_dir)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
           f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
-    table = predict.predict_files(ensemble, paths, tta=args.tta)
+    table = predict.predict_files(ensemble, paths, predict.run_splits(run_dir), tta=args.tta)
     if table["error"].notna().all():  # nothing to write: keep whatever CSV is there
         first = table.iloc[0]
         raise UserError(f"predict: none of the {len(table)} files could be classified ({first['path']}: "
@@ -424,6 +424,9 @@ def command_predict(argv: list[str]) -> int:
     table.to_csv(out, index=False)
     print(predict.printable(table))
     print(f"\nwrote {out}", file=sys.stderr)
+    warning = predict.seen_in_training_warning(table)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
