@@ -109,3 +109,11 @@ def test_using_the_dashboard_leaves_the_run_folder_byte_for_byte_unchanged(dashb
     for page in PAGES:
         assert not open_page(page, run=COMPLETE, review=review_param(app)).exception
     assert file_hashes(run) == before
+
+
+def test_the_link_to_a_long_review_list_is_one_line_that_scrolls_with_its_commas_unescaped(dashboard_env) -> None:
+    """The sidebar's link box stays one line tall however long the list (a wrapped one filled the sidebar)."""
+    n = min(150, len(run_store.read_table(dashboard_env / COMPLETE, "samples")))
+    review = ",".join(f"{i}d" for i in range(n))
+    [link] = open_page("Review", run=COMPLETE, review=review).sidebar.code
+    assert f"review={review}" in link.value and not link.proto.wrap_lines
