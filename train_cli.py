@@ -345,9 +345,8 @@ def command_clean(argv: list[str]) -> int:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
     review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
                                 output_file(args.out))
-    counts = run_store.read_json(review)["counts"]
-    print(f"wrote {args.out} ({counts['drop']} dropped) and {review}\ntrain on it:\n  "
-          f"{cleaning.training_command(args.out)}")
+    record = run_store.read_json(review)
+    print(f"wrote {args.out} ({record['counts']['drop']} dropped) and {review}\ntrain on it:\n  {record['command']}")
     return 0
 
 
@@ -417,7 +416,7 @@ def command_predict(argv: list[str]) -> int:
     ensemble = predict.load_ensemble(run_dir)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
           f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
-    table = predict.predict_files(ensemble, paths, tta=args.tta)
+    table = predict.predict_files(ensemble, paths, predict.run_splits(run_dir), tta=args.tta)
     if table["error"].notna().all():  # nothing to write: keep whatever CSV is there
         first = table.iloc[0]
         raise UserError(f"predict: none of the {len(table)} files could be classified ({first['path']}: "
@@ -425,6 +424,9 @@ def command_predict(argv: list[str]) -> int:
     table.to_csv(out, index=False)
     print(predict.printable(table))
     print(f"\nwrote {out}", file=sys.stderr)
+    warning = predict.seen_in_training_warning(table)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 

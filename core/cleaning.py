@@ -7,6 +7,7 @@ both files as downloads, `train_cli.py clean` writes them where it is told.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import RunConfig, command_line
 from .errors import UserError
 from .hashing import file_sha256
 from .run_store import atomic_path, read_table
@@ -134,12 +136,17 @@ def manifest_csv(manifest: pd.DataFrame) -> bytes:
     return manifest.to_csv(index=False).encode()
 
 
-def training_command(csv_name: str = "cleaned.csv", folds: int = 5, name: str = "cleaned") -> str:
-    return f"python train_cli.py --data {csv_name} --folds {folds} --name {name}"
+def training_command(csv_name: str, source_config: dict, runs_dir: str | Path | None = None) -> str:
+    """Train on the cleaned manifest with every setting of the source run (so the two compare like for like),
+    into the source run's runs folder (default: the one it recorded), where the Compare page finds both."""
+    source = RunConfig.from_dict(source_config)
+    cfg = dataclasses.replace(source, data=str(csv_name), name="cleaned", runs_dir=str(runs_dir or source.runs_dir))
+    return command_line(cfg)
 
 
 def review_record(info: dict, samples: pd.DataFrame, decisions: list[Decision], reasons: dict[int, str],
-                  csv_bytes: bytes, *, rules: dict | None = None, csv_name: str = "cleaned.csv") -> dict:
+                  csv_bytes: bytes, *, rules: dict | None = None, csv_name: str = "cleaned.csv",
+                  runs_dir: str | Path | None = None) -> dict:
     """review.json: the source run, what changed and why, and the sha256 of the manifest it goes with."""
     by_path = samples.set_index("sample_id")
     changes = [{"sample_id": d.sample_id, "path": by_path.at[d.sample_id, "path"], "action": d.action,
@@ -156,7 +163,7 @@ def review_record(info: dict, samples: pd.DataFrame, decisions: list[Decision], 
         "rows": {"source": len(samples), "cleaned": len(samples) - counts["drop"]},
         "counts": counts,
         "manifest_sha256": hashlib.sha256(csv_bytes).hexdigest(),
-        "command": training_command(csv_name),
+        "command": training_command(csv_name, info["config"], runs_dir),
         "changes": changes,
     }
 
@@ -177,11 +184,13 @@ def write_cleaned(out: str | Path, csv_bytes: bytes, record: dict) -> Path:
 
 
 def build_cleaned(info: dict, samples: pd.DataFrame, decisions: list[Decision], reasons: dict[int, str], *,
-                  rules: dict | None = None, csv_name: str = "cleaned.csv") -> tuple[bytes, dict]:
+                  rules: dict | None = None, csv_name: str = "cleaned.csv",
+                  runs_dir: str | Path | None = None) -> tuple[bytes, dict]:
     """The cleaned manifest's CSV bytes and its review.json record: what the Review page downloads and the
-    `clean` command writes."""
+    `clean` command writes. runs_dir: where the source run was found (its training command trains there)."""
     csv_bytes = manifest_csv(cleaned_manifest(samples, info["dataset"]["root"], decisions))
-    return csv_bytes, review_record(info, samples, decisions, reasons, csv_bytes, rules=rules, csv_name=csv_name)
+    return csv_bytes, review_record(info, samples, decisions, reasons, csv_bytes, rules=rules, csv_name=csv_name,
+                                    runs_dir=runs_dir)
 
 
 def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, drop_exact_duplicates: bool,
@@ -194,7 +203,8 @@ def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, 
     reasons = evidence([d.sample_id for d in decisions], label_issues, read_table(run_dir, "duplicates"),
                        read_table(run_dir, "outliers"))
     rules = {"drop_label_issues": drop_label_issues, "drop_exact_duplicates": drop_exact_duplicates}
-    csv_bytes, record = build_cleaned(info, samples, decisions, reasons, rules=rules, csv_name=str(out))
+    csv_bytes, record = build_cleaned(info, samples, decisions, reasons, rules=rules, csv_name=str(out),
+                                      runs_dir=run_dir.parent)
     return write_cleaned(out, csv_bytes, record)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +134,18 @@ class RunConfig:
             raise UserError(f"--patience {self.patience}: must be at least 1 epoch")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
+
+
+def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:
+    """The `python train_cli.py ...` command that trains with `cfg`: every setting that is not the default
+    (or is named in `always`), floats written exactly, so the command reproduces the run's settings."""
+    defaults, parts = RunConfig(), ["python", "train_cli.py"]
+    for field in dataclasses.fields(RunConfig):
+        value = getattr(cfg, field.name)
+        if value == getattr(defaults, field.name) and field.name not in always:
+            continue
+        if field.name == "use_groups":   # a flag: only the non-default value has one
+            parts += [] if value else ["--no-groups"]
+        else:
+            parts += ["--" + field.name.replace("_", "-"), str(value)]
+    return shlex.join(parts)

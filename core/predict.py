@@ -7,6 +7,7 @@ both use this module.
 """
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,27 +128,54 @@ def result_table(names: list[str], probs: np.ndarray, errors: dict[int, str], cl
     return table
 
 
-def _read(path: Path) -> Image.Image | str:
+def run_splits(run_dir: Path) -> dict[str, str]:
+    """sha256 of each of the run's images -> its split: "cv" (all fold models but one trained on it) or
+    "test" (held out from every fold model). A file the run holds in both splits counts as cv."""
+    samples = store.read_table(Path(run_dir), "samples")
+    splits = dict(zip(samples["sha256"], samples["split"]))
+    splits.update(dict.fromkeys(samples.loc[samples["split"] == "cv", "sha256"], "cv"))
+    return splits
+
+
+def _read(path: Path) -> tuple[Image.Image | str, str | None]:
+    """The decoded image (or why not) and the sha256 of the file's bytes (None when unreadable)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return failure_reason(exc)
-    return decode(data)
+        return failure_reason(exc), None
+    return decode(data), hashlib.sha256(data).hexdigest()
 
 
-def predict_files(ensemble: Ensemble, paths: list[Path], tta: bool = False, workers: int = 4) -> pd.DataFrame:
-    """`result_table` of image files, decoded (in threads) and classified one batch at a time."""
+def predict_files(ensemble: Ensemble, paths: list[Path], splits: dict[str, str], tta: bool = False,
+                  workers: int = 4) -> pd.DataFrame:
+    """`result_table` of image files, decoded (in threads) and classified one batch at a time, and a last
+    column, `in_run_split`: which files are the run's own images (`splits`: its `run_splits`), matched by content:
+    cv (the models trained on it, so its prediction is optimistic), test (held out), or empty."""
     size = batch_size_for(ensemble)
-    probs, errors = [], {}
+    probs, errors, digests = [], {}, []
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes without holding the GIL
         for start in range(0, len(paths), size):
-            decoded = list(pool.map(_read, paths[start:start + size]))
+            decoded, batch_digests = zip(*pool.map(_read, paths[start:start + size]))
+            digests += batch_digests
             errors.update({start + i: d for i, d in enumerate(decoded) if isinstance(d, str)})
             images = [d for d in decoded if not isinstance(d, str)]
             if images:
                 probs.append(classify(ensemble, images, tta, size))
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
-    return result_table([str(p) for p in paths], stacked, errors, ensemble.classes)
+    table = result_table([str(p) for p in paths], stacked, errors, ensemble.classes)
+    table["in_run_split"] = pd.Series([splits.get(d) for d in digests], dtype="string")
+    return table
+
+
+def seen_in_training_warning(table: pd.DataFrame) -> str | None:
+    """One line when some inputs are images the run's fold models trained on (`in_run_split` cv)."""
+    seen = int((table["in_run_split"] == "cv").sum())
+    if not seen:
+        return None
+    what, it, outcome = (("is an image", "it", "its prediction is") if seen == 1 else
+                         ("are images", "them", "their predictions are"))
+    return (f"warning: {seen} of the {len(table)} files {what} the run trained on (cross-validation split, "
+            f"in_run_split = cv): every fold model but one saw {it} in training, so {outcome} optimistic")
 
 
 def collect_inputs(arguments: list[str]) -> list[Path]:

@@ -145,7 +145,9 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         check_enough_per_class(samples.label, split_units(samples, use_groups, "off" if cfg.dedup_groups == "off"
                                                           else "exact").unit, cfg.folds, cfg.test_size)
     scan_seconds = time.perf_counter() - started
-    log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {dataset.root}"
+    # what the user gave (a manifest's images may live anywhere: a cleaned one lists them by absolute path)
+    source = cfg.data if dataset.manifest is None else f"{cfg.data} (images under {dataset.root})"
+    log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {source}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
         f"{'; splits grouped by the group column' if use_groups else ''}")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -21,7 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from . import run_store as store
-from .config import RunConfig
+from .config import RunConfig, command_line
 from .errors import UserError
 from .executors import FoldExecutor
 from .experiments import EXPERIMENT_SCHEMA_VERSION
@@ -92,22 +91,6 @@ def search_space(mode: str, overrides: list[str] | None = None) -> list[Param]:
 def sample(trial, space: list[Param]) -> dict:
     return {p.name: (trial.suggest_categorical(p.name, list(p.choices)) if p.choices else
                      trial.suggest_float(p.name, p.low, p.high, log=p.log)) for p in space}
-
-
-def command_line(cfg: RunConfig, params: dict) -> str:
-    """A train_cli.py command with the study's base settings (where not default) and the chosen params."""
-    defaults, chosen = RunConfig(), dataclasses.replace(cfg, **params, name="best")
-    parts = ["python", "train_cli.py"]
-    for field in dataclasses.fields(RunConfig):
-        value = getattr(chosen, field.name)
-        if field.name in ("cache_dir",) or (value == getattr(defaults, field.name) and field.name not in params):
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        if field.name == "use_groups":
-            parts.append("--no-groups")
-        else:
-            parts += [flag, f"{value:.4g}" if isinstance(value, float) else str(value)]
-    return shlex.join(parts)
 
 
 def _objective(metrics: dict, metric: str) -> float:
@@ -286,8 +269,9 @@ class Study:
         best = self.study.best_trial
         document = store.read_json(self.folder / "experiment.json")
         previous = document.get("best") or {}
+        command = command_line(dataclasses.replace(self.cfg, **best.params, name="best"), always=best.params)
         result = {"trial": best.number, "value": best.value, "params": best.params,
-                  "trial_run_id": best.user_attrs.get("run_id"), "command": command_line(self.cfg, best.params),
+                  "trial_run_id": best.user_attrs.get("run_id"), "command": command,
                   "test_run_id": previous.get("test_run_id") if previous.get("trial") == best.number else None}
         if self.cfg.test_size > 0 and result["test_run_id"] is None:
             cfg = dataclasses.replace(self.cfg, **best.params, name=f"{self.name}-best-trial{best.number}-test")

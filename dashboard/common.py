@@ -326,12 +326,14 @@ def remember(key: str) -> None:
 
 def share_link() -> None:
     """The link to this exact view, in the sidebar with a copy button. Built from the bound widgets' values
-    (not from the browser's URL) so it is complete even before the URL bar has caught up."""
+    (not from the browser's URL) so it is complete even before the URL bar has caught up. One line that
+    scrolls sideways: a review list of 200 images makes the link a thousand characters long."""
     values = {key: st.session_state.get(key) for key in st.session_state.get("_link_keys", [])}
-    query = urlencode({key: value for key, value in values.items() if value not in (None, "", [])}, doseq=True)
+    query = urlencode({key: value for key, value in values.items() if value not in (None, "", [])}, doseq=True,
+                      safe=",")   # a review list's commas need no escaping in a query string
     base = st.context.url or ""
     st.sidebar.markdown("**Link to this view**")
-    st.sidebar.code(f"{base}?{query}", language=None, wrap_lines=True)
+    st.sidebar.code(f"{base}?{query}", language=None, wrap_lines=False)
 
 
 def dashboard_base_url() -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 import train_cli
 from core import cleaning, run_store
 from core.cleaning import Decision
+from core.config import RunConfig
 from core.data import scan_dataset
 from core.synthetic import make_synthetic_run
 
@@ -83,7 +85,7 @@ def test_review_json_says_what_changed_why_and_for_which_manifest(run) -> None:
                                     "label": samples.label[7], "new_label": "class_b",
                                     "reason": "cleanlab quality 0.02, suggested class_b"}
     assert record["changes"][1]["reason"] == "reviewed by hand"
-    assert record["command"] == "python train_cli.py --data cleaned.csv --folds 5 --name cleaned"
+    assert record["command"] == cleaning.training_command("cleaned.csv", info["config"])
     import hashlib
     assert record["manifest_sha256"] == hashlib.sha256(csv_bytes).hexdigest()
 
@@ -122,6 +124,31 @@ def test_clean_command_writes_the_manifest_and_review_json_and_leaves_the_run_al
     assert f"--data {out}" in capsys.readouterr().out
     assert cleaning.manifest_origin(out) == {"source_run": run.name, "review": str(out.parent / "review.json")}
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def parsed_training_command(command: str) -> RunConfig:
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "train_cli.py"]
+    args = vars(train_cli.train_parser().parse_args(argv[2:]))
+    assert not args.pop("resume") and not args.pop("prepare_only")
+    train_cli.execution_settings(args)
+    return RunConfig(**args)
+
+
+def test_the_printed_training_command_keeps_the_source_runs_settings_runs_folder_and_cache(tmp_path, monkeypatch,
+                                                                                           capsys) -> None:
+    """Run as printed, the command trains the cleaned manifest like the source run, where Compare finds both."""
+    monkeypatch.chdir(tmp_path)
+    source = make_synthetic_run(Path("my runs"), "20250101-000000-src", 120, 4, 3, 16, seed=5, diagnostics=False)
+    info = info_of(source)
+    info["config"].update(cache_dir=str(tmp_path / "my cache"), lr=0.000123456789, use_groups=False)
+    run_store.write_json(source / "run.json", info)
+    assert train_cli.main(["clean", source.name, "--runs-dir", "my runs", "--drop-exact-duplicates",
+                           "--out", "out/cleaned.csv"]) == 0
+    command = capsys.readouterr().out.strip().splitlines()[-1].strip()
+    expected = RunConfig(**{**info["config"], "data": "out/cleaned.csv", "name": "cleaned", "runs_dir": "my runs"})
+    assert parsed_training_command(command) == expected
+    assert "--folds 3" in command and f"--cache-dir '{tmp_path / 'my cache'}'" in command
 
 
 @pytest.mark.parametrize("args, message", [

@@ -104,3 +104,20 @@ def test_manifest_may_point_outside_its_folder_and_the_root_becomes_the_common_f
     manifest.write_text(f"path,label\n../photos/a.png,red\n{tmp_path / 'photos' / 'b.png'},green\n")
     dataset = scan_dataset(manifest)
     assert dataset.root == tmp_path and sorted(dataset.samples.path) == ["photos/a.png", "photos/b.png"]
+
+
+def test_a_run_names_the_manifest_it_was_given_not_only_the_folder_of_its_images(tmp_path, capsys):
+    """A cleaned manifest saved in downloads/ lists images elsewhere: the log says which CSV was read."""
+    from conftest import make_csv_dataset
+    from core import run_lifecycle, run_store
+    from core.config import RunConfig
+    images = make_csv_dataset(tmp_path / "data").parent
+    manifest = tmp_path / "downloads" / "cleaned.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path,label\n" + "".join(f"{p},{p.stem.rsplit('_', 1)[0]}\n"
+                                                 for p in sorted((images / "images").iterdir())))
+    run = run_lifecycle.start_run(RunConfig(data=str(manifest), runs_dir=str(tmp_path / "runs"), weights="none",
+                                            image_size=32, folds=2, test_size=0))
+    root = run_store.read_json(run / "run.json")["dataset"]["root"]
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("data: ")]
+    assert line == f"data: 24 images in 3 classes from {manifest} (images under {root})"

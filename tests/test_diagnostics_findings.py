@@ -23,7 +23,8 @@ def _overfit(train, vals):
 def test_overfitting_fires_on_a_large_gap_and_says_whether_every_fold_has_it():
     [f] = overfitting_findings(_overfit(1.0, [0.66, 0.68, 0.67, 0.65, 0.69]), True, TH)
     assert f["severity"] == "high"
-    assert f["title"] == "Overfitting: train accuracy 100% vs validation 67% (gap 33 points, consistent over 5 folds)"
+    assert f["title"] == ("Overfitting: plain accuracy 100% on train vs 67% on validation "
+                          "(gap 33 points, consistent over 5 folds)")
     [f] = overfitting_findings(_overfit(1.0, [0.95, 0.6, 0.6]), False, TH)
     assert "in 2 of 3 folds" in f["title"]
     assert overfitting_findings(_overfit(0.95, [0.93, 0.92, 0.94]), False, TH) == []

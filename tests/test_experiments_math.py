@@ -1,6 +1,7 @@
 """Remedy definitions, fold-paired effects, intervals and the learning curve, checked against hand computation."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -221,9 +222,10 @@ def test_best_settings_become_a_train_cli_command_that_parses_back():
     import shlex
 
     import train_cli
-    from core.tuning import command_line
+    from core.config import command_line
+    params = {"lr": 0.0123456, "balance": "weights", "label_smoothing": 0.0}
     base = RunConfig(data="/d/shoes.csv", folds=3, weights="none", runs_dir="out")
-    command = command_line(base, {"lr": 0.0123456, "balance": "weights", "label_smoothing": 0.0})
+    command = command_line(dataclasses.replace(base, **params), always=params)
     argv = shlex.split(command)
     assert argv[:2] == ["python", "train_cli.py"]
     parsed = vars(train_cli.train_parser().parse_args(argv[2:]))
@@ -232,4 +234,4 @@ def test_best_settings_become_a_train_cli_command_that_parses_back():
     cfg = RunConfig(**parsed)
     assert (cfg.data, cfg.folds, cfg.weights, cfg.runs_dir) == ("/d/shoes.csv", 3, "none", "out")
     assert cfg.balance == "weights"
-    assert cfg.lr == pytest.approx(0.0123456, rel=1e-3) and cfg.label_smoothing == 0.0
+    assert cfg.lr == 0.0123456 and cfg.label_smoothing == 0.0 and "--label-smoothing 0.0" in command

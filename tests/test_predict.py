@@ -40,12 +40,35 @@ def test_predict_on_the_test_split_reproduces_the_runs_test_ensemble(mode, tiny_
     code, table = run_predict(run, tmp_path, *paths)
     assert code == 0
     classes = ["apple", "leaf", "sky"]
-    assert list(table.columns) == ["path", "prediction", "confidence", *map(prob_column, classes), "error"]
+    assert list(table.columns) == ["path", "prediction", "confidence", *map(prob_column, classes), "error",
+                                   "in_run_split"]
     assert table["path"].tolist() == paths and table["error"].isna().all()
+    assert (table["in_run_split"] == "test").all()   # held out from every fold model: nothing to warn about
     stored = ensemble[[prob_column(c) for c in classes]].to_numpy()
     np.testing.assert_allclose(table[[prob_column(c) for c in classes]].to_numpy(), stored, atol=1e-4)
     assert table["prediction"].tolist() == [classes[i] for i in ensemble["pred"]]
-    assert Path(paths[0]).name in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert Path(paths[0]).name in output.out and "warning" not in output.err
+
+
+def test_images_the_run_trained_on_are_marked_and_warned_about_in_one_line(tiny_runs, tmp_path,  # noqa: F811
+                                                                         capsys):
+    run = tiny_runs["head"]
+    root = Path(json.loads((run / "run.json").read_text())["dataset"]["root"])
+    samples = pd.read_parquet(run / "samples.parquet")
+    cv = [str(root / p) for p in samples.path[samples.split == "cv"][:2]]
+    test = str(root / samples.path[samples.split == "test"].iloc[0])
+    renamed = tmp_path / "renamed.png"   # the same bytes under another name are still an image it trained on
+    renamed.write_bytes(Path(cv[0]).read_bytes())
+    new = tmp_path / "new.png"
+    Image.new("RGB", (40, 30), (90, 90, 200)).save(new)
+    code, table = run_predict(run, tmp_path, *cv, str(renamed), test, str(new))
+    assert code == 0
+    assert table["in_run_split"].fillna("").tolist() == ["cv", "cv", "cv", "test", ""]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warnings == ["warning: 3 of the 5 files are images the run trained on (cross-validation split, "
+                        "in_run_split = cv): every fold model but one saw them in training, so their predictions "
+                        "are optimistic"]
 
 
 def test_a_folder_is_searched_and_unreadable_files_are_listed_with_their_reason(tiny_runs, tmp_path,  # noqa: F811

@@ -3,11 +3,12 @@ per-image dialog with similar images, and a run folder left byte for byte as it 
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import run_store
+from core import cleaning, run_store
 from dashboard_fixtures import COMPLETE, PAGES, dashboard_env, open_page, runs_dir  # noqa: F401
 
 
@@ -72,7 +73,12 @@ def test_classes_cell_and_data_tables_add_to_the_list_carried_by_the_url(dashboa
     table = review.dataframe[0].value
     assert set(table.sample_id) == {int(item[:-1]) for item in review_param(app).split(",")}
     assert any("cleanlab quality" in reason for reason in table.reason)
-    assert "python train_cli.py --data cleaned.csv --folds 5 --name cleaned" in [c.value for c in review.code]
+    # the source run's settings, into the runs folder it was found in, where Compare finds both runs
+    [command] = [c.value for c in review.main.code if "--data" in c.value]
+    source = run_store.read_json(dashboard_env / COMPLETE / "run.json")["config"]
+    assert command == cleaning.training_command("cleaned.csv", source, dashboard_env)
+    argv = shlex.split(command)
+    assert argv[argv.index("--runs-dir") + 1] == str(dashboard_env)
     assert len(review.get("download_button")) == 2
 
 
@@ -103,3 +109,11 @@ def test_using_the_dashboard_leaves_the_run_folder_byte_for_byte_unchanged(dashb
     for page in PAGES:
         assert not open_page(page, run=COMPLETE, review=review_param(app)).exception
     assert file_hashes(run) == before
+
+
+def test_the_link_to_a_long_review_list_is_one_line_that_scrolls_with_its_commas_unescaped(dashboard_env) -> None:
+    """The sidebar's link box stays one line tall however long the list (a wrapped one filled the sidebar)."""
+    n = min(150, len(run_store.read_table(dashboard_env / COMPLETE, "samples")))
+    review = ",".join(f"{i}d" for i in range(n))
+    [link] = open_page("Review", run=COMPLETE, review=review).sidebar.code
+    assert f"review={review}" in link.value and not link.proto.wrap_lines

@@ -45,9 +45,10 @@ def overfitting_findings(o: dict, groups_used: bool, th: Thresholds) -> list[dic
     why = (" Folds are grouped, so validation measures groups the model has never seen." if groups_used else "")
     return [finding(
         "overfitting", severity,
-        f"Overfitting: train accuracy {o['train_accuracy']:.0%} vs validation {o['val_accuracy']:.0%} "
+        f"Overfitting: plain accuracy {o['train_accuracy']:.0%} on train vs {o['val_accuracy']:.0%} on validation "
         f"(gap {gap * 100:.0f} points, {spread})",
-        f"Mean train accuracy {o['train_accuracy']:.1%} against validation {o['val_accuracy']:.1%}; "
+        f"Mean plain accuracy (share of images right) {o['train_accuracy']:.1%} on train against "
+        f"{o['val_accuracy']:.1%} on validation; "
         f"the per-fold gap ranges from {o['gap_min'] * 100:.0f} to {o['gap_max'] * 100:.0f} points "
         f"(balanced accuracy gap {o['gaps']['train_minus_val']['balanced_accuracy'] * 100:.0f}).{why}",
         "Overfitting")]
@@ -264,7 +265,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
         o = diag["overfitting"]
         found.append(finding(
             "all-clear", "info", "No problems found",
-            f"Validation accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
+            f"Validation plain accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
             f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
     return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level
 

@@ -3,6 +3,7 @@ download (the run itself is never changed)."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import streamlit as st
 
@@ -69,7 +70,7 @@ if st.button("Clear the review list", icon=":material/delete_sweep:"):
     st.rerun()
 
 st.subheader("Cleaned dataset")
-csv_bytes, record = cleaning.build_cleaned(run.info, samples, decisions, reasons)
+csv_bytes, record = cleaning.build_cleaned(run.info, samples, decisions, reasons, runs_dir=Path(run.path).parent)
 st.markdown(f"**{record['rows']['cleaned']}** of {record['rows']['source']} images stay, "
             f"{counts['relabel']} with a new label. The manifest lists every image of this run by absolute path, "
             "so it works wherever you save it; `review.json` records what changed, why, and this run's id.")
