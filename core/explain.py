@@ -6,14 +6,12 @@ weights times the final feature map, whose spatial mean plus the bias is the log
 weights reduce to the same head weights there, so both modes show the same kind of map: ReLU, then scaled to
 0–1.) The test-set ensemble's map is the mean of its fold models' maps (head mode: the map of the mean head).
 
-Overlays are small PNGs in the content-addressed cache (`cache_dir`/gradcam), keyed by the image bytes, the
-fold weights and the class, so they are computed once and never written into a run.
+Overlays are small PNGs in the content-addressed cache (`cache_dir`/gradcam, see core.overlay_cache), keyed by
+the image bytes, the fold weights and the class, so they are computed once and never written into a run.
 """
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -26,25 +24,16 @@ from torch.nn import functional as F
 from torchvision.transforms import v2
 
 from . import run_store
-from .config import RunConfig, resize_side
+from .config import resize_side
 from .data import load_rgb
 from .errors import UserError
 from .features import IMAGENET_MEAN, IMAGENET_STD
 from .fold_job import load_fold_model, pick_device
-from .hashing import file_sha256
 from .models import Classifier
+from .overlay_cache import ENSEMBLE, MapRequest, OverlayCache
 from .weights import recorded_backbone
 
 OVERLAY_SIDE = 192        # the gallery's thumbnail size
-ENSEMBLE = "ensemble"
-
-
-@dataclass(frozen=True)
-class MapRequest:
-    """The map of class `class_index` for sample `sample_id` from `model` ("fold{k}" or "ensemble")."""
-    sample_id: int
-    model: str
-    class_index: int
 
 
 def last_conv_stage(backbone: nn.Module) -> nn.Module:
@@ -97,53 +86,19 @@ def overlay(crop: np.ndarray, mask: np.ndarray) -> Image.Image:
     return picture
 
 
-class Explainer:
+class Explainer(OverlayCache):
     """The fold models of one run, loaded when first needed, turning map requests into cached overlay PNGs."""
 
     def __init__(self, run_dir: Path, cache_dir: str | Path | None = None, device: torch.device | None = None,
                  batch_size: int = 16):
-        self.run_dir = Path(run_dir)
-        self.info = run_store.read_json(self.run_dir / run_store.RUN_JSON)
-        self.samples = pd.read_parquet(self.run_dir / "samples.parquet").set_index("sample_id")
-        self.config = RunConfig.from_dict(self.info["config"])
-        self.cache = Path(cache_dir or RunConfig().cache_dir) / "gradcam"
+        super().__init__(run_dir, cache_dir)
         self.device = device or pick_device()
         self.batch_size = batch_size
         self.head_mode = self.info["train_mode"] == "head"
-        self.side = int(self.config.image_size)
         self.geometry = v2.Compose([v2.PILToTensor(), v2.Resize(resize_side(self.side), antialias=True),
                                     v2.CenterCrop(self.side)])   # core.features.eval_transform's geometry
-        self._model_keys: dict[str, str] = {}
         self._backbone: nn.Module | None = None
         self.computed = 0   # overlays made by the last `overlays` call
-
-    # ------------------------------------------------------------ what exists
-
-    def folds(self, model: str) -> list[int]:
-        """The fold models behind a prediction model name."""
-        if model == ENSEMBLE:
-            return list(self.info.get("folds_done", []))
-        return [int(model.removeprefix("fold"))]
-
-    def available(self, model: str) -> bool:
-        """Whether the checkpoints behind `model` are there (runs made by other tools may lack them)."""
-        folds = self.folds(model)
-        return bool(folds) and all((run_store.fold_dir(self.run_dir, k) / "model.pt").is_file() for k in folds)
-
-    def _model_key(self, model: str) -> str:
-        if model not in self._model_keys:
-            weights = self.info.get("weights") or {}
-            parts = [str(self.info.get("model")), str(weights.get("sha256")), str(self.config.seed), self.side,
-                     *(file_sha256(run_store.fold_dir(self.run_dir, k) / "model.pt") for k in self.folds(model))]
-            self._model_keys[model] = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-        return self._model_keys[model]
-
-    def path(self, request: MapRequest) -> Path:
-        """Where the overlay of `request` is (or will be) cached."""
-        image_sha = self.samples.at[request.sample_id, "sha256"]
-        key = hashlib.sha256(f"{image_sha}|{self._model_key(request.model)}|{request.class_index}".encode())
-        digest = key.hexdigest()
-        return self.cache / digest[:2] / f"{digest}.png"
 
     # ------------------------------------------------------------ computing
 

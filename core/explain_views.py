@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .diagnostics.image_properties import FLAGS, PROPERTIES
+from .overlay_cache import MapRequest
 
 CAM_CLASSES = ("predicted", "true", "off")
 
@@ -18,7 +19,6 @@ def map_requests(rows: pd.DataFrame, which: str) -> dict:
     """{row index: the map request of the predicted or true class} for prediction rows (model, label, pred)."""
     if which not in ("predicted", "true") or rows.empty or "model" not in rows:
         return {}
-    from .explain import MapRequest  # noqa: PLC0415  (imports torch: only when a page shows maps)
     column = "pred" if which == "predicted" else "label"
     return {index: MapRequest(int(row["sample_id"]), str(row["model"]), int(row[column]))
             for index, row in rows.iterrows()}

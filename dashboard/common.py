@@ -325,15 +325,17 @@ def remember(key: str) -> None:
 
 
 def share_link() -> None:
-    """The link to this exact view, in the sidebar with a copy button. Built from the bound widgets' values
-    (not from the browser's URL) so it is complete even before the URL bar has caught up. One line that
-    scrolls sideways: a review list of 200 images makes the link a thousand characters long."""
+    """The link to this exact view, in the sidebar. Built from the bound widgets' values (not from the browser's
+    URL) so it is complete even before the URL bar has caught up. A plain link, one line however long a review
+    list makes it: a code box with a copy button would load Streamlit's syntax highlighter, a fifth of a second
+    of script on every page load."""
     values = {key: st.session_state.get(key) for key in st.session_state.get("_link_keys", [])}
     query = urlencode({key: value for key, value in values.items() if value not in (None, "", [])}, doseq=True,
                       safe=",")   # a review list's commas need no escaping in a query string
     base = st.context.url or ""
-    st.sidebar.markdown("**Link to this view**")
-    st.sidebar.code(f"{base}?{query}", language=None, wrap_lines=False)
+    st.sidebar.markdown(f":material/link: [Link to this view]({base}?{query})",
+                        help="Right-click it and copy the link address (or open it in a new tab): it opens this "
+                             "page with every choice made here, the review list included.")
 
 
 def dashboard_base_url() -> str | None:
@@ -486,8 +488,17 @@ def _full_image(path: str, caption: str, run: Run, detail: tuple[int, str, int, 
 # ---------------------------------------------------------------- class activation maps
 
 @st.cache_resource(max_entries=4, show_spinner=False)
+def _overlay_cache(path: str, signature: tuple, cache_dir: str) -> Any:
+    """Where one run's overlays are and which checkpoints exist: no torch, so maps computed before cost a file
+    lookup."""
+    from core.overlay_cache import OverlayCache
+    return OverlayCache(Path(path), cache_dir)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _explainer(path: str, signature: tuple, cache_dir: str) -> Any:
-    """One run's fold models (loaded on first use), shared by every session; torch is imported only here."""
+    """One run's fold models (loaded on first use), shared by every session; torch is imported only here, when
+    a map is missing."""
     from core.explain import Explainer
     return Explainer(Path(path), cache_dir)
 
@@ -498,21 +509,22 @@ def cam_overlays(run: Run, rows: pd.DataFrame, which: str) -> dict:
     requests = explain_views.map_requests(rows, which)
     if not requests:
         return {}
-    explainer = _explainer(run.path, run.signature, str(RunConfig().cache_dir))
-    usable = {index: request for index, request in requests.items() if explainer.available(request.model)}
+    cache_dir = str(RunConfig().cache_dir)
+    overlays = _overlay_cache(run.path, run.signature, cache_dir)
+    usable = {index: request for index, request in requests.items() if overlays.available(request.model)}
     if len(usable) < len(requests):
         st.caption(":gray[Class activation maps need the fold checkpoints (folds/fold*/model.pt), which this run "
                    "does not have for every model.]")
-    missing = [request for request in usable.values() if not explainer.path(request).exists()]
+    missing = [request for request in usable.values() if not overlays.path(request).exists()]
     try:
         if missing:
             with st.spinner(f"Computing {len(missing)} class activation maps (once; "
                             f"`python train_cli.py explain {run.run_id}` precomputes them)…"):
-                explainer.overlays(missing)
+                _explainer(run.path, run.signature, cache_dir).overlays(missing)
     except Exception as exc:   # a moved image or a broken checkpoint: the gallery still shows the images
         st.warning(f"Class activation maps unavailable: {exc}", icon=":material/hide_image:")
         return {}
-    return {index: str(explainer.path(request)) for index, request in usable.items()}
+    return {index: str(overlays.path(request)) for index, request in usable.items()}
 
 
 def cam_choice(where: Any = st, default: str = "predicted") -> str:

@@ -1,6 +1,7 @@
 """A runs folder with one run of every kind, shared by the dashboard tests (built once per test session)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -63,3 +64,9 @@ def open_page(page: str | None = None, timeout: float = 60, **params: str):
     if page:
         app.switch_page(PAGES[page])
     return app.run()
+
+
+def share_link_url(app) -> str:
+    """The address the sidebar's "Link to this view" points at."""
+    [link] = [m.value for m in app.sidebar.markdown if "Link to this view" in m.value]
+    return re.fullmatch(r":material/link: \[Link to this view\]\((.*)\)", link).group(1)

@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import run_store
 from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, SPARSE,  # noqa: F401
-                                SPARSE_IMAGE_SIZE, dashboard_env, open_page, runs_dir)
+                                SPARSE_IMAGE_SIZE, dashboard_env, open_page, runs_dir, share_link_url)
 
 
 
@@ -108,7 +108,7 @@ def test_finding_tab_names_open_their_tab(dashboard_env) -> None:
 
 def test_share_link_carries_every_choice(dashboard_env) -> None:
     app = open_page("Classes", run=COMPLETE, true="class_d", pred="class_a")
-    link = app.sidebar.code[0].value
+    link = share_link_url(app)
     for part in (f"run={COMPLETE}", "fold=oof", "true=class_d", "pred=class_a"):
         assert part in link
 
