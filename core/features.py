@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,6 @@ def image_loader(paths: list[Path], labels: np.ndarray, transform, batch_size: i
                       persistent_workers=workers > 0, generator=generator, drop_last=drop_last)
 
 
-FEATURE_CHUNK_BATCHES = 8  # features reach the cache every this many batches: a kill loses at most one chunk
 CUDA_INFERENCE_BATCH = 512  # bf16 ResNet-50 inference is near its peak from here on an H100 (notes: 13k img/s)
 
 
@@ -77,17 +77,21 @@ def inference_batch_size(batch_size: int, device: torch.device) -> int:
 
 
 @torch.inference_mode()
-def compute_features(backbone: nn.Module, loader: DataLoader, device: torch.device) -> np.ndarray:
-    """Pooled features of every image the loader yields, in order (bf16 autocast on CUDA)."""
+def feature_batches(backbone: nn.Module, loader: Iterable, device: torch.device) -> Iterator[np.ndarray]:
+    """Pooled features of each batch the loader yields, in order (bf16 autocast on CUDA)."""
     backbone.eval().to(device)
     if device.type == "cuda":
         backbone.to(memory_format=torch.channels_last)
-    chunks = []
     for images, _ in tqdm(loader, desc="features", unit="batch", leave=False):
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            chunks.append(backbone(images).float().cpu())
-    return torch.cat(chunks).numpy()
+            pooled = backbone(images).float()
+        yield pooled.cpu().numpy()   # outside autocast: it must not stay on in the caller's code between batches
+
+
+def compute_features(backbone: nn.Module, loader: Iterable, device: torch.device) -> np.ndarray:
+    """Pooled features of every image the loader yields, in order."""
+    return np.concatenate(list(feature_batches(backbone, loader, device)))
 
 
 def feature_cache_key(arch_record: dict, weights_sha256: str, image_size: int) -> str:
@@ -100,25 +104,23 @@ def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cac
                     num_workers: int = -1) -> tuple[np.ndarray, int]:
     """Features for every image, computing only those not cached. Returns (features, n_computed).
 
-    Computed features are written to the cache chunk by chunk, so a run killed during extraction resumes
-    with only the images not yet done. `cache_key` None (random weights) disables the cache: such features
-    are not worth keeping.
+    Computed features are written to the cache batch by batch, so a run killed during extraction resumes
+    with only the images not yet done: it loses at most one batch. `cache_key` None (random weights) disables
+    the cache: such features are not worth keeping.
     """
     folder = Path(cache_dir) / "features" / cache_key if cache_key else None
     files = [folder / sha[:2] / f"{sha}.npy" for sha in shas] if folder else [None] * len(paths)
     missing = [i for i, f in enumerate(files) if f is None or not f.exists()]
     computed = {}
-    chunk = FEATURE_CHUNK_BATCHES * inference_batch_size(batch_size, device)
-    for start in tqdm(range(0, len(missing), chunk), desc="feature chunks", unit="chunk", leave=False,
-                      disable=len(missing) <= chunk):
-        todo = missing[start:start + chunk]
-        loader = image_loader([paths[i] for i in todo], np.zeros(len(todo), dtype=np.int64),
+    if missing:
+        loader = image_loader([paths[i] for i in missing], np.zeros(len(missing), dtype=np.int64),
                               eval_transform(image_size), inference_batch_size(batch_size, device),
                               num_workers=num_workers)
-        for i, vector in zip(todo, compute_features(backbone, loader, device)):
-            computed[i] = vector
-            if files[i] is not None:
-                write_array(files[i], vector.astype(np.float16))
+        for batch in feature_batches(backbone, loader, device):
+            for i, vector in zip(missing[len(computed):], batch):
+                computed[i] = vector
+                if files[i] is not None:
+                    write_array(files[i], vector.astype(np.float16))
     features = np.stack([computed[i] if i in computed else np.load(files[i]).astype(np.float32)
                          for i in range(len(paths))])
     return features.astype(np.float32), len(missing)
