@@ -1,11 +1,12 @@
 """Time run_diagnostics on a synthetic N x 2048 run with 6 embedding spaces (targets on 2 cores: 50,000 within
 90 s, 100,000 within 180 s), uncached (a fresh map cache) and again with the maps cached.
 
-    .venv/bin/python bench/bench_diagnostics.py [--samples 50000] [--dim 2048] [--keep DIR] [--compare-knn]
+    .venv/bin/python bench/bench_diagnostics.py [--samples 50000] [--dim 2048] [--keep DIR] [--compare-knn [--knn-only]]
 
---compare-knn also times the kNN graph of the backbone space both ways on the same vectors in this process:
+--compare-knn also times the kNN graph of the backbone space several ways on the same vectors in this process:
 faiss's exact search (what diagnostics use) against scikit-learn's brute force (what they used before), and
-prints how many neighbours agree.
+faiss's approximate HNSW and IVF indexes, printing the share of the exact neighbours each finds (--knn-only:
+just that).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from core.synthetic import make_synthetic_run  # noqa: E402
 
 
 def compare_knn(run_dir: Path) -> None:
+    import faiss
     from sklearn.neighbors import NearestNeighbors
     th = Thresholds()
     unit = reduce(np.load(run_store.embedding_path(run_dir, "backbone"), mmap_mode="r"), th.pca_dims,
@@ -34,13 +36,32 @@ def compare_knn(run_dir: Path) -> None:
     started = time.perf_counter()
     index, _ = knn(unit, th.neighbours)
     faiss_seconds = time.perf_counter() - started
+
+    def agreement(found: np.ndarray) -> float:   # share of the exact neighbours found (self left out)
+        return np.mean([len(set(a) & set(b)) for a, b in zip(index.tolist(), found.tolist())]) / th.neighbours
+
     started = time.perf_counter()
     _, expected = NearestNeighbors(n_neighbors=th.neighbours, algorithm="brute").fit(unit).kneighbors()
     sklearn_seconds = time.perf_counter() - started
-    same = np.mean([len(set(a) & set(b)) for a, b in zip(index.tolist(), expected.tolist())]) / th.neighbours
     print(f"kNN of one {unit.shape[0]} x {unit.shape[1]} space: faiss exact {faiss_seconds:.1f}s, "
           f"sklearn brute {sklearn_seconds:.1f}s ({sklearn_seconds / faiss_seconds:.2f}x); "
-          f"same neighbours {same:.4%}")
+          f"same neighbours {agreement(expected):.4%}")
+    # approximate search, for the record: what it would save and the recall it would cost
+    for name, approximate in (("faiss HNSW (M 32, efSearch 64)", faiss.IndexHNSWFlat(unit.shape[1], 32,
+                                                                                     faiss.METRIC_INNER_PRODUCT)),
+                              ("faiss IVF (1024 lists, nprobe 32)", faiss.IndexIVFFlat(
+                                  faiss.IndexFlatIP(unit.shape[1]), unit.shape[1], 1024, faiss.METRIC_INNER_PRODUCT))):
+        started = time.perf_counter()
+        if isinstance(approximate, faiss.IndexHNSWFlat):
+            approximate.hnsw.efSearch = 64
+        else:
+            approximate.train(unit)
+            approximate.nprobe = 32
+        approximate.add(unit)
+        _, found = approximate.search(unit, th.neighbours + 1)
+        seconds = time.perf_counter() - started
+        print(f"  {name}: {seconds:.1f}s with the index built, recall of the exact neighbours "
+              f"{agreement(found[:, 1:]):.1%}")
 
 
 def main() -> None:
@@ -50,6 +71,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)       # finetune mode: backbone + one space per fold
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the synthetic run here")
     parser.add_argument("--compare-knn", action="store_true")
+    parser.add_argument("--knn-only", action="store_true", help="with --compare-knn: skip timing the diagnostics")
     args = parser.parse_args()
     runs = args.keep or Path(tempfile.mkdtemp())
     run_id = f"20250101-000000-bench-{args.samples}"
@@ -60,6 +82,8 @@ def main() -> None:
         print(f"built synthetic run in {time.perf_counter() - started:.1f}s (not timed below)")
     if args.compare_knn:
         compare_knn(runs / run_id)
+        if args.knn_only:
+            return
     cache = Path(tempfile.mkdtemp(prefix="foldlens-bench-cache-"))
     for label in ("uncached", "maps cached"):
         started = time.perf_counter()

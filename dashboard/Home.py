@@ -70,7 +70,9 @@ with right:
     st.caption(f"{len(samples)} images, {len(run.classes)} classes; largest/smallest class ratio "
                f"{largest / max(1, smallest):.1f}.")
 
-with st.expander("Configuration"):
-    st.dataframe(views.config_rows(run.info), hide_index=True, width="stretch")
+configuration = st.expander("Configuration", key="configuration", on_change="rerun")
+if configuration.open:   # drawn only when opened: a table's scripts are a sizeable part of a page load
+    with configuration:
+        st.dataframe(views.config_rows(run.info), hide_index=True, width="stretch")
 
 common.share_link()

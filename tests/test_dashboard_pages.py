@@ -150,3 +150,12 @@ def test_home_offers_a_download_report_button(dashboard_env) -> None:
     button = app.get("download_button")[0]
     assert button.proto.label == "Download report"
     assert not app.exception
+
+
+def test_home_draws_the_configuration_table_only_once_it_is_opened(dashboard_env) -> None:
+    app = open_page(run=COMPLETE)
+    assert not app.dataframe   # closed: no table (its scripts are a sizeable part of a page load)
+    app.session_state["configuration"] = True
+    app.run()
+    table = app.dataframe[0].value
+    assert {"folds", "seed"} <= set(table.iloc[:, 0])
