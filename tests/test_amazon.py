@@ -349,13 +349,19 @@ def test_ctrl_c_stops_at_once_even_while_waiting_out_a_retry_after(tmp_path):
         process = subprocess.Popen(
             [sys.executable, str(REPO / "train_cli.py"), "amazon", "--categories", "Music", "--meta",
              f"{server.url}/meta", "--out", str(tmp_path / "out"), *FAST, "--max-wait", "60"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"})   # SIGABRT prints every thread's stack
         deadline = time.monotonic() + 60
         while sum(n for path, n in server.requests.items() if path.startswith("/images/")) < 4 \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
+        try:
+            _, err = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:   # say where it hangs, not only that it does
+            process.send_signal(signal.SIGABRT)
+            _, err = process.communicate()
+            raise AssertionError(f"still running 20 s after Ctrl-C; where its threads were:\n{err[-4000:]}") from None
     assert process.returncode == 1 and time.monotonic() - interrupted < 5
     assert "rerun the same command to resume" in err and not (tmp_path / "out" / "manifest.csv").exists()
