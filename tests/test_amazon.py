@@ -350,7 +350,10 @@ def test_ctrl_c_stops_at_once_even_while_waiting_out_a_retry_after(tmp_path):
             [sys.executable, str(REPO / "train_cli.py"), "amazon", "--categories", "Music", "--meta",
              f"{server.url}/meta", "--out", str(tmp_path / "out"), *FAST, "--max-wait", "60"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONFAULTHANDLER": "1"})   # SIGABRT prints every thread's stack
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},   # SIGABRT prints every thread's stack
+            # Ctrl-C as in a terminal: a job a shell started in the background inherits SIGINT ignored, and
+            # Python then installs no KeyboardInterrupt handler
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while sum(n for path, n in server.requests.items() if path.startswith("/images/")) < 4 \
                 and time.monotonic() < deadline:
