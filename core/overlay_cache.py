@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import run_store
 from .config import RunConfig
-from .hashing import file_sha256
+from .hashing import memoised_file_sha256
 
 ENSEMBLE = "ensemble"
 
@@ -54,7 +54,8 @@ class OverlayCache:
         if model not in self._model_keys:
             weights = self.info.get("weights") or {}
             parts = [str(self.info.get("model")), str(weights.get("sha256")), str(self.config.seed), self.side,
-                     *(file_sha256(run_store.fold_dir(self.run_dir, k) / "model.pt") for k in self.folds(model))]
+                     *(memoised_file_sha256(run_store.fold_dir(self.run_dir, k) / "model.pt")
+                       for k in self.folds(model))]
             self._model_keys[model] = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
         return self._model_keys[model]
 
