@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from .predict import Ensemble, decode, preprocess
@@ -169,9 +170,11 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
             image = decode(data, settings.max_pixels)
             return image if isinstance(image, str) else preprocess(ensemble, image)
     authorised = [Depends(_bearer_check(settings.token))]
-    app = FastAPI(title=f"foldlens: run {ensemble.run_id}", version="1",
-                  description=f"Classifies images into {', '.join(ensemble.classes)} with the fold models of run "
-                              f"{ensemble.run_id} (mean probability over {len(ensemble.folds)} folds).")
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN, which a machine without internet (or a
+    # browser behind a strict proxy) cannot reach; FastAPIOffline serves them from the installed package.
+    app = FastAPIOffline(title=f"foldlens: run {ensemble.run_id}", version="1",
+                         description=f"Classifies images into {', '.join(ensemble.classes)} with the fold models of "
+                                     f"run {ensemble.run_id} (mean probability over {len(ensemble.folds)} folds).")
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -55,7 +56,19 @@ def test_health_and_model_card(client, tiny_runs):  # noqa: F811
     assert card["validation"]["out_of_fold"]["balanced_accuracy"] == metrics["oof"]["val"]["balanced_accuracy"]
     assert card["test_ensemble"]["accuracy"] == metrics["ensemble"]["test"]["accuracy"]
     assert card["limits"]["max_files"] == 3 and card["limits"]["max_batch"] == 1  # CPU: no sharing by default
-    assert "/predict" in client.get("/openapi.json").json()["paths"] and client.get("/docs").status_code == 200
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("docs, expected", [("/docs", "SwaggerUIBundle"), ("/redoc", "<redoc")])
+def test_api_documentation_pages_load_every_script_from_the_server_itself_not_a_cdn(client, docs, expected):
+    """A machine without internet (or a browser behind a strict proxy) still gets working documentation."""
+    page = client.get(docs)
+    assert page.status_code == 200 and expected in page.text
+    links = re.findall(r'(?:src|href|spec-url)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+    assert len(links) >= 3 and all(link.startswith("/") for link in links), links  # script, icon, the spec
+    for link in links:
+        answer = client.get(link)
+        assert answer.status_code == 200 and len(answer.content) > 100, link
 
 
 def test_predict_answers_every_image_of_a_request_like_the_cli_path(client, ensemble):
