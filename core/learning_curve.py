@@ -14,7 +14,6 @@ import pandas as pd
 from . import run_store as store
 from .effects import scores
 from .evaluate import prediction_table
-from .fold_job import fit_parts, fold_parts, load_run_inputs
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,9 @@ def curve_predictions(run_dir: Path, settings: CurveSettings,
                       log: Callable[[str], None] = print) -> pd.DataFrame:
     """Validation predictions of every fold at every training share. The full share reuses the run's own
     fold models (the same training, already done)."""
+    # Imported here: fold_job brings torch (a second or more), and the dashboard reads this module's fits only.
+    from .fold_job import fit_parts, fold_parts, load_run_inputs
+
     run_dir = Path(run_dir)
     info, cfg, samples = load_run_inputs(run_dir)
     labels = samples.label_index.to_numpy()

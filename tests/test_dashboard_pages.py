@@ -1,6 +1,11 @@
 """Every dashboard page through Streamlit's AppTest on the fixture runs (see dashboard_fixtures.py)."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -8,6 +13,30 @@ from core import run_store
 from dashboard_fixtures import (COMPLETE, DAMAGED, FAILED, HOME, OTHER, PAGES, RUNNING, SPARSE,  # noqa: F401
                                 SPARSE_IMAGE_SIZE, dashboard_env, open_page, runs_dir, share_link_url)
 
+
+REPO = Path(__file__).resolve().parent.parent
+# Runs each page's top-level imports (not the page itself) in a fresh interpreter.
+PAGE_IMPORTS_PROBE = """
+import ast, json, sys
+from pathlib import Path
+sys.path.insert(0, "dashboard")
+for page in sys.argv[1:]:
+    for node in ast.parse(Path(page).read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            exec(compile(ast.Module([node], []), page, "exec"), {})
+print(json.dumps(sorted(name for name in ("torch", "torchvision") if name in sys.modules)))
+"""
+
+
+def test_no_page_imports_torch_before_it_needs_a_model():
+    """torch takes a second or more to import, on the first visit of whichever page brings it in. The dashboard
+    reads runs; only computing a class activation map that is not cached yet needs a model, and imports it then."""
+    pages = [str(p.relative_to(REPO)) for p in [REPO / "dashboard" / "Home.py",
+                                                *sorted((REPO / "dashboard" / "pages").glob("*.py"))]]
+    done = subprocess.run([sys.executable, "-c", PAGE_IMPORTS_PROBE, *pages], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 def texts(app: AppTest) -> str:
