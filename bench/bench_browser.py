@@ -14,7 +14,9 @@ loopback and prints, per page, the seconds from navigation until the page's char
   new browser  a visit from a browser that has never opened the dashboard (a colleague opening a shared
                link: the server warm, Streamlit's and Plotly's scripts downloaded and compiled again).
 Then it lassoes a square of the Embeddings map holding about a thousand images and prints the seconds from
-releasing the mouse until the selection's gallery is drawn.
+releasing the mouse until the selection's gallery is drawn. Last, the floor: the same "cached" visit of a
+Streamlit page with nothing on it, with one small Plotly chart, and with one Plotly map of the dashboard's point
+budget (bench/floor_app.py), in the same browser: what any page costs before it shows anything of its own.
 Targets on the 2-core development machine: first <= 4 s, cached <= 2 s, selection <= 1 s.
 """
 from __future__ import annotations
@@ -33,10 +35,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard, wait_until_drawn  # noqa: E402
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard, serve_streamlit, wait_until_drawn  # noqa: E402
 from core.synthetic import make_synthetic_run  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1600}
+FLOOR_PAGES = {"none": "a title (Streamlit itself)", "bar": "a title and a 3-bar Plotly chart",
+               "map": "a title and a Plotly map of the point budget"}
 
 
 def build(runs_dir: Path, n_samples: int) -> str:
@@ -159,6 +163,12 @@ def main() -> None:
         seconds, heading = select_on_map(person, f"{server}/Embeddings?run={run_id}",
                                          dense_square(runs_dir / run_id))
         print(f"lasso on the Embeddings map -> gallery drawn: {seconds:.2f} s ({heading}); target <= 1")
+        with serve_streamlit("bench/floor_app.py") as floor:
+            print("floor, the same cached visit of a page holding only:")
+            for chart, what in FLOOR_PAGES.items():
+                visit(person, f"{floor}/?chart={chart}")
+                cached, busy = min(visit(person, f"{floor}/?chart={chart}") for _ in range(2))
+                print(f"  {what:<44} {cached:>5.2f} s (browser busy {busy:.2f})")
         person.close()
         browser.close()
 

@@ -36,13 +36,22 @@ def free_port() -> int:
 @contextmanager
 def serve_dashboard(runs_dir: Path, cache_dir: Path, start_timeout_s: float = 60.0) -> Iterator[str]:
     """`streamlit run dashboard/Home.py` on 127.0.0.1; yields its URL, stops it afterwards."""
+    with serve_streamlit("dashboard/Home.py", ["--runs-dir", str(runs_dir)], {"FOLDLENS_CACHE": str(cache_dir)},
+                         start_timeout_s) as url:
+        yield url
+
+
+@contextmanager
+def serve_streamlit(script: str, script_args: list[str] | None = None, env: dict[str, str] | None = None,
+                    start_timeout_s: float = 60.0) -> Iterator[str]:
+    """`streamlit run SCRIPT -- SCRIPT_ARGS` (a path from the repository root) on 127.0.0.1; yields its URL,
+    stops it afterwards."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--runs-dir", str(runs_dir)],
-        cwd=REPO, env={**os.environ, "FOLDLENS_CACHE": str(cache_dir)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--", *(script_args or [])],
+        cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + start_timeout_s
     try:
