@@ -203,6 +203,7 @@ effects of each remedy (RUNS_DIR/experiments/EXP_ID/). Takes every training opti
   python train_cli.py remedies                         the default remedies for this training mode
   python train_cli.py remedies --remedies list         every remedy, what it overrides, and why one is skipped
   python train_cli.py remedies --remedies balance-weights,label-smoothing
+  python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment (its runs done are kept)
 """
 
 TUNE_HELP = """Search hyperparameters with Optuna: every trial a k-fold run on the same CV-only splits, pruned by a
@@ -218,12 +219,19 @@ def command_remedies(argv: list[str]) -> int:
     parser = train_parser("train_cli.py remedies", REMEDIES_HELP, resume=False)
     parser.add_argument("--remedies", default="", help="comma-separated remedy names, or 'list' to show them "
                                                        "(default: every remedy that applies)")
+    parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment: its complete runs are "
+                        "kept, an unfinished one gets its missing folds (other options are taken from the "
+                        "experiment, except --runs-dir and where folds run)")
     args = vars(parser.parse_args(argv))
-    selection = args.pop("remedies")
+    selection, resume_id = args.pop("remedies"), args.pop("resume")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     from core import experiments, remedies
     from core.executors import open_executor
+    if resume_id:
+        with open_executor(settings) as executor:
+            folder = experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=_log())
+        return _experiment_written(folder, cfg.runs_dir)
     cfg.validate()
     if selection == "list":
         print(remedies.describe(cfg, experiments.planned_remedies(cfg, None)[0]))
@@ -231,8 +239,12 @@ def command_remedies(argv: list[str]) -> int:
     chosen = remedies.parse_selection(selection)
     with open_executor(settings) as executor:
         folder = experiments.run_remedies(cfg, chosen, executor, log=_log())
+    return _experiment_written(folder, cfg.runs_dir)
+
+
+def _experiment_written(folder: Path, runs_dir: str) -> int:
     print(f"\nExperiment written to {folder}\nRuns: {', '.join(_experiment_runs(folder))}\n"
-          f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {cfg.runs_dir}\n"
+          f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {runs_dir}\n"
           f"  (http://localhost:8501/Experiments?experiment={folder.name})")
     return 0
 

@@ -14,11 +14,12 @@ import pandas as pd
 from . import run_store as store
 from .config import RunConfig
 from .effects import EffectSettings, effects_table, format_effects
+from .errors import UserError
 from .executors import FoldExecutor
 from .fold_job import pick_device
 from .learning_curve import CurveSettings, format_fits, learning_curve
-from .remedies import Remedy, default_set, remedy_config, skip_reason
-from .run_lifecycle import complete_run, new_run_id, resolve_train_mode, start_run
+from .remedies import Remedy, default_set, remedy_config, remedy_named, skip_reason
+from .run_lifecycle import complete_run, new_run_id, resolve_train_mode, resume, start_run
 
 EXPERIMENT_SCHEMA_VERSION = 1
 
@@ -47,11 +48,6 @@ def planned_remedies(cfg: RunConfig, chosen: list[Remedy] | None) -> tuple[str, 
             [{"remedy": name, "reason": reason} for name, reason in reasons.items() if reason])
 
 
-def _run(cfg: RunConfig, record: dict, executor: FoldExecutor | None, splits: pd.DataFrame | None = None) -> Path:
-    started = time.perf_counter()
-    return complete_run(start_run(cfg, splits=splits, record=record), started, executor)
-
-
 def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: FoldExecutor | None = None,
                  curve: CurveSettings | None = None, effect_settings: EffectSettings | None = None,
                  log: Callable[[str], None] = print) -> Path:
@@ -64,26 +60,96 @@ def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: F
     experiment_id, folder = new_experiment(Path(cfg.runs_dir), "remedies", cfg.name)
     document = {"schema_version": EXPERIMENT_SCHEMA_VERSION, "experiment_id": experiment_id, "kind": "remedies",
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "running",
-                "train_mode": mode, "config": cfg.to_dict(), "baseline": None, "runs": [], "skipped": skipped,
-                "effect_settings": effect_settings.to_dict(), "curve_settings": curve.to_dict(), "timings": {}}
-
-    def write() -> None:  # rewritten as each run finishes, so the dashboard shows an experiment in progress
-        store.write_json(folder / "experiment.json", document)
-    write()
+                "error": None, "train_mode": mode, "config": cfg.to_dict(), "planned": [r.name for r in remedies],
+                "baseline": None, "runs": [], "skipped": skipped, "effect_settings": effect_settings.to_dict(),
+                "curve_settings": curve.to_dict(), "timings": {}}
+    store.write_json(folder / "experiment.json", document)
     log(f"experiment {experiment_id}: baseline + {', '.join(r.name for r in remedies) or 'no remedies'}"
         + "".join(f"\n  skipped {s['remedy']}: {s['reason']}" for s in skipped))
+    return _carry_out(folder, document, cfg, executor, log)
+
+
+def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor | None = None,
+                    log: Callable[[str], None] = print) -> Path:
+    """Finish an interrupted remedies experiment with the settings it was started with: its complete runs are
+    kept, a run it left unfinished gets its missing folds, the remedies it had not reached are trained, and the
+    learning curve (unless done) and the effects are computed."""
+    document = store.find_experiment(Path(runs_dir), experiment_id)
+    if document is None or document.get("kind") != "remedies":
+        raise UserError(f"remedies --resume {experiment_id}: no remedies experiment of that name under "
+                        f"{store.experiments_root(runs_dir)}; list them with: ls {store.experiments_root(runs_dir)}")
+    if document["status"] == "complete":
+        raise UserError(f"remedies --resume {experiment_id}: that experiment is already complete; start a new one")
+    if "planned" not in document:
+        raise UserError(f"remedies --resume {experiment_id}: written by an older foldlens that did not record its "
+                        "planned remedies, so it cannot be resumed; start a new one")
+    folder = Path(document.pop("path"))
+    cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir))
+    log(f"experiment {experiment_id}: resuming baseline + {', '.join(document['planned']) or 'no remedies'}")
+    return _carry_out(folder, document, cfg, executor, log)
+
+
+def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecutor | None,
+               log: Callable[[str], None]) -> Path:
+    """Every step of the experiment not done yet, recording each run's id as it starts (so an interruption can
+    be resumed) and the experiment's status; one process at a time (a lock on the folder)."""
+    def write() -> None:  # rewritten as each run starts and finishes, so the dashboard shows it in progress
+        store.write_json(folder / "experiment.json", document)
+
+    with store.run_lock(folder):
+        document.update(status="running", error=None)
+        write()
+        try:
+            _train_runs(folder, document, cfg, executor, write, log)
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            hint = f"python train_cli.py remedies --resume {document['experiment_id']} --runs-dir {cfg.runs_dir}"
+            document.update(status="failed", error=f"{reason} (finish it with: {hint})")
+            write()
+            log(f"experiment {document['experiment_id']} {reason}; finish it with: {hint}")
+            raise
+        document["status"] = "complete"
+        write()
+    return folder
+
+
+def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecutor | None,
+                write: Callable[[], None], log: Callable[[str], None]) -> None:
+    runs_dir = Path(cfg.runs_dir)
+    record = {"kind": "remedies", "id": document["experiment_id"]}
+
+    def finished(run_id: str | None, start: Callable[[], Path], on_start: Callable[[Path], None]) -> tuple[Path, bool]:
+        """(the run `run_id`, completed if it is not, or a new run from `start` when there is none to resume;
+        whether any of it was trained now). `on_start` records a new run's id before it trains."""
+        entry = store.find_run(runs_dir, run_id) if run_id else None
+        if entry is not None and entry.status == "complete":
+            return entry.path, False
+        if entry is not None and entry.info is not None:
+            log(f"resuming run {run_id}")
+            return resume(runs_dir, run_id, executor), True
+        run_dir = start()
+        on_start(run_dir)
+        return complete_run(run_dir, time.perf_counter(), executor), True
+
+    def record_baseline(run_dir: Path) -> None:
+        document["baseline"] = run_dir.name
+        write()
 
     clock = time.perf_counter()
-    record = {"kind": "remedies", "id": experiment_id}
-    baseline = _run(dataclasses.replace(cfg, name=f"{cfg.name}-baseline" if cfg.name else "baseline"),
-                    {"experiment": {**record, "role": "baseline"}}, executor)
-    document.update(baseline=baseline.name)
-    document["timings"]["baseline"] = round(time.perf_counter() - clock, 2)
-    write()
+    baseline, trained = finished(document["baseline"], lambda: start_run(
+        dataclasses.replace(cfg, name=f"{cfg.name}-baseline" if cfg.name else "baseline"),
+        record={"experiment": {**record, "role": "baseline"}}), record_baseline)
+    if trained:
+        _add_timing(document, "baseline", clock)
+        write()
     splits = shared_splits(baseline)
 
     remedy_runs: dict[str, Path] = {}
-    for remedy in remedies:
+    for remedy in map(remedy_named, document["planned"]):
+        entry = next((e for e in document["runs"] if e["remedy"] == remedy.name), None)
+        if entry is not None and entry["status"] == "complete":   # kept from before an interruption
+            remedy_runs[remedy.name] = runs_dir / entry["run_id"]
+            continue
         clock = time.perf_counter()
         run_splits, dropped = splits, None
         if remedy.drops_label_issues:
@@ -91,47 +157,62 @@ def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: F
             if dropped is None or dropped.empty:
                 reason = ("the baseline's diagnostics did not run, so no label errors are flagged"
                           if dropped is None else "the baseline's diagnostics flag no likely label errors")
-                document["skipped"].append({"remedy": remedy.name, "reason": reason})
-                write()
+                if all(s["remedy"] != remedy.name for s in document["skipped"]):
+                    document["skipped"].append({"remedy": remedy.name, "reason": reason})
+                    write()
                 continue
             store.write_parquet(folder / "dropped_label_errors.parquet", dropped)
             run_splits = splits[~splits.path.isin(dropped.path)]
-        entry = {"remedy": remedy.name, "what": remedy.what, "overrides": remedy.overrides, "run_id": None,
-                 "status": "running", "error": None}
+        if entry is None:
+            entry = {"remedy": remedy.name, "what": remedy.what, "overrides": remedy.overrides, "run_id": None}
+            document["runs"].append(entry)
+        entry.update(status="running", error=None)
         if dropped is not None:
             entry["dropped"] = {"file": "dropped_label_errors.parquet", "count": len(dropped)}
-        document["runs"].append(entry)
         write()
+
+        def record_remedy(run_dir: Path, entry: dict = entry) -> None:
+            entry["run_id"] = run_dir.name
+            write()
         try:
-            run_dir = _run(remedy_config(cfg, remedy),
-                           {"experiment": {**record, "role": "remedy", "remedy": remedy.name,
-                                           "splits_from": baseline.name,
-                                           "left_out": 0 if dropped is None else len(dropped)}},
-                           executor, splits=run_splits)
+            run_dir, _ = finished(entry["run_id"], lambda: start_run(
+                remedy_config(cfg, remedy), splits=run_splits,
+                record={"experiment": {**record, "role": "remedy", "remedy": remedy.name,
+                                       "splits_from": baseline.name,
+                                       "left_out": 0 if dropped is None else len(dropped)}}), record_remedy)
             remedy_runs[remedy.name] = run_dir
             entry.update(run_id=run_dir.name, status="complete")
         except KeyboardInterrupt:
+            entry.update(status="failed", error="interrupted")
             raise
         except Exception as exc:  # one remedy failing must not cost the others; recorded and reported
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             log(f"remedy {remedy.name} failed: {entry['error']}")
-        document["timings"][remedy.name] = round(time.perf_counter() - clock, 2)
+        _add_timing(document, remedy.name, clock)
         write()
 
-    clock = time.perf_counter()
-    predictions, table, fits = learning_curve(baseline, curve, log)
-    store.write_parquet(folder / "learning_curve_predictions.parquet", predictions)
-    store.write_parquet(folder / "learning_curve.parquet", table)
-    store.write_json(folder / "learning_curve_fit.json", {"settings": curve.to_dict(), "fits": fits})
-    document["timings"]["learning_curve"] = round(time.perf_counter() - clock, 2)
+    curve = CurveSettings(**document["curve_settings"])
+    if (folder / "learning_curve_fit.json").exists():  # done before the interruption: same runs, same settings
+        fits = store.read_json(folder / "learning_curve_fit.json")["fits"]
+    else:
+        clock = time.perf_counter()
+        predictions, table, fits = learning_curve(baseline, curve, log)
+        store.write_parquet(folder / "learning_curve_predictions.parquet", predictions)
+        store.write_parquet(folder / "learning_curve.parquet", table)
+        store.write_json(folder / "learning_curve_fit.json", {"settings": curve.to_dict(), "fits": fits})
+        _add_timing(document, "learning_curve", clock)
 
+    effect_settings = EffectSettings(**document["effect_settings"])
     summary, per_fold, notes = effects_table(baseline, remedy_runs, effect_settings)
     write_effects(folder, summary, per_fold, notes, effect_settings)
-    document["status"] = "complete"
-    write()
     log(format_effects(summary, notes))
     log(format_fits(fits))
-    return folder
+
+
+def _add_timing(document: dict, step: str, since: float) -> None:
+    """Seconds of `step` since `since`, added to what earlier attempts of the experiment spent on it."""
+    timings = document["timings"]
+    timings[step] = round(timings.get(step, 0) + time.perf_counter() - since, 2)
 
 
 def _flagged_label_errors(baseline: Path) -> pd.DataFrame | None:

@@ -123,6 +123,51 @@ def test_remedies_list_and_bad_names(workspace, capsys):
     assert "no such remedy" in capsys.readouterr().err
 
 
+def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, tmp_path, monkeypatch, capsys):
+    """Ctrl-C after a remedy's first fold: the experiment records how to finish it; --resume keeps the baseline
+    as it is, gives the remedy run it had started its missing folds (no new run), then the curve and effects."""
+    from core import experiments
+    runs = tmp_path / "runs"
+    common = ["--data", str(workspace["data"]), "--runs-dir", str(runs),
+              "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY]
+    real_complete_run = experiments.complete_run
+
+    def interrupted_after_a_remedys_first_fold(run_dir, started, executor=None):
+        def ctrl_c(summary, metrics):
+            raise KeyboardInterrupt
+        remedy = run_store.read_json(run_dir / "run.json")["experiment"]["role"] == "remedy"
+        return real_complete_run(run_dir, started, executor, on_fold=ctrl_c if remedy else None)
+    monkeypatch.setattr(experiments, "complete_run", interrupted_after_a_remedys_first_fold)
+    assert train_cli.main(["remedies", *common, "--remedies", "balance-weights"]) == 1
+    monkeypatch.undo()
+
+    experiment = remedies_experiment(runs)
+    resume = ["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]
+    assert experiment["status"] == "failed" and " ".join(resume[:3]) in experiment["error"]
+    remedy_run = experiment["runs"][0]["run_id"]
+    assert info(runs, remedy_run)["folds_done"] == [0]
+    baseline_record = (runs / experiment["baseline"] / "run.json").read_bytes()
+    run_folders = sorted(p.name for p in runs.iterdir())
+    app = open_experiments(runs, monkeypatch, experiment=experiment["experiment_id"])
+    assert not app.exception and " ".join(resume[:3]) in app.warning[0].body
+
+    assert train_cli.main(resume) == 0
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "complete" and experiment["error"] is None
+    assert sorted(p.name for p in runs.iterdir()) == run_folders
+    assert (runs / experiment["baseline"] / "run.json").read_bytes() == baseline_record
+    assert experiment["runs"][0]["run_id"] == remedy_run and experiment["runs"][0]["status"] == "complete"
+    assert info(runs, remedy_run)["status"] == "complete" and info(runs, remedy_run)["folds_done"] == [0, 1, 2]
+    effects = pd.read_parquet(Path(experiment["path"]) / "effects.parquet")
+    assert set(effects.remedy) == {"balance-weights"}
+    assert (Path(experiment["path"]) / "learning_curve_fit.json").exists()
+
+    assert train_cli.main(resume) == 2
+    assert "already complete" in capsys.readouterr().err
+    assert train_cli.main(["remedies", "--resume", "nope", "--runs-dir", str(runs)]) == 2
+    assert "no remedies experiment" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- tune
 
 def study(runs: Path, name: str) -> optuna.Study:

@@ -37,6 +37,8 @@ def run_link(run_id: str | None, label: str) -> None:
 def remedies_view() -> None:
     st.caption(f"Baseline and remedies on the same splits and seed ({experiment['train_mode']} mode). "
                f"Status: {experiment['status']}.")
+    if experiment.get("error"):
+        st.warning(f"**This experiment stopped**: {experiment['error']}", icon=":material/pause_circle:")
     for skipped in experiment.get("skipped", []):
         st.caption(f"Skipped **{skipped['remedy']}**: {skipped['reason']}")
     effects_tab, curve_tab, runs_tab = common.tabs(["Effects", "Learning curve", "Runs"])
