@@ -1,6 +1,6 @@
 """What a person waits for: every dashboard page of a big synthetic run in headless Chromium.
 
-    .venv/bin/python bench/bench_browser.py [--samples 100000] [--keep DIR]
+    .venv/bin/python bench/bench_browser.py [--samples 100000] [--keep DIR] [--floor-only]
 
 Builds (or reuses, with --keep) a synthetic run of N samples with all its diagnostics, serves the dashboard on
 loopback and prints, per page, the seconds from navigation until the page's charts and images are drawn:
@@ -15,8 +15,9 @@ loopback and prints, per page, the seconds from navigation until the page's char
                link: the server warm, Streamlit's and Plotly's scripts downloaded and compiled again).
 Then it lassoes a square of the Embeddings map holding about a thousand images and prints the seconds from
 releasing the mouse until the selection's gallery is drawn. Last, the floor: the same "cached" visit of a
-Streamlit page with nothing on it, with one small Plotly chart, and with one Plotly map of the dashboard's point
-budget (bench/floor_app.py), in the same browser: what any page costs before it shows anything of its own.
+Streamlit page with nothing on it, with one small chart, and with one map of the dashboard's point budget, in
+Plotly and in Vega-Lite (bench/floor_app.py), in the same browser: what any page costs before it shows anything
+of its own, and how much of that is the chart library (--floor-only: just these).
 Targets on the 2-core development machine: first <= 4 s, cached <= 2 s, selection <= 1 s.
 """
 from __future__ import annotations
@@ -40,7 +41,9 @@ from core.synthetic import make_synthetic_run  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1600}
 FLOOR_PAGES = {"none": "a title (Streamlit itself)", "bar": "a title and a 3-bar Plotly chart",
-               "map": "a title and a Plotly map of the point budget"}
+               "map": "a title and a Plotly map of the point budget",
+               "vega-bar": "the same bar chart in Vega-Lite (Altair)",
+               "vega-map": "the same map in Vega-Lite (box selection only)"}
 
 
 def build(runs_dir: Path, n_samples: int) -> str:
@@ -133,21 +136,23 @@ def select_on_map(context, url: str, square: tuple[float, float, float, float]) 
     return elapsed, heading
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=100_000)
-    parser.add_argument("--keep", type=Path, help="runs folder to generate into and reuse")
-    args = parser.parse_args()
-    runs_dir = args.keep or Path(tempfile.mkdtemp()) / "runs"
-    run_id = build(runs_dir, args.samples)
-    with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server, sync_playwright() as p:
-        # The person's browser: a profile on disk (its HTTP cache and compiled-script cache, as a person's
-        # browser keeps them; an in-memory "incognito" context keeps no compiled scripts).
-        person = p.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="foldlens-browser-profile-"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            headless=True, viewport=VIEWPORT)
+def floor(person) -> None:
+    """The cached visit of each page of bench/floor_app.py, in the person's browser."""
+    with serve_streamlit("bench/floor_app.py") as server:
+        print("floor, the same cached visit of a page holding only:")
+        for chart, what in FLOOR_PAGES.items():
+            visit(person, f"{server}/?chart={chart}")
+            cached, busy = min(visit(person, f"{server}/?chart={chart}") for _ in range(2))
+            print(f"  {what:<48} {cached:>5.2f} s (browser busy {busy:.2f})")
+
+
+def dashboard_pages(p, person, samples: int, keep: Path | None) -> None:
+    """Every page of a run of `samples` first, cached, by the sidebar and in a new browser; then the lasso."""
+    runs_dir = keep or Path(tempfile.mkdtemp()) / "runs"
+    run_id = build(runs_dir, samples)
+    with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        print(f"{args.samples} samples; seconds from navigation until drawn   targets: first <= 4, cached <= 2")
+        print(f"{samples} samples; seconds from navigation until drawn   targets: first <= 4, cached <= 2")
         print(f"{'page':<14} {'first':>7} {'cached':>7} {'(browser busy)':>15} {'sidebar':>8} {'new browser':>12}")
         for name, path in page_paths():
             url = f"{server}/{path}?run={run_id}"
@@ -163,14 +168,25 @@ def main() -> None:
         seconds, heading = select_on_map(person, f"{server}/Embeddings?run={run_id}",
                                          dense_square(runs_dir / run_id))
         print(f"lasso on the Embeddings map -> gallery drawn: {seconds:.2f} s ({heading}); target <= 1")
-        with serve_streamlit("bench/floor_app.py") as floor:
-            print("floor, the same cached visit of a page holding only:")
-            for chart, what in FLOOR_PAGES.items():
-                visit(person, f"{floor}/?chart={chart}")
-                cached, busy = min(visit(person, f"{floor}/?chart={chart}") for _ in range(2))
-                print(f"  {what:<44} {cached:>5.2f} s (browser busy {busy:.2f})")
-        person.close()
         browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="runs folder to generate into and reuse")
+    parser.add_argument("--floor-only", action="store_true", help="only the floor pages, no run")
+    args = parser.parse_args()
+    with sync_playwright() as p:
+        # The person's browser: a profile on disk (its HTTP cache and compiled-script cache, as a person's
+        # browser keeps them; an in-memory "incognito" context keeps no compiled scripts).
+        person = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="foldlens-browser-profile-"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            headless=True, viewport=VIEWPORT)
+        if not args.floor_only:
+            dashboard_pages(p, person, args.samples, args.keep)
+        floor(person)
+        person.close()
 
 
 if __name__ == "__main__":

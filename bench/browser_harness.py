@@ -19,11 +19,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 # Drawn: the script run has finished (the app's script state; the "running" indicator only shows after a
 # delay, so alone it can pass before a slow page has sent its charts), no loading skeletons, and every chart
-# container has drawn its plot.
+# container (Plotly or Vega-Lite) has drawn its plot.
 DRAWN = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
   && !document.querySelector('[data-testid="stStatusWidget"]')
   && !document.querySelector('[data-testid="stSkeleton"]')
   && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))
+  && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].every(c => c.querySelector('canvas, svg'))
   && [...document.images].every(i => i.complete)"""
 
 
