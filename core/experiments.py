@@ -84,7 +84,10 @@ def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor |
         raise UserError(f"remedies --resume {experiment_id}: written by an older foldlens that did not record its "
                         "planned remedies, so it cannot be resumed; start a new one")
     folder = Path(document.pop("path"))
-    cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir))
+    # The mode it resolved when it started: `auto` may pick another here (a CUDA machine), and a remedy is only
+    # comparable to a baseline trained the same way.
+    cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir),
+                              train_mode=document["train_mode"])
     log(f"experiment {experiment_id}: resuming baseline + {', '.join(document['planned']) or 'no remedies'}")
     return _carry_out(folder, document, cfg, executor, log)
 

@@ -168,6 +168,42 @@ def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, t
     assert "no remedies experiment" in capsys.readouterr().err
 
 
+def interrupted_after_its_baseline(runs: Path, workspace: dict, monkeypatch) -> dict:
+    """A remedies experiment stopped by Ctrl-C after its baseline, before its remedy run was created."""
+    from core import experiments
+    real_start_run = experiments.start_run
+
+    def ctrl_c_at_the_first_remedy(cfg, splits=None, record=None):
+        if record["experiment"]["role"] == "remedy":
+            raise KeyboardInterrupt
+        return real_start_run(cfg, splits=splits, record=record)
+    with monkeypatch.context() as patch:
+        patch.setattr(experiments, "start_run", ctrl_c_at_the_first_remedy)
+        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
+                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
+                               "--remedies", "balance-weights"]) == 1
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "failed" and experiment["runs"][0]["run_id"] is None
+    return experiment
+
+
+def test_a_resumed_experiment_trains_its_remedies_in_the_mode_it_started_in(workspace, tmp_path, monkeypatch):
+    """Resumed where --train-mode auto picks another mode (a CUDA machine), the remedies still train in the
+    baseline's mode: a remedy is only comparable to a baseline trained the same way."""
+    from core import run_lifecycle
+    runs = tmp_path / "runs"
+    experiment = interrupted_after_its_baseline(runs, workspace, monkeypatch)
+    assert experiment["train_mode"] == "head"
+    real_resolve = run_lifecycle.resolve_train_mode
+    monkeypatch.setattr(run_lifecycle, "resolve_train_mode", lambda requested, device: (
+        ("finetune", "auto: CUDA is available") if requested == "auto" else real_resolve(requested, device)))
+    assert train_cli.main(["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]) == 0
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "complete"
+    assert info(runs, experiment["runs"][0]["run_id"])["train_mode"] == info(runs, experiment["baseline"])[
+        "train_mode"] == "head"
+
+
 # ---------------------------------------------------------------- tune
 
 def study(runs: Path, name: str) -> optuna.Study:
