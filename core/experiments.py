@@ -99,7 +99,7 @@ def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecu
     def write() -> None:  # rewritten as each run starts and finishes, so the dashboard shows it in progress
         store.write_json(folder / "experiment.json", document)
 
-    with store.run_lock(folder):
+    with store.run_lock(folder, "experiment"):
         document.update(status="running", error=None)
         write()
         try:

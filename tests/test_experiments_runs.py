@@ -204,6 +204,22 @@ def test_a_resumed_experiment_trains_its_remedies_in_the_mode_it_started_in(work
         "train_mode"] == "head"
 
 
+def test_a_second_resume_of_an_experiment_being_written_is_refused_naming_the_experiment(tmp_path, capsys):
+    from core.config import RunConfig
+    runs = tmp_path / "runs"
+    folder = run_store.experiments_root(runs) / "20250101-000000-remedies"
+    folder.mkdir(parents=True)
+    document = {"schema_version": 1, "experiment_id": folder.name, "kind": "remedies", "status": "failed",
+                "error": "interrupted", "train_mode": "head", "config": RunConfig(runs_dir=str(runs)).to_dict(),
+                "planned": [], "baseline": None, "runs": [], "skipped": [], "timings": {}}
+    run_store.write_json(folder / "experiment.json", document)
+    with run_store.run_lock(folder):   # held as by the first `remedies --resume`
+        assert train_cli.main(["remedies", "--resume", folder.name, "--runs-dir", str(runs)]) == 2
+    error = capsys.readouterr().err
+    assert f"experiment {folder.name} is being written by process" in error and error.count("\n") == 1
+    assert run_store.read_json(folder / "experiment.json") == document
+
+
 # ---------------------------------------------------------------- tune
 
 def study(runs: Path, name: str) -> optuna.Study:
