@@ -203,7 +203,7 @@ effects of each remedy (RUNS_DIR/experiments/EXP_ID/). Takes every training opti
   python train_cli.py remedies                         the default remedies for this training mode
   python train_cli.py remedies --remedies list         every remedy, what it overrides, and why one is skipped
   python train_cli.py remedies --remedies balance-weights,label-smoothing
-  python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment (its runs done are kept)
+  python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment, or retry its failed remedies
 """
 
 TUNE_HELP = """Search hyperparameters with Optuna: every trial a k-fold run on the same CV-only splits, pruned by a
@@ -219,9 +219,9 @@ def command_remedies(argv: list[str]) -> int:
     parser = train_parser("train_cli.py remedies", REMEDIES_HELP, resume=False)
     parser.add_argument("--remedies", default="", help="comma-separated remedy names, or 'list' to show them "
                                                        "(default: every remedy that applies)")
-    parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment: its complete runs are "
-                        "kept, an unfinished one gets its missing folds (other options are taken from the "
-                        "experiment, except --runs-dir and where folds run)")
+    parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment, or retry the remedies "
+                        "that failed in one: its complete runs are kept, an unfinished one gets its missing folds "
+                        "(other options are taken from the experiment, except --runs-dir and where folds run)")
     args = vars(parser.parse_args(argv))
     selection, resume_id = args.pop("remedies"), args.pop("resume")
     settings = execution_settings(args)

@@ -204,6 +204,36 @@ def test_a_resumed_experiment_trains_its_remedies_in_the_mode_it_started_in(work
         "train_mode"] == "head"
 
 
+def test_a_remedy_that_failed_is_retried_by_resume_and_joins_the_effects(workspace, tmp_path, monkeypatch, capsys):
+    """A remedy failing does not stop the experiment, which completes without it and says how to retry it;
+    --resume trains that remedy again (its run's missing folds) and adds it to the effects."""
+    from core import experiments
+    runs = tmp_path / "runs"
+    real_complete_run = experiments.complete_run
+
+    def out_of_memory_in_the_remedy(run_dir, started, executor=None):
+        if run_store.read_json(run_dir / "run.json")["experiment"]["role"] == "remedy":
+            raise RuntimeError("CUDA out of memory")
+        return real_complete_run(run_dir, started, executor)
+    with monkeypatch.context() as patch:
+        patch.setattr(experiments, "complete_run", out_of_memory_in_the_remedy)
+        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
+                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
+                               "--remedies", "balance-weights"]) == 0
+    experiment = remedies_experiment(runs)
+    resume = ["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]
+    assert experiment["status"] == "complete" and experiment["runs"][0]["status"] == "failed"
+    said = capsys.readouterr()
+    assert f"retry it with: python train_cli.py {' '.join(resume)}" in said.out + said.err
+
+    assert train_cli.main(resume) == 0
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "complete" and experiment["runs"][0]["status"] == "complete"
+    assert info(runs, experiment["runs"][0]["run_id"])["status"] == "complete"
+    effects = pd.read_parquet(Path(experiment["path"]) / "effects.parquet")
+    assert set(effects.remedy) == {"balance-weights"}
+
+
 def test_a_second_resume_of_an_experiment_being_written_is_refused_naming_the_experiment(tmp_path, capsys):
     from core.config import RunConfig
     runs = tmp_path / "runs"
