@@ -135,11 +135,11 @@ def command_train(argv: list[str]) -> int:
     cfg = RunConfig(**args)
     if prepare_only:
         return prepare(cfg, settings, resume_id)
-    if not resume_id:
+    if resume_id is None:  # an empty id ("$UNSET" in a script) is one to look up, not a new run
         cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
-        run_dir = (run_lifecycle.resume(args["runs_dir"], resume_id, executor) if resume_id
-                   else run_lifecycle.train(cfg, executor))
+        run_dir = (run_lifecycle.train(cfg, executor) if resume_id is None
+                   else run_lifecycle.resume(args["runs_dir"], resume_id, executor))
     report(run_dir)
     return 0
 
@@ -147,7 +147,7 @@ def command_train(argv: list[str]) -> int:
 def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
     from core import run_lifecycle
     from core.executors import ExecutionSettings
-    if resume_id or settings != ExecutionSettings():
+    if resume_id is not None or settings != ExecutionSettings():
         raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
     run_dir = run_lifecycle.prepare(cfg)
     runs = f" --runs-dir {cfg.runs_dir}" if cfg.runs_dir != DEFAULTS.runs_dir else ""
@@ -203,7 +203,7 @@ effects of each remedy (RUNS_DIR/experiments/EXP_ID/). Takes every training opti
   python train_cli.py remedies                         the default remedies for this training mode
   python train_cli.py remedies --remedies list         every remedy, what it overrides, and why one is skipped
   python train_cli.py remedies --remedies balance-weights,label-smoothing
-  python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment (its runs done are kept)
+  python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment, or retry its failed remedies
 """
 
 TUNE_HELP = """Search hyperparameters with Optuna: every trial a k-fold run on the same CV-only splits, pruned by a
@@ -219,16 +219,16 @@ def command_remedies(argv: list[str]) -> int:
     parser = train_parser("train_cli.py remedies", REMEDIES_HELP, resume=False)
     parser.add_argument("--remedies", default="", help="comma-separated remedy names, or 'list' to show them "
                                                        "(default: every remedy that applies)")
-    parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment: its complete runs are "
-                        "kept, an unfinished one gets its missing folds (other options are taken from the "
-                        "experiment, except --runs-dir and where folds run)")
+    parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment, or retry the remedies "
+                        "that failed in one: its complete runs are kept, an unfinished one gets its missing folds "
+                        "(other options are taken from the experiment, except --runs-dir and where folds run)")
     args = vars(parser.parse_args(argv))
     selection, resume_id = args.pop("remedies"), args.pop("resume")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     from core import experiments, remedies
     from core.executors import open_executor
-    if resume_id:
+    if resume_id is not None:  # an empty id ("$UNSET" in a script) is one to look up, not a new experiment
         with open_executor(settings) as executor:
             folder = experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=_log())
         return _experiment_written(folder, cfg.runs_dir)

@@ -69,22 +69,31 @@ def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: F
     return _carry_out(folder, document, cfg, executor, log)
 
 
+def resume_command(document: dict, runs_dir: str | Path) -> str:
+    """The command that finishes an interrupted experiment, or retries the remedies that failed in it."""
+    return f"python train_cli.py remedies --resume {document['experiment_id']} --runs-dir {runs_dir}"
+
+
 def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor | None = None,
                     log: Callable[[str], None] = print) -> Path:
-    """Finish an interrupted remedies experiment with the settings it was started with: its complete runs are
-    kept, a run it left unfinished gets its missing folds, the remedies it had not reached are trained, and the
-    learning curve (unless done) and the effects are computed."""
+    """Finish an interrupted remedies experiment with the settings it was started with, or retry the remedies
+    that failed in a complete one: its complete runs are kept, a run it left unfinished gets its missing folds,
+    the remedies it had not reached are trained, and the learning curve (unless done) and the effects are
+    computed."""
     document = store.find_experiment(Path(runs_dir), experiment_id)
     if document is None or document.get("kind") != "remedies":
         raise UserError(f"remedies --resume {experiment_id}: no remedies experiment of that name under "
                         f"{store.experiments_root(runs_dir)}; list them with: ls {store.experiments_root(runs_dir)}")
-    if document["status"] == "complete":
+    if document["status"] == "complete" and all(entry["status"] == "complete" for entry in document["runs"]):
         raise UserError(f"remedies --resume {experiment_id}: that experiment is already complete; start a new one")
     if "planned" not in document:
         raise UserError(f"remedies --resume {experiment_id}: written by an older foldlens that did not record its "
                         "planned remedies, so it cannot be resumed; start a new one")
     folder = Path(document.pop("path"))
-    cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir))
+    # The mode it resolved when it started: `auto` may pick another here (a CUDA machine), and a remedy is only
+    # comparable to a baseline trained the same way.
+    cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir),
+                              train_mode=document["train_mode"])
     log(f"experiment {experiment_id}: resuming baseline + {', '.join(document['planned']) or 'no remedies'}")
     return _carry_out(folder, document, cfg, executor, log)
 
@@ -96,14 +105,14 @@ def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecu
     def write() -> None:  # rewritten as each run starts and finishes, so the dashboard shows it in progress
         store.write_json(folder / "experiment.json", document)
 
-    with store.run_lock(folder):
+    with store.run_lock(folder, "experiment"):
         document.update(status="running", error=None)
         write()
         try:
             _train_runs(folder, document, cfg, executor, write, log)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            hint = f"python train_cli.py remedies --resume {document['experiment_id']} --runs-dir {cfg.runs_dir}"
+            hint = resume_command(document, cfg.runs_dir)
             document.update(status="failed", error=f"{reason} (finish it with: {hint})")
             write()
             log(f"experiment {document['experiment_id']} {reason}; finish it with: {hint}")
@@ -187,7 +196,8 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
             raise
         except Exception as exc:  # one remedy failing must not cost the others; recorded and reported
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            log(f"remedy {remedy.name} failed: {entry['error']}")
+            log(f"remedy {remedy.name} failed: {entry['error']}; the others go on (retry it with: "
+                f"{resume_command(document, cfg.runs_dir)})")
         _add_timing(document, remedy.name, clock)
         write()
 

@@ -122,6 +122,10 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
     """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
     Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint)."""
     info, cfg, samples = load_run_inputs(run_dir)
+    # Ray and job schedulers set OMP_NUM_THREADS per task, and a process that ran a fold keeps its count (the
+    # learning curve fits in the experiment's process): the result must depend on neither.
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     classes, device = info["classes"], pick_device()
     labels = samples.label_index.to_numpy()
     torch.manual_seed(cfg.seed + fold)
@@ -142,9 +146,7 @@ def run_fold(run_dir: Path, fold: int) -> dict:
     if (out / "fold.json").exists():
         return store.read_json(out / "fold.json")
     started = time.perf_counter()
-    info, cfg, samples = load_run_inputs(run_dir)
-    if cfg.threads:  # Ray and job schedulers set OMP_NUM_THREADS per task; the result must not depend on it
-        torch.set_num_threads(cfg.threads)
+    info, _, samples = load_run_inputs(run_dir)
     store.remove_stale_temporaries(out)  # what a killed earlier attempt of this fold left
     classes = info["classes"]
     labels = samples.label_index.to_numpy()

@@ -122,8 +122,9 @@ LOCK_ATTEMPTS = 20  # each retry means another writer took and released the lock
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path, what: str = "run") -> Iterator[None]:
     """Only one process writes a run: it holds an exclusive flock on RUN_ID/.lock, which names its pid.
+    `what`: the kind of folder, as a refusal names it (an experiment or a study is locked the same way).
 
     The kernel drops the lock when its holder dies, so a crashed writer's lock is free without anyone judging
     it stale, and two processes can never both take one over. The holder deletes the file on release, but only
@@ -142,14 +143,14 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             os.close(fd)
             holder = _lock_holder(path)
-            raise UserError(f"run {Path(run_dir).name} is being written by "
+            raise UserError(f"{what} {Path(run_dir).name} is being written by "
                             f"{f'process {holder}' if holder else 'another process'}; "
                             f"wait for it to finish or stop it first") from None
         if _names_file(path, fd):
             break
         os.close(fd)  # released and deleted by its holder between our open and our flock
     else:
-        raise UserError(f"run {Path(run_dir).name}: could not take its lock file {path}; try again")
+        raise UserError(f"{what} {Path(run_dir).name}: could not take its lock file {path}; try again")
     try:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -325,7 +325,7 @@ def tune(cfg: RunConfig, n_trials: int, metric: str = "balanced_accuracy", study
         raise UserError(f"--max-concurrent {max_concurrent}: at least 1")
     folder = store.experiments_root(Path(cfg.runs_dir)) / study_name
     folder.mkdir(parents=True, exist_ok=True)
-    with store.run_lock(folder):  # one driver per study: any RUNNING trial found now was left by a crash
+    with store.run_lock(folder, "study"):  # one driver per study: any RUNNING trial found now was left by a crash
         study = Study(cfg, study_name, metric, space_overrides, log)
         recovered = study.recover_interrupted()
         if recovered:

@@ -85,3 +85,14 @@ def test_argument_errors_are_one_line_without_the_usage_text(capsys, argv, messa
     assert train_cli.main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "\n" not in error and error.endswith("--help)")
+
+
+@pytest.mark.parametrize("command, message", [([], "no such run"), (["remedies"], "no remedies experiment")])
+def test_an_empty_resume_id_is_bad_input_not_a_new_run(tmp_path, folder_dataset, capsys, command, message):
+    """`--resume "$ID"` with ID unset in a script must say there is no such run or experiment, not train anew."""
+    runs = tmp_path / "runs"
+    argv = [*command, "--resume", "", "--data", str(folder_dataset), "--runs-dir", str(runs), "--weights", "none",
+            "--image-size", "32", "--folds", "2", "--epochs", "1", "--cache-dir", str(tmp_path / "cache")]
+    assert train_cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())

@@ -168,6 +168,88 @@ def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, t
     assert "no remedies experiment" in capsys.readouterr().err
 
 
+def interrupted_after_its_baseline(runs: Path, workspace: dict, monkeypatch) -> dict:
+    """A remedies experiment stopped by Ctrl-C after its baseline, before its remedy run was created."""
+    from core import experiments
+    real_start_run = experiments.start_run
+
+    def ctrl_c_at_the_first_remedy(cfg, splits=None, record=None):
+        if record["experiment"]["role"] == "remedy":
+            raise KeyboardInterrupt
+        return real_start_run(cfg, splits=splits, record=record)
+    with monkeypatch.context() as patch:
+        patch.setattr(experiments, "start_run", ctrl_c_at_the_first_remedy)
+        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
+                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
+                               "--remedies", "balance-weights"]) == 1
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "failed" and experiment["runs"][0]["run_id"] is None
+    return experiment
+
+
+def test_a_resumed_experiment_trains_its_remedies_in_the_mode_it_started_in(workspace, tmp_path, monkeypatch):
+    """Resumed where --train-mode auto picks another mode (a CUDA machine), the remedies still train in the
+    baseline's mode: a remedy is only comparable to a baseline trained the same way."""
+    from core import run_lifecycle
+    runs = tmp_path / "runs"
+    experiment = interrupted_after_its_baseline(runs, workspace, monkeypatch)
+    assert experiment["train_mode"] == "head"
+    real_resolve = run_lifecycle.resolve_train_mode
+    monkeypatch.setattr(run_lifecycle, "resolve_train_mode", lambda requested, device: (
+        ("finetune", "auto: CUDA is available") if requested == "auto" else real_resolve(requested, device)))
+    assert train_cli.main(["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]) == 0
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "complete"
+    assert info(runs, experiment["runs"][0]["run_id"])["train_mode"] == info(runs, experiment["baseline"])[
+        "train_mode"] == "head"
+
+
+def test_a_remedy_that_failed_is_retried_by_resume_and_joins_the_effects(workspace, tmp_path, monkeypatch, capsys):
+    """A remedy failing does not stop the experiment, which completes without it and says how to retry it;
+    --resume trains that remedy again (its run's missing folds) and adds it to the effects."""
+    from core import experiments
+    runs = tmp_path / "runs"
+    real_complete_run = experiments.complete_run
+
+    def out_of_memory_in_the_remedy(run_dir, started, executor=None):
+        if run_store.read_json(run_dir / "run.json")["experiment"]["role"] == "remedy":
+            raise RuntimeError("CUDA out of memory")
+        return real_complete_run(run_dir, started, executor)
+    with monkeypatch.context() as patch:
+        patch.setattr(experiments, "complete_run", out_of_memory_in_the_remedy)
+        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
+                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
+                               "--remedies", "balance-weights"]) == 0
+    experiment = remedies_experiment(runs)
+    resume = ["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]
+    assert experiment["status"] == "complete" and experiment["runs"][0]["status"] == "failed"
+    said = capsys.readouterr()
+    assert f"retry it with: python train_cli.py {' '.join(resume)}" in said.out + said.err
+
+    assert train_cli.main(resume) == 0
+    experiment = remedies_experiment(runs)
+    assert experiment["status"] == "complete" and experiment["runs"][0]["status"] == "complete"
+    assert info(runs, experiment["runs"][0]["run_id"])["status"] == "complete"
+    effects = pd.read_parquet(Path(experiment["path"]) / "effects.parquet")
+    assert set(effects.remedy) == {"balance-weights"}
+
+
+def test_a_second_resume_of_an_experiment_being_written_is_refused_naming_the_experiment(tmp_path, capsys):
+    from core.config import RunConfig
+    runs = tmp_path / "runs"
+    folder = run_store.experiments_root(runs) / "20250101-000000-remedies"
+    folder.mkdir(parents=True)
+    document = {"schema_version": 1, "experiment_id": folder.name, "kind": "remedies", "status": "failed",
+                "error": "interrupted", "train_mode": "head", "config": RunConfig(runs_dir=str(runs)).to_dict(),
+                "planned": [], "baseline": None, "runs": [], "skipped": [], "timings": {}}
+    run_store.write_json(folder / "experiment.json", document)
+    with run_store.run_lock(folder):   # held as by the first `remedies --resume`
+        assert train_cli.main(["remedies", "--resume", folder.name, "--runs-dir", str(runs)]) == 2
+    error = capsys.readouterr().err
+    assert f"experiment {folder.name} is being written by process" in error and error.count("\n") == 1
+    assert run_store.read_json(folder / "experiment.json") == document
+
+
 # ---------------------------------------------------------------- tune
 
 def study(runs: Path, name: str) -> optuna.Study:
