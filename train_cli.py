@@ -229,6 +229,9 @@ def command_remedies(argv: list[str]) -> int:
     from core import experiments, remedies
     from core.executors import open_executor
     if resume_id is not None:  # an empty id ("$UNSET" in a script) is one to look up, not a new experiment
+        if selection:
+            raise UserError(f"--remedies {selection} with --resume: a resumed experiment trains the remedies it "
+                            "planned; drop --remedies (or start a new experiment with them)")
         with open_executor(settings) as executor:
             folder = experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=_log())
         return _experiment_written(folder, cfg.runs_dir)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import run_store as store
 from .learning_curve import power_law
+from .remedies import remedy_named
 
 OVERALL = "balanced_accuracy"
 
@@ -79,13 +81,18 @@ def doubling_table(fits: list[dict]) -> pd.DataFrame:
                           "interval high": None if f["ci_high"] is None else 100 * f["ci_high"]} for f in fits])
 
 
-def experiment_runs(experiment: dict) -> pd.DataFrame:
-    """The runs of a remedies experiment: role, remedy, run id, status, what it changed."""
-    rows = [{"remedy": "baseline", "run_id": experiment.get("baseline"), "status": "complete"
-             if experiment.get("baseline") else "running", "what": "the settings as given"}]
+def experiment_runs(experiment: dict, run_status: Mapping[str, str]) -> pd.DataFrame:
+    """The runs of a remedies experiment in the order they train: remedy, run id, status, what it changes. The
+    baseline's status is its run's (`run_status`: status by run id); a remedy not reached yet is `planned`."""
+    baseline = experiment.get("baseline")
+    rows = [{"remedy": "baseline", "run_id": baseline, "status": run_status.get(baseline, "planned"),
+             "what": "the settings as given"}]
     rows += [{"remedy": r["remedy"], "run_id": r["run_id"], "status": r["status"],
               "what": r["what"] + (f" ({r['dropped']['count']} images left out)" if r.get("dropped") else "")
               + (f" — {r['error']}" if r.get("error") else "")} for r in experiment.get("runs", [])]
+    reached = {r["remedy"] for r in experiment.get("runs", [])} | {s["remedy"] for s in experiment.get("skipped", [])}
+    rows += [{"remedy": name, "run_id": None, "status": "planned", "what": remedy_named(name).what}
+             for name in experiment.get("planned", []) if name not in reached]
     return pd.DataFrame(rows)
 
 

@@ -131,3 +131,21 @@ def test_setting_differences_name_each_training_setting_that_differs_and_ignore_
     b = {"folds": 3, "lr": 0.001, "seed": 0, "data": "cleaned.csv", "name": "cleaned", "runs_dir": "elsewhere"}
     assert views.setting_differences({"A": a, "B": b}) == ["folds: 5 in A, 3 in B"]
     assert views.setting_differences({"A": a, "C": dict(a)}) == []
+
+
+def test_an_experiments_runs_table_shows_each_runs_own_status_and_the_remedies_not_reached_yet():
+    from core.experiment_views import experiment_runs
+    from core.remedies import remedy_named
+    experiment = {"baseline": "b", "planned": ["balance-weights", "drop-label-errors", "label-smoothing"],
+                  "runs": [{"remedy": "balance-weights", "run_id": "r1", "status": "failed", "what": "weights",
+                            "error": "interrupted"}],
+                  "skipped": [{"remedy": "drop-label-errors", "reason": "no label errors flagged"}]}
+    table = experiment_runs(experiment, {"b": "complete", "r1": "failed"})
+    assert table[["remedy", "status"]].values.tolist() == [
+        ["baseline", "complete"], ["balance-weights", "failed"], ["label-smoothing", "planned"]]
+    assert table.run_id.iloc[:2].tolist() == ["b", "r1"] and pd.isna(table.run_id.iloc[2])
+    assert table.what.iloc[1] == "weights — interrupted"
+    assert table.what.iloc[2] == remedy_named("label-smoothing").what
+    # a baseline that was created but did not finish reads as its run does; one not created yet is planned
+    assert experiment_runs(experiment, {"b": "failed"}).status.iloc[0] == "failed"
+    assert experiment_runs({**experiment, "baseline": None}, {}).status.iloc[0] == "planned"

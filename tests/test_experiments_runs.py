@@ -166,6 +166,8 @@ def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, t
     assert "already complete" in capsys.readouterr().err
     assert train_cli.main(["remedies", "--resume", "nope", "--runs-dir", str(runs)]) == 2
     assert "no remedies experiment" in capsys.readouterr().err
+    assert train_cli.main([*resume, "--remedies", "label-smoothing"]) == 2   # not a way to add remedies
+    assert "drop --remedies" in capsys.readouterr().err
 
 
 def interrupted_after_its_baseline(runs: Path, workspace: dict, monkeypatch) -> dict:

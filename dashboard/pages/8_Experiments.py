@@ -90,7 +90,7 @@ def remedies_view() -> None:
                          column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in
                                         ("gain from doubling (points)", "interval low", "interval high")})
     with runs_tab:
-        runs = views.experiment_runs(experiment)
+        runs = views.experiment_runs(experiment, {e.run_id: e.status for e in run_store.list_runs(folder)})
         st.dataframe(runs, hide_index=True, width="stretch")
         for row in runs.itertuples():
             run_link(row.run_id, f"{row.remedy}: {row.run_id}")
