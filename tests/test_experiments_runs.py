@@ -123,13 +123,17 @@ def test_remedies_list_and_bad_names(workspace, capsys):
     assert "no such remedy" in capsys.readouterr().err
 
 
+def one_remedy(runs: Path, workspace: dict) -> list[str]:
+    """`remedies` of balance-weights alone on the workspace's dataset, into `runs` (features from its cache)."""
+    return ["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
+            "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY, "--remedies", "balance-weights"]
+
+
 def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, tmp_path, monkeypatch, capsys):
     """Ctrl-C after a remedy's first fold: the experiment records how to finish it; --resume keeps the baseline
     as it is, gives the remedy run it had started its missing folds (no new run), then the curve and effects."""
     from core import experiments
     runs = tmp_path / "runs"
-    common = ["--data", str(workspace["data"]), "--runs-dir", str(runs),
-              "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY]
     real_complete_run = experiments.complete_run
 
     def interrupted_after_a_remedys_first_fold(run_dir, started, executor=None):
@@ -138,7 +142,7 @@ def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, t
         remedy = run_store.read_json(run_dir / "run.json")["experiment"]["role"] == "remedy"
         return real_complete_run(run_dir, started, executor, on_fold=ctrl_c if remedy else None)
     monkeypatch.setattr(experiments, "complete_run", interrupted_after_a_remedys_first_fold)
-    assert train_cli.main(["remedies", *common, "--remedies", "balance-weights"]) == 1
+    assert train_cli.main(one_remedy(runs, workspace)) == 1
     monkeypatch.undo()
 
     experiment = remedies_experiment(runs)
@@ -181,9 +185,7 @@ def interrupted_after_its_baseline(runs: Path, workspace: dict, monkeypatch) -> 
         return real_start_run(cfg, splits=splits, record=record)
     with monkeypatch.context() as patch:
         patch.setattr(experiments, "start_run", ctrl_c_at_the_first_remedy)
-        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
-                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
-                               "--remedies", "balance-weights"]) == 1
+        assert train_cli.main(one_remedy(runs, workspace)) == 1
     experiment = remedies_experiment(runs)
     assert experiment["status"] == "failed" and experiment["runs"][0]["run_id"] is None
     return experiment
@@ -219,9 +221,7 @@ def test_a_remedy_that_failed_is_retried_by_resume_and_joins_the_effects(workspa
         return real_complete_run(run_dir, started, executor)
     with monkeypatch.context() as patch:
         patch.setattr(experiments, "complete_run", out_of_memory_in_the_remedy)
-        assert train_cli.main(["remedies", "--data", str(workspace["data"]), "--runs-dir", str(runs),
-                               "--cache-dir", str(workspace["runs"].parent / "cache"), *TINY,
-                               "--remedies", "balance-weights"]) == 0
+        assert train_cli.main(one_remedy(runs, workspace)) == 0
     experiment = remedies_experiment(runs)
     resume = ["remedies", "--resume", experiment["experiment_id"], "--runs-dir", str(runs)]
     assert experiment["status"] == "complete" and experiment["runs"][0]["status"] == "failed"
