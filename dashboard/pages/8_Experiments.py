@@ -26,10 +26,11 @@ if requested is not None and requested not in ids:
 experiment_id = common.choice("Experiment", "experiment", ids, default=requested if requested in ids else ids[0],
                               where=st.sidebar, help="Remedy experiments and tuning studies, newest first.")
 experiment = run_store.find_experiment(folder, experiment_id)
+run_status = {entry.run_id: entry.status for entry in run_store.list_runs(folder)}   # read once: every run.json
 
 
 def run_link(run_id: str | None, label: str) -> None:
-    if run_id and run_store.find_run(folder, run_id):
+    if run_id in run_status:
         st.page_link(common.PAGE_FILES["Home"], label=label, icon=":material/arrow_forward:",
                      query_params={"run": run_id})
 
@@ -90,7 +91,7 @@ def remedies_view() -> None:
                          column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in
                                         ("gain from doubling (points)", "interval low", "interval high")})
     with runs_tab:
-        runs = views.experiment_runs(experiment, {e.run_id: e.status for e in run_store.list_runs(folder)})
+        runs = views.experiment_runs(experiment, run_status)
         st.dataframe(runs, hide_index=True, width="stretch")
         for row in runs.itertuples():
             run_link(row.run_id, f"{row.remedy}: {row.run_id}")
