@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help mu
     from core.executors import ExecutionSettings
 
 DEFAULTS = RunConfig()
+EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -41,13 +42,12 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
-EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
 def train_parser(prog: str | None = None, description: str = __doc__, resume: bool = True) -> argparse.ArgumentParser:
     """Every RunConfig option; `remedies` and `tune` reuse it (without --resume) and add their own."""
     parser = OneLineParser(prog=prog, description=description, allow_abbrev=False,  # --fold is not --folds
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data", default=DEFAULTS.data, help="folder laid out CLASS/IMAGE, or CSV manifest with path,label and "
                                               "optional group columns (default: the embedded demo dataset)")
@@ -170,7 +170,7 @@ def report(run_dir: Path) -> None:
 
 def command_weights(argv: list[str]) -> int:
     parser = OneLineParser(prog="train_cli.py weights",
-                                     description="Fetch and cache ImageNet weights (under TORCH_HOME).")
+                           description="Fetch and cache ImageNet weights (under TORCH_HOME).")
     parser.add_argument("--model", default=DEFAULTS.model, help="(default: %(default)s)")
     args = parser.parse_args(argv)
     from core.models import check_model_name
@@ -487,8 +487,8 @@ def command_serve(argv: list[str]) -> int:
 
 def command_explain(argv: list[str]) -> int:
     parser = OneLineParser(prog="train_cli.py explain",
-                                     description="Precompute class activation maps (predicted and true class) of "
-                                                 "every misclassified validation and test image, into the cache.")
+                           description="Precompute class activation maps (predicted and true class) of every "
+                                       "misclassified validation and test image, into the cache.")
     parser.add_argument("run_id")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help="where the maps are kept (default: "
