@@ -31,7 +31,7 @@ from core.config import RunConfig
 from core.errors import UserError
 
 if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help must stay fast
-    from core.executors import ExecutionSettings
+    from core.run.execution import ExecutionSettings
 
 DEFAULTS = RunConfig()
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
@@ -122,14 +122,14 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
 
 def execution_settings(args: dict) -> ExecutionSettings:
     """Take the execution options out of the parsed arguments (what is left is the RunConfig)."""
-    from core.executors import ExecutionSettings
+    from core.run.execution import ExecutionSettings
     return ExecutionSettings(**{name: args.pop(name) for name in EXECUTION_OPTIONS})
 
 
 def command_train(argv: list[str]) -> int:
     args = vars(train_parser().parse_args(argv))
-    from core import run_lifecycle
-    from core.executors import open_executor
+    from core.run import lifecycle as run_lifecycle
+    from core.run.executors import open_executor
     resume_id, prepare_only = args.pop("resume"), args.pop("prepare_only")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
@@ -145,8 +145,8 @@ def command_train(argv: list[str]) -> int:
 
 
 def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
-    from core import run_lifecycle
-    from core.executors import ExecutionSettings
+    from core.run import lifecycle as run_lifecycle
+    from core.run.execution import ExecutionSettings
     if resume_id is not None or settings != ExecutionSettings():
         raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
     run_dir = run_lifecycle.prepare(cfg)
@@ -158,7 +158,7 @@ def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) 
 
 
 def report(run_dir: Path) -> None:
-    from core.summary import diagnostics_failure, summary_table
+    from core.delivery.summary import diagnostics_failure, summary_table
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
     print(f"\nOpen the dashboard:\n  streamlit run dashboard/Home.py -- --runs-dir {run_dir.parent}\n"
@@ -173,8 +173,8 @@ def command_weights(argv: list[str]) -> int:
                            description="Fetch and cache ImageNet weights (under TORCH_HOME).")
     parser.add_argument("--model", default=DEFAULTS.model, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core.models import check_model_name
-    from core.weights import prefetch
+    from core.config import check_model_name
+    from core.training.weights import prefetch
     check_model_name(args.model)
     resolved = prefetch(args.model)
     print(f"ready: {args.model} weights from {resolved.source} (sha256 {resolved.sha256})")
@@ -186,7 +186,8 @@ def command_diagnose(argv: list[str]) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import run_lifecycle, run_store
+    from core.run import lifecycle as run_lifecycle
+    from core.store import run_store
     entry = run_store.require_run(args.runs_dir, args.run_id)
     if entry.status != "complete":
         raise UserError(f"diagnose {args.run_id}: the run is {entry.status}; finish it first with "
@@ -226,8 +227,9 @@ def command_remedies(argv: list[str]) -> int:
     selection, resume_id = args.pop("remedies"), args.pop("resume")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
-    from core import experiments, remedies
-    from core.executors import open_executor
+    from core.experiments import remedies
+    from core.experiments import remedy_runs as experiments
+    from core.run.executors import open_executor
     if resume_id is not None:  # an empty id ("$UNSET" in a script) is one to look up, not a new experiment
         if selection:
             raise UserError(f"--remedies {selection} with --resume: a resumed experiment trains the remedies it "
@@ -253,7 +255,7 @@ def _experiment_written(folder: Path, runs_dir: str) -> int:
 
 
 def _experiment_runs(folder: Path) -> list[str]:
-    from core import run_store
+    from core.store import run_store
     document = run_store.read_json(folder / "experiment.json")
     return [document["baseline"], *(r["run_id"] for r in document["runs"] if r["run_id"])]
 
@@ -279,8 +281,8 @@ def command_tune(argv: list[str]) -> int:
     options = {key: args.pop(key) for key in ("trials", "metric", "study", "space", "max_concurrent")}
     settings = execution_settings(args)
     cfg = RunConfig(**args)
-    from core.executors import open_executor
-    from core.tuning import tune
+    from core.experiments.tuning import tune
+    from core.run.executors import open_executor
     cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
         folder = tune(cfg, options["trials"], options["metric"], options["study"], options["space"], executor,
@@ -293,7 +295,8 @@ def command_tune(argv: list[str]) -> int:
 
 def command_amazon(argv: list[str]) -> int:
     from dataclasses import fields
-    from core.sources.settings import AmazonSettings, HttpSettings
+
+    from core.data.sources.settings import AmazonSettings, HttpSettings
     default = {f.name: f.default for f in fields(AmazonSettings)}
     http = HttpSettings()
     parser = OneLineParser(
@@ -326,8 +329,8 @@ def command_amazon(argv: list[str]) -> int:
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
         concurrency=args.concurrency,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
-    from core.sources.amazon import build, summary
-    from core.sources.http import FetchError
+    from core.data.sources.amazon import build, summary
+    from core.data.sources.http import FetchError
     try:
         info = build(settings, ["python", "train_cli.py", "amazon", *argv])
     except (FetchError, OSError) as exc:
@@ -352,7 +355,8 @@ def command_clean(argv: list[str]) -> int:
     parser.add_argument("--out", default="cleaned.csv", help="manifest to write (default: %(default)s)")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import cleaning, run_store
+    from core.data import cleaning
+    from core.store import run_store
     entry = run_store.require_run(args.runs_dir, args.run_id)
     if args.drop_label_issues is None and not args.drop_exact_duplicates:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
@@ -374,7 +378,8 @@ def command_fold(argv: list[str]) -> int:
     parser.add_argument("fold", type=int, help="fold index K, from 0")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import fold_job, run_store
+    from core.store import run_store
+    from core.training import fold_job
     entry = run_store.require_run(args.runs_dir, args.run_id)
     n_folds = entry.info["config"]["folds"]
     if not 0 <= args.fold < n_folds:
@@ -400,7 +405,8 @@ def command_report(argv: list[str]) -> int:
                              "view there")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import report, run_store
+    from core.delivery import report
+    from core.store import run_store
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     out = output_file(args.out or f"report-{args.run_id}.html")
     html = report.build_report(run_dir, args.dashboard_url)
@@ -423,8 +429,9 @@ def command_predict(argv: list[str]) -> int:
                         help="test-time augmentation: also average over each image's horizontal mirror")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import predict, run_store
-    from core.run_lifecycle import describe_device
+    from core.delivery import predict
+    from core.store import run_store
+    from core.training.device import describe_device
     out = output_file(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)
@@ -466,7 +473,8 @@ def command_serve(argv: list[str]) -> int:
     parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
     args = parser.parse_args(argv)
-    from core import predict, run_store, serve
+    from core.delivery import predict, serve
+    from core.store import run_store
     token = args.token or os.environ.get(serve.TOKEN_ENV) or None
     if not serve.is_loopback(args.host) and token is None and not args.no_token:
         raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
@@ -497,8 +505,8 @@ def command_explain(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be a positive whole number")
-    from core import run_store
-    from core.explain import explain_run
+    from core.analysis.explain import explain_run
+    from core.store import run_store
     entry = run_store.require_run(args.runs_dir, args.run_id)
     if not entry.info.get("folds_done"):
         raise UserError(f"explain {args.run_id}: no fold has finished yet; finish it with: "

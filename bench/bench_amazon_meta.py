@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.sources.amazon import scan_category  # noqa: E402
-from core.sources.http import new_client  # noqa: E402
-from core.sources.settings import AmazonSettings, HttpSettings  # noqa: E402
+from core.data.sources.amazon import scan_category  # noqa: E402
+from core.data.sources.http import new_client  # noqa: E402
+from core.data.sources.settings import AmazonSettings, HttpSettings  # noqa: E402
 
 CATEGORY = "Bench_Category"
 

@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard, serve_streamlit, wait_until_drawn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard, serve_streamlit, wait_until_drawn  # noqa: E402
-from core.synthetic import make_synthetic_run  # noqa: E402
+from core.testing.synthetic import make_synthetic_run  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1600}
 FLOOR_PAGES = {"none": "a title (Streamlit itself)", "bar": "a title and a 3-bar Plotly chart",

@@ -23,8 +23,9 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from core import run_store, views  # noqa: E402
-from core.synthetic import make_synthetic_run  # noqa: E402
+from core.store import run_store  # noqa: E402
+from core.testing.synthetic import make_synthetic_run  # noqa: E402
+from core.views import tables as views  # noqa: E402
 
 PAGES = [None, "pages/1_Overfitting.py", "pages/2_Classes.py", "pages/3_Embeddings.py",
          "pages/4_Misclassified.py", "pages/5_Data.py", "pages/6_Compare.py"]

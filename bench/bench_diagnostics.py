@@ -20,11 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import run_store  # noqa: E402
-from core.diagnostics import run_diagnostics  # noqa: E402
-from core.diagnostics.neighbours import knn, reduce  # noqa: E402
-from core.diagnostics.thresholds import Thresholds  # noqa: E402
-from core.synthetic import make_synthetic_run  # noqa: E402
+from core.analysis.diagnostics import run_diagnostics  # noqa: E402
+from core.analysis.diagnostics.neighbours import knn, reduce  # noqa: E402
+from core.analysis.diagnostics.thresholds import Thresholds  # noqa: E402
+from core.store import run_store  # noqa: E402
+from core.testing.synthetic import make_synthetic_run  # noqa: E402
 
 
 def compare_knn(run_dir: Path) -> None:

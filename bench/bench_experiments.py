@@ -22,8 +22,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pandas as pd  # noqa: E402
 
-from core import run_store  # noqa: E402
 from core.config import RunConfig  # noqa: E402
+from core.store import run_store  # noqa: E402
 
 
 def quiet(_: str) -> None:
@@ -31,7 +31,7 @@ def quiet(_: str) -> None:
 
 
 def bench_tune(cfg: RunConfig, trials: int) -> None:
-    from core.tuning import tune
+    from core.experiments.tuning import tune
 
     started = time.perf_counter()
     folder = tune(cfg, trials, study_name="bench", log=quiet)
@@ -48,7 +48,7 @@ def bench_tune(cfg: RunConfig, trials: int) -> None:
 
 
 def bench_remedies(cfg: RunConfig) -> None:
-    from core.experiments import run_remedies
+    from core.experiments.remedy_runs import run_remedies
 
     started = time.perf_counter()
     folder = run_remedies(cfg, log=quiet)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import train_cli  # noqa: E402
-from core.explain import explain_run  # noqa: E402
+from core.analysis.explain import explain_run  # noqa: E402
 
 
 def demo_run(runs_dir: Path) -> Path:

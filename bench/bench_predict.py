@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from core import run_store  # noqa: E402
+from core.store import run_store  # noqa: E402
 
 
 def main() -> None:

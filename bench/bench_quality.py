@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score  # noqa: E40
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import fold_job  # noqa: E402
+from core.training import run_inputs  # noqa: E402
 
 
 def train(runs_dir: Path, arguments: list[str]) -> Path:
@@ -71,12 +71,12 @@ def print_run(label: str, run: Path) -> None:
 def logistic_regression_baseline(run: Path) -> None:
     """LogisticRegression per fold on the run's backbone embedding (the head's inputs), same folds and test
     split; mean ± std over folds like metrics.json, and the test ensemble of mean probabilities."""
-    info, _, samples = fold_job.load_run_inputs(run)
+    info, _, samples = run_inputs.load_run_inputs(run)
     features = np.load(run / "embeddings" / "backbone.npy").astype(np.float32)
     labels = samples.label_index.to_numpy()
     scores, test_probs = {"accuracy": [], "balanced_accuracy": []}, []
     for fold in info["folds_done"]:
-        parts = fold_job.fold_parts(samples, fold)
+        parts = run_inputs.fold_parts(samples, fold)
         model = LogisticRegression(max_iter=5000).fit(features[parts["train"]], labels[parts["train"]])
         predicted = model.predict(features[parts["val"]])
         scores["accuracy"].append(accuracy_score(labels[parts["val"]], predicted))
@@ -89,7 +89,7 @@ def logistic_regression_baseline(run: Path) -> None:
             f"{pct(np.mean(scores['accuracy']), np.std(scores['accuracy']))}, balanced accuracy "
             f"{pct(np.mean(scores['balanced_accuracy']), np.std(scores['balanced_accuracy']))}")
     if test_probs:
-        test = fold_job.fold_parts(samples, 0)["test"]
+        test = run_inputs.fold_parts(samples, 0)["test"]
         ensemble = np.mean(test_probs, axis=0).argmax(1)
         line += f", test ensemble balanced accuracy {pct(balanced_accuracy_score(labels[test], ensemble))}"
     print(line)

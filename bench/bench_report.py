@@ -17,9 +17,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core import run_store  # noqa: E402
-from core.report import build_report  # noqa: E402
-from core.synthetic import make_synthetic_run  # noqa: E402
+from core.delivery.report import build_report  # noqa: E402
+from core.store import run_store  # noqa: E402
+from core.testing.synthetic import make_synthetic_run  # noqa: E402
 
 
 def measure(run_dir: Path, cache: Path, label: str) -> None:

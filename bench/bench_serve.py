@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.browser_harness import free_port  # noqa: E402
-from core import run_store  # noqa: E402
+from core.store import run_store  # noqa: E402
 
 DEADLINE_S = 900
 

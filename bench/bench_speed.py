@@ -9,8 +9,8 @@ results; then the wall time of `train_cli.py --folds 5` on the demo dataset, col
   python bench/bench_speed.py --quality --skip-cli --image-size 64     the quality comparison on a CPU
 
 plain: PIL decode + torchvision transforms in a DataLoader with 2 workers, fp32, batch 32, AdamW.
-ours:  images decoded once into device memory, augmented there (core.gpu_input), bf16 autocast, channels_last,
-       torch.compile and fused AdamW on CUDA; embeddings through core.features.compute_features.
+ours:  images decoded once into device memory, augmented there (core.training.gpu_input), bf16 autocast, channels_last,
+       torch.compile and fused AdamW on CUDA; embeddings through core.training.features.compute_features.
 """
 from __future__ import annotations
 
@@ -36,10 +36,9 @@ from torch.utils.data import DataLoader  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.features import (ImageFiles, compute_features, eval_transform, inference_batch_size,  # noqa: E402
-                           train_transform)
-from core.gpu_input import ResidentBatches, decode_images  # noqa: E402
-from core.models import Architecture, rebuild_classifier  # noqa: E402
+from core.training.features import ImageFiles, compute_features, eval_transform, inference_batch_size, train_transform  # noqa: E402
+from core.training.gpu_input import ResidentBatches, decode_images  # noqa: E402
+from core.training.models import Architecture, rebuild_classifier  # noqa: E402
 
 PLAIN_BATCH, PLAIN_WORKERS = 32, 2
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-IMPORTS = "import core.run_lifecycle, core.executors"   # what `train_cli.py` (train) imports before any work
+IMPORTS = "import core.run.lifecycle, core.run.executors"   # what `train_cli.py` (train) imports before any work
 
 
 def run(runs_dir: Path, extra: list[str]) -> tuple[float, Path]:

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.map_views import MAP_POINT_BUDGET  # noqa: E402
+from core.views.maps import MAP_POINT_BUDGET  # noqa: E402
 
 chart = st.query_params.get("chart", "none")
 st.title(f"floor: {chart}")

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from core.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO_ROOT / "assets" / "product_icons" / "metadata.csv"
@@ -101,10 +101,6 @@ class RunConfig:
 
     def validate(self) -> None:
         """Checks that need no data, so a typo fails before the scan."""
-        # imported here: torchvision and scikit-learn take seconds to import, and `--help` needs neither
-        from .models import check_model_name
-        from .splits import check_split_settings
-
         check_model_name(self.model)
         check_split_settings(self.folds, self.test_size)
         for name, value, allowed in (("--train-mode", self.train_mode, ("auto", "head", "finetune")),
@@ -149,3 +145,22 @@ def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:
         else:
             parts += ["--" + field.name.replace("_", "-"), str(value)]
     return shlex.join(parts)
+
+
+def check_split_settings(folds: int, test_size: float) -> None:
+    """The checks that need no data, so the CLI can make them before scanning."""
+    if folds < 2:
+        raise UserError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if not 0 <= test_size <= 0.5:
+        raise UserError(f"--test-size {test_size}: must be between 0 and 0.5 (0 = cross-validation only)")
+
+
+def list_model_names() -> list[str]:
+    import torchvision  # here: it takes seconds to import, and `--help` does not need it
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def check_model_name(name: str) -> None:
+    names = list_model_names()
+    if name not in names:
+        raise UserError(f"Unknown --model '{name}'. Valid torchvision classification models: {', '.join(names)}")

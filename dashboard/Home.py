@@ -4,11 +4,11 @@ Start with `streamlit run dashboard/Home.py [-- --runs-dir DIR]`; the other page
 """
 from __future__ import annotations
 
+import common
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import views
+from core.views import tables as views
 
 run = common.setup("Overview")
 metrics = run.json("metrics")

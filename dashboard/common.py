@@ -1,5 +1,5 @@
 """What every page shares: setup (password, run picker, status banner), URL-bound widgets, the link to
-copy, class colours, cached loaders and the image gallery. Data shaping lives in `core.views`."""
+copy, class colours, cached loaders and the image gallery. Data shaping lives in `core.views.tables`."""
 from __future__ import annotations
 
 import argparse
@@ -22,9 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from core import explain_views, run_store, views  # noqa: E402
-from core.config import RunConfig  # noqa: E402
-from core.thumbnails import image_path, thumbnail  # noqa: E402
+from core.config import default_cache_dir  # noqa: E402
+from core.data.thumbnails import image_path, thumbnail  # noqa: E402
+from core.store import run_store  # noqa: E402
+from core.views import images as explain_views  # noqa: E402
+from core.views import tables as views  # noqa: E402
 
 PAGE_FILES = {"Home": "Home.py", "Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
               "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
@@ -349,7 +351,7 @@ def dashboard_base_url() -> str | None:
 
 def report_builder(run: Run) -> Callable[[], str]:
     """What the Download report button calls when clicked: the run's HTML report, linking back to here."""
-    from core.report import build_report
+    from core.delivery.report import build_report
 
     base = dashboard_base_url()
     return lambda: build_report(Path(run.path), base)
@@ -447,7 +449,7 @@ def image(run: Run, relative: str, caption: str, key: str, *, buttons: bool = Tr
     `detail` (sample_id, model, pred, label): the full-size view offers the maps of both classes."""
     path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
     # The thumbnail cache of this machine, not the run's recorded one: the run may come from elsewhere.
-    small = thumbnail(path, cache_dir=RunConfig().cache_dir) if path else None
+    small = thumbnail(path, cache_dir=default_cache_dir()) if path else None
     if small and cam:
         picture, heat = st.columns(2, gap="small")
         picture.image(str(small), width="stretch")
@@ -491,7 +493,7 @@ def _full_image(path: str, caption: str, run: Run, detail: tuple[int, str, int, 
 def _overlay_cache(path: str, signature: tuple, cache_dir: str) -> Any:
     """Where one run's overlays are and which checkpoints exist: no torch, so maps computed before cost a file
     lookup."""
-    from core.overlay_cache import OverlayCache
+    from core.analysis.overlay_cache import OverlayCache
     return OverlayCache(Path(path), cache_dir)
 
 
@@ -499,7 +501,7 @@ def _overlay_cache(path: str, signature: tuple, cache_dir: str) -> Any:
 def _explainer(path: str, signature: tuple, cache_dir: str) -> Any:
     """One run's fold models (loaded on first use), shared by every session; torch is imported only here, when
     a map is missing."""
-    from core.explain import Explainer
+    from core.analysis.explain import Explainer
     return Explainer(Path(path), cache_dir)
 
 
@@ -509,7 +511,7 @@ def cam_overlays(run: Run, rows: pd.DataFrame, which: str) -> dict:
     requests = explain_views.map_requests(rows, which)
     if not requests:
         return {}
-    cache_dir = str(RunConfig().cache_dir)
+    cache_dir = str(default_cache_dir())
     overlays = _overlay_cache(run.path, run.signature, cache_dir)
     usable = {index: request for index, request in requests.items() if overlays.available(request.model)}
     if len(usable) < len(requests):

@@ -1,7 +1,7 @@
 """The review list: images the user wants to drop, relabel or keep, gathered from every page of one run.
 
 It lives in the browser session (one list per run) and, while short, in the `review` URL parameter so a copied
-link carries it (`core.cleaning.encode_review`). Nothing here writes into a run; the Review page turns the
+link carries it (`core.data.cleaning.encode_review`). Nothing here writes into a run; the Review page turns the
 list into downloads. Also the per-image dialog: evidence, add to the list, and similar images.
 """
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import common
 import pandas as pd
 import streamlit as st
 
-import common
-from core import cleaning, similar, views
-from core.cleaning import Decision
-from core.config import RunConfig
+from core.analysis import similar
+from core.config import default_cache_dir
+from core.data import cleaning
+from core.data.cleaning import Decision
+from core.views import tables as views
 
 LISTS = "_review_lists"        # session state: {run_id: [Decision, ...]}
 URL_READ = "_review_url_read"  # the URL's list is taken once per session, for the run in that URL
@@ -125,7 +127,7 @@ def _index(path: str, space: str, signature: tuple, cache_dir: str) -> similar.N
 
 
 def neighbour_index(run: common.Run, space: str) -> similar.NeighbourIndex:
-    return _index(run.path, space, run.signature, RunConfig().cache_dir)
+    return _index(run.path, space, run.signature, default_cache_dir())
 
 
 def similar_rows(run: common.Run, space: str, sample_ids: tuple[int, ...]) -> pd.DataFrame:

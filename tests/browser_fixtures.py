@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from dashboard_fixtures import runs_dir  # noqa: F401  (session fixture)
 
 from bench.browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
-from dashboard_fixtures import runs_dir  # noqa: F401  (session fixture)
 
 playwright = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import run_store
-from core.synthetic import make_synthetic_run
+from core.store import run_store
+from core.testing.synthetic import make_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")

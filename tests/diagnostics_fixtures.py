@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from core import run_store
 from core.evaluate import compute_metrics, ensemble_table, prediction_table
+from core.store import run_store
 
 
 @dataclass

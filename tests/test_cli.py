@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import train_cli
-from core import run_store
-from core.synthetic import make_synthetic_run
+from core.store import run_store
+from core.testing.synthetic import make_synthetic_run
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "torchvision", "sklearn", "pandas", "numpy", "PIL", "streamlit", "umap", "cleanlab", "ray")

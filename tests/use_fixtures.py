@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_csv_dataset
 
 import train_cli
-from conftest import make_csv_dataset
 
 TINY = ["--weights", "none", "--image-size", "32", "--folds", "2", "--batch-size", "8", "--num-workers", "0"]
 

@@ -2,11 +2,11 @@
 by fold and by class."""
 from __future__ import annotations
 
+import common
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import views
+from core.views import tables as views
 
 run = common.setup("Overfitting")
 history, metrics = run.table("history"), run.json("metrics")

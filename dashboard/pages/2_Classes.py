@@ -1,12 +1,12 @@
 """Classes: confusion matrix (click a cell to see its images), per-class scores with their spread over folds."""
 from __future__ import annotations
 
+import common
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import views
+from core.views import tables as views
 
 run = common.setup("Classes")
 metrics, classes = run.json("metrics"), run.classes

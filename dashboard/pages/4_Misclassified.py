@@ -1,12 +1,12 @@
 """Misclassified: the most confidently wrong predictions first, suspected label issues, and calibration."""
 from __future__ import annotations
 
+import common
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import views
+from core.views import tables as views
 
 run = common.setup("Misclassified")
 classes = run.classes

@@ -1,14 +1,15 @@
 """Data: class balance, image sizes, skipped files, duplicates and leakage, label issues, outliers."""
 from __future__ import annotations
 
+import common
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import review_list
 import streamlit as st
 
-import common
-import review_list
-from core import explain_views, views
+from core.views import images as explain_views
+from core.views import tables as views
 
 run = common.setup("Data")
 samples, classes = run.table("samples"), run.classes

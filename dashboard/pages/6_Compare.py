@@ -1,12 +1,14 @@
 """Compare: two or more runs side by side (headline metrics, per-class recall, confusion difference)."""
 from __future__ import annotations
 
+import common
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import cleaned_compare, run_store, views
+from core.store import run_store
+from core.views import cleaned_compare
+from core.views import tables as views
 
 run = common.setup("Compare")
 folder = common.runs_dir()

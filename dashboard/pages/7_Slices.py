@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import common
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import review_list
 import streamlit as st
 
-import common
-import review_list
-from core import explain_views, map_views, run_store, views
+from core.store import run_store
+from core.views import images as explain_views
+from core.views import maps as map_views
+from core.views import tables as views
 
 run = common.setup("Failing slices")
 

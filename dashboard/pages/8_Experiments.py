@@ -1,13 +1,13 @@
 """Experiments: what would fix it (remedies with fold-paired effects, learning curve) and hyperparameter studies."""
 from __future__ import annotations
 
+import common
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-import common
-from core import experiment_views as views
-from core import run_store
+from core.store import run_store
+from core.views import experiments as views
 
 common.page_setup("Experiments")
 folder = common.runs_dir()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import streamlit as st
-
 import common
 import review_list
-from core import cleaning
-from core.config import RunConfig
-from core.thumbnails import image_path, thumbnail
+import streamlit as st
+
+from core.config import default_cache_dir
+from core.data import cleaning
+from core.data.thumbnails import image_path, thumbnail
 
 THUMBNAILS = 300   # rows shown with a thumbnail; a longer list still downloads whole
 EDITOR_VERSION = "_review_editor_version"
@@ -29,7 +29,7 @@ if not decisions:
 def thumbnail_uri(relative: str) -> str | None:
     """A small PNG of the image as a data URI, for the table's image column."""
     path = image_path(run.info.get("dataset", {}).get("root", ""), relative)
-    small = thumbnail(path, size=64, cache_dir=RunConfig().cache_dir) if path else None
+    small = thumbnail(path, size=64, cache_dir=default_cache_dir()) if path else None
     return f"data:image/png;base64,{base64.b64encode(small.read_bytes()).decode()}" if small else None
 
 

@@ -1,0 +1,344 @@
+"""Plain-language findings from the numbers in diagnostics.json, ranked by severity."""
+from __future__ import annotations
+
+from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
+from core.analysis.diagnostics.thresholds import Thresholds
+
+SEVERITIES = ("high", "medium", "low", "info")
+PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare", "Slices")
+PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab", "property", "slice")
+
+
+def finding(id: str, severity: str, title: str, evidence: str, page: str, **params: str) -> dict:
+    if severity not in SEVERITIES or page not in PAGES or not set(params) <= set(PARAMS):
+        raise ValueError(f"finding {id!r}: unknown severity {severity!r}, page {page!r} or params {sorted(params)}")
+    return {"id": id, "severity": severity, "title": title, "evidence": evidence,
+            "target": {"page": page, "params": params}}
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 near-duplicate pair', '3 near-duplicate pairs': a count with its (last-word) noun in the right number."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
+def _agree(n: int, singular: str, plural: str) -> str:
+    """The verb form that agrees with a count of n."""
+    return singular if n == 1 else plural
+
+
+def _level(value: float, medium: float, high: float, low: float | None = None) -> str | None:
+    """The severity of a value that is worse when larger."""
+    if value >= high:
+        return "high"
+    if value >= medium:
+        return "medium"
+    return "low" if low is not None and value >= low else None
+
+
+def overfitting_findings(o: dict, groups_used: bool, th: Thresholds) -> list[dict]:
+    gap = o["gap_accuracy"]
+    severity = _level(gap, th.overfit_gap_medium, th.overfit_gap_high)
+    if severity is None:
+        return []
+    spread = (f"consistent over {o['n_folds']} folds" if o["consistent"]
+              else f"in {o['folds_over_gap']} of {o['n_folds']} folds")
+    why = (" Folds are grouped, so validation measures groups the model has never seen." if groups_used else "")
+    return [finding(
+        "overfitting", severity,
+        f"Overfitting: plain accuracy {o['train_accuracy']:.0%} on train vs {o['val_accuracy']:.0%} on validation "
+        f"(gap {gap * 100:.0f} points, {spread})",
+        f"Mean plain accuracy (share of images right) {o['train_accuracy']:.1%} on train against "
+        f"{o['val_accuracy']:.1%} on validation; "
+        f"the per-fold gap ranges from {o['gap_min'] * 100:.0f} to {o['gap_max'] * 100:.0f} points "
+        f"(balanced accuracy gap {o['gaps']['train_minus_val']['balanced_accuracy'] * 100:.0f}).{why}",
+        "Overfitting")]
+
+
+def class_findings(imb: dict, th: Thresholds) -> list[dict]:
+    out = []
+    for row in imb["per_class"]:
+        recall = row["recall"]   # None when the class has no validation image: nothing to fail on
+        if recall is None or recall >= th.class_recall_medium:
+            continue
+        severity = "high" if recall < th.class_recall_high else "medium"
+        collapse = (f"; {row['collapse_share']:.0%} are predicted as {row['collapse_into']}"
+                    if row["collapse_share"] >= th.collapse_share else "")
+        out.append(finding(
+            f"class-fails:{row['class']}", severity,
+            f"{row['class']} fails: validation recall {row['recall']:.0%} of {row['support']}{collapse}",
+            f"Out-of-fold recall of {row['class']} is {row['recall']:.1%} over "
+            f"{_count(row['support'], 'validation image')} "
+            f"(F1 {row['f1']:.2f}); the class it is most often mistaken for is {row['collapse_into']} "
+            f"({row['collapse_share']:.0%} of its images).",
+            "Classes", **{"class": row["class"], "fold": "oof"}))
+    ratio = imb["ratio"]
+    severity = ratio and _level(ratio, th.imbalance_medium, th.imbalance_high, th.imbalance_low)
+    if severity:
+        counts = imb["counts"]
+        out.append(finding(
+            "imbalance", severity, f"Imbalance {ratio:.1f} : 1",
+            f"{imb['largest']} has {counts[imb['largest']]} images and {imb['smallest']} {counts[imb['smallest']]} "
+            f"(ratio {ratio:.1f} : 1); out-of-fold accuracy {imb['accuracy']:.0%} vs balanced accuracy "
+            f"{imb['balanced_accuracy']:.0%}.",
+            "Classes", fold="oof"))
+    return out
+
+
+def confusion_findings(pairs: list[dict], failing: set[str], th: Thresholds) -> list[dict]:
+    """The worst confused pair, unless its class already has a 'fails' finding that names it."""
+    for p in pairs:
+        if p["share"] >= th.confused_pair_share and p["true"] not in failing:
+            return [finding(
+                f"confused:{p['true']}->{p['pred']}", "low",
+                f"{p['true']} is often predicted as {p['pred']} ({p['share']:.0%})",
+                f"{_count(p['count'], 'out-of-fold validation image')} of {p['true']} ({p['share']:.0%}) "
+                f"{_agree(p['count'], 'is', 'are')} predicted as "
+                f"{p['pred']}: the most confused pair.",
+                "Misclassified", fold="oof", true=p["true"], pred=p["pred"])]
+    return []
+
+
+def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
+    severity = _level(cal["ece"], th.ece_medium, th.ece_high)
+    if severity is None:
+        return []
+    direction = "over-confident" if cal["overconfidence"] > 0 else "under-confident"
+    return [finding(
+        "calibration", severity, f"Poor calibration: ECE {cal['ece']:.2f}, {direction}",
+        f"Out-of-fold confidence averages {cal['mean_confidence']:.0%} while accuracy is {cal['accuracy']:.0%} "
+        f"(expected calibration error {cal['ece']:.3f} over {len(cal['bins'])} bins).",
+        "Misclassified", fold="oof", tab="calibration")]
+
+
+def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
+    if li["count"] == 0:
+        return []
+    in_test = li["test"]["count"]
+    # a suspect label in the test split changes the headline number itself
+    severity = "medium" if li["share"] >= th.label_issue_share_medium or in_test else "low"
+    worst = li["worst"]
+    test_part = ""
+    if in_test:
+        t = li["worst_test"]
+        test_part = (f" {_count(in_test, 'test image')} {_agree(in_test, 'is', 'are')} among them: the test metric "
+                     f"scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the worst, "
+                     f"{t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
+                     f"({t['suggested_confidence']:.0%}).")
+    more = li["contradicted_only"]
+    contradicted = (f", and {more} more {_agree(more, 'has its', 'have their')} label contradicted with at least "
+                    f"{th.label_contradicted_confidence:.0%} on another class" if more else "")
+    return [finding(
+        "label-issues", severity,
+        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled"
+        + (f", {in_test} in the test split (affects the test metric)" if in_test else ""),
+        f"Judged by models that never trained on them (out-of-fold for the {li['cv']['n']} cross-validation images, "
+        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}{contradicted}. "
+        f"The worst, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like "
+        f"{worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
+        "Misclassified", fold="oof", tab="label_issues")]
+
+
+def _leakage_consequence(exact: dict, near: dict, groups_used: bool) -> str:
+    """What the leaking pairs mean, saying only what is known: identical files are the same image; a near pair
+    is two images whose features are close, which may or may not be the same item."""
+    out = []
+    if exact["leaking"]:
+        out.append(f" {_count(exact['leaking'], 'identical-file pair')} on both sides of a split "
+                   f"{_agree(exact['leaking'], 'makes', 'make')} held-out scores optimistic.")
+    if near["leaking"] and groups_used:
+        same = near["same_group"] or 0
+        out.append(f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
+                   f"leaking near pairs join different groups: different items that look alike, or one item filed "
+                   f"under two groups; only the second makes held-out scores optimistic (see them side by side on "
+                   f"the Data page).")
+    elif near["leaking"]:
+        out.append(" The splits ignore groups; whether a near pair shows one item twice is not known from the "
+                   "features alone. If it does, held-out scores are optimistic; a group column (used unless "
+                   "--no-groups) or --dedup-groups near keeps such images on one side (see them side by side on the "
+                   "Data page).")
+    return "".join(out)
+
+
+def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dict]:
+    exact, near = dup["exact"], dup["near"]
+    out = []
+    leaking = exact["leaking"] + near["leaking"]
+    if leaking:
+        high = exact["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
+        between = " between different groups" if groups_used else ""
+
+        def pairs(key: str) -> tuple[str, int]:
+            """'2 identical-file pairs and 5 near-duplicate pairs', exact ones named first."""
+            parts = ([_count(exact[key], "identical-file pair")] if exact[key] else []) + (
+                [_count(near[key], "near-duplicate pair") + between] if near[key] else [])
+            return " and ".join(parts), exact[key] + near[key]
+        where = []
+        for key, singular, plural, what in (("crosses_folds", "crosses", "cross", "train and validation"),
+                                            ("touches_test", "touches", "touch", "the test set")):
+            text, n = pairs(key)
+            if n:
+                where.append(f"{text} {_agree(n, singular, plural)} {what}")
+        out.append(finding(
+            "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
+            f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
+            f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near "
+            f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set."
+            f"{_leakage_consequence(exact, near, groups_used)}",
+            "Data", tab="duplicates"))
+    contained = near["pairs"] - near["leaking"]
+    if contained and not (out and out[0]["severity"] == "high"):
+        groups = (f"; {near['same_group']} {_agree(near['same_group'], 'is', 'are')} within one group"
+                  if near["same_group"] is not None else "")
+        how = "grouped folds keep" if groups_used else "the splits keep"
+        out.append(finding(
+            "duplicates-contained", "info",
+            f"Near-duplicates: {_count(near['pairs'], 'pair')} found, {contained / near['pairs']:.0%} kept on one "
+            f"side of every split",
+            f"{_count(near['pairs'], 'near-duplicate pair')} {_agree(near['pairs'], 'has', 'have')} backbone cosine "
+            f"≥ {th.near_duplicate_similarity:.2f}{groups}; {how} {contained} of them out of any train/validation "
+            f"or test crossing.",
+            "Data", tab="duplicates"))
+    if exact["pairs"] and not exact["leaking"]:
+        out.append(finding(
+            "exact-duplicates", "low", f"Exact duplicates: {_count(exact['pairs'], 'pair')} of identical files",
+            f"{_count(exact['pairs'], 'pair')} of images {_agree(exact['pairs'], 'has', 'have')} identical bytes "
+            f"(sha256); none is split across folds or test.",
+            "Data", tab="duplicates"))
+    return out
+
+
+def label_conflict_findings(conflicts: list[dict]) -> list[dict]:
+    """Identical files under different labels: at least one of the labels is wrong, whatever the model does."""
+    if not conflicts:
+        return []
+    first, n = conflicts[0], len(conflicts)
+    listed = "; ".join(f"{' and '.join(c['labels'])}: {', '.join(c['paths'])}" for c in conflicts[:10])
+    more = f"; and {n - 10} more" if n > 10 else ""
+    return [finding(
+        "label-conflicts", "high",
+        f"The same image is labelled {' and '.join(first['labels'])}"
+        + (f" (and {_count(n - 1, 'other identical file')} with different labels)" if n > 1 else ""),
+        f"{_count(n, 'file')} {_agree(n, 'appears', 'appear')} more than once with different labels ({listed}{more}). "
+        f"Identical bytes cannot belong to two classes: at least one of the labels is wrong, and the model is "
+        f"trained and scored against both.",
+        "Data", tab="duplicates")]
+
+
+def outlier_findings(out_summary: dict) -> list[dict]:
+    n = out_summary["count"]
+    if n == 0:
+        return []
+    worst = out_summary["worst"]
+    return [finding(
+        "outliers", "low", f"Outliers: {_count(n, 'image')} {_agree(n, 'is', 'are')} far from the rest of their class",
+        f"{_count(n, 'image')} {_agree(n, 'is', 'are')} more than {out_summary['z']:.1f} robust z above their "
+        f"class's typical distance to its nearest same-class neighbours; the most isolated is {worst['path']} "
+        f"({worst['label']}).",
+        "Data", tab="outliers")]
+
+
+def separability_findings(rows: list[dict]) -> list[dict]:
+    return [finding(
+        f"inseparable:{r['class']}", "medium", f"Features cannot separate {r['class']}",
+        f"Only {r['agreement']:.0%} of the backbone-space nearest neighbours of {r['class']} images share its label "
+        f"(chance {r['chance']:.0%}): the pretrained features do not group this class.",
+        "Embeddings", space="backbone", color="label", **{"class": r["class"]})
+        for r in rows if r["inseparable"]]
+
+
+def findings(diag: dict, th: Thresholds) -> list[dict]:
+    groups_used = bool(diag["groups_used"])
+    class_list = class_findings(diag["imbalance"], th)
+    failing = {f["target"]["params"]["class"] for f in class_list if f["id"].startswith("class-fails:")}
+    found = (overfitting_findings(diag["overfitting"], groups_used, th) + class_list
+             + confusion_findings(diag["confusion"]["oof"], failing, th)
+             + calibration_findings(diag["calibration"], th)
+             + label_issue_findings(diag["label_issues"], th)
+             + label_conflict_findings(diag["duplicates"]["label_conflicts"])
+             + duplicate_findings(diag["duplicates"], groups_used, th)
+             + outlier_findings(diag["outliers"])
+             + separability_findings(diag["separability"])
+             + shortcut_findings(diag.get("image_properties"), th)
+             + image_quality_findings(diag.get("image_properties"), th)
+             + slice_findings(diag.get("slices")))
+    if all(f["severity"] == "info" for f in found):
+        o = diag["overfitting"]
+        found.append(finding(
+            "all-clear", "info", "No problems found",
+            f"Validation plain accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
+            f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
+    return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level
+
+
+# ---------------------------------------------------------------- image properties and slices
+
+def _noun(name: str) -> str:
+    """'aspect ratio' from 'aspect ratio (width / height)'."""
+    return PROPERTIES[name].split(" (")[0]
+
+
+FLAG_PROPERTY = {"dark": "brightness", "blurry": "blur", "tiny": "short_side", "odd_aspect": "aspect_ratio",
+                 "low_information": "entropy"}
+
+
+def image_quality_findings(props: dict | None, th: Thresholds) -> list[dict]:
+    """One low finding per kind of unusable image (dark, blurry, tiny, odd aspect, low information)."""
+    out = []
+    for flag, summary in (props or {}).get("flags", {}).items():
+        n = summary["count"]
+        if n == 0:
+            continue
+        what = FLAGS[flag].format(**th.to_dict())
+        out.append(finding(
+            f"image-quality:{flag}", "low", f"Data quality: {_count(n, 'image')} {_agree(n, 'is', 'are')} {what}",
+            f"{n} of {props['n']} images are {what}; for example {', '.join(summary['examples'])}. Such images carry "
+            f"little the model can learn from: check, fix or remove them.",
+            "Data", tab="properties", property=FLAG_PROPERTY[flag]))
+    return out
+
+
+def shortcut_findings(props: dict | None, th: Thresholds) -> list[dict]:
+    """A property that alone tells a class from the others (high/medium), or that predicts the errors (medium)."""
+    out = []
+    for row in (props or {}).get("label", []):
+        score = row.get("class_balanced_accuracy")
+        severity = score is not None and _level(score, th.shortcut_medium, th.shortcut_high)
+        if not severity:
+            continue
+        noun = _noun(row["property"])
+        out.append(finding(
+            f"shortcut:{row['property']}", severity,
+            f"Shortcut: {noun} alone tells {row['class']} from the other classes "
+            f"({score:.0%} balanced accuracy)",
+            f"{row['class']} images have {noun} {row['side']} {row['threshold']:.3g} {row['class_share']:.0%} of "
+            f"the time, other classes {row['others_share']:.0%}: the model may be learning the {noun} rather than "
+            f"what the images show. A depth-{th.shortcut_depth} tree on {noun} alone, trained and scored under the "
+            f"run's folds, tells {row['class']} from the rest with balanced accuracy {score:.2f} (chance 0.50) and "
+            f"predicts the label with {row['balanced_accuracy']:.2f} (chance {row['chance']:.2f}).",
+            "Data", tab="properties", property=row["property"]))
+    for row in (props or {}).get("error", []):
+        if row["balanced_accuracy"] < th.error_shortcut_medium or row["error_elsewhere"] is None:
+            continue
+        noun = _noun(row["property"])
+        out.append(finding(
+            f"errors-follow:{row['property']}", "medium",
+            f"Errors follow {noun}: {row['error_on_side']:.0%} wrong where {noun} {row['side']} "
+            f"{row['threshold']:.3g}, {row['error_elsewhere']:.0%} elsewhere",
+            f"{row['share_on_side']:.0%} of the validation images have {noun} {row['side']} {row['threshold']:.3g}; "
+            f"{row['error_on_side']:.0%} of them are predicted wrong out of fold, against {row['error_elsewhere']:.0%} "
+            f"of the others. {noun.capitalize()} alone predicts the error with balanced accuracy "
+            f"{row['balanced_accuracy']:.2f} under the run's folds (chance 0.50).",
+            "Data", tab="properties", property=row["property"]))
+    return out
+
+
+def slice_findings(slices: dict | None) -> list[dict]:
+    out = []
+    for row in (slices or {}).get("found", []):
+        top = row["class_mix"][0]
+        out.append(finding(
+            f"slice:{row['slice']}", "medium",
+            f"Failing slice: {row['size']} similar images, {row['error']:.0%} wrong (run {row['run_error']:.0%}), "
+            f"mostly {top['class']}",
+            row["description"], "Slices", slice=row["slice"], space=row["space"]))
+    return out

@@ -1,0 +1,182 @@
+"""Hold-out test split and k folds over split units: stratified by class, unit-disjoint, seeded.
+
+A split unit is what moves as a whole: a group of the manifest, files with identical bytes, and (on request)
+near-duplicates, joined transitively (`join_units`). scikit-learn's StratifiedGroupKFold cannot promise a
+class in every part nor a hold-out share other than 1/n_splits, so units are placed by one small greedy rule
+(`_place_units`): first one unit of every class into each part that must hold every class, then every other
+unit, largest first, into the part whose class counts it brings closest to their targets (least squares).
+A unit with several labels (identical files labelled differently) counts towards each of its labels.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from core.config import check_split_settings
+from core.errors import UserError
+
+SHARE_TOLERANCE = 0.05   # the hold-out share may miss --test-size by this much before the run warns
+
+
+def join_units(n: int, keys: Sequence[Sequence | None] = (), pairs: np.ndarray | None = None) -> np.ndarray:
+    """Unit id (0..m-1) per sample: connected components of 'same key' for each key column (a missing key
+    links nothing) and of the given (a, b) index pairs."""
+    rows, cols = [np.arange(n)], [np.arange(n)]
+    for key in keys:
+        if key is None:
+            continue
+        codes, _ = pd.factorize(pd.Series(list(key)), use_na_sentinel=True)
+        members = np.flatnonzero(codes >= 0)
+        first = pd.Series(members).groupby(codes[members]).transform("first").to_numpy()
+        rows.append(members)
+        cols.append(first)
+    if pairs is not None and len(pairs):
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        rows.append(pairs[:, 0])
+        cols.append(pairs[:, 1])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    graph = sparse.coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _unit_ids(n: int, units) -> np.ndarray:
+    return np.arange(n) if units is None else join_units(n, [units])
+
+
+def check_enough_per_class(labels: pd.Series, units, folds: int, test_size: float) -> None:
+    """Fail before any training when a class cannot appear in every fold (and in the test split).
+
+    `units`: a split-unit key per sample (group names or unit ids; missing = the sample alone), or None."""
+    check_split_settings(folds, test_size)
+    labels = pd.Series(np.asarray(labels))
+    unit = _unit_ids(len(labels), units)
+    grouped = len(np.unique(unit)) < len(unit)
+    if test_size > 0 and np.ceil(test_size * len(labels)) < labels.nunique():
+        raise UserError(f"--test-size {test_size}: {test_size:.1%} of {len(labels)} images cannot hold one image "
+                        f"of each of the {labels.nunique()} classes; raise it or use --test-size 0")
+    needed = folds + (1 if test_size > 0 else 0)
+    per_class = pd.DataFrame({"label": labels, "unit": unit}).groupby("label")["unit"].agg(["size", "nunique"])
+    for label, row in per_class.iterrows():
+        if row["nunique"] < needed:
+            what = (f"{row['size']} images in {row['nunique']} group{'s' if row['nunique'] != 1 else ''} (a group, "
+                    f"identical files and near-duplicates each count once)" if grouped else f"{row['size']} images")
+            fix = "add images, lower --folds" + (", or set --test-size 0" if test_size > 0 else "")
+            raise UserError(f"Class '{label}' has {what}, but --folds {folds}"
+                            f"{' with a test split' if test_size > 0 else ''} needs at least {needed}: {fix}.")
+
+
+class _Placement:
+    """Units into parts: class counts per part against each part's share of every class."""
+
+    def __init__(self, counts: sparse.csr_matrix, shares: Sequence[float], rng: np.random.Generator):
+        self.counts, self.by_class = counts, counts.tocsc()
+        totals = np.asarray(counts.sum(axis=0)).ravel()
+        self.target = np.asarray(shares, dtype=float)[:, None] * totals[None, :]
+        self.filled = np.zeros_like(self.target)
+        self.part = np.full(counts.shape[0], -1)
+        self.size = np.asarray(counts.sum(axis=1)).ravel()
+        self.tiebreak = rng.permutation(counts.shape[0])   # random order among units of equal size
+
+    def classes_of(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.counts.indptr[unit], self.counts.indptr[unit + 1]
+        return self.counts.indices[start:end], self.counts.data[start:end]
+
+    def place(self, unit: int, part: int) -> None:
+        classes, n = self.classes_of(unit)
+        self.part[unit] = part
+        self.filled[part, classes] += n
+
+    def cost_change(self, unit: int) -> np.ndarray:
+        """Per part: change of sum((filled - target)^2) if the unit joined it."""
+        classes, n = self.classes_of(unit)
+        return (n * (2 * (self.filled[:, classes] - self.target[:, classes]) + n)).sum(axis=1)
+
+    def open_units_of(self, cls: int) -> np.ndarray:
+        """Unplaced units holding class `cls`, smallest first (random among equal sizes)."""
+        units = self.by_class.indices[self.by_class.indptr[cls]:self.by_class.indptr[cls + 1]]
+        units = units[self.part[units] < 0]
+        return units[np.lexsort((self.tiebreak[units], self.size[units]))]
+
+
+def _place_units(counts: sparse.csr_matrix, shares: Sequence[float], cover: Sequence[int], seed: int,
+                 reserve: int = 0, class_names: Sequence[str] = ()) -> np.ndarray:
+    """Part index per unit (rows of `counts`: class counts per unit).
+
+    Every part in `cover` first gets one unit of each class (rarest class first), as long as `reserve` units of
+    each class stay outside the covered parts (a hold-out must leave enough groups for every fold)."""
+    placement = _Placement(counts, shares, np.random.default_rng(seed))
+    units_of_class = np.diff(placement.by_class.indptr)
+    outside = units_of_class.copy()   # units of each class not in a covered part
+
+    def may_join(unit: int, part: int) -> bool:
+        return reserve == 0 or part not in cover or bool((outside[placement.classes_of(unit)[0]] > reserve).all())
+
+    def place(unit: int, part: int) -> None:
+        placement.place(unit, part)
+        if part in cover:
+            outside[placement.classes_of(unit)[0]] -= 1
+
+    for cls in np.argsort(units_of_class, kind="stable"):
+        for part in cover:
+            if placement.filled[part, cls] > 0:
+                continue
+            unit = next((u for u in placement.open_units_of(cls) if may_join(u, part)), None)
+            if unit is None:
+                if reserve:
+                    raise UserError(f"Class '{class_names[cls]}': none of its groups can go to the test split "
+                                    f"without leaving fewer than {reserve} for the folds (groups that hold several "
+                                    f"classes tie them together); lower --folds or set --test-size 0")
+                continue   # a fold without this class: only when units with several classes leave no choice
+            place(unit, part)
+
+    order = np.lexsort((placement.tiebreak, -placement.size))
+    fill_target = placement.target.sum(axis=1)
+    for unit in order[placement.part[order] < 0]:
+        change = placement.cost_change(unit)
+        if reserve:
+            change[[part for part in cover if not may_join(unit, part)]] = np.inf
+        best = np.flatnonzero(change <= change.min() + 1e-9)
+        if len(best) > 1:   # ties: the part least filled against its target
+            best = best[[np.argmin(placement.filled[best].sum(axis=1) / np.maximum(fill_target[best], 1e-12))]]
+        place(unit, int(best[0]))
+    return placement.part
+
+
+def _unit_class_counts(unit: np.ndarray, label_codes: np.ndarray, n_classes: int) -> sparse.csr_matrix:
+    n_units = int(unit.max()) + 1
+    return sparse.csr_matrix((np.ones(len(unit), dtype=np.int64), (unit, label_codes)), shape=(n_units, n_classes))
+
+
+def assign_splits(labels: pd.Series, units, folds: int, test_size: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: split ('cv'/'test') and the fold it validates in (-1 for test).
+
+    `units`: a split-unit key per sample (group names or `join_units` ids; missing = the sample alone) or None.
+    Every class is in the test split and in every fold's validation part (refused up front when it cannot be);
+    the held-out share is as close to `test_size` as the units allow (see `share_warning`)."""
+    labels = pd.Series(np.asarray(labels))
+    unit = _unit_ids(len(labels), None if units is None else list(units))
+    check_enough_per_class(labels, unit, folds, test_size)
+    codes, class_names = pd.factorize(labels, sort=True)
+    counts = _unit_class_counts(unit, codes, len(class_names))
+
+    in_test = np.zeros(counts.shape[0], dtype=bool)
+    if test_size > 0:
+        in_test = _place_units(counts, [1 - test_size, test_size], cover=[1], seed=seed, reserve=folds,
+                               class_names=list(class_names)) == 1
+    cv_units = np.flatnonzero(~in_test)
+    unit_fold = np.full(counts.shape[0], -1)
+    unit_fold[cv_units] = _place_units(counts[cv_units], [1 / folds] * folds, cover=range(folds), seed=seed + 1)
+    return np.where(in_test[unit], "test", "cv"), unit_fold[unit]
+
+
+def share_warning(test_size: float, held_out: float) -> str | None:
+    """One line when the held-out share misses the request by more than SHARE_TOLERANCE, else None."""
+    if abs(held_out - test_size) <= SHARE_TOLERANCE:
+        return None
+    return (f"--test-size {test_size}: {held_out:.1%} of the images are held out, because groups (with identical "
+            f"files and near-duplicates joined) move whole and every class needs one in the test split")

@@ -1,0 +1,176 @@
+"""The fold job: a run directory and a fold index in, folds/fold{k}/ (and embeddings/fold{k}.npy) out.
+
+It reads only run.json, samples.parquet and embeddings/backbone.npy, so a fold can run in this process, in a
+Ray worker or as its own command on a cluster node, and a crashed run resumes fold by fold.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from core.config import RunConfig
+from core.evaluate import prediction_table
+from core.store import run_store as store
+from core.training.backbone_space import ensure_backbone_embeddings
+from core.training.device import pick_device
+from core.training.features import compute_features, eval_transform, image_loader, inference_batch_size, train_transform
+from core.training.fit import balanced_sampler, fit, wants_compile
+from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
+from core.training.models import Architecture, rebuild_classifier
+from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
+from core.training.weights import recorded_classifier
+
+log = tqdm.write  # prints above progress bars
+
+
+# ---------------------------------------------------------------- inputs
+
+
+
+def _train_loader(inputs, labels: np.ndarray, cfg: RunConfig, generator: torch.Generator,
+                  make_loader) -> DataLoader:
+    sampler = balanced_sampler(labels, generator) if cfg.balance == "sampler" else None
+    return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler)
+
+
+def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
+              fold: int, num_classes: int):
+    """Head mode: a linear layer on frozen backbone features (on one CPU thread by default: fold_threads)."""
+    generator = torch.Generator().manual_seed(cfg.seed + fold)
+    head = nn.Linear(features.shape[1], num_classes)
+    x = torch.from_numpy(features)
+    y = torch.from_numpy(np.ascontiguousarray(labels).copy())
+
+    def loader(index, _labels, shuffle=False, sampler=None):
+        return DataLoader(TensorDataset(x[index], y[index]), batch_size=cfg.batch_size, shuffle=shuffle,
+                          sampler=sampler, generator=generator)
+    result = fit(head.to(device), [{"params": head.parameters(), "lr": cfg.lr}],
+                 _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
+                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}",
+                 batch_progress=False)  # a head epoch takes milliseconds: a bar per epoch would only flicker
+    with torch.inference_mode():
+        probs = torch.softmax(head.eval()(x.to(device)).float(), 1).cpu().numpy()
+    return result, probs, None, {"head": result.best_state}
+
+
+def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
+                  device: torch.device, fold: int, num_classes: int):
+    """Finetune mode: all layers, the backbone at a lower learning rate than the new head.
+
+    Images are decoded once into device memory and augmented there when they fit (image_input auto: on CUDA
+    with room to spare), else read by DataLoader workers; resident/loader force one path, on any device.
+    """
+    generator = torch.Generator().manual_seed(cfg.seed + fold)
+    model = recorded_classifier(info).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
+    paths = image_paths(info, samples)
+    resident = (fits_on_device(len(paths), cfg.image_size, device) if cfg.image_input == "auto"
+                else cfg.image_input == "resident")
+    images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
+
+    def loader(index, _labels=None, shuffle=False, sampler=None, train=True):
+        batch_size = cfg.batch_size if train else inference_batch_size(cfg.batch_size, device)
+        drop_last = train and len(index) > batch_size  # batch norm cannot train on a last batch of one image
+        if images is not None:
+            return ResidentBatches(images, labels, index, cfg.image_size, batch_size, train=train, sampler=sampler,
+                                   generator=generator, drop_last=drop_last, augmentation=cfg.augmentation)
+        transform = train_transform(cfg.image_size, cfg.augmentation) if train else eval_transform(cfg.image_size)
+        return image_loader([paths[i] for i in index], labels[index], transform, batch_size, shuffle=shuffle,
+                            sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last)
+    groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
+              {"params": model.head.parameters(), "lr": cfg.lr}]
+    train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
+    compile_model = wants_compile(cfg.compile, device, cfg.epochs * len(train_batches) * cfg.batch_size)
+    source = "images decoded once into device memory" if images is not None else "images read through a DataLoader"
+    log(f"fold {fold}: {source}{', network compiled' if compile_model else ''}")
+    result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
+                 num_classes, cfg, device, desc=f"fold {fold}", compile_model=compile_model)
+    embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device)
+    with torch.inference_mode():
+        probs = torch.softmax(model.head(torch.from_numpy(embedding).to(device)).float(), 1).cpu().numpy()
+    return result, probs, embedding, {"model": result.best_state}
+
+
+def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
+    """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
+    Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint)."""
+    info, cfg, samples = load_run_inputs(run_dir)
+    # Ray and job schedulers set OMP_NUM_THREADS per task, and a process that ran a fold keeps its count (the
+    # learning curve fits in the experiment's process): the result must depend on neither.
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    classes, device = info["classes"], pick_device()
+    labels = samples.label_index.to_numpy()
+    torch.manual_seed(cfg.seed + fold)
+    if info["train_mode"] == "head":
+        features = ensure_backbone_embeddings(run_dir)
+        return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+    return _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes))
+
+
+def run_fold(run_dir: Path, fold: int) -> dict:
+    """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out.
+
+    Idempotent, so a scheduler may run it again after a crash: folds/fold{k}/ appears in one rename when the
+    job ends (written under a temporary name until then), and a fold already done is returned as it is.
+    """
+    run_dir = Path(run_dir)
+    out = store.fold_dir(run_dir, fold)
+    if (out / "fold.json").exists():
+        return store.read_json(out / "fold.json")
+    started = time.perf_counter()
+    info, _, samples = load_run_inputs(run_dir)
+    store.remove_stale_temporaries(out)  # what a killed earlier attempt of this fold left
+    classes = info["classes"]
+    labels = samples.label_index.to_numpy()
+    parts = fold_parts(samples, fold)
+    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts)
+    predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
+                             for role, index in parts.items() if len(index)], ignore_index=True)
+    history = pd.DataFrame(result.history).assign(fold=fold)
+    history["is_best"] = history.epoch == result.best_epoch
+    summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "stopped_early": result.stopped_early}
+    with store.atomic_dir(out) as tmp:
+        store.write_parquet(tmp / "predictions.parquet", predictions)
+        store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
+                                                              "balanced_accuracy", "lr", "is_best"]])
+        torch.save(checkpoint, tmp / "model.pt")
+        if embedding is not None:  # in place before the fold folder appears: a done fold always has it
+            store.write_array(store.embedding_path(run_dir, f"fold{fold}"), embedding.astype(np.float16))
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        store.write_json(tmp / "fold.json", summary)
+    return summary
+
+
+def load_fold_model(run_dir: Path, fold: int) -> nn.Module:
+    """Rebuild fold k's best network from its checkpoint (same architecture as recorded)."""
+    info = store.read_json(Path(run_dir) / store.RUN_JSON)
+    checkpoint = torch.load(store.fold_dir(run_dir, fold) / "model.pt", map_location="cpu", weights_only=True)
+    arch = Architecture.from_dict(info["model"])
+    if "head" in checkpoint:
+        head = nn.Linear(arch.feature_dim, len(info["classes"]))
+        head.load_state_dict(checkpoint["head"])
+        return head
+    model = rebuild_classifier(arch, len(info["classes"]))
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def done_folds(run_dir: Path, n_folds: int) -> list[int]:
+    return [k for k in range(n_folds) if (store.fold_dir(run_dir, k) / "fold.json").exists()]
+
+
+# ---------------------------------------------------------------- the run's reference space
+
+
+

@@ -1,0 +1,29 @@
+"""What a fold job reads of a run: run.json, the settings recorded in it, samples.parquet, and from them the
+image paths and one fold's parts. Nothing else travels to the job, so it runs wherever the folder is readable."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.config import RunConfig
+from core.store import run_store as store
+
+
+def load_run_inputs(run_dir: Path) -> tuple[dict, RunConfig, pd.DataFrame]:
+    info = store.read_json(Path(run_dir) / store.RUN_JSON)
+    return info, RunConfig.from_dict(info["config"]), pd.read_parquet(Path(run_dir) / "samples.parquet")
+
+
+def image_paths(info: dict, samples: pd.DataFrame) -> list[Path]:
+    root = Path(info["dataset"]["root"])
+    return [root / p for p in samples.path]
+
+
+def fold_parts(samples: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:
+    """Sample indices per role for one fold."""
+    in_cv = (samples.split == "cv").to_numpy()
+    fold_of = samples.fold.fillna(-1).to_numpy()
+    return {"train": np.flatnonzero(in_cv & (fold_of != fold)), "val": np.flatnonzero(fold_of == fold),
+            "test": np.flatnonzero(~in_cv)}

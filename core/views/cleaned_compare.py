@@ -1,0 +1,80 @@
+"""What a cleaning did: a run trained on a cleaned manifest next to the run it was cleaned from.
+
+The cleaned run names its source in run.json (`dataset.derived_from.source_run`, copied from the review.json
+beside the manifest). Images are matched across the two runs by their absolute file path, so the comparison
+needs nothing but the two run directories.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+from core.views.tables import per_class_spread
+
+CHANGES = ("relabelled", "dropped", "added", "unchanged")
+
+
+def source_run(info: dict) -> str | None:
+    """The run a run's manifest was cleaned from, or None."""
+    return ((info.get("dataset") or {}).get("derived_from") or {}).get("source_run")
+
+
+def cleaning_pairs(infos: dict[str, dict]) -> list[tuple[str, str]]:
+    """(source, cleaned) run ids among `infos` (run id -> run.json) where both runs are present."""
+    return [(source_run(info), run_id) for run_id, info in infos.items() if source_run(info) in infos]
+
+
+def _by_file(samples: pd.DataFrame, root: str) -> pd.DataFrame:
+    """Samples keyed by absolute path and, for a file a manifest lists more than once, which listing it is."""
+    absolute = pd.Series([(Path(root) / p).as_posix() for p in samples["path"]])
+    return pd.DataFrame({"file": absolute, "copy": absolute.groupby(absolute).cumcount(),
+                         "sample_id": samples["sample_id"].to_numpy(), "label": samples["label"].to_numpy(),
+                         "split": samples["split"].to_numpy()})
+
+
+def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame, root_b: str) -> pd.DataFrame:
+    """Every image of either run, matched by absolute path: file, sample_id/label/split in A and in B, and
+    `change`: relabelled, dropped (in A only), added (in B only) or unchanged. Changed images first."""
+    both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on=["file", "copy"], how="outer",
+                                             suffixes=("_a", "_b")).drop(columns="copy")
+    change = np.select([both["label_a"].isna(), both["label_b"].isna(), both["label_a"] != both["label_b"]],
+                       ["added", "dropped", "relabelled"], "unchanged")
+    both["change"] = pd.Categorical(change, categories=CHANGES, ordered=True)
+    for side in ("a", "b"):
+        both[f"sample_id_{side}"] = both[f"sample_id_{side}"].astype("Int64")
+    return both.sort_values(["change", "file"], ignore_index=True)
+
+
+def change_counts(changes: pd.DataFrame) -> dict[str, int]:
+    return {change: int((changes["change"] == change).sum()) for change in CHANGES}
+
+
+def unchanged_scores(changes: pd.DataFrame, oof_a: pd.DataFrame, oof_b: pd.DataFrame,
+                     run_a: str, run_b: str) -> pd.DataFrame:
+    """Both runs scored on the same images: those neither run changed (same file, same label) that both
+    cross-validated, each predicted by the fold model that did not train on it.
+
+    oof_a/oof_b: out-of-fold `views.prediction_rows` of each run (sample_id, true_name, pred_name)."""
+    same = changes[(changes["change"] == "unchanged") & changes["sample_id_a"].isin(oof_a["sample_id"])
+                   & changes["sample_id_b"].isin(oof_b["sample_id"])]
+    rows = []
+    for run_id, side, oof in ((run_a, "a", oof_a), (run_b, "b", oof_b)):
+        picked = oof.set_index("sample_id").loc[same[f"sample_id_{side}"].astype(int)]
+        truth, pred = picked["true_name"].to_numpy(), picked["pred_name"].to_numpy()
+        rows.append({"run": run_id, "images": len(picked),
+                     "accuracy": accuracy_score(truth, pred) if len(picked) else np.nan,
+                     "balanced_accuracy": balanced_accuracy_score(truth, pred) if len(picked) else np.nan,
+                     "macro_f1": f1_score(truth, pred, average="macro", zero_division=0) if len(picked) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def per_class_side_by_side(metrics_by_run: dict[str, dict], score: str = "recall") -> pd.DataFrame:
+    """Per class and run: validation `score` mean and std over folds (NaN where undefined), and support."""
+    parts = []
+    for run_id, metrics in metrics_by_run.items():
+        spread = per_class_spread(metrics, metrics.get("classes", []))
+        parts.append(spread[spread["score"] == score].drop(columns="score").assign(run=run_id))
+    return pd.concat(parts, ignore_index=True)[["class", "run", "mean", "std", "support"]]

@@ -1,0 +1,363 @@
+"""Data shaping for the dashboard pages: plain pandas/numpy on the tables of a run (no Streamlit here).
+
+Every function takes already-loaded tables (see `core.store.run_store`) and returns a small frame or array
+ready to draw, so the pages stay thin and these functions are testable without a browser.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from core.evaluate import HEADLINE
+
+ROLES = ("train", "val", "test")
+COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
+
+
+# ---------------------------------------------------------------- overview
+
+def headline_table(metrics: dict) -> pd.DataFrame:
+    """One row per headline metric: mean and std per role, and the train-minus gaps."""
+    rows = []
+    for key in HEADLINE:
+        row = {"metric": key}
+        for role in ROLES:
+            stats = metrics.get("summary", {}).get(role, {}).get(key)
+            row[f"{role}_mean"] = stats["mean"] if stats else np.nan
+            row[f"{role}_std"] = stats["std"] if stats else np.nan
+        for gap in ("train_minus_val", "train_minus_test"):
+            row[gap] = metrics.get("gaps", {}).get(gap, {}).get(key, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def has_test_split(metrics: dict) -> bool:
+    """Whether the run holds out a test split (test_size > 0): only then does metrics.json have test entries."""
+    return "test" in metrics.get("summary", {})
+
+
+def class_counts(samples: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Images per class and split, in `classes` order, with each class's share of all images."""
+    counts = pd.crosstab(samples["label"], samples["split"]).reindex(classes, fill_value=0)
+    counts = counts.reindex(columns=["cv", "test"], fill_value=0)
+    counts["total"] = counts.sum(axis=1)
+    counts["share"] = counts["total"] / max(1, counts["total"].sum())
+    return counts.rename_axis("class").reset_index()
+
+
+def config_rows(info: dict) -> pd.DataFrame:
+    """The run's configuration plus the resolved choices (mode, device, weights) as key/value rows."""
+    rows = {**info.get("config", {}),
+            "resolved train_mode": f"{info.get('train_mode')} ({info.get('train_mode_reason', '')})",
+            "device": info.get("device"), "weights source": (info.get("weights") or {}).get("source"),
+            "dataset root": (info.get("dataset") or {}).get("root")}
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+# ---------------------------------------------------------------- overfitting
+
+def learning_curves(history: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per fold, mean over folds) of `metric` by epoch and phase. The mean only covers epochs all folds
+    reached, so early-stopped folds do not make it jump."""
+    per_fold = history[["fold", "epoch", "phase", metric]].sort_values(["phase", "fold", "epoch"])
+    n_folds = per_fold["fold"].nunique()
+    grouped = per_fold.groupby(["phase", "epoch"])[metric].agg(["mean", "count"]).reset_index()
+    mean = grouped[grouped["count"] == n_folds].drop(columns="count").rename(columns={"mean": metric})
+    return per_fold, mean
+
+
+def best_epochs(history: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The kept epoch of every fold, on the validation curve."""
+    return history[history["is_best"] & (history["phase"] == "val")][["fold", "epoch", metric]]
+
+
+def fold_gaps(metrics: dict, metric: str) -> pd.DataFrame:
+    """Per fold: train, val and test value of `metric` and the train-minus-val gap."""
+    rows = []
+    for fold, by_role in sorted(metrics.get("folds", {}).items(), key=lambda item: int(item[0])):
+        row = {"fold": int(fold), **{role: by_role[role][metric] for role in ROLES if role in by_role}}
+        row["gap"] = row.get("train", np.nan) - row.get("val", np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["fold", *ROLES, "gap"])
+
+
+def _scores(values: Iterable[float | None]) -> pd.Series:
+    """Per-class scores as floats with None (undefined: no image or no prediction of the class) as NaN, which
+    pandas' mean/std/min/max skip."""
+    return pd.Series([np.nan if v is None else v for v in values], dtype=float)
+
+
+def class_gaps(metrics: dict, classes: list[str], score: str = "recall") -> pd.DataFrame:
+    """Per class: `score` on train and val (mean over the folds where both are defined) and the gap, largest
+    gap first; NaN for a class that no fold has on both sides."""
+    folds = [f for f in metrics.get("folds", {}).values() if "train" in f and "val" in f]
+    rows = []
+    for name in classes:
+        train, val = (_scores(f[role]["per_class"][name][score] for f in folds) for role in ("train", "val"))
+        both = train.notna() & val.notna()
+        train, val = train[both].mean(), val[both].mean()
+        rows.append({"class": name, "train": train, "val": val, "gap": train - val})
+    return pd.DataFrame(rows).sort_values("gap", ascending=False, ignore_index=True)
+
+
+# ---------------------------------------------------------------- classes
+
+def confusion_sources(metrics: dict) -> list[str]:
+    """Which confusion matrices the run has: pooled OOF, each fold's validation, the test ensemble."""
+    sources = ["oof"] if metrics.get("oof", {}).get("val") else []
+    sources += [f"fold{k}" for k in sorted(map(int, metrics.get("folds", {})))]
+    return sources + (["ensemble"] if metrics.get("ensemble", {}).get("test") else [])
+
+
+def source_label(source: str) -> str:
+    if source == "oof":
+        return "pooled out-of-fold (validation)"
+    if source == "ensemble":
+        return "test set, ensemble of folds"
+    return f"fold {source.removeprefix('fold')} validation"
+
+
+def confusion(metrics: dict, source: str, normalize: bool) -> np.ndarray:
+    """Rows = true class, columns = predicted; row-normalised to recall when asked (empty rows stay 0)."""
+    block = _metrics_block(metrics, source)
+    matrix = np.asarray(block["confusion"], dtype=float)
+    if normalize:
+        totals = matrix.sum(axis=1, keepdims=True)
+        matrix = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    return matrix
+
+
+def _metrics_block(metrics: dict, source: str) -> dict:
+    if source == "oof":
+        return metrics["oof"]["val"]
+    if source == "ensemble":
+        return metrics["ensemble"]["test"]
+    return metrics["folds"][source.removeprefix("fold")]["val"]
+
+
+def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
+    """Per class and score: mean, std, min and max over the folds' validation sets where the score is defined
+    (NaN where it is nowhere), plus pooled support."""
+    rows = []
+    folds = [f["val"] for f in metrics.get("folds", {}).values() if "val" in f]
+    pooled = metrics.get("oof", {}).get("val", {}).get("per_class", {})
+    for name in classes:
+        for score in ("precision", "recall", "f1"):
+            values = _scores(f["per_class"][name][score] for f in folds)
+            rows.append({"class": name, "score": score, "mean": values.mean(), "std": values.std(ddof=0),
+                         "min": values.min(), "max": values.max(),
+                         "support": pooled.get(name, {}).get("support", 0)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- predictions
+
+def prediction_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: list[str], source: str,
+                    role: str = "val") -> pd.DataFrame:
+    """Predictions of one source joined with their samples.
+
+    source: "oof" (every fold model's validation rows: each cv sample once; `role` does not apply), "fold{k}"
+    (that model's rows of `role`), or "ensemble" (test split).
+    """
+    if source == "ensemble":
+        rows = predictions[predictions["model"] == "ensemble"]
+    elif source == "oof":
+        rows = predictions[(predictions["model"] != "ensemble") & (predictions["role"] == "val")]
+    else:
+        rows = predictions[(predictions["model"] == source) & (predictions["role"] == role)]
+    names = np.asarray(classes, dtype=object)
+    frame = rows[["sample_id", "model", "fold", "role", "label", "pred", "confidence", "loss"]].merge(
+        samples[["sample_id", "path", "width", "height"]], on="sample_id", how="left")
+    frame["true_name"] = names[frame["label"].to_numpy()]
+    frame["pred_name"] = names[frame["pred"].to_numpy()]
+    frame["correct"] = frame["label"] == frame["pred"]
+    return frame
+
+
+def roles_for(fold: str, has_test: bool) -> list[str]:
+    """The roles a (fold, role) filter offers. Fold "oof" is every image once: its validation rows, and the test
+    split through the ensemble; train rows would repeat each image once per other fold."""
+    roles = ["val", "test"] if fold == "oof" else ["val", "test", "train"]
+    return [role for role in roles if has_test or role != "test"]
+
+
+def source_for(fold: str, role: str) -> str:
+    """The prediction source behind a (fold, role) filter (see `roles_for`): fold "oof" means every fold model on
+    the rows it did not train on, and for the test split that is their ensemble."""
+    if fold == "oof":
+        return "ensemble" if role == "test" else "oof"
+    return f"fold{fold}"
+
+
+def cell_rows(rows: pd.DataFrame, true: int, pred: int) -> pd.DataFrame:
+    """Samples of one confusion cell, most confident first."""
+    picked = rows[(rows["label"] == true) & (rows["pred"] == pred)]
+    return picked.sort_values("confidence", ascending=False, ignore_index=True)
+
+
+def misclassified(rows: pd.DataFrame, true: int | None, pred: int | None,
+                  issue_ids: set[int], duplicate_ids: set[int]) -> pd.DataFrame:
+    """Wrong predictions, most confidently wrong first, with badges for suspected label issues and
+    duplicates (the likeliest explanations for a confident mistake)."""
+    wrong = rows[~rows["correct"]]
+    if true is not None:
+        wrong = wrong[wrong["label"] == true]
+    if pred is not None:
+        wrong = wrong[wrong["pred"] == pred]
+    wrong = wrong.sort_values("confidence", ascending=False, ignore_index=True)
+    ids = wrong["sample_id"]
+    wrong["label_issue"] = ids.isin(issue_ids)
+    wrong["duplicate"] = ids.isin(duplicate_ids)
+    return wrong
+
+
+def page_count(n_rows: int, per_page: int) -> int:
+    return max(1, -(-n_rows // per_page))
+
+
+def page_of(frame: pd.DataFrame, page: int, per_page: int) -> pd.DataFrame:
+    """Rows of the 1-based `page`, clamped to the pages there are."""
+    page = min(max(1, page), page_count(len(frame), per_page))
+    return frame.iloc[(page - 1) * per_page: page * per_page]
+
+
+# ---------------------------------------------------------------- embeddings
+
+def embedding_points(coords: pd.DataFrame, rows: pd.DataFrame, color: str) -> pd.DataFrame:
+    """2-D points of one space with what the scatter colours and shows on hover.
+
+    coords: sample_id, x, y of one space; rows: `prediction_rows` of the model behind that space (OOF for
+    the backbone), so test samples appear through the ensemble or the fold model's test rows.
+    """
+    points = coords[["sample_id", "x", "y"]].merge(
+        rows[["sample_id", "path", "true_name", "pred_name", "confidence", "correct", "role"]],
+        on="sample_id", how="inner")
+    values = {"label": points["true_name"], "prediction": points["pred_name"],
+              "correct": points["correct"].map({True: "correct", False: "wrong"}), "role": points["role"],
+              "confidence": points["confidence"]}
+    points["color"] = values[color]
+    return points
+
+
+def space_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: list[str], space: str) -> pd.DataFrame:
+    """The predictions a space is about: a fold's model for its own space (train, val and test rows),
+    otherwise out-of-fold predictions plus the test ensemble."""
+    if space.startswith("fold"):
+        return pd.concat([prediction_rows(predictions, samples, classes, space, role) for role in ROLES],
+                         ignore_index=True)
+    parts = [prediction_rows(predictions, samples, classes, "oof")]
+    if (predictions["model"] == "ensemble").any():
+        parts.append(prediction_rows(predictions, samples, classes, "ensemble"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def pca_2d(embedding: np.ndarray, seed: int = 0, fit_rows: int = 4000) -> pd.DataFrame:
+    """A quick 2-D linear projection, shown while the UMAP map is not computed yet. Components are fit on a
+    random subset so 50k x 2048 stays fast."""
+    data = np.asarray(embedding, dtype=np.float32)
+    fit = np.random.default_rng(seed).choice(len(data), size=min(fit_rows, len(data)), replace=False)
+    xy = PCA(n_components=2, random_state=seed).fit(data[fit]).transform(data)
+    return pd.DataFrame({"sample_id": np.arange(len(data)), "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def selected_rows(points: pd.DataFrame, sample_ids: list[int]) -> pd.DataFrame:
+    """The selected points, mistakes first and most confident first within each, like the gallery."""
+    picked = points[points["sample_id"].isin(sample_ids)]
+    return picked.sort_values(["correct", "confidence"], ascending=[True, False], ignore_index=True)
+
+
+# ---------------------------------------------------------------- data
+
+def image_sizes(samples: pd.DataFrame) -> pd.DataFrame:
+    """Width/height per image with its class, for a size scatter."""
+    return samples[["sample_id", "label", "width", "height", "path"]]
+
+
+def size_summary(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per class: median width/height and smallest side, so tiny or odd images stand out."""
+    short = samples[["width", "height"]].min(axis=1)
+    return (samples.assign(short_side=short).groupby("label")
+            .agg(images=("sample_id", "size"), median_width=("width", "median"),
+                 median_height=("height", "median"), smallest_side=("short_side", "min"))
+            .reset_index())
+
+
+def duplicate_pairs(duplicates: pd.DataFrame) -> pd.DataFrame:
+    """Leaking pairs first, then pairs crossing folds or touching the test split, then by similarity."""
+    order = [c for c in ("leakage", "touches_test", "crosses_folds", "similarity") if c in duplicates]
+    return duplicates.sort_values(order, ascending=False, ignore_index=True)
+
+
+def label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
+    """The label-issue table as shown: lowest label quality first, 'rank' as 'k of n' within its part (cv or
+    test), cleanlab's flag and the test-split marker. Files from before the ranking listed flagged
+    cross-validation samples only, and read that way."""
+    shown = issues.assign(**{column: issues.get(column, default) for column, default in (
+        ("split", "cv"), ("flagged", True), ("affects_test_metric", False))})
+    shown = shown.sort_values(["quality", "sample_id"], ignore_index=True)
+    if {"rank", "part_size"} <= set(shown.columns):
+        shown["rank"] = [f"{r} of {n}" for r, n in zip(shown["rank"], shown["part_size"])]
+    columns = ["sample_id", "path", "split", "label", "suggested_label", "quality", "suggested_confidence", "rank",
+               "flagged", "affects_test_metric"]
+    return shown[[c for c in columns if c in shown.columns]]
+
+
+def label_issue_ids(label_issues: pd.DataFrame | None) -> set[int]:
+    return set() if label_issues is None else set(label_issues["sample_id"].astype(int))
+
+
+def duplicate_ids(duplicates: pd.DataFrame | None) -> set[int]:
+    if duplicates is None:
+        return set()
+    return set(duplicates["sample_id_a"].astype(int)) | set(duplicates["sample_id_b"].astype(int))
+
+
+# ---------------------------------------------------------------- compare
+
+# Config fields that say where a run came from or went, not how it was trained.
+BOOKKEEPING = ("data", "name", "runs_dir", "cache_dir", "num_workers")
+
+
+def setting_differences(configs: dict[str, dict]) -> list[str]:
+    """One line per training setting that differs between the compared runs' configs (run id -> config), e.g.
+    "folds: 5 in A, 3 in B": a difference in scores may come from these as much as from the data."""
+    keys = sorted({key for config in configs.values() for key in config} - set(BOOKKEEPING))
+    lines = []
+    for key in keys:
+        values = {run_id: config.get(key) for run_id, config in configs.items()}
+        if len({repr(value) for value in values.values()}) > 1:
+            lines.append(f"{key}: " + ", ".join(f"{value} in {run_id}" for run_id, value in values.items()))
+    return lines
+
+def compare_headline(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Runs as rows: validation mean ± std of each headline metric, test mean, and the train-val gap."""
+    rows = []
+    for run_id, metrics in metrics_by_run.items():
+        table = headline_table(metrics).set_index("metric")
+        row = {"run": run_id}
+        for key in HEADLINE:
+            row[f"val {key}"] = table.at[key, "val_mean"]
+            row[f"val {key} std"] = table.at[key, "val_std"]
+            row[f"test {key}"] = table.at[key, "test_mean"]
+            row[f"gap {key}"] = table.at[key, "train_minus_val"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_recall(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Long table run, class, recall of the pooled out-of-fold predictions (NaN for a class without any)."""
+    rows = [{"run": run_id, "class": name, "recall": scores["recall"], "support": scores["support"]}
+            for run_id, metrics in metrics_by_run.items()
+            for name, scores in metrics.get("oof", {}).get("val", {}).get("per_class", {}).items()]
+    return pd.DataFrame(rows, columns=["run", "class", "recall", "support"]).astype({"recall": float})
+
+
+def confusion_difference(metrics_a: dict, metrics_b: dict) -> np.ndarray | None:
+    """Row-normalised OOF confusion of B minus A (positive = B does it more), or None when the runs do not
+    share the same classes in the same order."""
+    if metrics_a.get("classes") != metrics_b.get("classes") or "oof" not in metrics_a or "oof" not in metrics_b:
+        return None
+    return confusion(metrics_b, "oof", True) - confusion(metrics_a, "oof", True)

@@ -1,0 +1,163 @@
+"""Each finding fires on a case with the problem and stays quiet without it."""
+import pytest
+from diagnostics_fixtures import missing_class_metrics
+
+from core.analysis.diagnostics.findings import (
+    calibration_findings,
+    class_findings,
+    duplicate_findings,
+    finding,
+    label_conflict_findings,
+    label_issue_findings,
+    outlier_findings,
+    overfitting_findings,
+)
+from core.analysis.diagnostics.imbalance import imbalance
+from core.analysis.diagnostics.overfitting import per_class_gaps
+from core.analysis.diagnostics.thresholds import Thresholds
+
+TH = Thresholds()
+
+
+def _overfit(train, vals):
+    gaps = [train - v for v in vals]
+    return {"train_accuracy": train, "val_accuracy": sum(vals) / len(vals), "gap_accuracy": sum(gaps) / len(gaps),
+            "n_folds": len(vals), "folds_over_gap": sum(g >= TH.overfit_gap_medium for g in gaps),
+            "consistent": all(g >= TH.overfit_gap_medium for g in gaps), "gap_min": min(gaps), "gap_max": max(gaps),
+            "gaps": {"train_minus_val": {"balanced_accuracy": 0.3}}}
+
+
+def test_overfitting_fires_on_a_large_gap_and_says_whether_every_fold_has_it():
+    [f] = overfitting_findings(_overfit(1.0, [0.66, 0.68, 0.67, 0.65, 0.69]), True, TH)
+    assert f["severity"] == "high"
+    assert f["title"] == ("Overfitting: plain accuracy 100% on train vs 67% on validation "
+                          "(gap 33 points, consistent over 5 folds)")
+    [f] = overfitting_findings(_overfit(1.0, [0.95, 0.6, 0.6]), False, TH)
+    assert "in 2 of 3 folds" in f["title"]
+    assert overfitting_findings(_overfit(0.95, [0.93, 0.92, 0.94]), False, TH) == []
+
+
+def _oof(confusion, classes):
+    support = [sum(row) for row in confusion]
+    return {"accuracy": 0.7, "balanced_accuracy": 0.5, "confusion": confusion,
+            "per_class": {c: {"recall": confusion[i][i] / support[i], "f1": 0.5} for i, c in enumerate(classes)}}
+
+
+def test_a_failing_class_is_named_with_what_it_collapses_into_and_imbalance_with_its_ratio():
+    classes = ["All_Beauty", "Digital_Music"]
+    result = imbalance({"All_Beauty": 65, "Digital_Music": 24}, _oof([[60, 5], [17, 3]], classes), classes)
+    titles = {f["id"]: f["title"] for f in class_findings(result, TH)}
+    assert titles["class-fails:Digital_Music"] == ("Digital_Music fails: validation recall 15% of 20; "
+                                                   "85% are predicted as All_Beauty")
+    assert titles["imbalance"] == "Imbalance 2.7 : 1"
+    balanced = imbalance({"a": 50, "b": 50}, _oof([[45, 5], [5, 45]], ["a", "b"]), ["a", "b"])
+    assert class_findings(balanced, TH) == []
+
+
+def test_a_class_missing_from_a_fold_gets_no_gap_and_no_failing_class_finding():
+    metrics = missing_class_metrics()   # every prediction right: any nonzero gap or failing class is made up
+    assert metrics["folds"]["1"]["val"]["per_class"]["c"]["recall"] is None
+    assert metrics["folds"]["0"]["train"]["per_class"]["c"]["recall"] is None
+    # [recall val, recall test, f1 val, f1 test] gaps: b has no test image; c is never on both sides of a
+    # fold, d never in the folds at all
+    expected = {"a": [0.0] * 4, "b": [0.0, None, 0.0, None], "c": [None] * 4, "d": [None] * 4}
+    for row in per_class_gaps(metrics):
+        gaps = [row[f"{key}_gap_{role}"] for key in ("recall", "f1") for role in ("val", "test")]
+        assert gaps == expected[row["class"]], row
+    result = imbalance({"a": 7, "b": 6, "c": 2, "d": 1}, metrics["oof"]["val"], ["a", "b", "c", "d"])
+    assert [row["recall"] for row in result["per_class"]] == [1.0, 1.0, 1.0, None]
+    assert [f["id"] for f in class_findings(result, TH) if f["id"].startswith("class-fails")] == []
+
+
+def test_a_finding_with_an_unknown_severity_page_or_parameter_is_refused():
+    for bad in ({"severity": "urgent"}, {"page": "Nowhere"}, {"colour": "red"}):
+        arguments = {"severity": "low", "page": "Data", **bad}
+        with pytest.raises(ValueError):
+            finding("x", arguments.pop("severity"), "title", "evidence 1", arguments.pop("page"), **arguments)
+
+
+def test_poor_calibration_fires_only_past_its_threshold():
+    cal = {"ece": 0.2, "overconfidence": 0.2, "mean_confidence": 0.9, "accuracy": 0.7, "bins": [{}] * 15}
+    assert calibration_findings(cal, TH)[0]["severity"] == "high"
+    assert calibration_findings({**cal, "ece": 0.02}, TH) == []
+
+
+def _dup(near_pairs, near_leaking, same_group=None):
+    zero = {"pairs": 0, "leaking": 0, "crosses_folds": 0, "touches_test": 0, "same_group": None}
+    return {"exact": zero, "near": {"pairs": near_pairs, "leaking": near_leaking, "crosses_folds": near_leaking,
+                                    "touches_test": 0, "same_group": same_group}}
+
+
+def test_leaking_near_duplicates_are_high_and_contained_ones_are_reported_as_info():
+    [leak] = duplicate_findings(_dup(20, 14), False, TH)
+    assert (leak["id"], leak["severity"]) == ("leakage", "high")
+    assert leak["title"] == "Leakage: 14 near-duplicate pairs cross train and validation"
+    assert "splits ignore groups" in leak["evidence"]
+    [kept] = duplicate_findings(_dup(20, 0, same_group=20), True, TH)
+    assert (kept["id"], kept["severity"]) == ("duplicates-contained", "info")
+    assert duplicate_findings(_dup(0, 0), True, TH) == []
+
+
+def test_on_grouped_folds_leaking_pairs_are_named_as_different_groups_and_counts_of_one_read_singular():
+    [leak, kept] = duplicate_findings(_dup(20, 1, same_group=19), True, TH)
+    assert leak["title"] == "Leakage: 1 near-duplicate pair between different groups crosses train and validation"
+    assert "keep the 19 same-group pairs on one side" in leak["evidence"]
+    assert "different items that look alike" in leak["evidence"]
+    assert kept["title"] == "Near-duplicates: 20 pairs found, 95% kept on one side of every split"
+    [kept] = duplicate_findings(_dup(1, 0, same_group=1), True, TH)
+    assert kept["title"] == "Near-duplicates: 1 pair found, 100% kept on one side of every split"
+    assert kept["evidence"].startswith("1 near-duplicate pair has backbone cosine")
+    exact = {"pairs": 1, "leaking": 0, "crosses_folds": 0, "touches_test": 0, "same_group": 1}
+    [found] = duplicate_findings({**_dup(0, 0), "exact": exact}, True, TH)
+    assert found["title"] == "Exact duplicates: 1 pair of identical files"
+
+
+def test_outliers_fire_only_when_some_are_flagged():
+    worst = {"path": "a/1.jpg", "label": "a"}
+    assert outlier_findings({"count": 3, "z": 3.5, "worst": worst})[0]["id"] == "outliers"
+    assert outlier_findings({"count": 1, "z": 3.5, "worst": worst})[0]["title"] == (
+        "Outliers: 1 image is far from the rest of their class")
+    assert outlier_findings({"count": 0, "z": 3.5, "worst": None}) == []
+
+
+def test_near_pairs_between_groups_are_not_called_optimistic_but_identical_files_are():
+    leak = duplicate_findings(_dup(20, 3, same_group=17), True, TH)[0]
+    assert "so held-out scores are optimistic" not in leak["evidence"]
+    assert "different items that look alike, or one item filed under two groups" in leak["evidence"]
+    [leak] = duplicate_findings(_dup(20, 14), False, TH)
+    assert "so held-out scores are optimistic" not in leak["evidence"]
+    assert "not known from the features alone" in leak["evidence"] and "--dedup-groups near" in leak["evidence"]
+    exact = {"pairs": 2, "leaking": 2, "crosses_folds": 2, "touches_test": 0, "same_group": None}
+    [leak] = duplicate_findings({**_dup(0, 0), "exact": exact}, False, TH)
+    assert "2 identical-file pairs on both sides of a split make held-out scores optimistic" in leak["evidence"]
+
+
+def test_identical_files_with_different_labels_are_a_high_finding_that_lists_them():
+    conflicts = [{"sha256": "s1", "labels": ["Bag", "Dress"], "sample_ids": [3, 9],
+                  "paths": ["Bag/1.jpg", "Dress/7.jpg"]},
+                 {"sha256": "s2", "labels": ["Coat", "Shirt"], "sample_ids": [4, 5],
+                  "paths": ["Coat/2.jpg", "Shirt/2.jpg"]}]
+    [f] = label_conflict_findings(conflicts)
+    assert (f["id"], f["severity"]) == ("label-conflicts", "high")
+    assert f["title"] == "The same image is labelled Bag and Dress (and 1 other identical file with different labels)"
+    assert "Bag and Dress: Bag/1.jpg, Dress/7.jpg; Coat and Shirt: Coat/2.jpg, Shirt/2.jpg" in f["evidence"]
+    assert label_conflict_findings([]) == []
+
+
+def _label_issues(count, flagged, in_test):
+    worst = {"path": "Dress/3.jpg", "split": "cv", "label": "Dress", "suggested_label": "Bag", "quality": 0.04,
+             "suggested_confidence": 0.86}
+    return {"count": count, "n": 500, "share": count / 500, "flagged": flagged, "contradicted_only": count - flagged,
+            "cv": {"count": count - in_test, "n": 400}, "test": {"count": in_test, "n": 100}, "worst": worst,
+            "worst_test": {**worst, "path": "Bag/9.jpg", "split": "test"} if in_test else None}
+
+
+def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
+    [f] = label_issue_findings(_label_issues(6, 4, in_test=2), TH)
+    assert f["severity"] == "medium"   # 1.2% of images, but two of them sit in the test split
+    assert f["title"] == ("Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split "
+                          "(affects the test metric)")
+    assert "cleanlab flags 4, and 2 more have their label contradicted with at least 80%" in f["evidence"]
+    assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
+    [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
+    assert f["severity"] == "low" and "test" not in f["title"] and "more have" not in f["evidence"]

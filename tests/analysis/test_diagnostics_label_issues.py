@@ -1,0 +1,54 @@
+"""Label issues: every held-out sample ranked by label quality, cleanlab's flag shown, the test split included."""
+import numpy as np
+import pandas as pd
+
+from core.analysis.diagnostics.label_issues import COLUMNS, label_issues
+from core.analysis.diagnostics.thresholds import Thresholds
+
+CLASSES = ["Bag", "Dress", "Sneaker"]
+
+
+def clean_easy_part(n, n_flips, first_id, seed, sure_flips):
+    """A model that is 98.5-99.9% sure of the true class (clean, easy data), and `n_flips` planted flips: the
+    first `sure_flips` with 99% on the true class, the others contradicted at only 84-89%."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 3, n)
+    confidence = rng.uniform(0.985, 0.999, n)
+    flipped = rng.choice(n, n_flips, replace=False)
+    confidence[flipped] = [0.99 if j < sure_flips else rng.uniform(0.84, 0.89) for j in range(n_flips)]
+    probs = np.repeat(((1 - confidence) / 2)[:, None], 3, axis=1)
+    probs[np.arange(n), true] = confidence
+    given = true.copy()
+    given[flipped] = (true[flipped] + 1) % 3
+    rows = pd.DataFrame({"sample_id": first_id + np.arange(n), "label": given})
+    return rows, probs, set((first_id + flipped).tolist()), true
+
+
+def test_clear_flips_come_first_in_both_parts_with_cleanlabs_flag_shown_and_the_test_ones_marked():
+    cv, cv_probs, cv_flips, cv_true = clean_easy_part(600, 9, 0, seed=0, sure_flips=5)
+    test, test_probs, test_flips, _ = clean_easy_part(150, 3, 600, seed=1, sure_flips=1)
+    samples = pd.DataFrame({"sample_id": np.arange(750), "path": [f"img/{i}.jpg" for i in range(750)]})
+
+    issues = label_issues(cv, cv_probs, test, test_probs, samples, CLASSES, Thresholds())
+
+    assert list(issues.columns) == COLUMNS
+    assert issues["quality"].is_monotonic_increasing
+    in_cv, in_test = issues[issues["split"] == "cv"], issues[issues["split"] == "test"]
+    # every planted flip is listed, ahead of everything else of its part, and ranked first within its part
+    assert set(in_cv["sample_id"][:9]) == cv_flips and sorted(in_cv["rank"][:9]) == list(range(1, 10))
+    assert set(in_test["sample_id"][:3]) == test_flips and sorted(in_test["rank"][:3]) == [1, 2, 3]
+    assert (in_cv["part_size"] == 600).all() and (in_test["part_size"] == 150).all()
+    # cleanlab's own filter is conservative on such data: the flag says which of them it found
+    assert not issues[issues["sample_id"].isin(cv_flips)]["flagged"].all()
+    assert in_test["affects_test_metric"].all() and not in_cv["affects_test_metric"].any()
+    row = issues.set_index("sample_id").loc[min(cv_flips)]
+    assert row["label"] == CLASSES[cv["label"][min(cv_flips)]]
+    assert row["suggested_label"] == CLASSES[cv_true[min(cv_flips)]] and row["suggested_confidence"] > 0.8
+
+
+def test_without_a_test_split_only_the_cross_validation_part_is_ranked():
+    cv, cv_probs, cv_flips, _ = clean_easy_part(300, 4, 0, seed=2, sure_flips=4)
+    samples = pd.DataFrame({"sample_id": np.arange(300), "path": [f"img/{i}.jpg" for i in range(300)]})
+    empty = cv.iloc[:0]
+    issues = label_issues(cv, cv_probs, empty, cv_probs[:0], samples, CLASSES, Thresholds())
+    assert set(issues["split"]) == {"cv"} and cv_flips <= set(issues["sample_id"])

@@ -1,0 +1,91 @@
+"""Image properties: planted dark, blurry and tiny images are flagged; a class that all carries a property is a
+high-severity shortcut finding."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageFilter
+
+from core.analysis.diagnostics import run_diagnostics
+from core.analysis.diagnostics.image_properties import image_properties, jpeg_quality, measure
+from core.analysis.diagnostics.thresholds import Thresholds
+from core.store import run_store
+from core.testing.synthetic import make_synthetic_run
+
+
+def texture(seed: int, size: int = 96) -> Image.Image:
+    """Coloured blocks with sharp edges: a normal, sharp, mid-bright image."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(40, 220, (size // 8, size // 8, 3), dtype=np.uint8)
+    return Image.fromarray(np.kron(blocks, np.ones((8, 8, 1), dtype=np.uint8)))
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> pd.DataFrame:
+    """20 normal images, then a dark, a blurry and a tiny one."""
+    images = {f"normal_{i}.png": texture(i) for i in range(20)}
+    images["dark.png"] = Image.fromarray((np.asarray(texture(50)) * 0.08).astype(np.uint8))
+    images["blurry.png"] = texture(51).filter(ImageFilter.GaussianBlur(6))
+    images["tiny.png"] = texture(52).resize((24, 24), Image.NEAREST)
+    for name, image in images.items():
+        image.save(tmp_path / name)
+    samples = pd.DataFrame({"sample_id": np.arange(len(images)), "path": list(images), "label": "a", "split": "cv",
+                            "fold": pd.array(np.arange(len(images)) % 3, dtype="Int64")})
+    return image_properties(samples, tmp_path, image_size=224, th=Thresholds()).set_index("path")
+
+
+@pytest.mark.parametrize("flag, image", [("dark", "dark.png"), ("blurry", "blurry.png"), ("tiny", "tiny.png")])
+def test_each_planted_image_gets_its_flag_and_no_other_image_does(planted: pd.DataFrame, flag: str,
+                                                                  image: str) -> None:
+    assert planted.index[planted[flag]].tolist() == [image]
+
+
+def test_properties_measure_what_they_say(planted: pd.DataFrame) -> None:
+    normal = planted.loc["normal_0.png"]
+    assert planted.loc["dark.png", "brightness"] < 0.1 < normal["brightness"]
+    assert planted.loc["blurry.png", "blur"] < normal["blur"] / 20
+    assert planted.loc["tiny.png", "short_side"] == 24 and normal["aspect_ratio"] == 1.0
+    assert normal["colourfulness"] > 10 and not planted["odd_aspect"].any()
+
+
+def test_grey_white_and_jpeg_quality(tmp_path: Path) -> None:
+    grey = np.full((60, 120), 255, dtype=np.uint8)
+    grey[20:40, 20:60] = 80
+    Image.fromarray(grey).save(tmp_path / "grey.jpg", quality=75)
+    values = measure(tmp_path / "grey.jpg")
+    assert values["colourfulness"] < 2 and values["aspect_ratio"] == 2.0
+    assert values["white_share"] == pytest.approx(1 - 800 / 7200, abs=0.05)
+    assert values["jpeg_quality"] == pytest.approx(75, abs=2)
+    assert np.isnan(jpeg_quality(texture(1)))   # not a JPEG
+    assert np.isnan(measure(tmp_path / "missing.png")["brightness"])
+
+
+def test_a_class_whose_images_are_all_grey_is_a_high_severity_shortcut(tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path / "runs", "20250101-000000-shortcut", 240, 3, 3, 16, diagnostics=False)
+    root = Path(run_store.read_json(run / "run.json")["dataset"]["root"])
+    for path in (root / "class_b").glob("*.png"):   # planted: class_b alone is greyscale
+        Image.open(path).convert("L").convert("RGB").save(path)
+    run_diagnostics(run, log=lambda line: None)
+    findings = {f["id"]: f for f in run_store.read_json(run / "findings.json")["findings"]}
+    shortcut = findings["shortcut:colourfulness"]
+    assert shortcut["severity"] == "high" and "class_b" in shortcut["title"]
+    assert "class_b images have colourfulness ≤" in shortcut["evidence"] and "other classes" in shortcut["evidence"]
+    assert shortcut["target"] == {"page": "Data", "params": {"tab": "properties", "property": "colourfulness"}}
+    table = pd.read_parquet(run / "image_properties.parquet")
+    assert len(table) == 240 and table["colourfulness"][table["label"] == "class_b"].max() < 1
+
+
+def test_each_kind_of_flagged_image_is_one_low_data_quality_finding(planted: pd.DataFrame) -> None:
+    from core.analysis.diagnostics.findings import image_quality_findings
+    from core.analysis.diagnostics.image_properties import summary
+    block = summary(planted.reset_index(), {"label": [], "error": []})
+    found = {f["id"]: f for f in image_quality_findings(block, Thresholds())}
+    assert set(found) == {"image-quality:dark", "image-quality:blurry", "image-quality:tiny"}
+    dark = found["image-quality:dark"]
+    assert dark["severity"] == "low" and dark["title"] == ("Data quality: 1 image is dark (mean brightness below "
+                                                           "15%)")
+    assert "dark.png" in dark["evidence"]
+    assert dark["target"] == {"page": "Data", "params": {"tab": "properties", "property": "brightness"}}

@@ -1,0 +1,121 @@
+"""A run trained on a cleaned manifest knows its source run, and the two compare image by image."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_pipeline import TINY
+
+import train_cli
+from core.data import cleaning
+from core.data.cleaning import Decision
+from core.store import run_store
+from core.views import cleaned_compare
+
+
+def samples(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": np.arange(len(rows)), "path": [r[0] for r in rows],
+                         "label": [r[1] for r in rows], "split": [r[2] for r in rows]})
+
+
+def oof(frame: pd.DataFrame, predicted: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": frame.sample_id, "true_name": frame.label, "pred_name": predicted})
+
+
+def test_images_are_matched_by_file_and_named_relabelled_dropped_or_unchanged() -> None:
+    a = samples([("x/1.png", "cat", "cv"), ("x/2.png", "cat", "cv"), ("x/3.png", "dog", "test"),
+                 ("x/4.png", "dog", "cv")])
+    b = samples([("1.png", "dog", "cv"), ("3.png", "dog", "cv"), ("4.png", "dog", "cv")])   # other root, same files
+    changes = cleaned_compare.image_changes(a, "/data", b, "/data/x")
+    assert changes[["file", "change"]].astype(str).values.tolist() == [
+        ["/data/x/1.png", "relabelled"], ["/data/x/2.png", "dropped"], ["/data/x/3.png", "unchanged"],
+        ["/data/x/4.png", "unchanged"]]
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "dropped": 1, "added": 0, "unchanged": 2}
+
+
+def test_scores_on_unchanged_images_use_only_images_both_runs_cross_validated() -> None:
+    a = samples([("1.png", "cat", "cv"), ("2.png", "cat", "cv"), ("3.png", "dog", "cv"), ("4.png", "dog", "test")])
+    b = samples([("1.png", "dog", "cv"), ("3.png", "dog", "cv"), ("4.png", "dog", "cv"), ("2.png", "cat", "cv")])
+    changes = cleaned_compare.image_changes(a, "/d", b, "/d")
+    oof_a = oof(a[a.split == "cv"], ["cat", "dog", "cat"])          # 2.png wrong-> dog, 3.png wrong -> cat
+    oof_b = oof(b, ["dog", "dog", "dog", "cat"])
+    scores = cleaned_compare.unchanged_scores(changes, oof_a, oof_b, "A", "B").set_index("run")
+    # unchanged and cross-validated in both: 2.png (cat) and 3.png (dog); 4.png is test in A, 1.png relabelled
+    assert scores["images"].to_list() == [2, 2]
+    assert scores.at["A", "accuracy"] == 0.0 and scores.at["B", "accuracy"] == 1.0
+
+
+def test_pairs_are_found_from_the_cleaned_runs_record() -> None:
+    infos = {"src": {"dataset": {"derived_from": None}}, "clean": {"dataset": {"derived_from": {"source_run": "src"}}},
+             "orphan": {"dataset": {"derived_from": {"source_run": "gone"}}}, "old": {}}
+    assert cleaned_compare.cleaning_pairs(infos) == [("src", "clean")]
+
+
+def test_per_class_side_by_side_keeps_fold_spread() -> None:
+    fold = {"val": {"per_class": {"cat": {"precision": 1.0, "recall": 0.5, "f1": 0.6}}}}
+    metrics = {"classes": ["cat"], "folds": {"0": fold, "1": {"val": {"per_class": {"cat": {
+        "precision": 1.0, "recall": 1.0, "f1": 1.0}}}}}, "oof": {"val": {"per_class": {"cat": {"support": 4}}}}}
+    table = cleaned_compare.per_class_side_by_side({"A": metrics}, "recall")
+    assert table.values.tolist() == [["cat", "A", 0.75, 0.25, 4]]
+
+
+@pytest.fixture(scope="module")
+def cleaned_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """The loop for real: train on a manifest with a copied file, review (drop the copy, relabel one image) as
+    the Review page would, save both downloads in a folder, train on the cleaned manifest from the CLI."""
+    from conftest import make_csv_dataset
+    root = tmp_path_factory.mktemp("loop")
+    manifest = make_csv_dataset(root / "data")
+    shutil.copy(root / "data" / "images" / "apple_0.jpg", root / "data" / "images" / "apple_copy.jpg")
+    with open(manifest, "a") as handle:
+        handle.write("images/apple_copy.jpg,apple,apple-g9\n")
+    runs = root / "runs"
+    assert train_cli.main(["--data", str(manifest), "--runs-dir", str(runs), *TINY, "--name", "dirty"]) == 0
+    source = next(runs.iterdir())
+    info, samples = run_store.read_json(source / "run.json"), run_store.read_table(source, "samples")
+    copy = int(samples.sample_id[samples.path == "images/apple_copy.jpg"].iloc[0])
+    leaf = int(samples.sample_id[samples.path == "images/leaf_1.jpg"].iloc[0])
+    decisions = [Decision(copy, "drop"), Decision(leaf, "relabel", "sky")]
+    csv_bytes, record = cleaning.build_cleaned(info, samples, decisions, {})
+    cleaned = root / "downloads" / "cleaned.csv"
+    cleaning.write_cleaned(cleaned, csv_bytes, record)
+    assert train_cli.main(["--data", str(cleaned), "--runs-dir", str(runs), *TINY, "--name", "cleaned"]) == 0
+    return source, next(p for p in runs.iterdir() if p.name.endswith("cleaned"))
+
+
+def test_a_run_trained_on_a_cleaned_manifest_records_its_source(cleaned_pair) -> None:
+    source, target = cleaned_pair
+    info = run_store.read_json(target / "run.json")
+    assert info["dataset"]["derived_from"]["source_run"] == source.name
+    assert run_store.read_json(source / "run.json")["dataset"]["derived_from"] is None
+    changes = cleaned_compare.image_changes(
+        run_store.read_table(source, "samples"), run_store.read_json(source / "run.json")["dataset"]["root"],
+        run_store.read_table(target, "samples"), info["dataset"]["root"])
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "dropped": 1, "added": 0,
+                                                      "unchanged": len(changes) - 2}
+    assert changes.file[changes.change == "dropped"].str.endswith("apple_copy.jpg").all()
+    assert changes[changes.change == "relabelled"][["label_a", "label_b"]].values.tolist() == [["leaf", "sky"]]
+
+
+def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pair, tmp_path, monkeypatch) -> None:
+    from dashboard_fixtures import HOME, PAGES
+    from streamlit.testing.v1 import AppTest
+    source, target = cleaned_pair
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(target.parent))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.query_params["run"] = target.name
+    app.switch_page(PAGES["Compare"])
+    app.run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="with").value == [source.name]   # the pair is picked by default
+    assert "What the cleaning did" in [h.value for h in app.subheader]
+    text = "\n".join(m.value for m in app.markdown)
+    assert f"**{target.name}** was trained on a manifest cleaned from **{source.name}**" in text
+    assert "1 images relabelled, 1 dropped" in text
+    assert any("changes what is measured" in w.body for w in app.warning)
+    scores = app.dataframe[0].value
+    assert scores.index.to_list() == [source.name, target.name] and (scores["images"] > 0).all()
