@@ -24,14 +24,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NoReturn
 
-from core.config import RunConfig
+# settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
+from core.config import DEDUP_GROUPS, RunConfig
+from core.data.sources.settings import AmazonSettings, HttpSettings
+from core.delivery.serve_settings import TOKEN_ENV, ServeSettings
 from core.errors import UserError
-
-if TYPE_CHECKING:  # imported inside the commands: it loads torch, and --help must stay fast
-    from core.run.execution import ExecutionSettings
+from core.run.execution import EXECUTORS, ExecutionSettings
 
 DEFAULTS = RunConfig()
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
@@ -40,8 +42,34 @@ EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold"
 class OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line (exit 2 through main), not the usage text: `--help` shows that."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def run_parser(command: str, description: str, run_id_help: str | None = None) -> OneLineParser:
+    """The parser of a command on one run: RUN_ID first (its --runs-dir is added last, where --help lists it)."""
+    parser = OneLineParser(prog=f"train_cli.py {command}", description=description)
+    parser.add_argument("run_id", help=run_id_help)
+    return parser
+
+
+def add_runs_dir(parser: argparse.ArgumentParser, help: str = "(default: %(default)s)") -> None:
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help=help)
+
+
+def add_cache_dir(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help=help)
+
+
+def add_out(parser: argparse.ArgumentParser, what: str, default: str | None = None, shown: str = "%(default)s") -> None:
+    parser.add_argument("--out", default=default, help=f"{what} to write (default: {shown})")
+
+
+def file_to_write(path: str) -> Path:
+    """A file to write: refused at once when it names a folder, before any work is done."""
+    if Path(path).is_dir():
+        raise UserError(f"--out {path} is a folder; give the path of a file to write")
+    return Path(path)
 
 
 def train_parser(prog: str | None = None, description: str = __doc__, resume: bool = True) -> argparse.ArgumentParser:
@@ -57,7 +85,7 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
     add("--no-groups", dest="use_groups", action="store_false",
         help="ignore the manifest's group column when splitting (shows what leakage does; identical files still "
              "move together unless --dedup-groups off; default: use groups)")
-    add("--dedup-groups", default=DEFAULTS.dedup_groups, choices=["exact", "near", "off"],
+    add("--dedup-groups", default=DEFAULTS.dedup_groups, choices=DEDUP_GROUPS,
         help="what else moves as one unit in the splits, besides a group: exact = identical files; near = also "
              "images whose pretrained features are near-identical (cosine as the duplicates diagnostic); "
              "off = nothing (default: %(default)s)")
@@ -97,9 +125,9 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="torch CPU threads in every fold job, whatever runs it (results depend on it); 0 = 1 in head mode, "
              "else torch's default on this machine, recorded in the run (default: %(default)s)")
     add("--name", default=DEFAULTS.name, help="appended to the run id, e.g. 'balanced' (default: none)")
-    add("--runs-dir", default=DEFAULTS.runs_dir, help="where runs are written (default: %(default)s)")
-    add("--cache-dir", default=DEFAULTS.cache_dir, help="backbone-feature and thumbnail cache; ImageNet weights are "
-                                                        "cached under TORCH_HOME (default: %(default)s)")
+    add_runs_dir(parser, help="where runs are written (default: %(default)s)")
+    add_cache_dir(parser, help="backbone-feature and thumbnail cache; ImageNet weights are cached under TORCH_HOME "
+                               "(default: %(default)s)")
     if resume:
         add("--resume", metavar="RUN_ID", help="finish the missing folds of an interrupted run (other options are "
                                                "taken from the run, except --runs-dir and where folds run)")
@@ -107,22 +135,21 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
             help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
                  "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
     where = parser.add_argument_group("where folds run (not part of the run's config: a resumed run may run "
-                                      "elsewhere; run.json records each attempt's under `execution`)")
-    where.add_argument("--executor", default="local", choices=["local", "ray"],
-                       help="local: one fold after another in this process; ray: folds as Ray tasks, in parallel "
-                            "(default: %(default)s)")
-    where.add_argument("--ray-address", metavar="ADDRESS",
-                       help="default: start a private Ray instance on this machine (loopback only, stopped at the "
-                            "end); auto: join the cluster `ray start` made; or the head's HOST:PORT")
-    where.add_argument("--gpus-per-fold", type=float, metavar="N",
-                       help="GPUs each fold task holds (default: 1 when the Ray cluster has GPUs, else 0)")
-    where.add_argument("--cpus-per-fold", type=float, metavar="N", help="CPUs each fold task holds (default: 1)")
+                                      "elsewhere; run.json records each attempt's under `execution`)").add_argument
+    where("--executor", default=ExecutionSettings().executor, choices=EXECUTORS,
+          help="local: one fold after another in this process; ray: folds as Ray tasks, in parallel "
+               "(default: %(default)s)")
+    where("--ray-address", metavar="ADDRESS", help="default: start a private Ray instance on this machine (loopback "
+                                                   "only, stopped at the end); auto: join the cluster `ray start` "
+                                                   "made; or the head's HOST:PORT")
+    where("--gpus-per-fold", type=float, metavar="N",
+          help="GPUs each fold task holds (default: 1 when the Ray cluster has GPUs, else 0)")
+    where("--cpus-per-fold", type=float, metavar="N", help="CPUs each fold task holds (default: 1)")
     return parser
 
 
 def execution_settings(args: dict) -> ExecutionSettings:
-    """Take the execution options out of the parsed arguments (what is left is the RunConfig)."""
-    from core.run.execution import ExecutionSettings
+    """Pop the execution options out of the parsed arguments (what is left is the RunConfig)."""
     return ExecutionSettings(**{name: args.pop(name) for name in EXECUTION_OPTIONS})
 
 
@@ -134,19 +161,19 @@ def command_train(argv: list[str]) -> int:
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     if prepare_only:
-        return prepare(cfg, settings, resume_id)
+        return prepare_run_for_fold_jobs(cfg, settings, resume_id)
     if resume_id is None:  # an empty id ("$UNSET" in a script) is one to look up, not a new run
         cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
-        run_dir = (run_lifecycle.train(cfg, executor) if resume_id is None
+        run_dir = (run_lifecycle.run_new(cfg, executor) if resume_id is None
                    else run_lifecycle.resume(args["runs_dir"], resume_id, executor))
-    report(run_dir)
+    print_run_summary(run_dir)
     return 0
 
 
-def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
+def prepare_run_for_fold_jobs(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
+    """--prepare-only: create the run without training, and print the fold-job commands that finish it."""
     from core.run import lifecycle as run_lifecycle
-    from core.run.execution import ExecutionSettings
     if resume_id is not None or settings != ExecutionSettings():
         raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
     run_dir = run_lifecycle.prepare(cfg)
@@ -157,7 +184,8 @@ def prepare(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) 
     return 0
 
 
-def report(run_dir: Path) -> None:
+def print_run_summary(run_dir: Path) -> None:
+    """The metrics table, how to open the run in the dashboard, and a diagnostics failure if there was one."""
     from core.delivery.summary import diagnostics_failure, summary_table
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
@@ -182,9 +210,8 @@ def command_weights(argv: list[str]) -> int:
 
 
 def command_diagnose(argv: list[str]) -> int:
-    parser = OneLineParser(prog="train_cli.py diagnose", description="Recompute a run's diagnostics.")
-    parser.add_argument("run_id")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    parser = run_parser("diagnose", "Recompute a run's diagnostics.")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.run import lifecycle as run_lifecycle
     from core.store import run_store
@@ -194,7 +221,7 @@ def command_diagnose(argv: list[str]) -> int:
                         f"python train_cli.py --resume {args.run_id}")
     with run_store.run_lock(entry.path):
         error = run_lifecycle.run_diagnostics_step(entry.path)
-    report(entry.path)
+    print_run_summary(entry.path)
     return 1 if error else 0
 
 
@@ -234,35 +261,36 @@ def command_remedies(argv: list[str]) -> int:
         if selection:
             raise UserError(f"--remedies {selection} with --resume: a resumed experiment trains the remedies it "
                             "planned; drop --remedies (or start a new experiment with them)")
-        with open_executor(settings) as executor:
-            folder = experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=_log())
-        return _experiment_written(folder, cfg.runs_dir)
-    cfg.validate()
-    if selection == "list":
-        print(remedies.describe(cfg, experiments.planned_remedies(cfg, None)[0]))
-        return 0
-    chosen = remedies.parse_selection(selection)
+    else:
+        cfg.validate()
+        if selection == "list":
+            print(remedies.describe(cfg, experiments.planned_remedies(cfg, None)[0]))
+            return 0
+        chosen = remedies.parse_selection(selection)
     with open_executor(settings) as executor:
-        folder = experiments.run_remedies(cfg, chosen, executor, log=_log())
-    return _experiment_written(folder, cfg.runs_dir)
-
-
-def _experiment_written(folder: Path, runs_dir: str) -> int:
-    print(f"\nExperiment written to {folder}\nRuns: {', '.join(_experiment_runs(folder))}\n"
-          f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {runs_dir}\n"
-          f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+        folder = (experiments.run_remedies(cfg, chosen, executor, log=print_above_bars) if resume_id is None
+                  else experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=print_above_bars))
+    print_experiment_summary(folder, cfg.runs_dir)
     return 0
 
 
-def _experiment_runs(folder: Path) -> list[str]:
+def print_experiment_summary(folder: Path, runs_dir: str) -> None:
     from core.store import run_store
     document = run_store.read_json(folder / "experiment.json")
-    return [document["baseline"], *(r["run_id"] for r in document["runs"] if r["run_id"])]
+    runs = [document["baseline"], *(r["run_id"] for r in document["runs"] if r["run_id"])]
+    print(f"\nExperiment written to {folder}\nRuns: {', '.join(runs)}\n{experiments_page(folder, runs_dir)}")
 
 
-def _log():
+def experiments_page(folder: Path, runs_dir: str) -> str:
+    """How to open an experiment or study in the dashboard."""
+    return (f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {runs_dir}\n"
+            f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+
+
+def print_above_bars(message: str) -> None:
+    """The experiments' log: a plain print would break the progress bars of their runs."""
     from tqdm.auto import tqdm
-    return tqdm.write  # above any progress bar
+    tqdm.write(message)
 
 
 def command_tune(argv: list[str]) -> int:
@@ -286,22 +314,17 @@ def command_tune(argv: list[str]) -> int:
     cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
         folder = tune(cfg, options["trials"], options["metric"], options["study"], options["space"], executor,
-                      options["max_concurrent"], log=_log())
-    print(f"\nStudy written to {folder}\nOpen the dashboard's Experiments page:\n"
-          f"  streamlit run dashboard/Home.py -- --runs-dir {args['runs_dir']}\n"
-          f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+                      options["max_concurrent"], log=print_above_bars)
+    print(f"\nStudy written to {folder}\n{experiments_page(folder, cfg.runs_dir)}")
     return 0
 
 
 def command_amazon(argv: list[str]) -> int:
-    from dataclasses import fields
-
-    from core.data.sources.settings import AmazonSettings, HttpSettings
-    default = {f.name: f.default for f in fields(AmazonSettings)}
+    default = {f.name: f.default for f in fields(AmazonSettings)}  # it has required fields: no AmazonSettings()
     http = HttpSettings()
-    parser = OneLineParser(
-        prog="train_cli.py amazon", description="Build a grouped image dataset (folder + manifest.csv, group = "
-        "parent_asin) from Amazon Reviews 2023 item metadata files meta_<Category>.jsonl[.gz].")
+    parser = OneLineParser(prog="train_cli.py amazon", description="Build a grouped image dataset (folder + "
+                           "manifest.csv, group = parent_asin) from Amazon Reviews 2023 item metadata files "
+                           "meta_<Category>.jsonl[.gz].")
     add = parser.add_argument
     add("--categories", required=True, help="comma-separated, e.g. All_Beauty,Digital_Music,Health_and_Personal_Care")
     add("--meta", required=True, metavar="DIR_OR_URL",
@@ -344,16 +367,14 @@ def command_amazon(argv: list[str]) -> int:
 
 
 def command_clean(argv: list[str]) -> int:
-    parser = OneLineParser(prog="train_cli.py clean", description=(
-        "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside it, dropping what the "
-        "run's diagnostics flag. The run itself is not changed."))
-    parser.add_argument("run_id")
+    parser = run_parser("clean", "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside "
+                        "it, dropping what the run's diagnostics flag. The run itself is not changed.")
     parser.add_argument("--drop-label-issues", type=float, metavar="QUALITY",
                         help="drop suspected label errors (cleanlab) whose label quality is below QUALITY, e.g. 0.05")
     parser.add_argument("--drop-exact-duplicates", action="store_true",
                         help="drop every identical file but the first (lowest sample id) of its set")
-    parser.add_argument("--out", default="cleaned.csv", help="manifest to write (default: %(default)s)")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    add_out(parser, "manifest", "cleaned.csv")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.data import cleaning
     from core.store import run_store
@@ -363,20 +384,19 @@ def command_clean(argv: list[str]) -> int:
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
     review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
-                                output_file(args.out))
+                                file_to_write(args.out))
     record = run_store.read_json(review)
     print(f"wrote {args.out} ({record['counts']['drop']} dropped) and {review}\ntrain on it:\n  {record['command']}")
     return 0
 
 
 def command_fold(argv: list[str]) -> int:
-    parser = OneLineParser(
-        prog="train_cli.py fold", description="Run one fold job of a run here, e.g. as one task of a Slurm array. "
-        "It writes only folds/foldK/ (in one rename; a fold already done is left as it is). When every fold is "
-        "done, `python train_cli.py --resume RUN_ID` assembles and diagnoses the run.")
-    parser.add_argument("run_id", help="a run made with --prepare-only (or an interrupted one)")
+    parser = run_parser("fold", "Run one fold job of a run here, e.g. as one task of a Slurm array. It writes only "
+                        "folds/foldK/ (in one rename; a fold already done is left as it is). When every fold is done, "
+                        "`python train_cli.py --resume RUN_ID` assembles and diagnoses the run.",
+                        run_id_help="a run made with --prepare-only (or an interrupted one)")
     parser.add_argument("fold", type=int, help="fold index K, from 0")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.store import run_store
     from core.training import fold_job
@@ -394,21 +414,17 @@ def command_fold(argv: list[str]) -> int:
 
 
 def command_report(argv: list[str]) -> int:
-    parser = OneLineParser(
-        prog="train_cli.py report",
-        description="Write one self-contained HTML report of a run: opens offline in any browser (plotly.js and "
-                    "thumbnails embedded), readable by someone who never saw the dashboard.")
-    parser.add_argument("run_id")
-    parser.add_argument("--out", default=None, help="HTML file to write (default: report-RUN_ID.html)")
-    parser.add_argument("--dashboard-url", default=None,
-                        help="base URL of a live dashboard (e.g. http://host:8501): every section links to the same "
-                             "view there")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    parser = run_parser("report", "Write one self-contained HTML report of a run: opens offline in any browser "
+                        "(plotly.js and thumbnails embedded), readable by someone who never saw the dashboard.")
+    add_out(parser, "HTML file", shown="report-RUN_ID.html")
+    parser.add_argument("--dashboard-url", help="base URL of a live dashboard (e.g. http://host:8501): every section "
+                                                "links to the same view there")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.delivery import report
     from core.store import run_store
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
-    out = output_file(args.out or f"report-{args.run_id}.html")
+    out = file_to_write(args.out or f"report-{args.run_id}.html")
     html = report.build_report(run_dir, args.dashboard_url)
     with run_store.atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -417,22 +433,19 @@ def command_report(argv: list[str]) -> int:
 
 
 def command_predict(argv: list[str]) -> int:
-    parser = OneLineParser(
-        prog="train_cli.py predict",
-        description="Classify images with a run's fold models as an ensemble (mean probability, like the run's "
-                    "test ensemble). Prints a table and writes a CSV with every class's probability.")
-    parser.add_argument("run_id")
+    parser = run_parser("predict", "Classify images with a run's fold models as an ensemble (mean probability, like "
+                        "the run's test ensemble). Prints a table and writes a CSV with every class's probability.")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
                         help="image files, or folders searched recursively")
-    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    add_out(parser, "CSV", "predictions.csv")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: also average over each image's horizontal mirror")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.delivery import predict
     from core.store import run_store
     from core.training.device import describe_device
-    out = output_file(args.out)
+    out = file_to_write(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)
     ensemble = predict.load_ensemble(run_dir)
@@ -453,39 +466,36 @@ def command_predict(argv: list[str]) -> int:
 
 
 def command_serve(argv: list[str]) -> int:
-    parser = OneLineParser(
-        prog="train_cli.py serve",
-        description="Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs at /docs.")
-    parser.add_argument("run_id")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this "
-                                                            "machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
-    parser.add_argument("--token", default=None,
-                        help="require 'Authorization: Bearer TOKEN' on /predict and /model; prefer the "
-                             "FOLDLENS_API_TOKEN environment variable (a --token shows in the process list)")
-    parser.add_argument("--no-token", action="store_true",
-                        help="allow listening on a non-loopback address without a token")
-    parser.add_argument("--max-file-mb", type=float, default=5.0, help="largest accepted image (default: %(default)s)")
-    parser.add_argument("--max-files", type=int, default=16, help="most images per request (default: %(default)s)")
-    parser.add_argument("--max-batch", type=int, default=None,
-                        help="images of queued requests that share one forward pass (default: 32 on CUDA, 1 on a "
-                             "CPU, where sharing did not pay in bench/bench_serve.py)")
-    parser.add_argument("--tta", action="store_true", help="also average over each image's horizontal mirror")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
+    parser = run_parser("serve", "Serve a run's fold models over HTTP: POST /predict, GET /model, GET /health, docs "
+                        "at /docs.")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    add("--port", type=int, default=8000, help="(default: %(default)s)")
+    add("--token", help="require 'Authorization: Bearer TOKEN' on /predict and /model; prefer the "
+                        "FOLDLENS_API_TOKEN environment variable (a --token shows in the process list)")
+    add("--no-token", action="store_true", help="allow listening on a non-loopback address without a token")
+    add("--max-file-mb", type=float, default=ServeSettings().max_file_bytes / 2**20,
+        help="largest accepted image (default: %(default)s)")
+    add("--max-files", type=int, default=ServeSettings().max_files,
+        help="most images per request (default: %(default)s)")
+    add("--max-batch", type=int, help="images of queued requests that share one forward pass (default: 32 on CUDA, "
+                                      "1 on a CPU, where sharing did not pay in bench/bench_serve.py)")
+    add("--tta", action="store_true", help="also average over each image's horizontal mirror")
+    add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.delivery import predict, serve
     from core.store import run_store
-    token = args.token or os.environ.get(serve.TOKEN_ENV) or None
+    token = args.token or os.environ.get(TOKEN_ENV) or None
     if not serve.is_loopback(args.host) and token is None and not args.no_token:
         raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
-                        f"{serve.TOKEN_ENV} (or --token), or pass --no-token to serve it open")
+                        f"{TOKEN_ENV} (or --token), or pass --no-token to serve it open")
     if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
         raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     import uvicorn
     ensemble = predict.load_ensemble(run_dir)
-    settings = serve.ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
-                                   max_batch=args.max_batch, token=token, tta=args.tta)
+    settings = ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
+                             max_batch=args.max_batch, token=token, tta=args.tta)
     app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
@@ -494,13 +504,10 @@ def command_serve(argv: list[str]) -> int:
 
 
 def command_explain(argv: list[str]) -> int:
-    parser = OneLineParser(prog="train_cli.py explain",
-                           description="Precompute class activation maps (predicted and true class) of every "
-                                       "misclassified validation and test image, into the cache.")
-    parser.add_argument("run_id")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir, help="(default: %(default)s)")
-    parser.add_argument("--cache-dir", default=DEFAULTS.cache_dir, help="where the maps are kept (default: "
-                                                                        "%(default)s)")
+    parser = run_parser("explain", "Precompute class activation maps (predicted and true class) of every "
+                        "misclassified validation and test image, into the cache.")
+    add_runs_dir(parser)
+    add_cache_dir(parser, help="where the maps are kept (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -522,13 +529,6 @@ COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": co
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
             "report": command_report, "predict": command_predict, "serve": command_serve,
             "remedies": command_remedies, "tune": command_tune}
-
-
-def output_file(path: str, option: str = "--out") -> Path:
-    """A file to write: refused at once when it names a folder, before any work is done."""
-    if Path(path).is_dir():
-        raise UserError(f"{option} {path} is a folder; give the path of a file to write")
-    return Path(path)
 
 
 def main(argv: list[str]) -> int:

@@ -38,6 +38,7 @@ from browser_harness import CHROMIUM, CHROMIUM_ARGS, serve_dashboard, serve_stre
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from core.testing.synthetic import make_synthetic_run  # noqa: E402
+from dashboard import navigation  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1600}
 FLOOR_PAGES = {"none": "a title (Streamlit itself)", "bar": "a title and a 3-bar Plotly chart",
@@ -60,9 +61,8 @@ def build(runs_dir: Path, n_samples: int) -> str:
 
 
 def page_paths() -> list[tuple[str, str]]:
-    """(name, URL path) of Home and every page file, as Streamlit names them (the file name after NN_)."""
-    pages = sorted((REPO / "dashboard" / "pages").glob("*.py"))
-    return [("Home", "")] + [(p.stem.split("_", 1)[1], p.stem.split("_", 1)[1]) for p in pages]
+    """(name, URL path) of every page in the dashboard's menu: Home at the root, each other page at its title."""
+    return [(title, "" if title == navigation.HOME else title) for title in navigation.PAGES]
 
 
 def visit(context, url: str) -> tuple[float, float]:

@@ -27,8 +27,8 @@ from core.store import run_store  # noqa: E402
 from core.testing.synthetic import make_synthetic_run  # noqa: E402
 from core.views import tables as views  # noqa: E402
 
-PAGES = [None, "pages/1_Overfitting.py", "pages/2_Classes.py", "pages/3_Embeddings.py",
-         "pages/4_Misclassified.py", "pages/5_Data.py", "pages/6_Compare.py"]
+PAGES = [None, "app_pages/1_Overfitting.py", "app_pages/2_Classes.py", "app_pages/3_Embeddings.py",
+         "app_pages/4_Misclassified.py", "app_pages/5_Data.py", "app_pages/6_Compare.py"]
 
 
 def build(runs_dir: Path, n_samples: int) -> str:

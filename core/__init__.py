@@ -1,1 +1,1 @@
-"""foldlens core: everything that computes. No Streamlit imports here."""
+"""foldlens core: everything that computes, in layers (docs/architecture.md). No Streamlit imports here."""

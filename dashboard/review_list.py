@@ -2,34 +2,30 @@
 
 It lives in the browser session (one list per run) and, while short, in the `review` URL parameter so a copied
 link carries it (`core.data.cleaning.encode_review`). Nothing here writes into a run; the Review page turns the
-list into downloads. Also the per-image dialog: evidence, add to the list, and similar images.
+list into downloads. Also the controls that add images to it.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
-import common
+import links
 import pandas as pd
+import runs
 import streamlit as st
 
-from core.analysis import similar
-from core.config import default_cache_dir
 from core.data import cleaning
 from core.data.cleaning import Decision
-from core.views import tables as views
 
 LISTS = "_review_lists"        # session state: {run_id: [Decision, ...]}
 URL_READ = "_review_url_read"  # the URL's list is taken once per session, for the run in that URL
 PARAM = "review"
 ACTION_LABELS = {"drop": "drop", "relabel": "relabel to…", "keep": "keep (reviewed, fine)",
                  "suggested": "relabel to the suggested class"}
-SIMILAR_K = 12
 
 
 # ---------------------------------------------------------------- the list in session state and the URL
 
-def decisions(run: common.Run) -> list[Decision]:
+def decisions(run: runs.Run) -> list[Decision]:
     lists = st.session_state.setdefault(LISTS, {})
     if not st.session_state.get(URL_READ):
         st.session_state[URL_READ] = True
@@ -38,32 +34,34 @@ def decisions(run: common.Run) -> list[Decision]:
     return list(lists.get(run.run_id, []))
 
 
-def save(run: common.Run, new: list[Decision]) -> None:
+def save(run: runs.Run, new: list[Decision]) -> None:
     st.session_state.setdefault(LISTS, {})[run.run_id] = new
     sync_url(run)
 
 
-def sync_url(run: common.Run) -> None:
+def sync_url(run: runs.Run) -> None:
     """Mirror the list into the URL (and the link to copy) while it is short; otherwise keep it out."""
     text = cleaning.encode_review(decisions(run), run.classes) or None
     st.session_state[PARAM] = text
-    common.remember(PARAM)
+    links.remember(PARAM)
     if text:
         st.query_params[PARAM] = text
     elif PARAM in st.query_params:
         del st.query_params[PARAM]
 
 
-def sidebar(run: common.Run) -> None:
+def sidebar(run: runs.Run) -> None:
     """How many images the list holds, with a link to the Review page; keeps the URL in step."""
     sync_url(run)
     count = len(decisions(run))
     if count:
-        st.sidebar.page_link(common.PAGE_FILES["Review"], label=f"Review list: {count} image{'s' * (count != 1)}",
-                             icon=":material/checklist:", query_params={"run": run.run_id})
+        links.page_link("Review", f"Review list: {count} image{'s' * (count != 1)}", {"run": run.run_id},
+                        where=st.sidebar, icon=":material/checklist:")
 
 
-def _add(run: common.Run, sample_ids: Sequence[int], key: str, suggested: dict[int, str] | None) -> None:
+# ---------------------------------------------------------------- adding images
+
+def _add(run: runs.Run, sample_ids: Sequence[int], key: str, suggested: dict[int, str] | None) -> None:
     action = st.session_state[f"{key}-action"]
     new = decisions(run)
     if action == "suggested":   # each image to its own suggested class (cleanlab's, on the label-issue lists)
@@ -76,7 +74,7 @@ def _add(run: common.Run, sample_ids: Sequence[int], key: str, suggested: dict[i
     st.session_state[f"{key}-added"] = len(sample_ids)
 
 
-def action_controls(run: common.Run, sample_ids: Sequence[int], key: str, what: str,
+def action_controls(run: runs.Run, sample_ids: Sequence[int], key: str, what: str,
                     suggested: dict[int, str] | None = None) -> None:
     """Proposed action (and class for a relabel) plus the add button, for one image or a whole selection.
     With `suggested` classes (label issues) the action can be "relabel each to its suggested class"."""
@@ -95,7 +93,7 @@ def action_controls(run: common.Run, sample_ids: Sequence[int], key: str, what: 
                    icon=":material/check:")
 
 
-def add_many(run: common.Run, sample_ids: Sequence[int], key: str, what: str | None = None,
+def add_many(run: runs.Run, sample_ids: Sequence[int], key: str, what: str | None = None,
              suggested: dict[int, str] | None = None) -> None:
     """A compact "add these images" popover for a gallery, a selection or a table."""
     ids = list(dict.fromkeys(int(i) for i in sample_ids))
@@ -111,71 +109,3 @@ def suggestions(table: pd.DataFrame) -> dict[int, str] | None:
     if "suggested_label" not in table:
         return None
     return dict(zip(table["sample_id"].astype(int), table["suggested_label"]))
-
-
-# ---------------------------------------------------------------- one image: evidence, add, similar images
-
-def review_button(run: common.Run, sample_id: int, key: str) -> None:
-    if st.button("Review", key=f"review-{key}", icon=":material/playlist_add:", type="tertiary",
-                 help="Add this image to the review list, and find images like it"):
-        image_dialog(run, int(sample_id))
-
-
-@st.cache_resource(max_entries=4, show_spinner="Building the similar-image index (once per space)…")
-def _index(path: str, space: str, signature: tuple, cache_dir: str) -> similar.NeighbourIndex:
-    return similar.load_index(Path(path), space, cache_dir)
-
-
-def neighbour_index(run: common.Run, space: str) -> similar.NeighbourIndex:
-    return _index(run.path, space, run.signature, default_cache_dir())
-
-
-def similar_rows(run: common.Run, space: str, sample_ids: tuple[int, ...]) -> pd.DataFrame:
-    """The nearest images to one image or to a selection, described for a gallery (cached per query)."""
-    index = neighbour_index(run, space)
-    found = (similar.like_image(index, sample_ids[0], SIMILAR_K) if len(sample_ids) == 1
-             else similar.like_selection(index, list(sample_ids), SIMILAR_K))
-    rows = views.space_rows(run.table("predictions"), run.table("samples"), run.classes, space)
-    return similar.describe(found, rows, run.table("samples"))
-
-
-def similar_caption(row: pd.Series) -> str:
-    predicted = "" if pd.isna(row["pred_name"]) else f" → {row['pred_name']}"
-    return (f"**{row['true_name']}**{predicted}  \n"
-            f"distance {row['distance']:.3f} · {row['split']} · #{row['sample_id']}")
-
-
-def similar_section(run: common.Run, sample_ids: Sequence[int], key: str, default_space: str = "backbone") -> None:
-    """Images like one image or a selection, in a chosen embedding space, with an add control for them."""
-    spaces = list(run.info.get("spaces") or ["backbone"])
-    space = st.selectbox("Embedding space", spaces, key=f"{key}-space",
-                         index=spaces.index(default_space) if default_space in spaces else 0,
-                         help="backbone = pretrained features; foldK = fold K's fine-tuned model. Exact cosine "
-                              "nearest neighbours over every image of the run.")
-    rows = common.cached(similar_rows, run, space, tuple(int(i) for i in sample_ids))
-    st.caption(f"The {len(rows)} nearest images in the {space} space (cosine distance, 0 = same direction), "
-               f"{'the image' if len(sample_ids) == 1 else 'the selection'} left out.")
-    add_many(run, rows["sample_id"], f"{key}-similar", what=f"these {len(rows)} similar images")
-    common.gallery(rows, run, key=f"{key}-similar-gallery", caption=similar_caption, buttons=False)
-
-
-@st.dialog("Review an image", width="large")
-def image_dialog(run: common.Run, sample_id: int) -> None:
-    samples = run.table("samples").set_index("sample_id")
-    relative, label = samples.at[sample_id, "path"], samples.at[sample_id, "label"]
-    notes = cleaning.evidence([sample_id], run.table("label_issues"), run.table("duplicates"),
-                              run.table("outliers"))[sample_id]
-    left, right = st.columns([1, 2])
-    with left:
-        common.image(run, relative, f"#{sample_id} · given **{label}**  \n`{relative}`", key="dialog",
-                     buttons=False)
-    with right:
-        st.markdown(notes or ":gray[The diagnostics say nothing special about this image.]")
-        current = next((d for d in decisions(run) if d.sample_id == sample_id), None)
-        if current:
-            st.caption(f"On the review list: {current.action}{f' to {current.label}' if current.label else ''}.")
-        issues = run.table("label_issues")
-        suggested = None if issues is None else suggestions(issues[issues["sample_id"] == sample_id]) or None
-        action_controls(run, [sample_id], f"dialog-{sample_id}", "this image", suggested)
-    st.subheader("Similar images")
-    similar_section(run, [sample_id], f"dialog-{sample_id}")

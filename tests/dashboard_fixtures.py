@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -9,13 +10,15 @@ import pytest
 
 from core.store import run_store
 from core.testing.synthetic import make_synthetic_run
+from dashboard import navigation
 
 REPO = Path(__file__).resolve().parent.parent
-HOME = str(REPO / "dashboard" / "Home.py")
-PAGES = {"Overfitting": "pages/1_Overfitting.py", "Classes": "pages/2_Classes.py",
-         "Embeddings": "pages/3_Embeddings.py", "Misclassified": "pages/4_Misclassified.py",
-         "Data": "pages/5_Data.py", "Compare": "pages/6_Compare.py", "Slices": "pages/7_Slices.py",
-         "Review": "pages/9_Review.py"}
+DASHBOARD = REPO / "dashboard"
+if str(DASHBOARD) not in sys.path:  # the dashboard's modules import each other by name, as under `streamlit run`
+    sys.path.insert(0, str(DASHBOARD))
+HOME = str(DASHBOARD / "Home.py")
+# The pages about one run besides Home (Experiments has its tests in tests/experiments), by title: file.
+PAGES = {title: file for title, file in navigation.PAGES.items() if title not in (navigation.HOME, "Experiments")}
 COMPLETE, OTHER, RUNNING, FAILED, DAMAGED = ("20250103-120000-complete", "20250102-120000-other",
                                              "20250104-120000-running", "20250101-120000-failed",
                                              "20250105-120000-damaged")

@@ -38,7 +38,7 @@ def test_help_parses_before_anything_heavy_is_imported(argv):
 def test_the_summary_ends_with_a_diagnostics_failure_and_the_command_that_reruns_them(tmp_path, capsys):
     run = make_synthetic_run(tmp_path / "runs", "20250101-000000-x", 60, 3, 3, 16, seed=5, diagnostics=False)
     run_store.update_run_json(run, diagnostics_error="MemoryError: UMAP needs 9 GiB")
-    train_cli.report(run)
+    train_cli.print_run_summary(run)
     tail = capsys.readouterr().out.rstrip().splitlines()[-3:]
     assert tail[0] == "diagnostics failed: MemoryError: UMAP needs 9 GiB"
     assert tail[-1].strip() == "once the cause is fixed: python train_cli.py diagnose 20250101-000000-x"
@@ -46,7 +46,7 @@ def test_the_summary_ends_with_a_diagnostics_failure_and_the_command_that_reruns
 
 def test_a_summary_without_a_diagnostics_failure_says_nothing_about_them(tmp_path, capsys):
     run = make_synthetic_run(tmp_path / "runs", "20250101-000000-y", 60, 3, 3, 16, seed=5, diagnostics=False)
-    train_cli.report(run)
+    train_cli.print_run_summary(run)
     assert "diagnostics failed" not in capsys.readouterr().out
 
 
@@ -56,7 +56,7 @@ def test_the_summary_names_the_metric_of_every_number_and_shows_the_plain_accura
     labelled, so the finding's numbers can be found in the table above it."""
     run = make_synthetic_run(tmp_path / "runs", "20250101-000000-z", 200, 3, 5, 16, seed=5)
     metrics = run_store.read_json(run / "metrics.json")
-    train_cli.report(run)
+    train_cli.print_run_summary(run)
     lines = capsys.readouterr().out.splitlines()
     plain = lines.index("plain accuracy        train     val    test")
     assert lines[plain + 1].split()[3:5] == [f"{100 * metrics['summary'][r]['accuracy']['mean']:4.1f}±"

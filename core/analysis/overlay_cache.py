@@ -1,5 +1,6 @@
 """Where a class activation map's overlay lives in the content-addressed cache and whether the checkpoints behind
-it exist: all a gallery needs to show maps computed before, without importing torch (core.analysis.explain computes them).
+it exist: all a gallery needs to show maps computed before, without importing torch (core.analysis.explain
+computes them).
 
 An overlay is keyed by the image bytes, the fold weights and the class, so it is computed once and never written
 into a run.

@@ -23,6 +23,7 @@ from core.data.thumbnails import image_path, thumbnail
 from core.evaluate import HEADLINE
 from core.store import run_store as store
 from core.views import tables as views
+from core.views.maps import map_coords
 
 SEVERITY_ORDER = ("high", "medium", "low", "info")
 # Where each dashboard page's evidence sits in the report (a finding names a page and, for some, a tab).
@@ -280,9 +281,10 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
         duplicates = views.duplicate_pairs(duplicates)
     tables = {"wrong": wrong, "label_issues": label_issues, "duplicates": duplicates, "outliers": outliers}
 
-    charts = {"folds": figures.fold_bars(views.fold_gaps(metrics, "balanced_accuracy")),
+    charts = {"folds": figures.fold_bars(views.fold_gaps(metrics, "balanced_accuracy"), "balanced_accuracy"),
               "confusion": figures.confusion_heatmap(metrics, classes, "oof"),
-              "curves": figures.learning_curves(history) if history is not None and len(history) else None,
+              "curves": (figures.learning_curves(history, ["loss", "balanced_accuracy"])
+                         if history is not None and len(history) else None),
               "class_gaps": figures.class_gap_bars(views.class_gaps(metrics, classes), classes),
               "counts": figures.class_count_bars(views.class_counts(samples, classes), classes)}
     if has_test:
@@ -291,18 +293,14 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
     if calibration:
         charts["calibration"] = figures.reliability(calibration)
     map_space = "backbone"
-    if maps is not None and (maps["space"] == map_space).any():
-        coords, projection = maps[maps["space"] == map_space], "UMAP"
-    else:
-        coords = views.pca_2d(store.read_embedding(run_dir, map_space)) if (
-            store.embedding_path(run_dir, map_space).exists()) else None
-        projection = "PCA"
+    coords, projection = map_coords(run_dir, map_space, maps)
     map_total = 0
     if coords is not None:
         points = views.embedding_points(coords, rows, "label")
         map_total = len(points)
         shown = sample_points(points, limits.map_points, limits.seed)
         charts["map"] = figures.embedding_map(shown, classes, projection, map_total)
+    charts = {name: figures.static(figure) for name, figure in charts.items() if figure is not None}
 
     dup_summary = (diagnostics or {}).get("duplicates")
     leaking = duplicates[duplicates["leakage"]] if duplicates is not None else None
@@ -362,12 +360,12 @@ def render_report(context: dict) -> str:
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("core", "templates"),
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("core.delivery", "templates"),
                                      autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     charts = {name: pio.to_html(figure, full_html=False, include_plotlyjs=False,
                                 config={"displaylogo": False, "responsive": True})
-              for name, figure in context["charts"].items() if figure is not None}
+              for name, figure in context["charts"].items()}
     return environment.get_template("report.html.j2").render(**{**context, "charts": charts},
                                                              plotly_js=get_plotlyjs())
 

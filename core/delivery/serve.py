@@ -12,7 +12,7 @@ import hmac
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -24,25 +24,10 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from core.delivery.predict import Ensemble, decode, preprocess
+from core.delivery.serve_settings import ServeSettings
 
-TOKEN_ENV = "FOLDLENS_API_TOKEN"
 MULTIPART_OVERHEAD = 64 * 1024   # form boundaries and part headers on top of the files themselves
 DECODERS = 2                     # images decoded at full size at once: bounds memory under hostile uploads
-
-
-@dataclass
-class ServeSettings:
-    """Limits on one request (recorded in GET /model) and the optional bearer token."""
-    max_file_bytes: int = 5 * 1024 * 1024
-    max_files: int = 16
-    max_pixels: int = 40_000_000      # refused before decoding: a small file can decode to gigabytes
-    max_batch: int | None = None      # images of queued requests per forward pass; None: 32 on CUDA, 1 on a CPU
-    token: str | None = None
-    tta: bool = False
-
-    def limits(self) -> dict:
-        return {"max_file_bytes": self.max_file_bytes, "max_files": self.max_files, "max_pixels": self.max_pixels,
-                "max_batch": self.max_batch, "tta": self.tta}
 
 
 class ClassProbability(BaseModel):

@@ -271,7 +271,8 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
     return run_dir
 
 
-def train(cfg: RunConfig, executor: FoldExecutor | None = None) -> Path:
+def run_new(cfg: RunConfig, executor: FoldExecutor | None = None) -> Path:
+    """A new run from start to end: scan, splits, every fold, assembly and diagnostics; returns its folder."""
     started = time.perf_counter()
     return complete_run(start_run(cfg), started, executor)
 

@@ -1,1 +1,1 @@
-"""views"""
+"""Data shaped for the dashboard and the report, and the figures both draw (no Streamlit here)."""

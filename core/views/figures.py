@@ -1,5 +1,9 @@
-"""The report's plotly figures, each from a frame shaped by core.views.tables (static: no selection, no WebGL)."""
+"""The colours of every chart, and the plotly figures the dashboard and the HTML report both draw, each from a frame
+shaped by core.views.tables. The dashboard shows them in Streamlit's theme, the report in its own (`static`).
+"""
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -9,87 +13,107 @@ import plotly.graph_objects as go
 from core.views import tables as views
 
 ROLE_COLORS = {"train": "#7f7f7f", "val": "#1f77b4", "test": "#ff7f0e"}
-LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "title_x": 0,
-          "font": {"size": 12}}
+OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
+HIGHLIGHT = "#d62728"  # what a chart points out: each fold's best epoch, a failing slice's images
+MARGINS = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "title_x": 0}
+# The report opens offline, maybe printed: plotly's white template instead of the dashboard's Streamlit theme.
+STATIC_LOOK = {"template": "plotly_white", "font": {"size": 12}}
 
 
-def class_colors(classes: list[str]) -> dict[str, str]:
-    """The dashboard's class colours (dashboard/common.py): the class index picks the colour."""
+# ---------------------------------------------------------------- colours
+
+def class_colors(classes: Sequence[str]) -> dict[str, str]:
+    """The same colour for a class everywhere: its index in the run's class order picks the colour."""
     palette = pc.qualitative.D3 if len(classes) <= 10 else pc.qualitative.Alphabet
     if len(classes) > len(palette):
         palette = pc.sample_colorscale("Turbo", list(np.linspace(0, 1, len(classes))))
     return {name: palette[i % len(palette)] for i, name in enumerate(classes)}
 
 
+def category_colors(color_by: str, classes: Sequence[str]) -> dict[str, str]:
+    """Colour map of an embedding colouring (`tables.COLOR_BY`): classes for label/prediction, fixed ones otherwise."""
+    if color_by in ("label", "prediction"):
+        return class_colors(classes)
+    return OUTCOME_COLORS if color_by == "correct" else ROLE_COLORS
+
+
+def static(figure: go.Figure) -> go.Figure:
+    """The report's look of a figure."""
+    return figure.update_layout(**STATIC_LOOK)
+
+
 def _finish(figure: go.Figure, **layout) -> go.Figure:
-    figure.update_layout(**LAYOUT, **layout)
+    return figure.update_layout(**MARGINS, **layout)
+
+
+# ---------------------------------------------------------------- overfitting
+
+def learning_curves(history: pd.DataFrame, metrics: Sequence[str], highlight: str = "all") -> go.Figure:
+    """Each metric by epoch in a panel of its own: thin lines are the folds (`highlight` names one to draw bold),
+    dashed their mean, a star each fold's best epoch (the weights it kept)."""
+    from plotly.subplots import make_subplots
+
+    labels = [metric.replace("_", " ") for metric in metrics]
+    figure = make_subplots(rows=1, cols=len(metrics), subplot_titles=labels if len(metrics) > 1 else None,
+                           horizontal_spacing=0.08)
+    for column, metric in enumerate(metrics, start=1):
+        per_fold, mean = views.learning_curves(history, metric)
+        for (phase, fold), curve in per_fold.groupby(["phase", "fold"]):
+            bold = highlight == str(fold)
+            figure.add_scatter(x=curve["epoch"], y=curve[metric], mode="lines", name=f"{phase} fold {fold}",
+                               line={"color": ROLE_COLORS[phase], "width": 3 if bold else 1},
+                               opacity=1.0 if bold else 0.35 if highlight == "all" else 0.2, legendgroup=phase,
+                               showlegend=False, row=1, col=column,
+                               hovertemplate=f"fold {fold} {phase}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>")
+        for phase, curve in mean.groupby("phase"):
+            figure.add_scatter(x=curve["epoch"], y=curve[metric], mode="lines", name=f"{phase} (mean of folds)",
+                               line={"color": ROLE_COLORS[phase], "width": 4, "dash": "dash"}, legendgroup=phase,
+                               showlegend=column == 1, row=1, col=column)
+        best = views.best_epochs(history, metric)
+        figure.add_scatter(x=best["epoch"], y=best[metric], mode="markers", name="best epoch (kept weights)",
+                           marker={"symbol": "star", "size": 14, "color": HIGHLIGHT,
+                                   "line": {"width": 1, "color": "white"}},
+                           text=[f"fold {k}" for k in best["fold"]], showlegend=column == 1, row=1, col=column,
+                           hovertemplate="%{text}: best epoch %{x}, val %{y:.3f}<extra></extra>")
+    figure.update_xaxes(title_text="epoch")
+    if len(metrics) == 1:
+        figure.update_yaxes(title_text=labels[0])
+    what = f"{labels[0].capitalize()} by epoch" if len(metrics) == 1 else "Learning curves"
+    _finish(figure, title=f"{what}: thin lines are folds, dashed their mean (grey = train, blue = validation)",
+            height=430, legend={"orientation": "h", "y": -0.2})
+    if len(metrics) > 1:
+        figure.update_layout(margin_t=90)  # room for the panel titles under the title
     return figure
 
 
-def fold_bars(by_fold: pd.DataFrame) -> go.Figure:
-    """Balanced accuracy of every fold model on train, validation and test."""
+def fold_bars(by_fold: pd.DataFrame, metric: str) -> go.Figure:
+    """A score of every fold model on its train, validation and test images (`tables.fold_gaps`)."""
     figure = go.Figure()
     for role in views.ROLES:
         if role in by_fold and by_fold[role].notna().any():
             figure.add_bar(x=by_fold["fold"].astype(str), y=by_fold[role], name=role, marker_color=ROLE_COLORS[role],
                            hovertemplate=f"fold %{{x}} {role}: %{{y:.1%}}<extra></extra>")
-    return _finish(figure, title="Balanced accuracy of each fold model: train vs validation vs test",
-                   xaxis_title="fold", yaxis_tickformat=".0%", yaxis_range=[0, 1], barmode="group", height=340,
-                   legend={"orientation": "h", "y": -0.25})
+    label = metric.replace("_", " ")
+    return _finish(figure, title=f"{label.capitalize()} per fold: train vs val vs test",
+                   xaxis_title="fold", yaxis_title=label, yaxis_tickformat=".0%", yaxis_range=[0, 1],
+                   barmode="group", height=380, legend={"orientation": "h", "y": -0.25})
 
 
-def confusion_heatmap(metrics: dict, classes: list[str], source: str) -> go.Figure:
-    """Row-normalised confusion (share of each true class) with the counts written in the cells."""
-    shares = views.confusion(metrics, source, normalize=True)
-    counts = views.confusion(metrics, source, normalize=False).astype(int)
-    text = [[f"{share:.0%}<br>({count})" for share, count in zip(r1, r2)] for r1, r2 in zip(shares, counts)]
-    figure = go.Figure(go.Heatmap(z=shares, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=1, text=text,
-                                  texttemplate="%{text}", showscale=False,
-                                  hovertemplate="true %{y} → predicted %{x}: %{z:.1%}<extra></extra>"))
-    n = len(classes)
-    return _finish(figure, title=f"Confusion matrix, {views.source_label(source)} (row %, counts)",
-                   xaxis_title="predicted class", yaxis_title="true class", yaxis_autorange="reversed",
-                   height=200 + 40 * n, xaxis_tickangle=-30 if n > 4 else 0)
-
-
-def learning_curves(history: pd.DataFrame) -> go.Figure:
-    """Loss and balanced accuracy by epoch side by side: thin lines are folds, dashed the mean of folds."""
-    from plotly.subplots import make_subplots
-
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "balanced accuracy"), horizontal_spacing=0.08)
-    for column, metric in enumerate(("loss", "balanced_accuracy"), start=1):
-        per_fold, mean = views.learning_curves(history, metric)
-        for (phase, fold), curve in per_fold.groupby(["phase", "fold"]):
-            figure.add_scatter(x=curve["epoch"], y=curve[metric], mode="lines", line={"color": ROLE_COLORS[phase],
-                               "width": 1}, opacity=0.35, showlegend=False, row=1, col=column,
-                               hovertemplate=f"fold {fold} {phase}, epoch %{{x}}: %{{y:.3f}}<extra></extra>")
-        for phase, curve in mean.groupby("phase"):
-            figure.add_scatter(x=curve["epoch"], y=curve[metric], mode="lines", name=f"{phase} (mean of folds)",
-                               line={"color": ROLE_COLORS[phase], "width": 3, "dash": "dash"},
-                               showlegend=column == 1, row=1, col=column)
-        best = views.best_epochs(history, metric)
-        figure.add_scatter(x=best["epoch"], y=best[metric], mode="markers", name="kept epoch",
-                           marker={"symbol": "star", "size": 12, "color": "#d62728"}, showlegend=column == 1,
-                           text=[f"fold {k}" for k in best["fold"]], row=1, col=column,
-                           hovertemplate="%{text}: kept epoch %{x}, val %{y:.3f}<extra></extra>")
-    figure.update_xaxes(title_text="epoch")
-    figure = _finish(figure, title="Learning curves (grey = train, blue = validation)", height=400,
-                     legend={"orientation": "h", "y": -0.2})
-    figure.update_layout(margin_t=90)  # room for the subplot titles under the title
-    return figure
-
-
-def class_gap_bars(gaps: pd.DataFrame, classes: list[str]) -> go.Figure:
+def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
+    """Train minus validation recall of every class (`tables.class_gaps`)."""
     colors = class_colors(classes)
     figure = go.Figure(go.Bar(x=gaps["gap"], y=gaps["class"], orientation="h",
                               marker_color=[colors[c] for c in gaps["class"]], customdata=gaps[["train", "val"]],
                               hovertemplate="%{y}: train %{customdata[0]:.1%}, val %{customdata[1]:.1%}"
                                             "<extra></extra>"))
-    return _finish(figure, title="Recall gap by class (train − validation, mean over folds)",
-                   xaxis_tickformat=".0%", yaxis_autorange="reversed", height=160 + 26 * len(classes))
+    return _finish(figure, title="Recall gap by class (train − validation, mean over folds)", xaxis_title="recall gap",
+                   xaxis_tickformat=".0%", yaxis_autorange="reversed", height=max(380, 160 + 26 * len(gaps)))
 
 
-def class_count_bars(counts: pd.DataFrame, classes: list[str]) -> go.Figure:
+# ---------------------------------------------------------------- classes and calibration
+
+def class_count_bars(counts: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
+    """Images per class (`tables.class_counts`), the test split's part pale."""
     colors = class_colors(classes)
     figure = go.Figure()
     for split, opacity in (("cv", 1.0), ("test", 0.45)):
@@ -97,21 +121,53 @@ def class_count_bars(counts: pd.DataFrame, classes: list[str]) -> go.Figure:
                        marker_color=[colors[c] for c in counts["class"]],
                        hovertemplate="%{y}: %{x} images (" + split + ")<extra></extra>")
     return _finish(figure, barmode="stack", title="Images per class (pale = test split)", xaxis_title="images",
-                   showlegend=False, height=140 + 26 * len(counts), yaxis_autorange="reversed")
+                   yaxis_title=None, showlegend=False, height=140 + 28 * len(counts), yaxis_autorange="reversed")
+
+
+def confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: bool = True,
+                      clickable: bool = False) -> go.Figure:
+    """The confusion matrix of one source, by row share (the count beneath) or by count. `clickable` lays an
+    invisible marker on every cell, since heatmaps emit no selection events and markers do: a clicked point's
+    customdata is [true index, predicted index, images]."""
+    counts = views.confusion(metrics, source, normalize=False)
+    values = views.confusion(metrics, source, normalize=True) if share else counts
+    text = [[f"{value:.0%}<br>({int(count)})" if share else f"{int(count)}" for value, count in zip(row, row_counts)]
+            for row, row_counts in zip(values, counts)]
+    hover = "true %{y} → predicted %{x}: " + ("%{z:.1%} (%{customdata} images)" if share else "%{customdata} images")
+    shares_range = {"zmin": 0, "zmax": 1} if share else {}
+    figure = go.Figure(go.Heatmap(z=values, x=classes, y=classes, colorscale="Blues", text=text,
+                                  texttemplate="%{text}", showscale=False, customdata=counts.astype(int),
+                                  hovertemplate=hover + "<extra></extra>", hoverinfo="skip" if clickable else None,
+                                  **shares_range))
+    n = len(classes)
+    if clickable:
+        true_index, pred_index = np.divmod(np.arange(n * n), n)
+        figure.add_scatter(x=[classes[p] for p in pred_index], y=[classes[t] for t in true_index], mode="markers",
+                           marker={"size": max(12, 360 // n), "symbol": "square", "opacity": 0.01},
+                           customdata=np.column_stack([true_index, pred_index, counts.ravel()]), showlegend=False,
+                           hovertemplate="true %{y} → predicted %{x}: %{customdata[2]} images"
+                                         "<extra>click to show</extra>")
+    title = f"Confusion matrix, {views.source_label(source)}" + (": row % (count)" if share else "")
+    return _finish(figure, title=title, xaxis_title="predicted class", yaxis_title="true class", height=180 + 42 * n,
+                   xaxis_range=[-0.5, n - 0.5], yaxis_range=[n - 0.5, -0.5],  # no padding around the markers
+                   xaxis_tickangle=-30 if n > 4 else 0, clickmode="event+select" if clickable else None)
 
 
 def reliability(calibration: dict) -> go.Figure:
+    """Accuracy against confidence by confidence bin (the diagnostics' calibration report); marker size = images."""
     bins = pd.DataFrame(calibration["bins"]).dropna(subset=["confidence"])
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                        line={"dash": "dot", "color": "#999"})
     figure.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name="model",
-                       marker={"size": 6 + 20 * bins["count"] / max(1, bins["count"].max())}, customdata=bins["count"],
+                       marker={"size": 6 + 24 * bins["count"] / max(1, bins["count"].max())}, customdata=bins["count"],
                        hovertemplate="confidence %{x:.0%}: accuracy %{y:.0%} (%{customdata} images)<extra></extra>")
     return _finish(figure, title=f"Reliability of out-of-fold confidence (ECE {calibration['ece']:.3f})",
                    xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_tickformat=".0%",
-                   yaxis_tickformat=".0%", height=380)
+                   yaxis_tickformat=".0%", height=420)
 
+
+# ---------------------------------------------------------------- the report's map
 
 def embedding_map(points: pd.DataFrame, classes: list[str], projection: str, total: int) -> go.Figure:
     """Backbone map coloured by given label; mistakes drawn as crosses. SVG scatter (no WebGL needed)."""

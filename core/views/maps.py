@@ -1,16 +1,30 @@
-"""The embedding map at scale: the browser draws at most a point budget, a selection takes every point inside
-the region the person drew (box or lasso), drawn or not."""
+"""The embedding map: its coordinates (UMAP, else PCA), and at scale: the browser draws at most a point budget, a
+selection takes every point inside the region the person drew (box or lasso), drawn or not."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 from matplotlib.path import Path as Polygon
 
+from core.store import run_store
+from core.views.tables import pca_2d
+
 # Beyond this many points the map draws a fixed random sample: the browser's drawing and the page's payload
 # grow with every point, while the picture (where classes lie, where they mix) is already clear.
 MAP_POINT_BUDGET = 10_000
+
+
+def map_coords(run_dir: Path, space: str, maps: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
+    """The 2-D map of one embedding space (sample_id, x, y) and the projection's name: the UMAP coordinates the
+    diagnostics wrote (`maps`, umap.parquet), else a quick PCA projection of the embedding standing in for them
+    until they have run. None for the coordinates when the run has no embedding of that space either."""
+    if maps is not None and (maps["space"] == space).any():
+        return maps[maps["space"] == space], "UMAP"
+    embedding = run_store.read_embedding(Path(run_dir), space)
+    return (None if embedding is None else pca_2d(embedding)), "PCA"
 
 
 def drawn_points(points: pd.DataFrame, budget: int = MAP_POINT_BUDGET, seed: int = 0) -> pd.DataFrame:

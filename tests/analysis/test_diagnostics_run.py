@@ -115,7 +115,8 @@ def test_planted_problems_are_each_named(planted):
 
 
 def test_the_package_imports_without_umap_or_cleanlab():
-    code = ("import sys; sys.modules['umap'] = None; sys.modules['cleanlab'] = None; import core.analysis.diagnostics as d;"
+    code = ("import sys; sys.modules['umap'] = None; sys.modules['cleanlab'] = None; "
+            "import core.analysis.diagnostics as d;"
             "\ntry:\n d.run_diagnostics('nowhere')\nexcept ImportError as e: print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "umap-learn and cleanlab" in out

@@ -7,7 +7,8 @@ import pytest
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.thresholds import Thresholds
 
-umap_module = importlib.import_module("core.analysis.diagnostics.umap_maps")  # the package exports a function of that name
+# the package exports a function of that name
+umap_module = importlib.import_module("core.analysis.diagnostics.umap_maps")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
          ("LabelIssues", "Data?tab=label_issues"), ("Compare", "Compare"), ("Review", "Review?review=3d,5r1,9k"),
          ("Running", f"?run={RUNNING}"), ("BadRun", "Classes?run=../../etc"), ("Slices", "Slices"),
-         ("Properties", "Data?tab=properties&by=outcome")]
+         ("Properties", "Data?tab=properties&by=outcome"), ("Experiments", "Experiments")]
 
 
 def test_every_page_renders(server: str, browser, screenshots: Path) -> None:  # noqa: F811

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.store import run_store
 from core.testing.synthetic import make_synthetic_run
-from dashboard import common  # the same functions the pages call
+from dashboard import access, formatting  # the same functions the pages call
 
 BROKEN = "20250101-000000-broken"
 ERROR = "MemoryError: UMAP of backbone needs 9 GiB"
@@ -117,7 +117,7 @@ HOSTILE = ["`x` [click](https://example.com) **bold**", "``double``:red[alarm]",
 def test_literal_makes_any_text_one_code_span(text):
     """CommonMark: a code span opens and closes with the same number of backticks, which must differ from every
     backtick run inside; one space on both sides is stripped; a blank line would end the paragraph."""
-    span = common.literal(text)
+    span = formatting.literal(text)
     fence = re.match(r"`+", span).group()
     assert span.startswith(fence + " ") and span.endswith(" " + fence) and "\n" not in span
     inside = span[len(fence) + 1:-len(fence) - 1]
@@ -129,7 +129,7 @@ def test_a_run_name_from_the_url_is_shown_literally(env):
     requested = HOSTILE[0]
     app = open_page("Classes", run=requested)
     warning = next(w.body for w in app.warning if "no run called" in w.body)
-    assert f"no run called {common.literal(requested)} in the runs folder" in warning
+    assert f"no run called {formatting.literal(requested)} in the runs folder" in warning
 
 
 # ---------------------------------------------------------------- who can reach the dashboard
@@ -145,7 +145,7 @@ def test_the_project_serves_on_loopback_unless_told_otherwise():
                                             ("[::1]", False), ("::ffff:127.0.0.1", False),
                                             ("localhost", False)])
 def test_serves_beyond_loopback(address, public):
-    assert common.serves_beyond_loopback(address) is public
+    assert access.serves_beyond_loopback(address) is public
 
 
 @pytest.mark.parametrize("page", [None, "Overfitting", "Compare"])

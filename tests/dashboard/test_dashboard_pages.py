@@ -25,6 +25,7 @@ from dashboard_fixtures import (  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from core.store import run_store
+from dashboard import navigation
 
 REPO = Path(__file__).resolve().parents[2]
 # Runs each page's top-level imports (not the page itself) in a fresh interpreter.
@@ -44,7 +45,7 @@ def test_no_page_imports_torch_before_it_needs_a_model():
     """torch takes a second or more to import, on the first visit of whichever page brings it in. The dashboard
     reads runs; only computing a class activation map that is not cached yet needs a model, and imports it then."""
     pages = [str(p.relative_to(REPO)) for p in [REPO / "dashboard" / "Home.py",
-                                                *sorted((REPO / "dashboard" / "pages").glob("*.py"))]]
+                                                *sorted((REPO / "dashboard" / "app_pages").glob("*.py"))]]
     done = subprocess.run([sys.executable, "-c", PAGE_IMPORTS_PROBE, *pages], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -137,6 +138,22 @@ def test_query_params_restore_the_view(dashboard_env) -> None:
     assert [widget(app, k).value for k in ("true", "role", "fold")] == ["class_a", "test", "0"]
     app = open_page("Overfitting", run=COMPLETE, metric="accuracy", fold="2")
     assert widget(app, "metric").value == "accuracy" and widget(app, "fold").value == "2"
+
+
+def test_every_page_keeps_the_url_path_and_title_it_had_in_the_pages_folder() -> None:
+    """Links made when Streamlit listed pages/ by file name (…/Classes?run=…) still open the same page."""
+    assert list(navigation.PAGES) == ["Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data",
+                                      "Compare", "Slices", "Experiments", "Review"]
+    assert all(Path(file).stem.split("_", 1)[1] == title for title, file in navigation.PAGES.items() if title != "Home")
+
+
+def test_finding_links_open_their_page_with_the_run_and_their_parameters(dashboard_env) -> None:
+    findings = run_store.read_json(dashboard_env / COMPLETE / "findings.json")["findings"]
+    links = [link.proto for link in open_page(None, run=COMPLETE).get("page_link")]
+    pages = [f["target"]["page"] for f in findings]
+    assert [link.page for link in links] == ["" if page == navigation.HOME else page for page in pages]   # URL paths
+    assert all(link.query_string.startswith(f"run={COMPLETE}") for link in links)
+    assert f"run={COMPLETE}&fold=oof&tab=label_issues" in [link.query_string for link in links]
 
 
 def test_finding_tab_names_open_their_tab(dashboard_env) -> None:

@@ -18,7 +18,7 @@ from core.store import run_store
 
 TINY = ["--weights", "none", "--image-size", "32", "--folds", "3", "--epochs", "3", "--batch-size", "8"]
 HOME = str(Path(__file__).resolve().parents[2] / "dashboard" / "Home.py")
-PAGE = "pages/8_Experiments.py"
+PAGE = "app_pages/8_Experiments.py"
 
 
 def dataset_with_label_errors(root: Path) -> Path:
@@ -374,9 +374,9 @@ def test_experiments_page_without_experiments_or_with_an_unknown_one(workspace, 
     np.testing.assert_equal(len(app.selectbox), 1)
 
 
-@pytest.mark.parametrize("page", ["Home.py", "pages/1_Overfitting.py", "pages/2_Classes.py", "pages/3_Embeddings.py",
-                                  "pages/4_Misclassified.py", "pages/5_Data.py", "pages/6_Compare.py",
-                                  "pages/7_Slices.py", "pages/9_Review.py"])
+@pytest.mark.parametrize("page", ["Home.py", "app_pages/1_Overfitting.py", "app_pages/2_Classes.py",
+                                  "app_pages/3_Embeddings.py", "app_pages/4_Misclassified.py", "app_pages/5_Data.py",
+                                  "app_pages/6_Compare.py", "app_pages/7_Slices.py", "app_pages/9_Review.py"])
 def test_every_page_works_on_a_trial_run_without_diagnostics(workspace, monkeypatch, page):
     run_id = study(workspace["runs"], "search").trials[0].user_attrs["run_id"]
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(workspace["runs"]))

@@ -108,7 +108,7 @@ def test_a_fold_whose_worker_dies_is_retried_and_the_run_completes(ray_cluster, 
     marker = tmp_path / "worker-died"
     with open_executor(ExecutionSettings(executor="ray")) as executor:
         executor.job = exit_in_fold_1_once(marker)
-        run_dir = run_lifecycle.train(tiny_config(folder_dataset, tmp_path / "runs"), executor)
+        run_dir = run_lifecycle.run_new(tiny_config(folder_dataset, tmp_path / "runs"), executor)
     info = run_info(run_dir)
     assert marker.exists() and info["status"] == "complete" and info["folds_done"] == [0, 1]
     assert sorted(p.name for p in (run_dir / "folds").iterdir()) == ["fold0", "fold1"]  # nothing half-written
@@ -130,7 +130,7 @@ def test_a_python_error_fails_the_run_naming_its_fold_and_resume_finishes_it(ray
     with open_executor(ExecutionSettings(executor="ray")) as executor:
         executor.job = raise_in_fold_1(calls)
         with pytest.raises(FoldFailed, match="fold 1 failed: ValueError: fold 1 has no images of class sky"):
-            run_lifecycle.train(tiny_config(folder_dataset, tmp_path / "runs"), executor)
+            run_lifecycle.run_new(tiny_config(folder_dataset, tmp_path / "runs"), executor)
     assert calls.read_text().split().count("1") == 1  # an error in the job is not retried
     (run_dir,) = (tmp_path / "runs").iterdir()
     info = run_info(run_dir)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_pipeline import TINY
+from run.test_pipeline import TINY  # tests/ is on the path (its conftest), tests/run is not
 
 import train_cli
 from core.data import cleaning

@@ -1,9 +1,11 @@
-"""The embedding map at scale: a point budget for drawing, selections that take every point in their region."""
+"""The embedding map: its coordinates (UMAP, else PCA), a point budget for drawing, selections that take every point
+in their region."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from core.store import run_store
 from core.views import maps as map_views
 
 
@@ -48,3 +50,15 @@ def test_a_click_without_a_region_selects_the_clicked_points() -> None:
     clicked = {"points": [{"customdata": [7.0, 0.9]}, {"customdata": 12}], "box": [], "lasso": []}
     assert map_views.points_in_region(grid(5), clicked) == [7, 12]
     assert map_views.points_in_region(grid(5), {"points": [], "box": [], "lasso": []}) == []
+
+
+def test_a_map_is_the_diagnostics_umap_else_a_pca_of_the_embedding_else_nothing(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    run_store.write_array(run_store.embedding_path(tmp_path, "backbone"), rng.normal(size=(30, 8)))
+    umap = pd.DataFrame({"sample_id": [0, 1], "space": ["fold0", "fold0"], "x": [0.5, 1.5], "y": [2.0, 3.0]})
+    coords, projection = map_views.map_coords(tmp_path, "fold0", umap)
+    assert projection == "UMAP" and coords["x"].tolist() == [0.5, 1.5]
+    for maps in (umap, None):   # umap.parquet without this space, or none yet: a PCA stand-in
+        coords, projection = map_views.map_coords(tmp_path, "backbone", maps)
+        assert projection == "PCA" and list(coords.columns) == ["sample_id", "x", "y"] and len(coords) == 30
+    assert map_views.map_coords(tmp_path, "fold1", umap) == (None, "PCA")

@@ -1,16 +1,20 @@
 """Experiments: what would fix it (remedies with fold-paired effects, learning curve) and hyperparameter studies."""
 from __future__ import annotations
 
-import common
+import links
+import navigation
+import page_setup
 import plotly.express as px
 import plotly.graph_objects as go
+import runs
 import streamlit as st
+from charts import chart
 
 from core.store import run_store
 from core.views import experiments as views
 
-common.page_setup("Experiments")
-folder = common.runs_dir()
+page_setup.without_run("Experiments")
+folder = runs.runs_dir()
 experiments = run_store.list_experiments(folder)
 st.title("Experiments")
 if not experiments:
@@ -23,16 +27,15 @@ requested = st.query_params.get("experiment")
 if requested is not None and requested not in ids:
     st.warning(f"There is no experiment called `{requested[:80]}`, so the newest is shown.",
                icon=":material/search_off:")
-experiment_id = common.choice("Experiment", "experiment", ids, default=requested if requested in ids else ids[0],
-                              where=st.sidebar, help="Remedy experiments and tuning studies, newest first.")
+experiment_id = links.choice("Experiment", "experiment", ids, default=requested if requested in ids else ids[0],
+                             where=st.sidebar, help="Remedy experiments and tuning studies, newest first.")
 experiment = run_store.find_experiment(folder, experiment_id)
 run_status = {entry.run_id: entry.status for entry in run_store.list_runs(folder)}   # read once: every run.json
 
 
 def run_link(run_id: str | None, label: str) -> None:
     if run_id in run_status:
-        st.page_link(common.PAGE_FILES["Home"], label=label, icon=":material/arrow_forward:",
-                     query_params={"run": run_id})
+        links.page_link(navigation.HOME, label, {"run": run_id})
 
 
 def remedies_view() -> None:
@@ -42,14 +45,14 @@ def remedies_view() -> None:
         st.warning(f"**This experiment stopped**: {experiment['error']}", icon=":material/pause_circle:")
     for skipped in experiment.get("skipped", []):
         st.caption(f"Skipped **{skipped['remedy']}**: {skipped['reason']}")
-    effects_tab, curve_tab, runs_tab = common.tabs(["Effects", "Learning curve", "Runs"])
+    effects_tab, curve_tab, runs_tab = links.tabs(["Effects", "Learning curve", "Runs"])
     with effects_tab:
         effects = views.read_experiment_table(experiment, "effects")
         if effects is None or effects.empty:
             st.info("No effects yet: they appear when the remedy runs and the learning curve are done.")
         else:
             metrics = views.effect_metrics(effects)
-            metric = common.choice("Metric", "metric", metrics, kind="radio", help="Overall, or one class's recall.")
+            metric = links.choice("Metric", "metric", metrics, kind="radio", help="Overall, or one class's recall.")
             rows = views.forest_rows(effects, metric)
             figure = px.scatter(rows, x="difference", y="remedy", color="scope", symbol="verdict",
                                 error_x="plus", error_x_minus="minus", hover_data=["low", "high", "verdict"],
@@ -59,7 +62,7 @@ def remedies_view() -> None:
             figure.update_traces(marker_size=11)
             figure.update_layout(height=160 + 60 * rows.remedy.nunique(), legend={"orientation": "h", "y": -0.3},
                                  scattermode="group")  # validation and test side by side, not on top
-            common.chart(figure)
+            chart(figure)
             st.caption("An interval that contains 0 is *no measurable effect*. Validation differences are paired "
                        "fold by fold on the images both runs evaluate with the same label.")
             notes = (views.read_experiment_json(experiment, "effects") or {}).get("comparisons", [])
@@ -85,15 +88,15 @@ def remedies_view() -> None:
                 figure.add_trace(go.Scatter(x=line.n_train, y=line.score, mode="lines", name=f"{label} (fit)",
                                             line={"dash": "dash", "color": colour}))
             figure.update_layout(yaxis_tickformat=".0%", yaxis_range=[0, 1.05], height=460)
-            common.chart(figure)
+            chart(figure)
             st.markdown("**Would more data help?** Estimated gain from doubling the training data:")
             st.dataframe(views.doubling_table(fit["fits"]), hide_index=True, width="stretch",
                          column_config={c: st.column_config.NumberColumn(format="%+.1f") for c in
                                         ("gain from doubling (points)", "interval low", "interval high")})
     with runs_tab:
-        runs = views.experiment_runs(experiment, run_status)
-        st.dataframe(runs, hide_index=True, width="stretch")
-        for row in runs.itertuples():
+        remedy_runs = views.experiment_runs(experiment, run_status)
+        st.dataframe(remedy_runs, hide_index=True, width="stretch")
+        for row in remedy_runs.itertuples():
             run_link(row.run_id, f"{row.remedy}: {row.run_id}")
 
 
@@ -114,7 +117,7 @@ def tune_view() -> None:
         st.code(best["command"], language="bash", wrap_lines=True)
         run_link(best.get("trial_run_id"), f"best trial's run: {best.get('trial_run_id')}")
         run_link(best.get("test_run_id"), f"test evaluation run: {best.get('test_run_id')}")
-    trials_tab, history_tab, importance_tab, parallel_tab = common.tabs(
+    trials_tab, history_tab, importance_tab, parallel_tab = links.tabs(
         ["Trials", "History", "Importances", "Parallel coordinates"])
     with trials_tab:
         trials = views.trials_view(views.read_experiment_table(experiment, "trials"))
@@ -133,7 +136,7 @@ def tune_view() -> None:
             if nothing_complete:
                 st.info("Optuna's figures appear when a trial has completed.")
             else:
-                common.chart(plot(study))
+                chart(plot(study))
 
 
 if experiment is None:
@@ -145,4 +148,4 @@ else:
     st.subheader(f"Tuning study: {experiment_id}")
     tune_view()
 
-common.share_link()
+links.share_link()

@@ -1,17 +1,22 @@
 """Compare: two or more runs side by side (headline metrics, per-class recall, confusion difference)."""
 from __future__ import annotations
 
-import common
+import links
+import page_setup
 import plotly.express as px
 import plotly.graph_objects as go
+import runs
 import streamlit as st
+import tiles
+from charts import chart
+from formatting import percent
 
 from core.store import run_store
 from core.views import cleaned_compare
 from core.views import tables as views
 
-run = common.setup("Compare")
-folder = common.runs_dir()
+run = page_setup.for_run("Compare")
+folder = runs.runs_dir()
 candidates = [entry.run_id for entry in run_store.list_runs(folder)
               if entry.info and (entry.path / "metrics.json").exists()]
 others = [run_id for run_id in candidates if run_id != run.run_id]
@@ -20,10 +25,10 @@ partners = [entry.run_id for entry in run_store.list_runs(folder) if entry.run_i
     cleaned_compare.source_run(entry.info) == run.run_id or cleaned_compare.source_run(run.info) == entry.run_id)]
 chosen = st.multiselect("Compare with", others, default=(partners or others)[:1], key="with", bind="query-params",
                         help="Runs with at least one finished fold. The run picked in the sidebar comes first.")
-common.remember("with")
+links.remember("with")
 if not chosen:
     st.info("Pick at least one other run to compare with." if others else
-            f"There is only one run with results. Train another (e.g. `{common.NEW_RUN_HINT}` with other "
+            f"There is only one run with results. Train another (e.g. `{runs.NEW_RUN_HINT}` with other "
             "settings) to compare.", icon=":material/compare_arrows:")
     st.stop()
 
@@ -37,7 +42,7 @@ if differences:
 
 pairs = cleaned_compare.cleaning_pairs({entry.run_id: entry.info for entry in entries if entry})
 if pairs:
-    source, cleaned = (common.run_of(run_store.find_run(folder, run_id)) for run_id in pairs[0])
+    source, cleaned = (runs.run_of(run_store.find_run(folder, run_id)) for run_id in pairs[0])
     st.subheader("What the cleaning did")
     changes = cleaned_compare.image_changes(source.table("samples"), source.info["dataset"]["root"],
                                             cleaned.table("samples"), cleaned.info["dataset"]["root"])
@@ -56,7 +61,7 @@ if pairs:
     left, right = st.columns([3, 2], gap="large")
     with left:
         per_class = cleaned_compare.per_class_side_by_side({r.run_id: r.json("metrics") for r in (source, cleaned)})
-        per_class["recall"] = [common.percent(m) + ("" if std != std else f" ± {100 * std:.0f}")
+        per_class["recall"] = [percent(m) + ("" if std != std else f" ± {100 * std:.0f}")
                                for m, std in zip(per_class["mean"], per_class["std"])]
         st.dataframe(per_class.pivot(index="class", columns="run", values="recall"), width="stretch")
         st.caption("Per-class validation recall, mean ± std over folds (each run on its own labels).")
@@ -68,7 +73,7 @@ if pairs:
         st.caption(f"The {len(changed)} images whose label changed or that disappeared, matched by file path.")
     shown = changed.dropna(subset=["sample_id_a"]).head(12).assign(sample_id=lambda f: f["sample_id_a"].astype(int))
     shown = shown.merge(source.table("samples")[["sample_id", "path"]], on="sample_id")
-    common.gallery(shown, source, key="changed", buttons=False, caption=lambda row: (
+    tiles.plain_gallery(shown, source, caption=lambda row: (
         f"**{row['change']}** · {row['label_a']}" + (f" → **{row['label_b']}**" if row["change"] == "relabelled"
                                                      else "") + f"  \n#{row['sample_id']} in {source.run_id}"))
 
@@ -86,13 +91,13 @@ figure.update_layout(yaxis_tickformat=".0%", height=380)
 
 left, right = st.columns(2, gap="large")
 with left:
-    common.chart(figure)
+    chart(figure)
 with right:
     recall = views.compare_recall(metrics)
     figure = px.bar(recall, x="class", y="recall", color="run", barmode="group", hover_data=["support"],
                     title="Per-class validation recall (pooled out-of-fold)")
     figure.update_layout(yaxis_tickformat=".0%", height=380)
-    common.chart(figure)
+    chart(figure)
 
 st.subheader("Confusion difference")
 base, other = list(metrics)[0], list(metrics)[-1]
@@ -110,8 +115,8 @@ else:
                          xaxis_title="predicted class", yaxis_title="true class", yaxis={"autorange": "reversed"},
                          height=180 + 42 * len(classes))
     with st.columns([3, 2])[0]:
-        common.chart(figure)
+        chart(figure)
     st.caption(f"**{other}** minus **{base}**. On the diagonal, red means {other} predicts that class correctly "
                "more often; off the diagonal, red means more of that confusion.")
 
-common.share_link()
+links.share_link()

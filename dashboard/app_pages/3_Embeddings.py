@@ -3,28 +3,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import common
+import gallery
+import links
 import numpy as np
+import page_setup
 import pandas as pd
 import plotly.graph_objects as go
-import review_list
+import review_dialog
+import runs
 import streamlit as st
+from charts import chart
 
-from core.store import run_store
+from core.views import figures
 from core.views import maps as map_views
 from core.views import tables as views
 
-run = common.setup("Embeddings")
+run = page_setup.for_run("Embeddings")
 
 
-def space_points(run: common.Run, space: str, color: str, only: str = "all") -> pd.DataFrame:
+def space_points(run: runs.Run, space: str, color: str, only: str = "all") -> pd.DataFrame:
     """Map coordinates of `space` (UMAP, or a PCA stand-in until the diagnostics have run) with what to
     colour, restricted to images whose label or prediction is `only`: every point a selection can take."""
-    maps = run.table("umap")
-    if maps is not None and (maps["space"] == space).any():
-        coords = maps[maps["space"] == space]
-    else:
-        coords = views.pca_2d(run_store.read_embedding(Path(run.path), space))
+    coords, _ = map_views.map_coords(Path(run.path), space, run.table("umap"))
     rows = views.space_rows(run.table("predictions"), run.table("samples"), run.classes, space)
     points = views.embedding_points(coords, rows, color)
     if only != "all":
@@ -32,7 +32,7 @@ def space_points(run: common.Run, space: str, color: str, only: str = "all") -> 
     return points.reset_index(drop=True)
 
 
-def map_spaces(run: common.Run) -> tuple[list[str], bool]:
+def map_spaces(run: runs.Run) -> tuple[list[str], bool]:
     """(spaces to offer, whether they come from umap.parquet): a small cached answer, so a cached rerun
     never touches the 50k-row map table."""
     maps = run.table("umap")
@@ -41,11 +41,11 @@ def map_spaces(run: common.Run) -> tuple[list[str], bool]:
     return sorted(set(maps["space"])), True
 
 
-def map_figure(run: common.Run, space: str, color: str, only: str, projection: str) -> go.Figure:
+def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str) -> go.Figure:
     """The scatter (Scattergl), built once per view and cached. Beyond `map_views.MAP_POINT_BUDGET` points it
     draws a fixed sample; a selection still takes every point in its region. Coordinates and hover values
     travel as typed arrays (float32), the hover text is put together in the browser by a template."""
-    points = common.cached(space_points, run, space, color, only)
+    points = runs.cached(space_points, run, space, color, only)
     drawn = map_views.drawn_points(points)
     figure = go.Figure()
     size = 4 if len(drawn) > 5000 else 7
@@ -62,7 +62,7 @@ def map_figure(run: common.Run, space: str, color: str, only: str, projection: s
                                     "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                     "colorbar": {"title": {"text": "confidence"}}})
     else:
-        colors = common.category_colors(color, run.classes)
+        colors = figures.category_colors(color, run.classes)
         for value, group in drawn.groupby("color", sort=False):
             trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
@@ -72,22 +72,22 @@ def map_figure(run: common.Run, space: str, color: str, only: str, projection: s
     return figure
 
 
-spaces, from_umap = common.cached(map_spaces, run)
+spaces, from_umap = runs.cached(map_spaces, run)
 left, middle, right = st.columns([2, 3, 2])
-space = common.choice("Space", "space", spaces, "backbone", where=left,
-                      help="backbone = pretrained features before training; foldK = fold K's fine-tuned model.")
-color = common.choice("Colour by", "color", list(views.COLOR_BY), "label", kind="radio", where=middle)
-only = common.choice("Class", "class", ["all", *run.classes], "all", where=right,
-                     help="Show only images whose label or prediction is this class.")
+space = links.choice("Space", "space", spaces, "backbone", where=left,
+                     help="backbone = pretrained features before training; foldK = fold K's fine-tuned model.")
+color = links.choice("Colour by", "color", list(views.COLOR_BY), "label", kind="radio", where=middle)
+only = links.choice("Class", "class", ["all", *run.classes], "all", where=right,
+                    help="Show only images whose label or prediction is this class.")
 if not from_umap:
-    common.diagnostics_missing(run, "The UMAP map is not computed yet (diagnostics run after the last fold), so "
-                                    "this is a quick PCA projection of the same embedding.",
-                               consequence="there is no UMAP map (this is a quick PCA projection of the same "
-                                           "embedding instead)")
+    page_setup.diagnostics_missing(run, "The UMAP map is not computed yet (diagnostics run after the last fold), "
+                                        "so this is a quick PCA projection of the same embedding.",
+                                   consequence="there is no UMAP map (this is a quick PCA projection of the same "
+                                               "embedding instead)")
 
-figure = common.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
-event = common.chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
-points = common.cached(space_points, run, space, color, only)   # every point, drawn or not
+figure = runs.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
+event = chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
+points = runs.cached(space_points, run, space, color, only)   # every point, drawn or not
 drawn = len(map_views.drawn_points(points))
 if drawn < len(points):
     st.caption(f"{drawn} of the {len(points)} images are drawn (a random sample, so the map stays quick); a "
@@ -99,12 +99,12 @@ if selected:
     chosen = views.selected_rows(points, selected)
     st.subheader(f"{len(chosen)} selected images")
     st.caption(f"{int((~chosen['correct']).sum())} of them are mistakes, shown first (most confident first).")
-    common.paged_gallery(chosen, run, key="selection")
+    gallery.paged_gallery(chosen, run, key="selection")
     like = st.expander("Images like this selection", key="like", on_change="rerun", icon=":material/search:")
     if like.open:   # the neighbour index is built only when asked for
         with like:
-            review_list.similar_section(run, chosen["sample_id"].tolist(), "selection", default_space=space)
+            review_dialog.similar_section(run, chosen["sample_id"].tolist(), "selection", default_space=space)
 else:
     st.caption("Select a region with the lasso or box tool to see its images here.")
 
-common.share_link()
+links.share_link()

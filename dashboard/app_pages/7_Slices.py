@@ -3,26 +3,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import common
+import activation_maps
+import gallery
+import links
 import numpy as np
+import page_setup
 import pandas as pd
 import plotly.graph_objects as go
-import review_list
+import review_dialog
+import runs
 import streamlit as st
+from charts import chart
 
-from core.store import run_store
+from core.views import figures
 from core.views import images as explain_views
 from core.views import maps as map_views
-from core.views import tables as views
 
-run = common.setup("Failing slices")
+run = page_setup.for_run("Failing slices")
 
 
-def slice_map(run: common.Run, space: str, name: str) -> go.Figure:
+def slice_map(run: runs.Run, space: str, name: str) -> go.Figure:
     """The space's UMAP map (PCA until the diagnostics have run) with the slice's images drawn on top."""
-    maps = run.table("umap")
-    coords = (maps[maps["space"] == space] if maps is not None and (maps["space"] == space).any()
-              else views.pca_2d(run_store.read_embedding(Path(run.path), space)))
+    coords, _ = map_views.map_coords(Path(run.path), space, run.table("umap"))
     points = explain_views.slice_points(coords, run.table("slices"), name).merge(
         run.table("samples")[["sample_id", "path", "label"]], on="sample_id")
     figure = go.Figure()
@@ -33,7 +35,7 @@ def slice_map(run: common.Run, space: str, name: str) -> go.Figure:
                          marker={"size": 5, "color": "#c7c7c7"}, name="other images", hoverinfo="skip")
     inside = points[points["in_slice"]]
     figure.add_scattergl(x=inside["x"].to_numpy(np.float32), y=inside["y"].to_numpy(np.float32), mode="markers",
-                         marker={"size": 9, "color": "#d62728"}, name=name,
+                         marker={"size": 9, "color": figures.HIGHLIGHT}, name=name,
                          hovertext=inside["path"] + "<br>" + inside["label"], hoverinfo="text")
     figure.update_layout(title=f"{name} on the {space} map: its {int(points['in_slice'].sum())} images in red "
                                "(test split included)",
@@ -45,7 +47,7 @@ block = (run.json("diagnostics") or {}).get("slices")
 if block is None or run.table("slices") is None:
     st.info("Failing slices appear once the diagnostics have run (after the last fold; "
             f"`python train_cli.py diagnose {run.run_id}` recomputes them).", icon=":material/pending:")
-    common.share_link()
+    links.share_link()
     st.stop()
 
 table = explain_views.slice_table(block)
@@ -53,7 +55,7 @@ if table.empty:
     st.success(f"No failing slice: none of the {block['candidates']} clusters checked in each embedding space fails "
                f"well above the run's out-of-fold error ({block['run_error']:.0%}) consistently across folds.",
                icon=":material/check_circle:")
-    common.share_link()
+    links.share_link()
     st.stop()
 
 st.caption(f"Clusters of similar images (k-means in each embedding space) whose out-of-fold error is well above the "
@@ -63,20 +65,20 @@ st.dataframe(table.drop(columns="description"), hide_index=True, width="stretch"
     **{c: st.column_config.NumberColumn(format="percent") for c in ("error", "run_error", "fold_min", "fold_max")},
     "fold_min": st.column_config.NumberColumn("lowest fold error", format="percent"),
     "fold_max": st.column_config.NumberColumn("highest fold error", format="percent")})
-name = common.choice("Slice", "slice", list(table["slice"]), table["slice"].iloc[0])
+name = links.choice("Slice", "slice", list(table["slice"]), table["slice"].iloc[0])
 found = next(row for row in block["found"] if row["slice"] == name)
 st.markdown(f"**{name}.** {found['description']}")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
-    common.chart(common.cached(slice_map, run, found["space"], name))
+    chart(runs.cached(slice_map, run, found["space"], name))
 with right:
     mix = pd.DataFrame(found["class_mix"])
     figure = go.Figure(go.Bar(x=mix["count"], y=mix["class"], orientation="h",
-                              marker_color=[common.class_colors(run.classes)[c] for c in mix["class"]]))
+                              marker_color=[figures.class_colors(run.classes)[c] for c in mix["class"]]))
     figure.update_layout(title="Labels in the slice", height=120 + 30 * len(mix), xaxis_title="images",
                          yaxis={"autorange": "reversed"})
-    common.chart(figure)
+    chart(figure)
     if found["confused_with"]:
         st.markdown("**Most common mistakes**  \n" + "  \n".join(
             f"{pair['true']} → {pair['pred']}: {pair['count']}" for pair in found["confused_with"]))
@@ -89,10 +91,10 @@ st.subheader(f"Images of {name}")
 rows = explain_views.slice_rows(run.rows("oof"), run.table("slices"), name, found["examples"])
 st.caption(f"{len(rows)} validation images, the {len(found['examples'])} examples first (mistakes, most confident "
            "first).")
-common.paged_gallery(rows, run, per_page=12, key="slice", cam=common.cam_choice(default="off"))
+gallery.paged_gallery(rows, run, per_page=12, key="slice", cam=activation_maps.choice(default="off"))
 like = st.expander("Images like this slice", key="like", on_change="rerun", icon=":material/search:")
 if like.open:   # the neighbour index is built only when asked for
     with like:
-        review_list.similar_section(run, rows["sample_id"].tolist(), "slice", default_space=found["space"])
+        review_dialog.similar_section(run, rows["sample_id"].tolist(), "slice", default_space=found["space"])
 
-common.share_link()
+links.share_link()

@@ -1,14 +1,19 @@
 """Classes: confusion matrix (click a cell to see its images), per-class scores with their spread over folds."""
 from __future__ import annotations
 
-import common
+import activation_maps
+import gallery
+import links
 import numpy as np
+import page_setup
 import plotly.graph_objects as go
 import streamlit as st
+from charts import chart
 
+from core.views import figures
 from core.views import tables as views
 
-run = common.setup("Classes")
+run = page_setup.for_run("Classes")
 metrics, classes = run.json("metrics"), run.classes
 sources = views.confusion_sources(metrics)
 # The `fold` parameter names the matrix: oof = pooled out-of-fold, a fold number, or test = the ensemble.
@@ -16,30 +21,14 @@ fold_values = {"oof": "oof", "test": "ensemble", **{s.removeprefix("fold"): s fo
 fold_values = {value: source for value, source in fold_values.items() if source in sources}
 
 left, middle, right = st.columns([2, 2, 3])
-fold = common.choice("Predictions", "fold", list(fold_values), "oof", where=left,
-                     help="oof = every sample once, predicted by the fold model that did not train on it; "
-                          "test = the held-out test set, predicted by the mean of the fold models.")
-scale = common.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
+fold = links.choice("Predictions", "fold", list(fold_values), "oof", where=left,
+                    help="oof = every sample once, predicted by the fold model that did not train on it; "
+                         "test = the held-out test set, predicted by the mean of the fold models.")
+scale = links.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
 source = fold_values[fold]
-matrix = views.confusion(metrics, source, normalize=scale == "row %")
-counts = views.confusion(metrics, source, normalize=False)
-
-# Heatmap plus an invisible marker on every cell: Plotly heatmaps emit no selection events, markers do.
-n = len(classes)
-true_index, pred_index = np.divmod(np.arange(n * n), n)
-text = [[f"{v:.0%}" if scale == "row %" else f"{int(v)}" for v in row] for row in matrix]
-figure = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=text,
-                              texttemplate="%{text}", hoverinfo="skip", showscale=False))
-figure.add_scatter(x=[classes[p] for p in pred_index], y=[classes[t] for t in true_index], mode="markers",
-                   marker={"size": max(12, 360 // n), "symbol": "square", "opacity": 0.01},
-                   customdata=np.column_stack([true_index, pred_index, counts.ravel()]), showlegend=False,
-                   hovertemplate="true %{y} → predicted %{x}: %{customdata[2]} images<extra>click to show</extra>")
-figure.update_layout(title=f"Confusion matrix, {views.source_label(source)}", xaxis_title="predicted class",
-                     yaxis_title="true class", height=180 + 42 * n,
-                     xaxis_range=[-0.5, n - 0.5], yaxis_range=[n - 0.5, -0.5],  # no padding for the markers
-                     clickmode="event+select")
 with st.columns([3, 2])[0]:
-    event = common.chart(figure, on_select="rerun", selection_mode="points", key="confusion")
+    event = chart(figures.confusion_heatmap(metrics, classes, source, share=scale == "row %", clickable=True),
+                  on_select="rerun", selection_mode="points", key="confusion")
 
 # A clicked cell becomes the pair shown below (and in the URL); the pickers can also choose it directly.
 points = event.selection.points if event else []
@@ -50,18 +39,18 @@ if points and st.session_state.get("_clicked") != points[0].get("customdata"):
 st.subheader("Images of one cell")
 left, right, _ = st.columns([2, 2, 3])
 # A finding about one class (`class` parameter) opens on that class's row.
-true = common.choice("True class", "true", classes, st.query_params.get("class", classes[0]), where=left)
+true = links.choice("True class", "true", classes, st.query_params.get("class", classes[0]), where=left)
 off_diagonal = next((c for c in classes if c != true), true)
-pred = common.choice("Predicted class", "pred", classes, off_diagonal, where=right)
+pred = links.choice("Predicted class", "pred", classes, off_diagonal, where=right)
 cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
                        classes.index(true), classes.index(pred))
 st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{true}** predicted as **{pred}**, "
            "most confident first.")
-common.paged_gallery(cell, run, per_page=12, key="cell", cam=common.cam_choice())
+gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.choice())
 
 st.subheader("Per-class scores")
 spread = views.per_class_spread(metrics, classes)
-colors = common.class_colors(classes)
+colors = figures.class_colors(classes)
 left, right = st.columns([1, 1], gap="large")
 with left:
     figure = go.Figure()
@@ -77,7 +66,7 @@ with left:
     figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)",
                          xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
                          height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
-    common.chart(figure)
+    chart(figure)
 with right:
     table = spread.pivot(index="class", columns="score", values="mean").reindex(classes)
     std = spread.pivot(index="class", columns="score", values="std").reindex(classes)
@@ -90,4 +79,4 @@ with right:
                "depends on which images landed in the fold: too few examples to trust it. A fold without "
                "validation images (or predictions) of a class leaves its recall (precision) out.")
 
-common.share_link()
+links.share_link()

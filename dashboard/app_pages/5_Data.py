@@ -1,19 +1,24 @@
 """Data: class balance, image sizes, skipped files, duplicates and leakage, label issues, outliers."""
 from __future__ import annotations
 
-import common
+import gallery
+import links
+import page_setup
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import review_list
+import runs
 import streamlit as st
+from charts import chart
 
+from core.views import figures
 from core.views import images as explain_views
 from core.views import tables as views
 
-run = common.setup("Data")
+run = page_setup.for_run("Data")
 samples, classes = run.table("samples"), run.classes
-colors = common.class_colors(classes)
+colors = figures.class_colors(classes)
 image_size = run.info["config"]["image_size"]   # the side images are resized to for the model
 
 
@@ -21,11 +26,11 @@ def diagnostics_table(name: str) -> pd.DataFrame | None:
     """A table the diagnostics write, or None (saying when it appears) before they have run."""
     table = run.table(name)
     if table is None:
-        common.diagnostics_missing(run, "This appears once the diagnostics have run (after the last fold).")
+        page_setup.diagnostics_missing(run, "This appears once the diagnostics have run (after the last fold).")
     return table
 
 
-balance, sizes, skipped, duplicates, issues, outliers, properties = common.tabs(
+balance, sizes, skipped, duplicates, issues, outliers, properties = links.tabs(
     ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers", "Properties"])
 
 if balance.open:
@@ -38,7 +43,7 @@ if balance.open:
         figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=400)
         left, right = st.columns([3, 2], gap="large")
         with left:
-            common.chart(figure)
+            chart(figure)
         with right:
             st.dataframe(counts, hide_index=True, width="stretch",
                          column_config={"share": st.column_config.NumberColumn(format="percent")})
@@ -53,7 +58,7 @@ if sizes.open:
         figure.update_layout(height=440)
         left, right = st.columns([3, 2], gap="large")
         with left:
-            common.chart(figure)
+            chart(figure)
         with right:
             st.dataframe(views.size_summary(samples), hide_index=True, width="stretch")
             st.caption(f"Images far smaller than the model input ({image_size} px) are upscaled and lose detail; "
@@ -77,7 +82,7 @@ if duplicates.open:
             if len(exact):  # pairs have a < b: this keeps the lowest sample id of each set, like `clean`
                 review_list.add_many(run, exact, "dup-exact", what=f"the second image of the {len(exact)} exact "
                                      "pairs")
-            page = common.pager(views.page_count(len(pairs), 6))
+            page = links.pager(views.page_count(len(pairs), 6))
             for index, pair in views.page_of(pairs, page, 6).iterrows():
                 flags = [text for column, text in (("leakage", ":red-badge[leakage]"),
                                                    ("crosses_folds", ":orange-badge[crosses folds]"),
@@ -87,9 +92,9 @@ if duplicates.open:
                     left, right, _ = st.columns([1, 1, 3])
                     for column, side in ((left, "a"), (right, "b")):
                         with column:
-                            common.image(run, pair[f"path_{side}"], f"#{pair[f'sample_id_{side}']} "
-                                         f"`{pair[f'path_{side}']}`", key=f"dup-{index}-{side}",
-                                         sample_id=pair[f"sample_id_{side}"])
+                            gallery.image(run, pair[f"path_{side}"], f"#{pair[f'sample_id_{side}']} "
+                                          f"`{pair[f'path_{side}']}`", key=f"dup-{index}-{side}",
+                                          sample_id=pair[f"sample_id_{side}"])
 
 if issues.open:
     with issues:
@@ -122,10 +127,10 @@ if outliers.open:
             st.caption(f"**{len(flagged)}** images are far from the rest of their class in the backbone space "
                        "(robust z of the distance to their nearest same-class neighbours), most isolated first. "
                        "Often wrong files, odd crops or a sub-type the class needs more of.")
-            common.paged_gallery(flagged, run, per_page=12, key="outliers", caption=lambda row: (
+            gallery.paged_gallery(flagged, run, per_page=12, key="outliers", caption=lambda row: (
                 f"**{row['label']}** ({row['split']}) · z {row['z']:.1f}  \n#{row['sample_id']}"))
 
-def property_frame(run: common.Run) -> pd.DataFrame:
+def property_frame(run: runs.Run) -> pd.DataFrame:
     """Image properties with each image's outcome (out of fold; test images by the ensemble)."""
     rows = views.space_rows(run.table("predictions"), run.table("samples"), run.classes, "backbone")
     return explain_views.property_outcomes(run.table("image_properties"), rows)
@@ -135,26 +140,26 @@ if properties.open:
     with properties:
         table = diagnostics_table("image_properties")
         if table is not None:
-            frame = common.cached(property_frame, run)
+            frame = runs.cached(property_frame, run)
             names = explain_views.measured_properties(table)
             left, right = st.columns([2, 3])
             if not names:
                 st.info("No image could be read to measure its properties (moved since the run?).",
                         icon=":material/hide_image:")
             else:
-                name = common.choice("Property", "property", names, names[0], where=left,
-                                     help="; ".join(explain_views.PROPERTIES[n] for n in names))
-                split = common.choice("Split by", "by", ["class", "outcome"], "class", kind="radio", where=right,
-                                      help="outcome = correct or wrong out of fold (test images: by the ensemble).")
+                name = links.choice("Property", "property", names, names[0], where=left,
+                                    help="; ".join(explain_views.PROPERTIES[n] for n in names))
+                split = links.choice("Split by", "by", ["class", "outcome"], "class", kind="radio", where=right,
+                                     help="outcome = correct or wrong out of fold (test images: by the ensemble).")
                 colour = "label" if split == "class" else "outcome"
                 figure = px.box(frame, x="label", y=name, color=colour, points="outliers", hover_data=["path"],
                                 category_orders={"label": classes, "outcome": ["correct", "wrong", "unscored"]},
-                                color_discrete_map=colors if split == "class" else common.OUTCOME_COLORS,
+                                color_discrete_map=colors if split == "class" else figures.OUTCOME_COLORS,
                                 title=f"{explain_views.PROPERTIES[name]} per class"
                                       + (" and outcome" if split == "outcome" else ""),
                                 labels={"label": "class", name: name.replace("_", " ")})
                 figure.update_layout(height=420)
-                common.chart(figure)
+                chart(figure)
             block = (run.json("diagnostics") or {}).get("image_properties")
             st.markdown("**Shortcut check**: how well one property alone predicts the label, or the model's "
                         "error: balanced accuracy of a shallow tree trained and scored under the run's folds "
@@ -165,7 +170,7 @@ if properties.open:
             marked = explain_views.flagged(table)
             st.markdown(f"**{len(marked)}** images flagged dark, blurry, tiny, with an odd aspect ratio or low "
                         "information.")
-            common.paged_gallery(marked, run, per_page=12, key="flagged", caption=lambda row: (
+            gallery.paged_gallery(marked, run, per_page=12, key="flagged", caption=lambda row: (
                 f"**{row['label']}** · {row['flags']}  \n#{row['sample_id']}"))
 
-common.share_link()
+links.share_link()

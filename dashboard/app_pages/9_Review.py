@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import common
+import links
+import page_setup
 import review_list
 import streamlit as st
 
@@ -16,13 +17,13 @@ from core.data.thumbnails import image_path, thumbnail
 THUMBNAILS = 300   # rows shown with a thumbnail; a longer list still downloads whole
 EDITOR_VERSION = "_review_editor_version"
 
-run = common.setup("Review")
+run = page_setup.for_run("Review")
 samples = run.table("samples")
 decisions = review_list.decisions(run)
 if not decisions:
     st.info("The review list is empty. Add images from any gallery (Classes, Embeddings, Misclassified, Data) "
             "with **Add to review list**, or one image with its **Review** button.", icon=":material/checklist:")
-    common.share_link()
+    links.share_link()
     st.stop()
 
 
@@ -86,4 +87,4 @@ st.caption(f"The new run then records that it was cleaned from **{run.run_id}** 
            f"`python train_cli.py clean {run.run_id} --drop-label-issues 0.05 --drop-exact-duplicates "
            "--out cleaned.csv` (rule-based, without a hand-made list).")
 
-common.share_link()
+links.share_link()

@@ -1,0 +1,86 @@
+"""Misclassified: the most confidently wrong predictions first, suspected label issues, and calibration."""
+from __future__ import annotations
+
+import activation_maps
+import gallery
+import links
+import page_setup
+import pandas as pd
+import runs
+import streamlit as st
+from charts import chart
+from formatting import percent
+
+from core.views import figures
+from core.views import tables as views
+
+run = page_setup.for_run("Misclassified")
+classes = run.classes
+folds = [str(k) for k in run.info.get("folds_done", [])]
+
+
+def wrong_rows(run: runs.Run, fold: str, role: str, true: str, pred: str) -> pd.DataFrame:
+    """The filtered mistakes with badges (cached per filter)."""
+    rows = run.rows(views.source_for(fold, role), role)
+    return views.misclassified(rows, None if true == "all" else run.classes.index(true),
+                               None if pred == "all" else run.classes.index(pred),
+                               views.label_issue_ids(run.table("label_issues")),
+                               views.duplicate_ids(run.table("duplicates")))
+
+
+mistakes, issues, calibration = links.tabs(["Mistakes", "Label issues", "Calibration"])
+if mistakes.open:
+    with mistakes:
+        columns = st.columns(4)
+        true = links.choice("True class", "true", ["all", *classes], "all", where=columns[0])
+        pred = links.choice("Predicted class", "pred", ["all", *classes], "all", where=columns[1])
+        fold = links.choice("Fold model", "fold", ["oof", *folds], "oof", where=columns[2],
+                            help="oof = each image predicted by the fold model that did not train on it "
+                                 "(test images: by the ensemble of folds).")
+        roles = views.roles_for(fold, views.has_test_split(run.json("metrics")))
+        role = links.choice("Role", "role", roles, "val", where=columns[3],
+                            help="val = validation (out-of-fold), test = held-out test set, train = images the "
+                                 "fold model trained on (offered for one fold model, not oof, where each image "
+                                 "would appear once per other fold).")
+        wrong = runs.cached(wrong_rows, run, fold, role, true, pred)
+        total = len(run.rows(views.source_for(fold, role), role))
+        st.caption(f"**{len(wrong)}** wrong of {total} predictions ({percent(len(wrong) / max(1, total))}), "
+                   "most confidently wrong first. A confident mistake on a clean image is a model problem; on a "
+                   "badged one it is often the data.")
+        if run.table("label_issues") is None:
+            page_setup.diagnostics_missing(
+                run, "Label-issue and duplicate badges appear once the diagnostics have run.", caption=True,
+                consequence="there are no label-issue or duplicate badges")
+        cam = activation_maps.choice()
+        gallery.paged_gallery(wrong, run, per_page=24, key="wrong", cam=cam)
+
+if issues.open:
+    with issues:
+        table = run.table("label_issues")
+        if table is None:
+            page_setup.diagnostics_missing(run, "Suspected label issues appear once the diagnostics have run.",
+                                           consequence="there is no list of suspected label issues")
+        else:
+            st.caption(f"**{len(table)}** images whose given label disagrees with what models that never trained "
+                       "on them see (out of fold; the fold ensemble for test images), lowest label quality first. "
+                       "Check these before blaming the model; those in the test split affect the test metric.")
+            gallery.paged_gallery(views.label_issue_rows(table), run, per_page=24, key="issues", caption=lambda row: (
+                f"given **{row['label']}** → looks like **{row['suggested_label']}**  \n"
+                f"quality {row['quality']:.3f} · #{row['sample_id']}"
+                f"{' · test split' if row['affects_test_metric'] else ''}"))
+
+if calibration.open:
+    with calibration:
+        report = (run.json("diagnostics") or {}).get("calibration")
+        if report is None:
+            page_setup.diagnostics_missing(run, "The calibration report appears once the diagnostics have run.",
+                                           consequence="there is no calibration report")
+        else:
+            with st.columns([3, 2])[0]:
+                chart(figures.reliability(report))
+            side = "over" if report["overconfidence"] > 0 else "under"
+            st.caption(f"Mean confidence {percent(report['mean_confidence'])} vs accuracy "
+                       f"{percent(report['accuracy'])}: the model is {side}-confident. Points below the "
+                       "diagonal are bins where it is surer than it is right; marker size = images in the bin.")
+
+links.share_link()

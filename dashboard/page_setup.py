@@ -1,0 +1,66 @@
+"""What every page does first (page config, the password gate, and for a page about one run: the run picker, the
+run's status banner and the review list's count), and the banner that says why the diagnostics' output is missing.
+"""
+from __future__ import annotations
+
+import access
+import links
+import review_list
+import runs
+import streamlit as st
+from formatting import literal
+
+
+def without_run(title: str) -> None:
+    """Page config and password gate for a page that is not about one run (Experiments)."""
+    _open(title, link_keys=[])
+
+
+def for_run(title: str) -> runs.Run:
+    """Page config, password gate, run picker and status banner. Stops the page when there is nothing to
+    show, so pages can assume a run with at least one finished fold."""
+    _open(title, link_keys=["run"])
+    run = runs.pick_run()
+    if run is None:
+        st.stop()
+    st.title(title)
+    _status_banner(run)
+    review_list.sidebar(run)
+    if not run.has("predictions") or run.json("metrics") is None:
+        st.info("No fold has finished yet, so there is nothing to show. This page updates when one does.")
+        st.stop()
+    return run
+
+
+def _open(title: str, link_keys: list[str]) -> None:
+    st.set_page_config(page_title=f"{title} · foldlens", page_icon="🔬", layout="wide")
+    links.reset_link(link_keys)
+    access.gate()
+
+
+def _status_banner(run: runs.Run) -> None:
+    """What a run that is not complete shows: the folds done so far, and why it stopped."""
+    done = len(run.info.get("folds_done", []))
+    if run.status == "running":
+        st.info(f"**{run.run_id} is still training**: showing the {done} of {run.folds_planned} folds done so far. "
+                "Diagnostics appear when all folds are done.", icon=":material/hourglass_top:")
+    elif run.status == "pruned":
+        st.info(f"**This tuning trial was stopped early** ({run.error}): showing the {done} of {run.folds_planned} "
+                "folds it finished.", icon=":material/content_cut:")
+    elif run.status == "failed":
+        st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
+                 icon=":material/error:")
+
+
+def diagnostics_missing(run: runs.Run, pending: str, *, caption: bool = False,
+                        consequence: str = "this cannot be shown") -> None:
+    """Why something the diagnostics write is not there: their recorded failure with the command that reruns
+    them, or `pending` (they run after the last fold) as an info box or a caption."""
+    error = run.info.get("diagnostics_error")
+    if error:
+        st.error(f"**The diagnostics failed**, so {consequence}: {literal(error)}  \nOnce the cause is fixed, rerun "
+                 f"them without retraining: `python train_cli.py diagnose {run.run_id}`", icon=":material/error:")
+    elif caption:
+        st.caption(f":gray[{pending}]")
+    else:
+        st.info(pending, icon=":material/pending:")

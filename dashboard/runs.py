@@ -1,0 +1,145 @@
+"""The runs the dashboard reads: where they live, the sidebar's run picker, and cached reads of a run's files
+(keyed by the run's signature, so a run that changes is read again). Every dashboard module that imports `core`
+imports this one first: it puts the repository on the import path."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import streamlit as st
+from formatting import literal
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
+    sys.path.insert(0, str(REPO_ROOT))
+
+from core.store import run_store  # noqa: E402
+from core.views import tables as views  # noqa: E402
+
+NEW_RUN_HINT = "python train_cli.py --folds 5"
+STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
+               "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:"}
+
+
+def runs_dir() -> Path:
+    """`streamlit run dashboard/Home.py -- --runs-dir DIR`, else $FOLDLENS_RUNS_DIR, else ./runs."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs-dir")
+    given, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(given.runs_dir or os.environ.get("FOLDLENS_RUNS_DIR") or "runs")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A listed run plus the signature that keys every cached read of it."""
+    run_id: str
+    path: str
+    status: str
+    error: str | None
+    info: dict
+    signature: tuple
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def folds_planned(self) -> int:
+        return int(self.info.get("config", {}).get("folds", 0))
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return _table(self.path, self.signature, name)
+
+    def has(self, name: str) -> bool:
+        """Whether the run has this table yet, without reading it (predictions of 100k images: half a million
+        rows, and every cached read of a table copies it)."""
+        return (Path(self.path) / f"{name}.parquet").exists()
+
+    def json(self, name: str) -> Any:
+        return _json(self.path, self.signature, name)
+
+    def rows(self, source: str, role: str = "val") -> pd.DataFrame:
+        """Predictions of a source joined with samples (see `views.prediction_rows`)."""
+        return _rows(self.path, self.signature, tuple(self.classes), source, role)
+
+
+def run_of(entry: run_store.RunEntry) -> Run:
+    """A listed, readable run as a `Run`."""
+    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info or {},
+               run_store.run_signature(entry.path))
+
+
+# ---------------------------------------------------------------- cached reads (keyed by run_signature)
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _table(path: str, signature: tuple, name: str) -> pd.DataFrame | None:
+    return run_store.read_table(Path(path), name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _json(path: str, signature: tuple, name: str) -> Any:
+    return run_store.read_optional_json(Path(path), name)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, role: str) -> pd.DataFrame:
+    return views.prediction_rows(_table(path, signature, "predictions"), _table(path, signature, "samples"),
+                                 list(classes), source, role)
+
+
+def cached(function: Callable, run: Run, *args: Any) -> Any:
+    """Cache a page's derived view (a function of the run's tables) by run and arguments, so a rerun that
+    only changes unrelated widgets costs a dictionary lookup."""
+    return _cached_call(function.__module__, function.__qualname__, run.path, run.signature, args, _fn=function,
+                        _run=run)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _cached_call(module: str, name: str, path: str, signature: tuple, args: tuple, _fn: Callable,
+                 _run: Run) -> Any:
+    return _fn(_run, *args)
+
+
+# ---------------------------------------------------------------- the run picker
+
+def pick_run() -> Run | None:
+    """The sidebar run picker. The run is the `run` URL parameter, looked up among listed runs only."""
+    folder = runs_dir()
+    entries = run_store.list_runs(folder)
+    if not entries:
+        st.title("foldlens")
+        st.info(f"No runs in `{folder}` yet. Train one, then reload this page:\n\n```\n{NEW_RUN_HINT}\n```\n"
+                "Point the dashboard at another folder with `streamlit run dashboard/Home.py -- --runs-dir DIR` "
+                "or the `FOLDLENS_RUNS_DIR` environment variable.", icon=":material/folder_open:")
+        return None
+    ids = [entry.run_id for entry in entries]
+    requested = st.query_params.get("run")
+    if requested is not None and run_store.find_run(folder, requested) is None:
+        st.warning(f"There is no run called {literal(requested[:80])} in the runs folder, so the newest run is shown. "
+                   "Pick another run in the sidebar.", icon=":material/search_off:")
+    remembered = st.session_state.get("_run")
+    if requested is None and remembered in ids:
+        # The sidebar's page links drop the URL's parameters: stay on the run the user was looking at.
+        st.query_params["run"] = st.session_state["run"] = remembered
+    elif st.session_state.get("run") not in ids:
+        st.session_state["run"] = requested if requested in ids else ids[0]
+    status = {entry.run_id: entry.status for entry in entries}
+    chosen = st.sidebar.selectbox("Run", ids, index=None, key="run", bind="query-params",
+                                  help="Runs in the runs folder, newest first.")
+    st.session_state["_run"] = chosen
+    if chosen is None:
+        st.info("Pick a run in the sidebar.", icon=":material/arrow_back:")
+        return None
+    entry = next(entry for entry in entries if entry.run_id == chosen)
+    st.sidebar.caption(f"{STATUS_ICON.get(status[chosen], '')} {status[chosen]} · created {entry.created[:16]}")
+    if entry.info is None:
+        st.title(entry.run_id)
+        st.error(f"**This run cannot be read**: {entry.error}. Other runs still work: pick one in the sidebar.",
+                 icon=":material/broken_image:")
+        return None
+    return run_of(entry)

@@ -1,0 +1,50 @@
+"""The figures the dashboard and the report share (core.views.figures), on the fixture runs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from dashboard_fixtures import COMPLETE, runs_dir  # noqa: F401  (session fixture)
+
+from core.store import run_store
+from core.views import figures
+from core.views import tables as views
+
+
+def test_a_class_keeps_its_colour_and_many_classes_still_get_distinct_ones() -> None:
+    three = figures.class_colors(["a", "b", "c"])
+    assert figures.class_colors(["a", "b"]) == {"a": three["a"], "b": three["b"]}   # by index in the class order
+    for n in (4, 12, 40):   # D3, Alphabet, a Turbo sample
+        assert len(set(figures.class_colors([f"c{i}" for i in range(n)]).values())) == n
+    assert figures.category_colors("correct", ["a"]) == figures.OUTCOME_COLORS
+    assert figures.category_colors("role", ["a"]) == figures.ROLE_COLORS
+
+
+def test_the_confusion_matrix_takes_clicks_only_when_asked(runs_dir) -> None:  # noqa: F811
+    metrics = run_store.read_json(runs_dir / COMPLETE / "metrics.json")
+    classes = metrics["classes"]
+    static = figures.confusion_heatmap(metrics, classes, "oof")
+    assert [trace.type for trace in static.data] == ["heatmap"] and static.data[0].zmax == 1
+    heatmap, cells = figures.confusion_heatmap(metrics, classes, "oof", share=False, clickable=True).data
+    assert heatmap.hoverinfo == "skip" and len(cells.x) == len(classes) ** 2
+    true, pred, images = np.asarray(cells.customdata).T
+    assert list(true[:2]) == [0, 0] and list(pred[:2]) == [0, 1]   # row by row: [true, predicted, images]
+    assert images.sum() == np.asarray(heatmap.z).sum()
+
+
+def test_learning_curves_draw_a_panel_per_metric_and_one_fold_bold(runs_dir) -> None:  # noqa: F811
+    history = run_store.read_table(runs_dir / COMPLETE, "history")
+    both = figures.learning_curves(history, ["loss", "balanced_accuracy"])
+    assert {trace.xaxis for trace in both.data} == {"x", "x2"}
+    one = figures.learning_curves(history, ["loss"], highlight="1")
+    widths = {trace.name: trace.line.width for trace in one.data if trace.name.endswith("fold 1")}
+    assert widths == {"train fold 1": 3, "val fold 1": 3}
+
+
+def test_the_report_look_changes_the_template_not_what_is_drawn(runs_dir) -> None:  # noqa: F811
+    classes = ["class_a", "class_b", "class_c", "class_d"]
+    samples = run_store.read_table(runs_dir / COMPLETE, "samples")
+    figure = figures.class_count_bars(views.class_counts(samples, classes), classes)
+    before = json.loads(figure.to_json())["data"]
+    assert figures.static(figure).layout.template.layout.paper_bgcolor == "white"
+    assert json.loads(figure.to_json())["data"] == before
