@@ -20,7 +20,7 @@ from use_fixtures import tiny_runs  # noqa: F401  (session fixture)
 
 import train_cli
 from bench.browser_harness import free_port
-from core.delivery import predict, serve
+from core.delivery import predict, serve, serve_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,9 @@ def test_predict_answers_every_image_of_a_request_like_the_cli_path(client, ense
     expected = predict.classify(ensemble, [predict.decode(data) for data in images.values()])
     for row, probs in zip(answer["predictions"], expected):
         got = [row["probabilities"][c] for c in ensemble.classes]
-        np.testing.assert_allclose(got, probs, atol=1e-6)
+        # the server forwards one image at a time on a CPU, the CLI path all three together: float32 kernels for
+        # other batch shapes sum in another order, so the last digits differ (4e-6 seen here)
+        np.testing.assert_allclose(got, probs, atol=2e-5)
         assert row["prediction"] == ensemble.classes[int(np.argmax(probs))] and row["top"][0]["label"] == row[
             "prediction"]
 
@@ -127,16 +129,16 @@ def test_a_token_is_required_and_checked_when_set(ensemble, tiny_runs):  # noqa:
 
 
 def test_a_public_address_needs_a_token(tiny_runs, capsys, monkeypatch):  # noqa: F811
-    monkeypatch.delenv(serve.TOKEN_ENV, raising=False)
+    monkeypatch.delenv(serve_settings.TOKEN_ENV, raising=False)
     run = tiny_runs["head"]
     assert train_cli.main(["serve", run.name, "--host", "0.0.0.0", "--runs-dir", str(run.parent)]) == 2
-    assert serve.TOKEN_ENV in capsys.readouterr().err
+    assert serve_settings.TOKEN_ENV in capsys.readouterr().err
 
 
 def test_a_real_uvicorn_process_serves_valid_and_hostile_requests(tiny_runs):  # noqa: F811
     run = tiny_runs["finetune"]
     port = free_port()
-    env = {**os.environ, serve.TOKEN_ENV: "tok"}
+    env = {**os.environ, serve_settings.TOKEN_ENV: "tok"}
     command = [sys.executable, "train_cli.py", "serve", run.name, "--port", str(port), "--runs-dir", str(run.parent),
                "--max-file-mb", "0.1", "--max-files", "2"]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
