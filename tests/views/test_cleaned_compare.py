@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from run.test_pipeline import TINY  # tests/ is on the path (its conftest), tests/run is not
+from explain_fixtures import TINY
 
 import train_cli
 from core.data import cleaning
