@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -51,7 +53,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels,
                                                                      zero_division=np.nan)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
@@ -76,8 +78,97 @@ def ensemble_table(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFram
                             mean[columns].to_numpy(), "ensemble", None, "test", classes)
 
 
+@dataclass(frozen=True)
+class IntervalSettings:
+    """95% intervals of the held-out metrics: exact binomial for a proportion, a seeded bootstrap over images for
+    the metrics that average classes."""
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    chunk_cells: int = 2_000_000   # resampled labels held at once (resamples x images), to bound memory
+
+    def describe(self) -> str:
+        return (f"{self.confidence:.0%} intervals: accuracy and per-class recall exact binomial (Clopper-Pearson); "
+                f"balanced accuracy and macro F1 percentile bootstrap over images ({self.resamples} resamples, "
+                f"seed {self.seed})")
+
+
+def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -> list[float] | None:
+    """Exact (Clopper-Pearson) interval of a proportion; None without trials."""
+    if trials == 0:
+        return None
+    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def _class_counts(label_index: np.ndarray, weights: np.ndarray, picks: np.ndarray,
+                  n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample (rows of `picks`) and class: the sum of `weights` and the count of images, by bincount (no
+    loop over resamples)."""
+    offset = np.arange(len(picks))[:, None] * n_classes
+    cells = (label_index[picks] + offset).ravel()
+    size = len(picks) * n_classes
+    summed = np.bincount(cells, weights=weights[picks].ravel(), minlength=size).reshape(len(picks), n_classes)
+    return summed, np.bincount(cells, minlength=size).reshape(len(picks), n_classes)
+
+
+def resampled_recalls(label_index: np.ndarray, correct: np.ndarray, picks: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per resample (rows of `picks`) and class: recall; NaN for a class absent from that resample."""
+    hits, seen = _class_counts(label_index, correct, picks, n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, hits / seen, np.nan)
+
+
+def _bootstrap_draws(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                     settings: IntervalSettings) -> dict[str, np.ndarray]:
+    """Balanced accuracy and macro F1 of each bootstrap resample, as scikit-learn computes them (balanced accuracy:
+    mean recall over the classes present; macro F1: over the classes present in truth or prediction, 0 for one
+    never right)."""
+    rng = np.random.default_rng(settings.seed)
+    correct = (y_true == y_pred).astype(float)
+    rows = max(1, settings.chunk_cells // max(1, len(y_true)))
+    draws: dict[str, list] = {"balanced_accuracy": [], "macro_f1": []}
+    for start in range(0, settings.resamples, rows):
+        picks = rng.integers(0, len(y_true), (min(rows, settings.resamples - start), len(y_true)))
+        hits, support = _class_counts(y_true, correct, picks, n_classes)
+        _, predicted = _class_counts(y_pred, correct, picks, n_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws["balanced_accuracy"].append(np.nanmean(np.where(support > 0, hits / support, np.nan), axis=1))
+            draws["macro_f1"].append(np.nanmean(np.where(support + predicted > 0,
+                                                         2 * hits / (support + predicted), np.nan), axis=1))
+    return {key: np.concatenate(parts) for key, parts in draws.items()}
+
+
+def metric_intervals(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
+                     settings: IntervalSettings | None = None) -> dict:
+    """The intervals stored beside held-out metrics: [low, high] per headline metric and per class's recall (None
+    for a class with no image)."""
+    settings = settings or IntervalSettings()
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    correct = y_true == y_pred
+    tail = (1 - settings.confidence) / 2
+    out = {"confidence": settings.confidence, "method": settings.describe(),
+           "accuracy": proportion_interval(correct.sum(), len(y_true), settings.confidence)}
+    if len(y_true):
+        for key, values in _bootstrap_draws(y_true, y_pred, len(classes), settings).items():
+            out[key] = [float(v) for v in np.quantile(values, [tail, 1 - tail])]
+    else:
+        out.update(balanced_accuracy=None, macro_f1=None)
+    out["recall"] = {name: proportion_interval(correct[y_true == i].sum(), (y_true == i).sum(), settings.confidence)
+                     for i, name in enumerate(classes)}
+    return out
+
+
+def _held_out(rows: pd.DataFrame, classes: list[str]) -> dict:
+    """Metrics of held-out predictions with their intervals."""
+    metrics = _metrics_of(rows, classes)
+    metrics["intervals"] = metric_intervals(rows.label.to_numpy(), rows.pred.to_numpy(), classes)
+    return metrics
+
+
 def compute_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict:
-    """metrics.json: per fold and role, pooled out-of-fold, ensemble, summary over folds, gaps."""
+    """metrics.json: per fold and role, pooled out-of-fold and ensemble (each with 95% intervals), summary over
+    folds, gaps."""
     folds = predictions[predictions.model != "ensemble"]
     per_fold = {str(int(fold)): {role: _metrics_of(rows, classes) for role, rows in part.groupby("role")}
                 for fold, part in folds.groupby("fold")}
@@ -93,6 +184,6 @@ def compute_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict:
     oof = folds[folds.role == "val"]
     ensemble = predictions[predictions.model == "ensemble"]
     return {"classes": classes, "folds": per_fold,
-            "oof": {"val": _metrics_of(oof, classes)} if not oof.empty else {},
-            "ensemble": {"test": _metrics_of(ensemble, classes)} if not ensemble.empty else {},
+            "oof": {"val": _held_out(oof, classes)} if not oof.empty else {},
+            "ensemble": {"test": _held_out(ensemble, classes)} if not ensemble.empty else {},
             "summary": summary, "gaps": gaps}

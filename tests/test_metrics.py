@@ -3,7 +3,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.evaluate import classification_metrics, compute_metrics, ensemble_table, prediction_table
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from core.evaluate import (
+    IntervalSettings,
+    _bootstrap_draws,
+    classification_metrics,
+    compute_metrics,
+    ensemble_table,
+    metric_intervals,
+    prediction_table,
+    proportion_interval,
+)
 
 CLASSES = ["cat", "dog"]
 
@@ -58,3 +69,56 @@ def test_per_sample_loss_is_minus_log_probability_of_the_given_label():
     table = rows("fold0", 0, "val", [1], [0.25])
     assert table.loss.iloc[0] == pytest.approx(np.log(4))
     assert table.confidence.iloc[0] == pytest.approx(0.75)
+
+
+def test_a_proportion_gets_the_exact_clopper_pearson_interval():
+    # 0 of 10: the upper bound solves (1 - p)^10 = 0.025; 10 of 10 mirrors it; 2 of 12 from published tables
+    assert proportion_interval(0, 10) == pytest.approx([0.0, 1 - 0.025 ** (1 / 10)])
+    assert proportion_interval(10, 10) == pytest.approx([0.025 ** (1 / 10), 1.0])
+    assert proportion_interval(2, 12) == pytest.approx([0.0209, 0.4841], abs=5e-5)
+    assert proportion_interval(0, 0) is None
+
+
+def test_each_bootstrap_resample_scores_balanced_accuracy_and_macro_f1_as_scikit_learn_does():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 40)
+    predicted = np.where(rng.random(40) < 0.6, truth, rng.integers(0, 4, 40))   # class 3 only ever predicted
+    settings = IntervalSettings(resamples=7, seed=5)
+    draws = _bootstrap_draws(truth, predicted, 4, settings)
+    picks = np.random.default_rng(5).integers(0, 40, (7, 40))
+    assert draws["balanced_accuracy"] == pytest.approx([balanced_accuracy_score(truth[p], predicted[p]) for p in picks])
+    assert draws["macro_f1"] == pytest.approx([f1_score(truth[p], predicted[p], average="macro", zero_division=0)
+                                               for p in picks])
+
+
+def test_a_small_chunk_gives_the_same_resamples_as_one_large_one():
+    truth = np.array([0, 0, 1, 1, 1, 2, 2, 0, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 2, 1, 0, 1, 2])
+    whole = metric_intervals(truth, predicted, ["a", "b", "c"], IntervalSettings(resamples=50))
+    chunked = metric_intervals(truth, predicted, ["a", "b", "c"], IntervalSettings(resamples=50, chunk_cells=30))
+    assert whole["balanced_accuracy"] == chunked["balanced_accuracy"]
+
+
+def test_intervals_hold_the_point_estimate_and_shrink_with_more_images():
+    truth = np.tile([0, 0, 0, 1], 25)
+    predicted = np.where(np.arange(100) % 5 == 0, 1 - truth, truth)   # 80% right in each class
+    small = metric_intervals(truth[:20], predicted[:20], CLASSES)
+    large = metric_intervals(truth, predicted, CLASSES)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        low, high = large[key]
+        assert low < classification_metrics(truth, predicted, CLASSES)[key] < high
+        assert high - low < small[key][1] - small[key][0]
+    assert large["recall"]["dog"] == proportion_interval(20, 25)
+    perfect = metric_intervals(truth, truth, CLASSES)
+    assert perfect["balanced_accuracy"] == [1.0, 1.0] and perfect["accuracy"][1] == 1.0
+
+
+def test_held_out_metrics_carry_their_intervals_and_fold_metrics_do_not():
+    table = pd.concat([rows("fold0", 0, "train", [0, 1], [0.1, 0.9]), rows("fold0", 0, "val", [0, 1], [0.9, 0.9]),
+                       rows("fold0", 0, "test", [0, 1, 1], [0.2, 0.7, 0.3])])
+    metrics = compute_metrics(pd.concat([table, ensemble_table(table, CLASSES)]), CLASSES)
+    test = metrics["ensemble"]["test"]["intervals"]
+    assert test["accuracy"] == proportion_interval(2, 3)
+    assert test["recall"] == {"cat": proportion_interval(1, 1), "dog": proportion_interval(1, 2)}
+    assert metrics["oof"]["val"]["intervals"]["confidence"] == 0.95
+    assert "intervals" not in metrics["folds"]["0"]["test"]

@@ -11,30 +11,85 @@ from core.analysis.diagnostics.findings import (
     label_issue_findings,
     outlier_findings,
     overfitting_findings,
+    small_test_support_findings,
+    heldout_vs_validation_findings,
 )
 from core.analysis.diagnostics.imbalance import imbalance
 from core.analysis.diagnostics.overfitting import per_class_gaps
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.evaluate import proportion_interval
 
 TH = Thresholds()
 
 
-def _overfit(train, vals):
+def _overfit(train, vals, val_interval=None, test=None):
     gaps = [train - v for v in vals]
-    return {"train_accuracy": train, "val_accuracy": sum(vals) / len(vals), "gap_accuracy": sum(gaps) / len(gaps),
+    return {"metric": "balanced_accuracy", "train": train, "val": sum(vals) / len(vals),
+            "gap": sum(gaps) / len(gaps), "val_interval": val_interval, "test": test,
             "n_folds": len(vals), "folds_over_gap": sum(g >= TH.overfit_gap_medium for g in gaps),
             "consistent": all(g >= TH.overfit_gap_medium for g in gaps), "gap_min": min(gaps), "gap_max": max(gaps),
-            "gaps": {"train_minus_val": {"balanced_accuracy": 0.3}}}
+            "gaps": {"train_minus_val": {"accuracy": 0.3}}}
 
 
-def test_overfitting_fires_on_a_large_gap_and_says_whether_every_fold_has_it():
+def test_overfitting_judges_balanced_accuracy_and_says_whether_every_fold_has_it():
     [f] = overfitting_findings(_overfit(1.0, [0.66, 0.68, 0.67, 0.65, 0.69]), True, TH)
     assert f["severity"] == "high"
-    assert f["title"] == ("Overfitting: plain accuracy 100% on train vs 67% on validation "
-                          "(gap 33 points, consistent over 5 folds)")
+    assert f["title"] == ("Overfitting: balanced accuracy 100.0% on train vs 67.0% on validation "
+                          "(gap +33.0 pts, consistent over 5 folds)")
+    assert "plain accuracy gap +30.0 pts" in f["evidence"]
     [f] = overfitting_findings(_overfit(1.0, [0.95, 0.6, 0.6]), False, TH)
     assert "in 2 of 3 folds" in f["title"]
     assert overfitting_findings(_overfit(0.95, [0.93, 0.92, 0.94]), False, TH) == []
+
+
+def test_a_gap_whose_train_score_lies_inside_the_validation_interval_is_not_called_overfitting():
+    # 12 points of gap, but validation is so uncertain that train's score is among its plausible values
+    assert overfitting_findings(_overfit(0.80, [0.68, 0.68], val_interval=[0.50, 0.85]), False, TH) == []
+    [f] = overfitting_findings(_overfit(0.80, [0.68, 0.68], val_interval=[0.62, 0.74]), False, TH)
+    assert f["severity"] == "medium" and "above validation's 95% interval (62.0–74.0%" in f["evidence"]
+
+
+def _test(value, interval, per_class=()):
+    return {"n": 60, "value": value, "interval": interval, "fold_mean": value + 0.03, "per_class": list(per_class)}
+
+
+def test_a_test_score_outside_the_validation_interval_is_a_finding_and_one_inside_is_not():
+    drop = _overfit(0.9, [0.80, 0.81], val_interval=[0.75, 0.86], test=_test(0.62, [0.50, 0.73]))
+    [f] = heldout_vs_validation_findings(drop)
+    assert f["severity"] == "medium"
+    assert f["title"] == ("Test balanced accuracy 62.0% is below validation's interval 75.0–86.0% "
+                          "(-18.5 pts from validation)")
+    assert "62.0% (95% interval 50.0–73.0%) on 60 held-out images" in f["evidence"]
+    assert "fold models' mean on test is 65.0%" in f["evidence"]
+    assert heldout_vs_validation_findings({**drop, "test": _test(0.78, [0.66, 0.88])}) == []
+    assert heldout_vs_validation_findings({**drop, "test": None}) == []
+    assert heldout_vs_validation_findings({**drop, "val_interval": None}) == []   # a run from before intervals
+    [f] = heldout_vs_validation_findings({**drop, "test": _test(0.95, [0.90, 0.99])})
+    assert f["severity"] == "low" and " above " in f["title"]
+
+
+def _recall(name, hits, support):
+    return {"class": name, "support": support, "recall": hits / support,
+            "interval": proportion_interval(hits, support)}
+
+
+def test_classes_with_too_few_test_images_are_one_finding_naming_the_worst_and_counting_the_rest():
+    per_class = [_recall("big", 180, 200), _recall("C", 2, 12), _recall("D", 3, 6), _recall("E", 5, 10),
+                 _recall("F", 8, 16), _recall("G", 1, 3)]
+    o = _overfit(0.9, [0.8], test=_test(0.8, [0.7, 0.9], per_class))
+    [f] = small_test_support_findings(o, TH)
+    # widest interval first: 3 images of G, 6 of D, 10 of E; C and F are counted, big is precise enough
+    assert f["title"] == "Too few test images to judge G, D, E and 2 more"
+    assert f["evidence"].startswith("3 test images of G: recall 33.3%, interval 0.8–90.6%; 6 test images of D")
+    assert f["target"]["params"] == {"class": "G"}
+    precise = _overfit(0.9, [0.8], test=_test(0.8, [0.7, 0.9], [_recall("big", 180, 200)]))
+    assert small_test_support_findings(precise, TH) == []
+    assert small_test_support_findings(_overfit(0.9, [0.8]), TH) == []
+
+
+def test_the_issue_example_twelve_test_images_of_a_class_read_as_an_interval():
+    [f] = small_test_support_findings(_overfit(0.9, [0.8], test=_test(0.6, [0.5, 0.7], [_recall("C", 2, 12)])), TH)
+    assert f["evidence"].startswith("12 test images of C: recall 16.7%, interval 2.1–48.4%.")
 
 
 def _oof(confusion, classes):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.numbers import interval, metric_name, percent, points, with_interval
 
 SEVERITIES = ("high", "medium", "low", "info")
 PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare", "Slices")
@@ -35,23 +36,77 @@ def _level(value: float, medium: float, high: float, low: float | None = None) -
     return "low" if low is not None and value >= low else None
 
 
+def _inside(value: float, bounds: list[float] | None) -> bool:
+    """Whether a value lies inside an interval; without one (an older run), nothing is judged inside."""
+    return bounds is not None and bounds[0] <= value <= bounds[1]
+
+
 def overfitting_findings(o: dict, groups_used: bool, th: Thresholds) -> list[dict]:
-    gap = o["gap_accuracy"]
+    """Train against validation on the headline metric; a gap whose train score lies inside validation's interval
+    is one chance alone can make, so it is not called memorisation."""
+    gap, name = o["gap"], metric_name(o["metric"])
     severity = _level(gap, th.overfit_gap_medium, th.overfit_gap_high)
-    if severity is None:
+    if severity is None or _inside(o["train"], o["val_interval"]):
         return []
     spread = (f"consistent over {o['n_folds']} folds" if o["consistent"]
               else f"in {o['folds_over_gap']} of {o['n_folds']} folds")
     why = (" Folds are grouped, so validation measures groups the model has never seen." if groups_used else "")
+    beyond = (f"; train lies above validation's 95% interval ({interval(o['val_interval'])}, pooled out-of-fold), "
+              f"so chance alone does not explain the gap" if o["val_interval"] else "")
     return [finding(
         "overfitting", severity,
-        f"Overfitting: plain accuracy {o['train_accuracy']:.0%} on train vs {o['val_accuracy']:.0%} on validation "
-        f"(gap {gap * 100:.0f} points, {spread})",
-        f"Mean plain accuracy (share of images right) {o['train_accuracy']:.1%} on train against "
-        f"{o['val_accuracy']:.1%} on validation; "
-        f"the per-fold gap ranges from {o['gap_min'] * 100:.0f} to {o['gap_max'] * 100:.0f} points "
-        f"(balanced accuracy gap {o['gaps']['train_minus_val']['balanced_accuracy'] * 100:.0f}).{why}",
+        f"Overfitting: {name} {percent(o['train'])} on train vs {percent(o['val'])} on validation "
+        f"(gap {points(gap)}, {spread})",
+        f"Mean {name} {percent(o['train'])} on train against {percent(o['val'])} on validation{beyond}; "
+        f"the per-fold gap ranges from {points(o['gap_min'])} to {points(o['gap_max'])} "
+        f"(plain accuracy gap {points(o['gaps']['train_minus_val']['accuracy'])}).{why}",
         "Overfitting")]
+
+
+def heldout_vs_validation_findings(o: dict) -> list[dict]:
+    """The test ensemble outside validation's interval: the cross-validated numbers do not carry over to the
+    held-out split."""
+    test, bounds = o["test"], o["val_interval"]
+    if test is None or bounds is None or _inside(test["value"], bounds):
+        return []
+    name = metric_name(o["metric"])
+    below = test["value"] < bounds[0]
+    fold_mean = (f"; the fold models' mean on test is {percent(test['fold_mean'])}"
+                 if test["fold_mean"] is not None else "")
+    return [finding(
+        "test-outside-validation", "medium" if below else "low",
+        f"Test {name} {percent(test['value'])} is {'below' if below else 'above'} validation's interval "
+        f"{interval(bounds)} ({points(test['value'] - o['val'])} from validation)",
+        f"The test ensemble (what predict and serve use) scores {with_interval(test['value'], test['interval'])} on "
+        f"{_count(test['n'], 'held-out image')}{fold_mean}; validation scores {percent(o['val'])} (mean over folds; "
+        f"95% interval {interval(bounds)}, pooled out-of-fold). "
+        + ("Validation promises more than the test split delivers: look for near-duplicates or groups shared "
+           "across folds but not with test (Data page), a test split that differs from the folds, or a best "
+           "epoch chosen on validation." if below else
+           "The test split scores better than validation: a test split easier than the folds, or a small one.")
+        + " A test interval that overlaps validation's means the test split alone may be too small to tell.",
+        "Overfitting")]
+
+
+def small_test_support_findings(o: dict, th: Thresholds) -> list[dict]:
+    """One finding for the classes whose test recall is too uncertain to judge (interval wider than the threshold),
+    widest first, naming a few and counting the rest."""
+    rows = [r for r in (o["test"] or {}).get("per_class", [])
+            if r["interval"] is not None and r["interval"][1] - r["interval"][0] > th.test_class_interval_width]
+    if not rows:
+        return []
+    rows.sort(key=lambda r: r["interval"][0] - r["interval"][1])
+    named = rows[:th.test_classes_named]
+    more = f" and {len(rows) - len(named)} more" if len(rows) > len(named) else ""
+    listed = "; ".join(f"{_count(r['support'], 'test image')} of {r['class']}: recall {percent(r['recall'])}, "
+                       f"interval {interval(r['interval'])}" for r in named)
+    return [finding(
+        "test-support", "low",
+        f"Too few test images to judge {', '.join(r['class'] for r in named)}{more}",
+        f"{listed}{more}. With so few images a class's test recall moves by tens of points between splits (95% "
+        f"interval, exact binomial, wider than {th.test_class_interval_width * 100:.0f} points): judge these "
+        f"classes on their out-of-fold validation recall, or hold out more of their images.",
+        "Classes", **{"class": named[0]["class"]})]
 
 
 def class_findings(imb: dict, th: Thresholds) -> list[dict]:
@@ -250,7 +305,9 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
     groups_used = bool(diag["groups_used"])
     class_list = class_findings(diag["imbalance"], th)
     failing = {f["target"]["params"]["class"] for f in class_list if f["id"].startswith("class-fails:")}
-    found = (overfitting_findings(diag["overfitting"], groups_used, th) + class_list
+    found = (overfitting_findings(diag["overfitting"], groups_used, th)
+             + heldout_vs_validation_findings(diag["overfitting"])
+             + small_test_support_findings(diag["overfitting"], th) + class_list
              + confusion_findings(diag["confusion"]["oof"], failing, th)
              + calibration_findings(diag["calibration"], th)
              + label_issue_findings(diag["label_issues"], th)
@@ -265,7 +322,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
         o = diag["overfitting"]
         found.append(finding(
             "all-clear", "info", "No problems found",
-            f"Validation plain accuracy {o['val_accuracy']:.0%} (train {o['train_accuracy']:.0%}); no overfitting gap, "
+            f"Validation {metric_name(o['metric'])} {percent(o['val'])} (train {percent(o['train'])}); no overfitting gap, "
             f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
     return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level
 

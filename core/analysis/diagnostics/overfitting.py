@@ -7,6 +7,8 @@ import pandas as pd
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.evaluate import HEADLINE
 
+METRIC = "balanced_accuracy"   # the headline metric: what every front shows first, and what findings judge
+
 
 def _folds(metrics: dict) -> list[str]:
     return sorted(metrics["folds"], key=int)
@@ -56,6 +58,20 @@ def best_vs_last(history: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def held_out_test(metrics: dict) -> dict | None:
+    """The test ensemble (what predict and serve use) on the headline metric, with its interval, the fold models'
+    mean beside it, and each class's test recall with its interval; None without a test split."""
+    test = metrics.get("ensemble", {}).get("test")
+    if not test:
+        return None
+    intervals = test.get("intervals", {})
+    return {"n": test["n"], "value": test[METRIC], "interval": intervals.get(METRIC),
+            "fold_mean": metrics["summary"].get("test", {}).get(METRIC, {}).get("mean"),
+            "per_class": [{"class": name, "support": stats["support"], "recall": stats["recall"],
+                           "interval": intervals.get("recall", {}).get(name)}
+                          for name, stats in test["per_class"].items()]}
+
+
 def overfitting(metrics: dict, history: pd.DataFrame, th: Thresholds) -> dict:
     per_fold = []
     for k in _folds(metrics):
@@ -66,12 +82,16 @@ def overfitting(metrics: dict, history: pd.DataFrame, th: Thresholds) -> dict:
             row[f"val_{key}"] = roles["val"][key]
             row[f"gap_{key}"] = roles["train"][key] - roles["val"][key]
         per_fold.append(row)
-    gaps = np.array([row["gap_accuracy"] for row in per_fold])
+    gaps = np.array([row[f"gap_{METRIC}"] for row in per_fold])
     # consistent = the gap is past the medium threshold in every fold, not carried by one bad fold
     return {
-        "train_accuracy": metrics["summary"]["train"]["accuracy"]["mean"],
-        "val_accuracy": metrics["summary"]["val"]["accuracy"]["mean"],
-        "gap_accuracy": metrics["gaps"]["train_minus_val"]["accuracy"],
+        "metric": METRIC,
+        "train": metrics["summary"]["train"][METRIC]["mean"],
+        "val": metrics["summary"]["val"][METRIC]["mean"],
+        "gap": metrics["gaps"]["train_minus_val"][METRIC],
+        # pooled out-of-fold: a train score inside it is a gap chance alone can make
+        "val_interval": metrics.get("oof", {}).get("val", {}).get("intervals", {}).get(METRIC),
+        "test": held_out_test(metrics),
         "gaps": metrics["gaps"],
         "n_folds": len(per_fold),
         "folds_over_gap": int((gaps >= th.overfit_gap_medium).sum()),

@@ -9,9 +9,13 @@ from core.config import NEAR_DUPLICATE_SIMILARITY
 
 @dataclass(frozen=True)
 class Thresholds:
-    # overfitting: train minus validation accuracy (fold means), as a fraction
+    # overfitting: train minus validation balanced accuracy (fold means), as a fraction; a gap whose train score
+    # lies inside validation's 95% interval is not reported
     overfit_gap_medium: float = 0.10
     overfit_gap_high: float = 0.20
+    # test split: a class whose test recall interval (95%, exact binomial) is wider than this is too small to judge
+    test_class_interval_width: float = 0.30
+    test_classes_named: int = 3           # such classes named in the finding, widest interval first
     # classes: out-of-fold recall below these means the class fails
     class_recall_medium: float = 0.50
     class_recall_high: float = 0.25
