@@ -2,7 +2,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from core.evaluate import (

@@ -7,12 +7,12 @@ from core.analysis.diagnostics.findings import (
     class_findings,
     duplicate_findings,
     finding,
+    heldout_vs_validation_findings,
     label_conflict_findings,
     label_issue_findings,
     outlier_findings,
     overfitting_findings,
     small_test_support_findings,
-    heldout_vs_validation_findings,
 )
 from core.analysis.diagnostics.imbalance import imbalance
 from core.analysis.diagnostics.overfitting import per_class_gaps
