@@ -8,7 +8,6 @@ split. See docs/run-format.md ("Experiments") and the README ("Tuning").
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -21,6 +20,7 @@ import pandas as pd
 
 from core.config import RunConfig, command_line
 from core.errors import UserError
+from core.numbers import metric_name, percent, significant
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import StopRun, complete_run, reference_splits, start_run
 from core.store import run_store as store
@@ -203,7 +203,7 @@ class Study:
                 trial.report(running_mean, step=len(values))
                 prune = len(values) < cfg.folds and trial.should_prune()  # a finished trial is not cut short
             if prune:
-                raise PrunedRun(f"pruned by study {self.name}: running mean {running_mean:.3f} after "
+                raise PrunedRun(f"pruned by study {self.name}: running mean {percent(running_mean)} after "
                                 f"{len(values)} folds is below the median of earlier trials at that point")
 
         try:
@@ -222,7 +222,8 @@ class Study:
         value = _objective(store.read_json(run_dir / "metrics.json"), self.metric)
         with self.lock:
             self.study.tell(trial, value)
-        self.log(f"trial {trial.number}: {self.metric} {value:.3f} ({run_dir.name}, {params})")
+        self.log(f"trial {trial.number}: {metric_name(self.metric)} {percent(value)} ({run_dir.name}, "
+                 f"{rounded(params)})")
 
     def optimize(self, n_trials: int, executor: FoldExecutor | None = None, max_concurrent: int = 1) -> None:
         """Run trials until the study has `n_trials` finished ones. Concurrent trials (threads in this process,
@@ -269,7 +270,7 @@ class Study:
         best = self.study.best_trial
         document = store.read_json(self.folder / "experiment.json")
         previous = document.get("best") or {}
-        command = command_line(dataclasses.replace(self.cfg, **best.params, name="best"), always=best.params)
+        command = suggested_command(self.cfg, best.params)
         result = {"trial": best.number, "value": best.value, "params": best.params,
                   "trial_run_id": best.user_attrs.get("run_id"), "command": command,
                   "test_run_id": previous.get("test_run_id") if previous.get("trial") == best.number else None}
@@ -300,17 +301,28 @@ class Study:
         store.write_json(self.folder / "experiment.json", document)
 
 
+def rounded(params: dict) -> dict:
+    """Searched floats to 3 significant digits, as printed: the search cannot tell --lr 0.0022881136684755237
+    from 0.00229, and a person copies what it prints."""
+    return {name: significant(value) if isinstance(value, float) else value for name, value in params.items()}
+
+
+def suggested_command(cfg: RunConfig, params: dict) -> str:
+    """The command that trains the best setting, rounded as printed."""
+    rounded_params = rounded(params)
+    return command_line(dataclasses.replace(cfg, **rounded_params, name="best"), always=rounded_params)
+
+
 def format_best(best: dict | None, metric: str) -> str:
     if best is None:
         return "no trial completed, so there is no best setting yet"
-    lines = [f"best trial {best['trial']}: validation {metric} {best['value']:.3f} (mean over folds; optimistic, "
-             f"since it was selected as the best of many)", f"  settings: {best['params']}",
+    name = metric_name(metric)
+    lines = [(f"best trial {best['trial']}: validation {name} {percent(best['value'])} (mean over folds; "
+              f"optimistic, since it was selected as the best of many)"), f"  settings: {rounded(best['params'])}",
              f"  its run: {best['trial_run_id']}"]
     test = best.get("test")
     if test:
-        value = test["ensemble"]
-        lines.append(f"  {test['label']}: ensemble {metric} "
-                     f"{'-' if value is None or math.isnan(value) else f'{value:.3f}'} (run {best['test_run_id']})")
+        lines.append(f"  {test['label']}: ensemble {name} {percent(test['ensemble'])} (run {best['test_run_id']})")
     lines.append(f"train it with:\n  {best['command']}")
     return "\n".join(lines)
 
