@@ -8,7 +8,7 @@ MISSING = "–"
 
 
 def _missing(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or math.isnan(value)   # math.isnan takes numpy's floats too (float32 is no float)
 
 
 def percent(value: float | None) -> str:

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
+from core.numbers import percent
 
-
-def percent(value: float | None) -> str:
-    return "–" if value is None or np.isnan(value) else f"{100 * value:.1f}%"
+__all__ = ["literal", "percent"]   # percent: the one metric language of core.numbers, for the pages
 
 
 def literal(text: str) -> str:

@@ -50,25 +50,28 @@ def test_a_summary_without_a_diagnostics_failure_says_nothing_about_them(tmp_pat
     assert "diagnostics failed" not in capsys.readouterr().out
 
 
-def test_the_summary_names_the_metric_of_every_number_and_shows_the_plain_accuracy_the_findings_quote(tmp_path,
-                                                                                                         capsys):
-    """The table is balanced accuracy; the overfitting finding quotes plain accuracy: both are in the summary,
-    labelled, so the finding's numbers can be found in the table above it."""
+def test_the_summary_names_the_metric_of_every_number_and_headlines_the_ensemble_with_its_interval(tmp_path,
+                                                                                                   capsys):
+    """Percentages with one decimal, gaps in points; the test ensemble (what predict and serve use) with its 95%
+    interval and the fold mean beside it; the overfitting finding quotes balanced accuracy, the table's metric."""
     run = make_synthetic_run(tmp_path / "runs", "20250101-000000-z", 200, 3, 5, 16, seed=5)
     metrics = run_store.read_json(run / "metrics.json")
     train_cli.print_run_summary(run)
     lines = capsys.readouterr().out.splitlines()
-    plain = lines.index("plain accuracy        train     val    test")
-    assert lines[plain + 1].split()[3:5] == [f"{100 * metrics['summary'][r]['accuracy']['mean']:4.1f}±"
-                                            f"{100 * metrics['summary'][r]['accuracy']['std']:.0f}"
-                                            for r in ("train", "val")]
+    plain = next(i for i, line in enumerate(lines) if line.startswith("plain accuracy"))
+    assert lines[plain + 1].split()[3:6] == [f"{100 * metrics['summary']['train']['accuracy']['mean']:.1f}%", "±",
+                                            f"{100 * metrics['summary']['train']['accuracy']['std']:.1f}"]
+    ensemble = metrics["ensemble"]["test"]
+    low, high = ensemble["intervals"]["balanced_accuracy"]
+    assert (f"  test ensemble (what predict and serve use): {100 * ensemble['balanced_accuracy']:.1f}%, 95% interval "
+            f"{100 * low:.1f}–{100 * high:.1f}%; fold models' mean "
+            f"{100 * metrics['summary']['test']['balanced_accuracy']['mean']:.1f}%") in lines
     gap = metrics["gaps"]["train_minus_val"]
-    assert (f"gap train minus val: {100 * gap['balanced_accuracy']:+.1f} points balanced accuracy, "
-            f"{100 * gap['accuracy']:+.1f} points plain accuracy") in lines
+    assert (f"gap train minus val: {100 * gap['balanced_accuracy']:+.1f} pts balanced accuracy, "
+            f"{100 * gap['accuracy']:+.1f} pts plain accuracy") in lines
     [overfitting] = [line for line in lines if "Overfitting:" in line]
-    assert (f"plain accuracy {metrics['summary']['train']['accuracy']['mean']:.0%} on train vs "
-            f"{metrics['summary']['val']['accuracy']['mean']:.0%} on validation") in overfitting
-
+    assert (f"balanced accuracy {100 * metrics['summary']['train']['balanced_accuracy']['mean']:.1f}% on train vs "
+            f"{100 * metrics['summary']['val']['balanced_accuracy']['mean']:.1f}% on validation") in overfitting
 
 def test_a_mistyped_command_is_one_line_with_the_nearest_command(capsys):
     assert train_cli.main(["reprot", "some-run"]) == 2

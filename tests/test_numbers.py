@@ -36,3 +36,8 @@ def test_a_fold_spread_and_a_metric_name():
                                                  (123456.0, 123000.0), (-0.0123456, -0.0123), (0.0, 0.0)])
 def test_significant_keeps_three_significant_digits(value, expected):
     assert significant(value) == expected
+
+
+def test_numpy_values_read_like_python_ones():
+    import numpy as np
+    assert percent(np.float32(0.5)) == "50.0%" and percent(np.float64("nan")) == "–"

@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from core.evaluate import HEADLINE
+from core.numbers import interval, metric_name, percent, points, spread
 
 ROLES = ("train", "val", "test")
 COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
@@ -19,9 +20,17 @@ COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
 
 # ---------------------------------------------------------------- overview
 
+def _bounds(held_out: dict, key: str) -> tuple[float, float]:
+    bounds = held_out.get("intervals", {}).get(key)
+    return (bounds[0], bounds[1]) if bounds else (np.nan, np.nan)
+
+
 def headline_table(metrics: dict) -> pd.DataFrame:
-    """One row per headline metric: mean and std per role, and the train-minus gaps."""
+    """One row per headline metric: mean and std per role over fold models, the train-minus gaps, the test
+    ensemble (what predict and serve use) with its 95% interval, and validation's interval (pooled out-of-fold)."""
     rows = []
+    ensemble = metrics.get("ensemble", {}).get("test", {})
+    oof = metrics.get("oof", {}).get("val", {})
     for key in HEADLINE:
         row = {"metric": key}
         for role in ROLES:
@@ -30,8 +39,49 @@ def headline_table(metrics: dict) -> pd.DataFrame:
             row[f"{role}_std"] = stats["std"] if stats else np.nan
         for gap in ("train_minus_val", "train_minus_test"):
             row[gap] = metrics.get("gaps", {}).get(gap, {}).get(key, np.nan)
+        row["val_low"], row["val_high"] = _bounds(oof, key)
+        row["test_ensemble"] = ensemble.get(key, np.nan)
+        row["test_low"], row["test_high"] = _bounds(ensemble, key)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gap_text(gap: float, train: float, high: float) -> str:
+    """A train-minus gap in points, saying when train lies inside the held-out side's interval: a gap chance alone
+    can make is not evidence of memorising."""
+    if np.isnan(gap):
+        return "–"
+    return points(gap) + (" (within the interval)" if not np.isnan(high) and train <= high else "")
+
+
+def headline_cards(metrics: dict) -> list[dict]:
+    """Per headline metric, the text of its card: the test ensemble with its interval and the fold models' mean
+    beside it (validation mean ± std when there is no test split), then validation, train and the gaps."""
+    cards = []
+    for row in headline_table(metrics).itertuples():
+        name = metric_name(row.metric)
+        val_interval = "" if np.isnan(row.val_low) else f"interval {interval([row.val_low, row.val_high])}"
+        gaps = f"gap train−val **{gap_text(row.train_minus_val, row.train_mean, row.val_high)}**"
+        if not np.isnan(row.test_ensemble):
+            gaps += f" · train−test **{gap_text(row.train_minus_test, row.train_mean, row.test_high)}**"
+            cards.append({
+                "metric": row.metric, "title": f"Test {name}", "value": percent(row.test_ensemble),
+                "lines": [f"95% interval {interval([row.test_low, row.test_high])} · fold models' mean "
+                          f"{percent(row.test_mean)}",
+                          f"validation **{spread(row.val_mean, row.val_std)}**"
+                          + (f" ({val_interval})" if val_interval else "") + f" · train {percent(row.train_mean)}",
+                          gaps],
+                "help": "The test ensemble (mean probability of the fold models), which `predict` and `serve` use, "
+                        "on the held-out test split, with its 95% interval; beside it, the mean of the fold "
+                        "models each on the test split."})
+        else:
+            cards.append({
+                "metric": row.metric, "title": f"Validation {name}", "value": spread(row.val_mean, row.val_std),
+                "lines": ["no test split" + (f" · validation {val_interval}" if val_interval else ""),
+                          f"train {percent(row.train_mean)}", gaps],
+                "help": "Mean ± standard deviation over folds of each fold model on its own validation fold; the "
+                        "95% interval is of the pooled out-of-fold predictions."})
+    return cards
 
 
 def has_test_split(metrics: dict) -> bool:

@@ -10,7 +10,6 @@ import page_setup
 import runs
 import streamlit as st
 from charts import chart
-from formatting import percent
 
 from core.views import figures
 from core.views import tables as views
@@ -39,19 +38,12 @@ download.download_button("Download report", data=report_builder(run), file_name=
                               "classes, curves, the map, mistakes, label issues and leakage. Its sections link "
                               "back to this dashboard.")
 
-# Headline cards: validation (out-of-fold) mean ± std, with train, test and the gaps beside them.
-headline = views.headline_table(metrics).set_index("metric")
-has_test = views.has_test_split(metrics)
-for column, key in zip(st.columns(3), views.HEADLINE):
-    row = headline.loc[key]
+# Headline cards: the test ensemble (what predict and serve use) with its interval and the fold mean beside it;
+# validation, train and the gaps under it.
+for column, card in zip(st.columns(3), views.headline_cards(metrics)):
     with column.container(border=True):
-        st.metric(f"Validation {key.replace('_', ' ')}", f"{percent(row.val_mean)} ± {100 * row.val_std:.1f}",
-                  help="Mean ± standard deviation over folds of each fold model on its own validation fold.")
-        test = f"test **{percent(row.test_mean)}**" if has_test else "no test split"
-        gaps = f"gap train−val **{100 * row.train_minus_val:+.1f}** pts"
-        if has_test:
-            gaps += f" · train−test **{100 * row.train_minus_test:+.1f}** pts"
-        st.markdown(f"train **{percent(row.train_mean)}** · {test}  \n{gaps}")
+        st.metric(card["title"], card["value"], help=card["help"])
+        st.markdown("  \n".join(card["lines"]))
 
 left, right = st.columns([3, 2], gap="large")
 with left:
