@@ -66,8 +66,8 @@ def headline_cards(metrics: dict) -> list[dict]:
             gaps += f" · train−test **{gap_text(row.train_minus_test, row.train_mean, row.test_high)}**"
             cards.append({
                 "metric": row.metric, "title": f"Test {name}", "value": percent(row.test_ensemble),
-                "lines": [f"95% interval {interval([row.test_low, row.test_high])} · fold models' mean "
-                          f"{percent(row.test_mean)}",
+                "lines": [("" if np.isnan(row.test_low) else f"95% interval {interval([row.test_low, row.test_high])} · ")
+                          + f"fold models' mean {percent(row.test_mean)}",
                           f"validation **{spread(row.val_mean, row.val_std)}**"
                           + (f" ({val_interval})" if val_interval else "") + f" · train {percent(row.train_mean)}",
                           gaps],

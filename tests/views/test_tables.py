@@ -149,3 +149,45 @@ def test_an_experiments_runs_table_shows_each_runs_own_status_and_the_remedies_n
     # a baseline that was created but did not finish reads as its run does; one not created yet is planned
     assert experiment_runs(experiment, {"b": "failed"}).status.iloc[0] == "failed"
     assert experiment_runs({**experiment, "baseline": None}, {}).status.iloc[0] == "planned"
+
+
+def _headline_metrics(test: bool) -> dict:
+    """metrics.json's headline parts for two folds: train 95%, validation 70% ± 5, test fold mean 62%, ensemble
+    58.3% (the issue's numbers: Home must headline what predict and serve use)."""
+    def roles(val: float, test_value: float) -> dict:
+        return {"train": 0.95, "val": val, **({"test": test_value} if test else {})}
+    summary = {role: {key: {"mean": value, "std": 0.05 if role == "val" else 0.01} for key in views.HEADLINE}
+               for role, value in roles(0.70, 0.62).items()}
+    intervals = {key: [0.60, 0.79] for key in views.HEADLINE}
+    metrics = {"summary": summary, "oof": {"val": {"intervals": intervals}},
+               "gaps": {f"train_minus_{r}": {key: 0.95 - summary[r][key]["mean"] for key in views.HEADLINE}
+                        for r in ("val", "test") if r in summary}}
+    if test:
+        metrics["ensemble"] = {"test": {"n": 60, **{key: 0.583 for key in views.HEADLINE},
+                                        "intervals": {key: [0.45, 0.96] for key in views.HEADLINE}}}
+    return metrics
+
+
+def test_home_headlines_the_test_ensemble_with_its_interval_and_the_fold_mean_beside_it() -> None:
+    card = views.headline_cards(_headline_metrics(test=True))[1]
+    assert (card["title"], card["value"]) == ("Test balanced accuracy", "58.3%")
+    assert card["lines"][0] == "95% interval 45.0–96.0% · fold models' mean 62.0%"
+    assert card["lines"][1] == "validation **70.0% ± 5.0** (interval 60.0–79.0%) · train 95.0%"
+    # train 95% is above validation's interval (a gap) but inside the wide test interval (not judged)
+    assert card["lines"][2] == "gap train−val **+25.0 pts** · train−test **+33.0 pts (within the interval)**"
+
+
+def test_without_a_test_split_home_headlines_validation_and_says_so() -> None:
+    card = views.headline_cards(_headline_metrics(test=False))[0]
+    assert (card["title"], card["value"]) == ("Validation accuracy", "70.0% ± 5.0")
+    assert card["lines"][0] == "no test split · validation interval 60.0–79.0%"
+    assert "nan" not in " ".join(card["lines"])
+
+
+def test_a_run_from_before_intervals_shows_its_numbers_without_them() -> None:
+    metrics = _headline_metrics(test=True)
+    del metrics["oof"], metrics["ensemble"]["test"]["intervals"]
+    card = views.headline_cards(metrics)[0]
+    assert card["lines"][0] == "fold models' mean 62.0%"
+    assert card["lines"][1] == "validation **70.0% ± 5.0** · train 95.0%"
+    assert "within" not in card["lines"][2]
