@@ -73,8 +73,10 @@ def test_page_renders(dashboard_env, page: str | None, run: str) -> None:
 def test_home_shows_headline_findings_and_counts(dashboard_env) -> None:
     app = open_page(None, run=COMPLETE)
     labels = [m.label for m in app.metric]
-    assert labels == ["Validation accuracy", "Validation balanced accuracy", "Validation macro f1"]
-    assert all("±" in m.value for m in app.metric)
+    # the test ensemble (what predict and serve use) is the headline, its interval and the fold mean beside it
+    assert labels == ["Test accuracy", "Test balanced accuracy", "Test macro f1"]
+    assert all(m.value.endswith("%") for m in app.metric)
+    assert "fold models' mean" in texts(app) and "95% interval" in texts(app)
     assert "Overfitting" in texts(app) and "Findings" in [h.value for h in app.subheader]
 
 
