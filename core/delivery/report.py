@@ -21,6 +21,7 @@ from PIL import Image
 from core.config import default_cache_dir
 from core.data.thumbnails import image_path, thumbnail
 from core.evaluate import HEADLINE
+from core.numbers import interval, percent, spread, with_interval
 from core.store import run_store as store
 from core.views import tables as views
 from core.views.maps import map_coords
@@ -96,16 +97,12 @@ class Thumbnails:
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _pct(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.1f}%"
-
-
 def prediction_card(row: pd.Series, thumbs: Thumbnails) -> dict:
     """A gallery item for a prediction row (views.prediction_rows / views.misclassified)."""
     badges = [text for column, text in (("label_issue", "suspected label issue"), ("duplicate", "duplicate"))
               if row.get(column, False)]
     return {"src": thumbs(row["path"]), "path": row["path"], "title": f"{row['true_name']} → {row['pred_name']}",
-            "detail": f"{_pct(row['confidence'])} confident · {row['role']} · #{int(row['sample_id'])}",
+            "detail": f"{percent(row['confidence'])} confident · {row['role']} · #{int(row['sample_id'])}",
             "badges": badges}
 
 
@@ -132,31 +129,39 @@ def pair_card(pair: pd.Series, thumbs: Thumbnails) -> dict:
 # ---------------------------------------------------------------- tables
 
 def headline_rows(metrics: dict) -> list[dict]:
-    """Per headline metric: validation mean ± std over folds, train, test, and both gaps, as display text."""
-    table = views.headline_table(metrics)
+    """Per headline metric, as display text: the test ensemble with its 95% interval and the fold models' mean on
+    test; validation mean ± std over folds with its interval (pooled out-of-fold); train; both gaps in points,
+    marked when train lies inside the held-out interval."""
     rows = []
-    for row in table.itertuples():
+    for row in views.headline_table(metrics).itertuples():
+        test_interval = [row.test_low, row.test_high] if not np.isnan(row.test_low) else None
+        val_interval = "" if np.isnan(row.val_low) else f" ({interval([row.val_low, row.val_high])})"
         rows.append({"metric": row.metric.replace("_", " "),
-                     "val": f"{_pct(row.val_mean)} ± {100 * row.val_std:.1f}",
-                     "train": f"{_pct(row.train_mean)} ± {100 * row.train_std:.1f}",
-                     "test": "–" if np.isnan(row.test_mean) else f"{_pct(row.test_mean)} ± {100 * row.test_std:.1f}",
-                     "gap_val": f"{100 * row.train_minus_val:+.1f}",
-                     "gap_test": "–" if np.isnan(row.train_minus_test) else f"{100 * row.train_minus_test:+.1f}"})
+                     "test": with_interval(row.test_ensemble, test_interval),
+                     "test_folds": percent(row.test_mean),
+                     "val": spread(row.val_mean, row.val_std) + val_interval,
+                     "train": spread(row.train_mean, row.train_std),
+                     "gap_val": views.gap_text(row.train_minus_val, row.train_mean, row.val_high),
+                     "gap_test": views.gap_text(row.train_minus_test, row.train_mean, row.test_high)})
     return rows
 
 
 def per_class_rows(metrics: dict, classes: list[str]) -> list[dict]:
     """Per class: validation precision, recall and F1 (mean ± std over folds), pooled support, and the
-    test-ensemble recall when there is a test split."""
-    spread = views.per_class_spread(metrics, classes).set_index(["class", "score"])
-    test = metrics.get("ensemble", {}).get("test", {}).get("per_class", {})
+    test-ensemble recall with its 95% interval (exact binomial) and support when there is a test split."""
+    spread_table = views.per_class_spread(metrics, classes).set_index(["class", "score"])
+    test = metrics.get("ensemble", {}).get("test", {})
+    recall_intervals = test.get("intervals", {}).get("recall", {})
     rows = []
     for name in classes:
-        row = {"class": name, "support": int(spread.loc[(name, "recall"), "support"])}
+        row = {"class": name, "support": int(spread_table.loc[(name, "recall"), "support"])}
         for score in ("precision", "recall", "f1"):
-            mean, std = spread.loc[(name, score), "mean"], spread.loc[(name, score), "std"]
-            row[score] = "–" if np.isnan(mean) else f"{_pct(mean)} ± {100 * std:.1f}"
-        row["test_recall"] = _pct(test[name]["recall"]) if name in test else "–"
+            mean, std = spread_table.loc[(name, score), "mean"], spread_table.loc[(name, score), "std"]
+            row[score] = "–" if np.isnan(mean) else spread(mean, std)
+        stats = test.get("per_class", {}).get(name)
+        row["test_recall"] = "–" if not stats else (
+            f"{percent(stats['recall'])} of {stats['support']}"
+            + (f" ({interval(recall_intervals[name])})" if recall_intervals.get(name) else ""))
         rows.append(row)
     return rows
 
@@ -175,7 +180,7 @@ def method_notes(info: dict, metrics: dict) -> list[str]:
     grouped = dataset.get("groups_used")
     notes = []
     if views.has_test_split(metrics):
-        notes.append(f"First, {_pct(dataset.get('test_share', config.get('test_size')))} of the images were held "
+        notes.append(f"First, {percent(dataset.get('test_share', config.get('test_size')))} of the images were held "
                      "out as a test split (stratified by class"
                      + (", whole groups at a time" if grouped else "") + "). The test split plays no part in "
                      "training or in any choice; it is only predicted at the end.")
@@ -198,8 +203,15 @@ def method_notes(info: dict, metrics: dict) -> list[str]:
     if views.has_test_split(metrics):
         notes.append("Test numbers per fold are each fold model on the test split; the test ensemble is the mean "
                      "probability of all fold models, which is also what `train_cli.py predict` and `serve` use.")
-    notes.append("Gaps are train minus validation (or test) of the fold means, in percentage points: a large gap "
-                 "means the models memorise their training images.")
+    if (metrics.get("ensemble", {}).get("test") or {}).get("intervals"):
+        notes.append("Every held-out number comes with a 95% interval: exact binomial (Clopper-Pearson) for plain "
+                     "accuracy and each class's recall, a percentile bootstrap over images for balanced accuracy and "
+                     "macro F1. A class with few test images has a wide interval: its test recall alone says "
+                     "little.")
+    notes.append("Gaps are train minus validation (or test) of the fold means, in percentage points. A gap whose "
+                 "train score lies inside the held-out interval is marked “within the interval”: chance alone can "
+                 "make it, so it is not evidence that the models memorise their training images; a gap beyond it "
+                 "is.")
     return notes
 
 
@@ -350,8 +362,10 @@ def _ensemble_line(metrics: dict) -> str | None:
     test = metrics.get("ensemble", {}).get("test")
     if not test:
         return None
-    return (f"Test ensemble (mean probability of the fold models, {test['n']} held-out images): "
-            + ", ".join(f"{key.replace('_', ' ')} {_pct(test[key])}" for key in HEADLINE) + ".")
+    intervals = test.get("intervals", {})
+    return (f"Test ensemble (mean probability of the fold models, what predict and serve use; {test['n']} held-out "
+            "images): " + ", ".join(f"{key.replace('_', ' ')} {with_interval(test[key], intervals.get(key))}"
+                                    for key in HEADLINE) + ".")
 
 
 def render_report(context: dict) -> str:

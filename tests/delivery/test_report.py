@@ -85,6 +85,31 @@ def test_method_notes_say_how_the_splits_were_made(runs_dir):  # noqa: F811
     assert "21.0% of the images were held out" in notes and "all images of one group" in notes
 
 
+def test_the_headline_is_the_ensemble_with_its_interval_and_no_gap_inside_an_interval_is_called_memorising(
+        runs_dir):  # noqa: F811
+    metrics = run_store.read_json(runs_dir / COMPLETE / "metrics.json")
+    ensemble = metrics["ensemble"]["test"]
+    low, high = ensemble["intervals"]["balanced_accuracy"]
+    [row] = [r for r in report.headline_rows(metrics) if r["metric"] == "balanced accuracy"]
+    assert row["test"] == (f"{100 * ensemble['balanced_accuracy']:.1f}% (95% interval "
+                           f"{100 * low:.1f}–{100 * high:.1f}%)")
+    assert row["test_folds"] == f"{100 * metrics['summary']['test']['balanced_accuracy']['mean']:.1f}%"
+    assert row["gap_val"].endswith(" pts") or row["gap_val"].endswith("(within the interval)")
+    # the same gap with the held-out interval made wide enough to hold train: marked, not called memorising
+    wide = {**metrics, "oof": {"val": {**metrics["oof"]["val"], "intervals": {
+        **metrics["oof"]["val"]["intervals"], "balanced_accuracy": [0.0, 1.0]}}}}
+    [row] = [r for r in report.headline_rows(wide) if r["metric"] == "balanced accuracy"]
+    assert row["gap_val"].endswith("pts (within the interval)")
+    info = run_store.read_json(runs_dir / COMPLETE / "run.json")
+    notes = " ".join(report.method_notes(info, metrics))
+    assert "95% interval" in notes and "not evidence that the models memorise" in notes
+    classes = metrics["classes"]
+    test_recall = report.per_class_rows(metrics, classes)[0]["test_recall"]
+    stats, bounds = ensemble["per_class"][classes[0]], ensemble["intervals"]["recall"][classes[0]]
+    assert test_recall == (f"{100 * stats['recall']:.1f}% of {stats['support']} "
+                           f"({100 * bounds[0]:.1f}–{100 * bounds[1]:.1f}%)")
+
+
 def hostile_run(runs_dir: Path) -> Path:
     """A synthetic run whose first class name and one file name are HTML, and one skipped file too."""
     run = make_synthetic_run(runs_dir, "20250201-000000-hostile", 90, 3, 3, 8, seed=5, diagnostics=False)
