@@ -29,6 +29,13 @@ def interval(bounds: list[float] | tuple[float, float] | None) -> str:
     return f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
+def points_interval(low: float | None, high: float | None) -> str:
+    """A 95% interval of a difference: (-0.012, 0.034) -> '-1.2 to +3.4 pts'."""
+    if _missing(low) or _missing(high):
+        return MISSING
+    return f"{100 * low:+.1f} to {100 * high:+.1f} pts"
+
+
 def with_interval(value: float | None, bounds: list[float] | tuple[float, float] | None) -> str:
     """'16.7% (95% interval 2.1–48.4%)', or the value alone when there is no interval."""
     if bounds is None or _missing(value):

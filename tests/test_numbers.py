@@ -3,7 +3,16 @@ import math
 
 import pytest
 
-from core.numbers import interval, metric_name, percent, points, significant, spread, with_interval
+from core.numbers import (
+    interval,
+    metric_name,
+    percent,
+    points,
+    points_interval,
+    significant,
+    spread,
+    with_interval,
+)
 
 
 def test_a_metric_is_a_percentage_with_one_decimal_and_a_missing_one_a_dash():
@@ -17,6 +26,8 @@ def test_a_difference_is_signed_points():
     assert points(-0.184) == "-18.4 pts"
     assert points(0.0) == "+0.0 pts"
     assert points(None) == "–"
+    assert points_interval(-0.012, 0.034) == "-1.2 to +3.4 pts"
+    assert points_interval(None, 0.1) == "–"
 
 
 def test_an_interval_and_a_value_with_its_interval():

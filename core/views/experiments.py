@@ -9,6 +9,7 @@ import pandas as pd
 
 from core.experiments.learning_curve import power_law
 from core.experiments.remedies import remedy_named
+from core.numbers import percent, points, points_interval
 from core.store import run_store as store
 
 OVERALL = "balanced_accuracy"
@@ -49,6 +50,21 @@ def forest_rows(effects: pd.DataFrame, metric: str) -> pd.DataFrame:
     for column in ("difference", "low", "high"):
         frame[column] = 100 * frame[column].astype(float)
     return frame.assign(minus=lambda f: f.difference - f.low, plus=lambda f: f.high - f.difference)
+
+
+def effects_view(effects: pd.DataFrame) -> pd.DataFrame:
+    """The effects table as shown: scores as percentages, differences and their 95% intervals in points (the
+    language `remedies` prints), one row per remedy and metric."""
+    return pd.DataFrame({
+        "remedy": effects.remedy, "metric": effects.metric.map(metric_label), "folds": effects.n_folds,
+        "baseline (validation)": effects.baseline_mean.map(percent),
+        "remedy (validation)": effects.remedy_mean.map(percent),
+        "difference": effects.difference_mean.map(points),
+        "95% interval": [points_interval(lo, hi) for lo, hi in zip(effects.ci_low, effects.ci_high)],
+        "verdict": effects.verdict,
+        "test ensemble difference": effects.test_difference.map(points),
+        "test 95% interval": [points_interval(lo, hi) for lo, hi in zip(effects.test_ci_low, effects.test_ci_high)],
+        "test verdict": effects.test_verdict})
 
 
 def curve_points(table: pd.DataFrame) -> pd.DataFrame:
@@ -97,11 +113,13 @@ def experiment_runs(experiment: dict, run_status: Mapping[str, str]) -> pd.DataF
 
 
 def trials_view(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials table as shown: settings as columns without the param_ prefix, best score first."""
+    """The trials table as shown: settings as columns without the param_ prefix, best score first, scores as
+    percentages."""
     if trials is None or trials.empty:
         return pd.DataFrame()
     shown = trials.rename(columns=lambda c: c.removeprefix("param_"))
-    return shown.sort_values(["value", "number"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    shown = shown.sort_values(["value", "number"], ascending=[False, True], na_position="last").reset_index(drop=True)
+    return shown.assign(value=shown["value"].map(percent))
 
 
 def study_url(experiment: dict) -> str:

@@ -10,6 +10,7 @@ import runs
 import streamlit as st
 from charts import chart
 
+from core.numbers import metric_name, percent
 from core.store import run_store
 from core.views import experiments as views
 
@@ -69,7 +70,7 @@ def remedies_view() -> None:
             for note in notes:
                 if note["validation_images_left_out"]:
                     st.caption(f"**{note['remedy']}** compared on {note['compared_on']}.")
-            st.dataframe(effects, hide_index=True, width="stretch")
+            st.dataframe(views.effects_view(effects), hide_index=True, width="stretch")
     with curve_tab:
         table = views.read_experiment_table(experiment, "learning_curve")
         fit = views.read_experiment_json(experiment, "learning_curve_fit")
@@ -104,16 +105,15 @@ def tune_view() -> None:
     from optuna import visualization
 
     best = experiment.get("best")
-    st.caption(f"Optuna study optimising mean validation {experiment['metric']} over folds "
+    st.caption(f"Optuna study optimising mean validation {metric_name(experiment['metric'])} over folds "
                f"({experiment['train_mode']} mode); {experiment.get('trials', 0)} trials finished. "
                f"Status: {experiment['status']}.")
     if best:
-        st.markdown(f"**Best trial {best['trial']}**: validation {experiment['metric']} {best['value']:.3f}. "
+        metric = metric_name(experiment["metric"])
+        st.markdown(f"**Best trial {best['trial']}**: validation {metric} {percent(best['value'])}. "
                     "This score is optimistic: it is the best of many tries on the same folds.")
         if best.get("test"):
-            value = best["test"]["ensemble"]
-            st.markdown(f"**{best['test']['label']}**: ensemble {experiment['metric']} "
-                        f"{'-' if value is None else f'{value:.3f}'}.")
+            st.markdown(f"**{best['test']['label']}**: ensemble {metric} {percent(best['test']['ensemble'])}.")
         st.code(best["command"], language="bash", wrap_lines=True)
         run_link(best.get("trial_run_id"), f"best trial's run: {best.get('trial_run_id')}")
         run_link(best.get("test_run_id"), f"test evaluation run: {best.get('test_run_id')}")
