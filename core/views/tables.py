@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from core.evaluate import HEADLINE
-from core.numbers import interval, metric_name, percent, points, spread
+from core.numbers import interval, metric_name, percent, points, spread, with_interval
 
 ROLES = ("train", "val", "test")
 COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
@@ -395,6 +395,29 @@ def compare_headline(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
             row[f"gap {key}"] = table.at[key, "train_minus_val"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def compare_headline_rows(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Runs as rows, as text in the one metric language: per headline metric, validation mean ± std over folds,
+    the test ensemble with its 95% interval, and the train−val gap in points."""
+    rows = []
+    for run_id, metrics in metrics_by_run.items():
+        row = {"run": run_id}
+        for r in headline_table(metrics).itertuples():
+            name = metric_name(r.metric)
+            row[f"validation {name}"] = spread(r.val_mean, r.val_std)
+            if has_test_split(metrics):
+                bounds = None if np.isnan(r.test_low) else [r.test_low, r.test_high]
+                row[f"test {name} (ensemble)"] = with_interval(r.test_ensemble, bounds)
+            row[f"gap train−val {name}"] = gap_text(r.train_minus_val, r.train_mean, r.val_high)
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("–")   # a run without a test split beside one with
+
+
+def as_percentages(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """`frame` with `columns` written as percentages with one decimal and named in words."""
+    columns = list(columns)
+    return frame.assign(**{c: frame[c].map(percent) for c in columns}).rename(columns=metric_name)
 
 
 def compare_recall(metrics_by_run: dict[str, dict]) -> pd.DataFrame:

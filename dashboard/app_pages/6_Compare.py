@@ -9,8 +9,8 @@ import runs
 import streamlit as st
 import tiles
 from charts import chart
-from formatting import percent
 
+from core.numbers import spread
 from core.store import run_store
 from core.views import cleaned_compare
 from core.views import tables as views
@@ -56,13 +56,11 @@ if pairs:
                "run changed, each predicted by a fold model that did not train on it.", icon=":material/balance:")
     scores = cleaned_compare.unchanged_scores(changes, source.rows("oof"), cleaned.rows("oof"), source.run_id,
                                               cleaned.run_id)
-    st.dataframe(scores.set_index("run"), width="stretch", column_config={
-        key: st.column_config.NumberColumn(format="percent") for key in views.HEADLINE})
+    st.dataframe(views.as_percentages(scores, views.HEADLINE).set_index("run"), width="stretch")
     left, right = st.columns([3, 2], gap="large")
     with left:
         per_class = cleaned_compare.per_class_side_by_side({r.run_id: r.json("metrics") for r in (source, cleaned)})
-        per_class["recall"] = [percent(m) + ("" if std != std else f" ± {100 * std:.0f}")
-                               for m, std in zip(per_class["mean"], per_class["std"])]
+        per_class["recall"] = [spread(m, std) for m, std in zip(per_class["mean"], per_class["std"])]
         st.dataframe(per_class.pivot(index="class", columns="run", values="recall"), width="stretch")
         st.caption("Per-class validation recall, mean ± std over folds (each run on its own labels).")
     with right:
@@ -79,9 +77,7 @@ if pairs:
 
 headline = views.compare_headline(metrics)
 st.subheader("Headline metrics")
-shown = headline.set_index("run")
-st.dataframe(shown, width="stretch", column_config={
-    column: st.column_config.NumberColumn(format="percent") for column in shown.columns})
+st.dataframe(views.compare_headline_rows(metrics).set_index("run"), width="stretch")
 long = headline.melt(id_vars="run", value_vars=[f"val {k}" for k in views.HEADLINE], var_name="metric")
 errors = headline.melt(id_vars="run", value_vars=[f"val {k} std" for k in views.HEADLINE])["value"]
 figure = px.bar(long.assign(std=errors.to_numpy()), x="metric", y="value", color="run", barmode="group",

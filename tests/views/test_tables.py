@@ -191,3 +191,18 @@ def test_a_run_from_before_intervals_shows_its_numbers_without_them() -> None:
     assert card["lines"][0] == "fold models' mean 62.0%"
     assert card["lines"][1] == "validation **70.0% ± 5.0** · train 95.0%"
     assert "within" not in card["lines"][2]
+
+
+def test_compare_writes_every_run_in_one_metric_language() -> None:
+    rows = views.compare_headline_rows({"a": _headline_metrics(test=True), "b": _headline_metrics(test=False)})
+    a, b = rows.set_index("run").to_dict("index").values()
+    assert a["validation balanced accuracy"] == "70.0% ± 5.0"
+    assert a["test balanced accuracy (ensemble)"] == "58.3% (95% interval 45.0–96.0%)"
+    assert a["gap train−val balanced accuracy"] == "+25.0 pts"
+    assert b["test balanced accuracy (ensemble)"] == "–"   # no test split: a dash, not nan
+
+
+def test_scores_as_percentages_are_named_in_words() -> None:
+    frame = pd.DataFrame({"run": ["a"], "images": [12], "balanced_accuracy": [0.80444]})
+    shown = views.as_percentages(frame, ["balanced_accuracy"])
+    assert shown.to_dict("records") == [{"run": "a", "images": 12, "balanced accuracy": "80.4%"}]
