@@ -186,6 +186,9 @@ def test_compare_two_runs(dashboard_env) -> None:
     app.multiselect(key="with").set_value([OTHER]).run()
     assert "Headline metrics" in [h.value for h in app.subheader]
     assert "Confusion difference" in [h.value for h in app.subheader]
+    headline = app.dataframe[0].value
+    assert list(headline.index) == [COMPLETE, OTHER]
+    assert all(cell.endswith("%") for cell in headline["validation balanced accuracy"].str.split(" ± ").str[0])
 
 
 def test_password_gate(dashboard_env) -> None:
