@@ -81,7 +81,7 @@ def test_classes_with_too_few_test_images_are_one_finding_naming_the_worst_and_c
     # widest interval first: 3 images of G, 6 of D, 10 of E; C and F are counted, big is precise enough
     assert f["title"] == "Too few test images to judge G, D, E and 2 more"
     assert f["evidence"].startswith("3 test images of G: recall 33.3%, interval 0.8–90.6%; 6 test images of D")
-    assert f["target"]["params"] == {"class": "G"}
+    assert f["target"]["params"] == {"class": "G"} and f["severity"] == "info"
     precise = _overfit(0.9, [0.8], test=_test(0.8, [0.7, 0.9], [_recall("big", 180, 200)]))
     assert small_test_support_findings(precise, TH) == []
     assert small_test_support_findings(_overfit(0.9, [0.8]), TH) == []

@@ -100,8 +100,8 @@ def small_test_support_findings(o: dict, th: Thresholds) -> list[dict]:
     more = f" and {len(rows) - len(named)} more" if len(rows) > len(named) else ""
     listed = "; ".join(f"{_count(r['support'], 'test image')} of {r['class']}: recall {percent(r['recall'])}, "
                        f"interval {interval(r['interval'])}" for r in named)
-    return [finding(
-        "test-support", "low",
+    return [finding(   # info: it is about how well the test split measures, not about the model
+        "test-support", "info",
         f"Too few test images to judge {', '.join(r['class'] for r in named)}{more}",
         f"{listed}{more}. With so few images a class's test recall moves by tens of points between splits (95% "
         f"interval, exact binomial, wider than {th.test_class_interval_width * 100:.0f} points): judge these "
