@@ -10,7 +10,7 @@ import streamlit as st
 import tiles
 from charts import chart
 
-from core.numbers import spread
+from core.numbers import metric_name, spread
 from core.store import run_store
 from core.views import cleaned_compare
 from core.views import tables as views
@@ -80,10 +80,11 @@ st.subheader("Headline metrics")
 st.dataframe(views.compare_headline_rows(metrics).set_index("run"), width="stretch")
 long = headline.melt(id_vars="run", value_vars=[f"val {k}" for k in views.HEADLINE], var_name="metric")
 errors = headline.melt(id_vars="run", value_vars=[f"val {k} std" for k in views.HEADLINE])["value"]
+long["metric"] = long["metric"].str.removeprefix("val ").map(metric_name)
 figure = px.bar(long.assign(std=errors.to_numpy()), x="metric", y="value", color="run", barmode="group",
                 error_y="std", title="Validation (out-of-fold) metrics: mean ± std over folds",
                 labels={"value": "score", "metric": ""})
-figure.update_layout(yaxis_tickformat=".0%", height=380)
+figure.update_layout(yaxis_tickformat=".0%", yaxis_hoverformat=".1%", height=380)
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -92,7 +93,7 @@ with right:
     recall = views.compare_recall(metrics)
     figure = px.bar(recall, x="class", y="recall", color="run", barmode="group", hover_data=["support"],
                     title="Per-class validation recall (pooled out-of-fold)")
-    figure.update_layout(yaxis_tickformat=".0%", height=380)
+    figure.update_layout(yaxis_tickformat=".0%", yaxis_hoverformat=".1%", height=380)
     chart(figure)
 
 st.subheader("Confusion difference")
