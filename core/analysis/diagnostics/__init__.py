@@ -31,7 +31,8 @@ from core.analysis.diagnostics.thresholds import Thresholds
 from core.analysis.diagnostics.umap_maps import umap_maps
 from core.store import run_store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2            # diagnostics.json; 2: "overfitting" judges balanced accuracy and carries intervals
+FINDINGS_SCHEMA_VERSION = 1   # findings.json
 BACKBONE = "backbone"
 
 
@@ -114,7 +115,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["seconds"] = seconds
 
     found = findings(diag, th)
-    document = {"schema_version": SCHEMA_VERSION, "thresholds": th.to_dict(), "findings": found}
+    document = {"schema_version": FINDINGS_SCHEMA_VERSION, "thresholds": th.to_dict(), "findings": found}
     run_store.write_parquet(run.run_dir / "umap.parquet", maps)
     run_store.write_parquet(run.run_dir / "label_issues.parquet", issues)
     run_store.write_parquet(run.run_dir / "duplicates.parquet", pairs)
