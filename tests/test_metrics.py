@@ -13,6 +13,7 @@ from core.evaluate import (
     metric_intervals,
     prediction_table,
     proportion_interval,
+    resample_scores,
 )
 
 CLASSES = ["cat", "dog"]
@@ -78,16 +79,24 @@ def test_a_proportion_gets_the_exact_clopper_pearson_interval():
     assert proportion_interval(0, 0) is None
 
 
-def test_each_bootstrap_resample_scores_balanced_accuracy_and_macro_f1_as_scikit_learn_does():
+def test_each_resample_of_confusion_counts_scores_balanced_accuracy_and_macro_f1_as_scikit_learn_does():
     rng = np.random.default_rng(3)
-    truth = rng.integers(0, 3, 40)
-    predicted = np.where(rng.random(40) < 0.6, truth, rng.integers(0, 4, 40))   # class 3 only ever predicted
-    settings = IntervalSettings(resamples=7, seed=5)
-    draws = _bootstrap_draws(truth, predicted, 4, settings)
-    picks = np.random.default_rng(5).integers(0, 40, (7, 40))
-    assert draws["balanced_accuracy"] == pytest.approx([balanced_accuracy_score(truth[p], predicted[p]) for p in picks])
-    assert draws["macro_f1"] == pytest.approx([f1_score(truth[p], predicted[p], average="macro", zero_division=0)
-                                               for p in picks])
+    true_of, pred_of = np.array([0, 0, 1, 1, 2, 2, 0]), np.array([0, 1, 1, 3, 2, 0, 3])   # class 3 only predicted
+    counts = rng.integers(0, 5, (6, len(true_of)))
+    counts[0, true_of == 2] = 0                     # a resample without any image of class 2
+    scores = resample_scores(counts, true_of, pred_of, 4)
+    for row, draw in enumerate(counts):
+        truth, predicted = np.repeat(true_of, draw), np.repeat(pred_of, draw)
+        assert scores["balanced_accuracy"][row] == pytest.approx(balanced_accuracy_score(truth, predicted))
+        assert scores["macro_f1"][row] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0))
+
+
+def test_the_bootstrap_draws_as_many_images_as_it_was_given_and_is_seeded():
+    truth, predicted = np.array([0, 0, 1, 1, 1, 2]), np.array([0, 1, 1, 1, 2, 2])
+    first = _bootstrap_draws(truth, predicted, 3, IntervalSettings(resamples=40, seed=1))
+    again = _bootstrap_draws(truth, predicted, 3, IntervalSettings(resamples=40, seed=1))
+    assert len(first["balanced_accuracy"]) == 40
+    np.testing.assert_array_equal(first["macro_f1"], again["macro_f1"])
 
 
 def test_a_small_chunk_gives_the_same_resamples_as_one_large_one():
