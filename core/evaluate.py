@@ -102,24 +102,6 @@ def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -
     return [float(ci.low), float(ci.high)]
 
 
-def _class_counts(label_index: np.ndarray, weights: np.ndarray, picks: np.ndarray,
-                  n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per resample (rows of `picks`) and class: the sum of `weights` and the count of images, by bincount (no
-    loop over resamples)."""
-    offset = np.arange(len(picks))[:, None] * n_classes
-    cells = (label_index[picks] + offset).ravel()
-    size = len(picks) * n_classes
-    summed = np.bincount(cells, weights=weights[picks].ravel(), minlength=size).reshape(len(picks), n_classes)
-    return summed, np.bincount(cells, minlength=size).reshape(len(picks), n_classes)
-
-
-def resampled_recalls(label_index: np.ndarray, correct: np.ndarray, picks: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per resample (rows of `picks`) and class: recall; NaN for a class absent from that resample."""
-    hits, seen = _class_counts(label_index, correct, picks, n_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(seen > 0, hits / seen, np.nan)
-
-
 def resample_scores(counts: np.ndarray, true_of: np.ndarray, pred_of: np.ndarray, n_classes: int) -> dict:
     """Balanced accuracy and macro F1 of resamples given as counts per (true, predicted) cell (rows of `counts`;
     `true_of`/`pred_of` name each column's cell), as scikit-learn computes them: balanced accuracy is the mean

@@ -14,7 +14,6 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from core.evaluate import resampled_recalls
 from core.store import run_store as store
 
 
@@ -94,6 +93,17 @@ def fold_differences(pairs: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _recall_matrix(label_index: np.ndarray, correct: np.ndarray, picks: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per resample (rows of `picks`) and class: recall; NaN for a class absent from that resample."""
+    offset = np.arange(len(picks))[:, None] * n_classes
+    cells = (label_index[picks] + offset).ravel()
+    size = len(picks) * n_classes
+    hits = np.bincount(cells, weights=correct[picks].ravel(), minlength=size).reshape(len(picks), n_classes)
+    seen = np.bincount(cells, minlength=size).reshape(len(picks), n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, hits / seen, np.nan)
+
+
 def ensemble_difference(pairs: pd.DataFrame, classes: list[str], settings: EffectSettings) -> pd.DataFrame:
     """Test-ensemble remedy minus baseline per metric, with a paired bootstrap interval over test images."""
     test = pairs[pairs.model == "ensemble"]
@@ -106,10 +116,9 @@ def ensemble_difference(pairs: pd.DataFrame, classes: list[str], settings: Effec
     # the classes present) as scikit-learn's, thousands of times faster than calling it per resample.
     label_index = pd.Categorical(labels, categories=classes).codes
     picks = np.random.default_rng(settings.seed).integers(0, len(test), (settings.test_bootstrap, len(test)))
-    delta = (resampled_recalls(label_index, (test.pred_remedy.to_numpy() == labels).astype(float), picks,
-                               len(classes))
-             - resampled_recalls(label_index, (test.pred_baseline.to_numpy() == labels).astype(float), picks,
-                                 len(classes)))
+    delta = (_recall_matrix(label_index, (test.pred_remedy.to_numpy() == labels).astype(float), picks, len(classes))
+             - _recall_matrix(label_index, (test.pred_baseline.to_numpy() == labels).astype(float), picks,
+                              len(classes)))
     with np.errstate(invalid="ignore"):
         draws = {"balanced_accuracy": np.nanmean(delta, axis=1),
                  **{f"recall:{name}": delta[:, i] for i, name in enumerate(classes)}}

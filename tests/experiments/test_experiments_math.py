@@ -13,11 +13,11 @@ from sklearn.metrics import balanced_accuracy_score, recall_score
 
 from core.config import RunConfig
 from core.errors import UserError
-from core.evaluate import resampled_recalls
 from core.experiments import remedies
 from core.experiments.effects import (
     NO_EFFECT,
     EffectSettings,
+    _recall_matrix,
     ensemble_difference,
     paired_t_interval,
     remedy_effects,
@@ -105,7 +105,7 @@ def test_bootstrap_recalls_equal_scikit_learn_on_every_resample():
     rng = np.random.default_rng(3)
     labels, predicted = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
     picks = rng.integers(0, 40, (5, 40))
-    matrix = resampled_recalls(labels, (labels == predicted).astype(float), picks, 3)
+    matrix = _recall_matrix(labels, (labels == predicted).astype(float), picks, 3)
     for row, pick in zip(matrix, picks):
         expected = recall_score(labels[pick], predicted[pick], labels=[0, 1, 2], average=None, zero_division=np.nan)
         np.testing.assert_allclose(row, expected)
