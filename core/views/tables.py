@@ -61,13 +61,13 @@ def headline_cards(metrics: dict) -> list[dict]:
     for row in headline_table(metrics).itertuples():
         name = metric_name(row.metric)
         val_interval = "" if np.isnan(row.val_low) else f"interval {interval([row.val_low, row.val_high])}"
+        test_interval = "" if np.isnan(row.test_low) else f"95% interval {interval([row.test_low, row.test_high])} · "
         gaps = f"gap train−val **{gap_text(row.train_minus_val, row.train_mean, row.val_high)}**"
         if not np.isnan(row.test_ensemble):
             gaps += f" · train−test **{gap_text(row.train_minus_test, row.train_mean, row.test_high)}**"
             cards.append({
                 "metric": row.metric, "title": f"Test {name}", "value": percent(row.test_ensemble),
-                "lines": [("" if np.isnan(row.test_low) else f"95% interval {interval([row.test_low, row.test_high])} · ")
-                          + f"fold models' mean {percent(row.test_mean)}",
+                "lines": [f"{test_interval}fold models' mean {percent(row.test_mean)}",
                           f"validation **{spread(row.val_mean, row.val_std)}**"
                           + (f" ({val_interval})" if val_interval else "") + f" · train {percent(row.train_mean)}",
                           gaps],

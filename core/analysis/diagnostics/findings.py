@@ -91,11 +91,12 @@ def heldout_vs_validation_findings(o: dict) -> list[dict]:
 def small_test_support_findings(o: dict, th: Thresholds) -> list[dict]:
     """One finding for the classes whose test recall is too uncertain to judge (interval wider than the threshold),
     widest first, naming a few and counting the rest."""
-    rows = [r for r in (o["test"] or {}).get("per_class", [])
-            if r["interval"] is not None and r["interval"][1] - r["interval"][0] > th.test_class_interval_width]
+    def width(row: dict) -> float:
+        return row["interval"][1] - row["interval"][0]
+    rows = sorted((r for r in (o["test"] or {}).get("per_class", [])
+                   if r["interval"] is not None and width(r) > th.test_class_interval_width), key=width, reverse=True)
     if not rows:
         return []
-    rows.sort(key=lambda r: r["interval"][0] - r["interval"][1])
     named = rows[:th.test_classes_named]
     more = f" and {len(rows) - len(named)} more" if len(rows) > len(named) else ""
     listed = "; ".join(f"{_count(r['support'], 'test image')} of {r['class']}: recall {percent(r['recall'])}, "
@@ -322,8 +323,8 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
         o = diag["overfitting"]
         found.append(finding(
             "all-clear", "info", "No problems found",
-            f"Validation {metric_name(o['metric'])} {percent(o['val'])} (train {percent(o['train'])}); no overfitting gap, "
-            f"failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
+            f"Validation {metric_name(o['metric'])} {percent(o['val'])} (train {percent(o['train'])}); no overfitting "
+            f"gap, failing class, poor calibration, label issue, leakage or outlier passed its threshold.", "Home"))
     return sorted(found, key=lambda f: SEVERITIES.index(f["severity"]))   # stable: keeps the order above within a level
 
 
