@@ -149,21 +149,8 @@ def headline_rows(metrics: dict) -> list[dict]:
 def per_class_rows(metrics: dict, classes: list[str]) -> list[dict]:
     """Per class: validation precision, recall and F1 (mean ± std over folds), pooled support, and the
     test-ensemble recall with its 95% interval (exact binomial) and support when there is a test split."""
-    spread_table = views.per_class_spread(metrics, classes).set_index(["class", "score"])
-    test = metrics.get("ensemble", {}).get("test", {})
-    recall_intervals = test.get("intervals", {}).get("recall", {})
-    rows = []
-    for name in classes:
-        row = {"class": name, "support": int(spread_table.loc[(name, "recall"), "support"])}
-        for score in ("precision", "recall", "f1"):
-            mean, std = spread_table.loc[(name, score), "mean"], spread_table.loc[(name, score), "std"]
-            row[score] = "–" if np.isnan(mean) else spread(mean, std)
-        stats = test.get("per_class", {}).get(name)
-        row["test_recall"] = "–" if not stats else (
-            f"{percent(stats['recall'])} of {stats['support']}"
-            + (f" ({interval(recall_intervals[name])})" if recall_intervals.get(name) else ""))
-        rows.append(row)
-    return rows
+    table = views.per_class_table(metrics, classes).rename(columns={"test recall": "test_recall"})
+    return table.to_dict("records")
 
 
 def sample_points(points: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:

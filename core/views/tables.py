@@ -203,6 +203,27 @@ def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_class_table(metrics: dict, classes: list[str]) -> pd.DataFrame:
+    """Per class, as text: validation precision, recall and F1 (mean ± std over folds, '–' where no fold defines
+    them), pooled validation support, and the test ensemble's recall of its test images with the 95% interval
+    ('–' without a test split)."""
+    spread_table = per_class_spread(metrics, classes).set_index(["class", "score"])
+    test = metrics.get("ensemble", {}).get("test", {})
+    recall_intervals = test.get("intervals", {}).get("recall", {})
+    rows = []
+    for name in classes:
+        row = {"class": name}
+        for score in ("precision", "recall", "f1"):
+            row[score] = spread(spread_table.loc[(name, score), "mean"], spread_table.loc[(name, score), "std"])
+        row["support"] = int(spread_table.loc[(name, "recall"), "support"])
+        stats = test.get("per_class", {}).get(name)
+        bounds = recall_intervals.get(name)
+        row["test recall"] = "–" if not stats or not stats["support"] else (f"{percent(stats['recall'])} of {stats['support']}"
+                                                    + (f" ({interval(bounds)})" if bounds else ""))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support", "test recall"])
+
+
 # ---------------------------------------------------------------- predictions
 
 def prediction_rows(predictions: pd.DataFrame, samples: pd.DataFrame, classes: list[str], source: str,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import activation_maps
 import gallery
 import links
-import numpy as np
 import page_setup
 import plotly.graph_objects as go
 import streamlit as st
@@ -68,15 +67,11 @@ with left:
                          height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
     chart(figure)
 with right:
-    table = spread.pivot(index="class", columns="score", values="mean").reindex(classes)
-    std = spread.pivot(index="class", columns="score", values="std").reindex(classes)
-    # NaN: no fold defines the score (the class never in validation, or never predicted)
-    shown = table.apply(lambda col: ["–" if np.isnan(m) else f"{m:.0%} ± {s:.0%}"
-                                     for m, s in zip(col, std[col.name])])
-    shown["support"] = spread.groupby("class")["support"].first().reindex(classes)
-    st.dataframe(shown[["precision", "recall", "f1", "support"]], width="stretch")
+    st.dataframe(views.per_class_table(metrics, classes).set_index("class"), width="stretch")
     st.caption("Support = validation images of the class over all folds. A wide spread means the score "
                "depends on which images landed in the fold: too few examples to trust it. A fold without "
-               "validation images (or predictions) of a class leaves its recall (precision) out.")
+               "validation images (or predictions) of a class leaves its recall (precision) out. Test recall is "
+               "the ensemble's on the class's test images, with its 95% interval: a wide one says the test split "
+               "holds too few of them to judge.")
 
 links.share_link()

@@ -206,3 +206,14 @@ def test_scores_as_percentages_are_named_in_words() -> None:
     frame = pd.DataFrame({"run": ["a"], "images": [12], "balanced_accuracy": [0.80444]})
     shown = views.as_percentages(frame, ["balanced_accuracy"])
     assert shown.to_dict("records") == [{"run": "a", "images": 12, "balanced accuracy": "80.4%"}]
+
+
+def test_the_class_table_gives_test_recall_with_its_interval_and_dashes_for_what_is_undefined() -> None:
+    metrics = missing_class_metrics()   # b has no test image; d is never in the folds
+    table = views.per_class_table(metrics, ["a", "b", "c", "d"]).set_index("class")
+    test = metrics["ensemble"]["test"]
+    low, high = test["intervals"]["recall"]["a"]
+    assert table.loc["a", "test recall"] == (f"{100 * test['per_class']['a']['recall']:.1f}% of "
+                                             f"{test['per_class']['a']['support']} ({100 * low:.1f}–{100 * high:.1f}%)")
+    assert table.loc["b", "test recall"] == "–"   # no test image: no recall, no interval
+    assert table.loc["d", "recall"] == "–" and table.loc["a", "recall"] == "100.0% ± 0.0"
