@@ -50,7 +50,7 @@ gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.ch
 st.subheader("Per-class scores")
 spread = views.per_class_spread(metrics, classes)
 colors = figures.class_colors(classes)
-left, right = st.columns([1, 1], gap="large")
+left, right = st.columns([2, 3], gap="large")   # the table carries test recall with its interval
 with left:
     figure = go.Figure()
     for score, symbol in (("precision", "circle"), ("recall", "diamond"), ("f1", "square")):
