@@ -26,6 +26,9 @@ left, right = st.columns(2, gap="large")
 with left:
     score = links.choice("Gap metric", "gap_metric", list(views.HEADLINE), "balanced_accuracy", kind="radio")
     chart(figures.fold_bars(views.fold_gaps(metrics, score), score))
+    # the same metric held out, with its intervals: a gap inside them is one chance alone can make
+    card = next(c for c in views.headline_cards(metrics) if c["metric"] == score)
+    st.caption(f"{card['title']} **{card['value']}**  \n" + "  \n".join(card["lines"]))
 with right:
     chart(figures.class_gap_bars(views.class_gaps(metrics, run.classes), run.classes))
     st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare ones. "
