@@ -82,5 +82,25 @@ if calibration.open:
             st.caption(f"Mean confidence {percent(report['mean_confidence'])} vs accuracy "
                        f"{percent(report['accuracy'])}: the model is {side}-confident. Points below the "
                        "diagonal are bins where it is surer than it is right; marker size = images in the bin.")
+        conformal = (run.json("diagnostics") or {}).get("conformal")
+        if conformal and conformal["test_calibration"]:
+            st.subheader("What predict and serve return: calibrated confidence and prediction sets")
+            fixed = conformal["test_calibration"]
+            with st.columns([3, 2])[0]:
+                chart(figures.reliability(fixed["before"], fixed["after"], "the test split's ensemble confidence"))
+            st.caption(f"Temperature {conformal['temperature']:.2f}, fitted on the out-of-fold predictions, "
+                       f"divides the logits: `predict --coverage` and `serve` report the scaled top-class "
+                       f"probability as calibrated_confidence.")
+            test = conformal["marginal"]["test"]
+            st.markdown(f"**Prediction sets at {percent(conformal['coverage'])} coverage** (test split: "
+                        f"{percent(test['coverage'])} hold the true class, {test['mean_set_size']:.2f} classes "
+                        f"per set)")
+            st.dataframe(views.prediction_set_rows(conformal), hide_index=True, column_config={
+                column: st.column_config.NumberColumn(format="percent") for column in
+                ("coverage", "coverage (per class)")})
+            st.caption("Each image's set holds the classes it could be; calibrated on the out-of-fold predictions "
+                       "so that the true class is in the stated share of sets, on average over images or, with "
+                       "`--class-conditional` (per class columns), for every class. A class with large sets is "
+                       "one the model cannot tell apart from those it shares its sets with.")
 
 links.share_link()

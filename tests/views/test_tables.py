@@ -149,3 +149,18 @@ def test_an_experiments_runs_table_shows_each_runs_own_status_and_the_remedies_n
     # a baseline that was created but did not finish reads as its run does; one not created yet is planned
     assert experiment_runs(experiment, {"b": "failed"}).status.iloc[0] == "failed"
     assert experiment_runs({**experiment, "baseline": None}, {}).status.iloc[0] == "planned"
+
+
+def test_prediction_set_rows_pair_each_class_marginal_and_class_conditional_numbers():
+    from core.analysis.diagnostics.conformal_sets import conformal_sets
+    from core.analysis.diagnostics.thresholds import Thresholds
+    from core.testing.synthetic import classifier_outputs
+    probs, labels = classifier_outputs(1600, n_classes=3, signal=[3.0, 1.0, 1.0], seed=3)
+    conformal = conformal_sets(probs[:800], labels[:800], probs[800:], labels[800:], ["a", "b", "c"], Thresholds())
+    rows = views.prediction_set_rows(conformal)
+    assert rows["class"].tolist() == ["a", "b", "c"] and rows["test images"].sum() == 800
+    assert rows.loc[0, "set size"] < rows.loc[1, "set size"]             # the well-separated class: small sets
+    assert rows.loc[1, "coverage (per class)"] == conformal["class_conditional"]["test"]["per_class"][1]["coverage"]
+    assert rows.loc[1, "most often with"].startswith(("a ", "c "))
+    no_test = conformal_sets(probs[:800], labels[:800], probs[:0], labels[:0], ["a", "b", "c"], Thresholds())
+    assert views.prediction_set_rows(no_test).empty
