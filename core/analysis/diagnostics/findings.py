@@ -133,7 +133,7 @@ def prediction_set_findings(conformal: dict | None, th: Thresholds) -> list[dict
             f"sets of {th.large_set_size:g} or more classes on average: the model cannot tell them apart from the "
             f"classes most often in their sets ({shared}; share of the class's test images). Whole split: "
             f"{test['mean_set_size']:.1f} classes per set, coverage {test['coverage']:.0%}.",
-            "Misclassified", tab="calibration", **{"class": large[0]["class"]}))
+            "Misclassified", tab="calibration"))
     if test["coverage"] < target - th.coverage_shortfall_se * test["coverage_se"]:
         out.append(finding(
             "coverage-shortfall", "medium",
