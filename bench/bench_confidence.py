@@ -9,7 +9,7 @@ calibrated on the out-of-fold predictions exactly as `predict --coverage` and `s
 test split, for the fold ensemble (what predict and serve return, the run's stored test-ensemble rows) and for the
 single fold models (the model the calibration rows came from, where the guarantee is exact), at coverage
 0.8 / 0.9 / 0.95, marginal and class-conditional: coverage ± its binomial standard error, mean set size, the
-worst class's coverage. Then ECE of the test ensemble before and after temperature scaling.
+worst class's coverage. Then ECE and log loss of the test ensemble before and after temperature scaling.
 
 Serve latency: the real run's models loaded once, two apps over them (core.delivery.serve.create_app), one with
 prediction sets and one without; one-image requests alternate between them (so load from other processes hits
@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 
 from core.analysis.confidence import fit_confidence, out_of_fold
 from core.analysis.conformal import coverage_by_class
@@ -67,9 +68,11 @@ def measure(run_dir: Path) -> None:
     before = calibration(probs, labels, 15)
     after = calibration(fitted.calibrated(probs), labels, 15)
     oof_before = calibration(oof_probs, oof_labels, 15)
+    nll = [log_loss(labels, p, labels=range(len(classes))) for p in (probs, fitted.calibrated(probs))]
     print(f"  temperature {fitted.temperature:.2f} (fitted out-of-fold, where ECE is {oof_before['ece']:.3f}); test "
-          f"ensemble ECE {before['ece']:.3f} -> {after['ece']:.3f}, mean confidence {before['mean_confidence']:.3f} "
-          f"-> {after['mean_confidence']:.3f} at accuracy {before['accuracy']:.3f}")
+          f"ensemble ECE {before['ece']:.3f} -> {after['ece']:.3f}, log loss {nll[0]:.3f} -> {nll[1]:.3f}, mean "
+          f"confidence {before['mean_confidence']:.3f} -> {after['mean_confidence']:.3f} at accuracy "
+          f"{before['accuracy']:.3f}")
 
 
 def serve_latency(run_dir: Path, requests: int) -> None:
