@@ -68,7 +68,8 @@ def measure(run_dir: Path) -> None:
     before = calibration(probs, labels, 15)
     after = calibration(fitted.calibrated(probs), labels, 15)
     oof_before = calibration(oof_probs, oof_labels, 15)
-    nll = [log_loss(labels, p, labels=range(len(classes))) for p in (probs, fitted.calibrated(probs))]
+    nll = [log_loss(labels, p / p.sum(1, keepdims=True), labels=range(len(classes)))   # stored as float32
+           for p in (probs, fitted.calibrated(probs))]
     print(f"  temperature {fitted.temperature:.2f} (fitted out-of-fold, where ECE is {oof_before['ece']:.3f}); test "
           f"ensemble ECE {before['ece']:.3f} -> {after['ece']:.3f}, log loss {nll[0]:.3f} -> {nll[1]:.3f}, mean "
           f"confidence {before['mean_confidence']:.3f} -> {after['mean_confidence']:.3f} at accuracy "

@@ -168,10 +168,14 @@ def reliability(calibration: dict, after: dict | None = None, what: str = "out-o
                            marker={"size": 6 + 24 * bins["count"] / max(1, bins["count"].max())},
                            customdata=bins["count"],
                            hovertemplate="confidence %{x:.0%}: accuracy %{y:.0%} (%{customdata} images)<extra></extra>")
-    title = (f"Reliability of {what} (ECE {calibration['ece']:.3f})" if after is None
-             else f"Reliability of {what}, before and after temperature scaling")
-    return _finish(figure, title=title, xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin",
-                   xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=420)
+    if after is None:
+        return _finish(figure, title=f"Reliability of {what} (ECE {calibration['ece']:.3f})",
+                       xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_tickformat=".0%",
+                       yaxis_tickformat=".0%", height=420)
+    return _finish(figure, title=f"Reliability of {what}, before and after temperature scaling",
+                   xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_tickformat=".0%",
+                   yaxis_tickformat=".0%", height=460,
+                   legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})   # under it: a narrow column
 
 
 # ---------------------------------------------------------------- the report's map

@@ -61,4 +61,4 @@ def test_the_reliability_diagram_draws_before_and_after_temperature_scaling_when
     two = figures.reliability(before, after, "test confidence")
     assert [trace.name for trace in two.data] == ["perfect calibration", f"before (ECE {before['ece']:.3f})",
                                                   f"after temperature scaling (ECE {after['ece']:.3f})"]
-    assert "test confidence, before and after" in two.layout.title.text
+    assert "test confidence, before and after" in two.layout.title.text and two.layout.legend.orientation == "h"
