@@ -465,6 +465,10 @@ def command_predict(argv: list[str]) -> int:
     ensemble = predict.load_ensemble(run_dir)
     confidence = None if coverage is None else load_confidence(run_dir, ensemble.classes, coverage,
                                                                args.class_conditional)
+    if confidence is not None and confidence.always_in():
+        print(f"warning: too few out-of-fold images to bound {', '.join(confidence.always_in())} at coverage "
+              f"{coverage:g}: every prediction set holds {'it' if len(confidence.always_in()) == 1 else 'them'}",
+              file=sys.stderr)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
           f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
     table = predict.predict_files(ensemble, paths, predict.run_splits(run_dir), tta=args.tta)

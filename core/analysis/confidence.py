@@ -54,9 +54,14 @@ class Confidence:
         """Each set's class names, most probable first."""
         return [[self.classes[c] for c in np.argsort(-p, kind="stable") if row[c]] for row, p in zip(members, probs)]
 
+    def always_in(self) -> list[str]:
+        """Classes in every set: too few calibration images (fewer than 1/(1-coverage) - 1) to bound them."""
+        return [name for name, value in zip(self.classes, self.thresholds) if np.isinf(value)]
+
     def describe(self) -> dict:
         return {"coverage": self.coverage, "class_conditional": self.class_conditional, "method": "aps",
                 "temperature": self.temperature, "n_calibration": self.n_calibration,
+                "always_in_sets": self.always_in(),
                 "calibrated_on": "out-of-fold predictions of the single fold models (predictions.parquet, role val)"}
 
 

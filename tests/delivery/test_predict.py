@@ -143,6 +143,17 @@ def test_coverage_adds_each_images_prediction_set_and_calibrated_confidence(tiny
     np.testing.assert_allclose(done["calibrated_confidence"], confidence.calibrated(probs).max(1), rtol=1e-6)
 
 
+def test_classes_with_too_few_calibration_images_are_in_every_set_and_named_in_a_warning(tiny_runs, tmp_path,  # noqa: F811
+                                                                                        capsys):
+    run = tiny_runs["head"]
+    paths, _ = stored_test_ensemble(run)
+    code, table = run_predict(run, tmp_path, *paths, extra=("--coverage", "0.95", "--class-conditional"))
+    assert code == 0 and (table["set_size"] == 3).all()      # a handful of out-of-fold images per class
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warning == ["warning: too few out-of-fold images to bound apple, leaf, sky at coverage 0.95: every "
+                       "prediction set holds them"]
+
+
 @pytest.mark.parametrize("value", ["1.5", "0", "ninety"])
 def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_runs, tmp_path, capsys):  # noqa: F811
     run = tiny_runs["head"]

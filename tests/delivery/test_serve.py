@@ -143,6 +143,7 @@ def test_each_prediction_has_its_set_and_calibrated_confidence_when_sets_are_on(
         assert item["calibrated_confidence"] == pytest.approx(calibrated, rel=1e-5)
     card = TestClient(app).get("/model").json()["prediction_sets"]
     assert card["coverage"] == 0.8 and card["n_calibration"] == confidence.n_calibration
+    assert card["always_in_sets"] == confidence.always_in()
 
 
 def test_a_bad_coverage_is_refused_before_the_models_load(tiny_runs, capsys):  # noqa: F811
