@@ -150,8 +150,8 @@ def test_classes_with_too_few_calibration_images_are_in_every_set_and_named_in_a
     code, table = run_predict(run, tmp_path, *paths, extra=("--coverage", "0.95", "--class-conditional"))
     assert code == 0 and (table["set_size"] == 3).all()      # a handful of out-of-fold images per class
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
-    assert warning == ["warning: too few out-of-fold images to bound apple, leaf, sky at coverage 0.95: every "
-                       "prediction set holds them"]
+    assert warning == [("warning: too few out-of-fold images to bound apple, leaf, sky at coverage 0.95: every "
+                        "prediction set holds them")]
 
 
 @pytest.mark.parametrize("value", ["1.5", "0", "ninety"])
