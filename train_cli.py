@@ -16,6 +16,8 @@
                                                 a cleaned manifest (+ review.json) from a run's diagnostics
   python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
   python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
+  python train_cli.py predict RUN_ID IMAGES... --coverage 0.9
+                                                ... and the set of classes each could be (90% hold the truth)
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
 """
@@ -63,6 +65,14 @@ def add_cache_dir(parser: argparse.ArgumentParser, help: str) -> None:
 
 def add_out(parser: argparse.ArgumentParser, what: str, default: str | None = None, shown: str = "%(default)s") -> None:
     parser.add_argument("--out", default=default, help=f"{what} to write (default: {shown})")
+
+
+def add_confidence_options(parser: argparse.ArgumentParser, help: str, default: str | float | None = None) -> None:
+    """--coverage and --class-conditional: conformal prediction sets (predict, serve)."""
+    parser.add_argument("--coverage", default=default, metavar="SHARE", help=help)
+    parser.add_argument("--class-conditional", action="store_true",
+                        help="hold the coverage for every class on its own (a rare class gets its own guarantee; "
+                             "its sets grow instead), not only on average over images")
 
 
 def file_to_write(path: str) -> Path:
@@ -440,15 +450,25 @@ def command_predict(argv: list[str]) -> int:
     add_out(parser, "CSV", "predictions.csv")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: also average over each image's horizontal mirror")
+    add_confidence_options(parser, "also give each image's prediction set: the classes it could be, holding the "
+                                   "true class for this share of images (e.g. 0.9), and its calibrated confidence")
     add_runs_dir(parser)
     args = parser.parse_args(argv)
+    from core.analysis.confidence import check_coverage, load_confidence
     from core.delivery import predict
     from core.store import run_store
     from core.training.device import describe_device
+    coverage = None if args.coverage is None else check_coverage(args.coverage)
     out = file_to_write(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)
     ensemble = predict.load_ensemble(run_dir)
+    confidence = None if coverage is None else load_confidence(run_dir, ensemble.classes, coverage,
+                                                               args.class_conditional)
+    if confidence is not None and confidence.always_in():
+        print(f"warning: too few out-of-fold images to bound {', '.join(confidence.always_in())} at coverage "
+              f"{coverage:g}: every prediction set holds {'it' if len(confidence.always_in()) == 1 else 'them'}",
+              file=sys.stderr)
     print(f"run {ensemble.run_id}: {len(ensemble.folds)} fold models ({ensemble.info['train_mode']} mode) on "
           f"{describe_device(ensemble.device)}; {len(paths)} files{', with TTA' if args.tta else ''}", file=sys.stderr)
     table = predict.predict_files(ensemble, paths, predict.run_splits(run_dir), tta=args.tta)
@@ -456,6 +476,8 @@ def command_predict(argv: list[str]) -> int:
         first = table.iloc[0]
         raise UserError(f"predict: none of the {len(table)} files could be classified ({first['path']}: "
                         f"{first['error']}); give image files or folders of images")
+    if confidence is not None:
+        table = predict.add_prediction_sets(table, confidence)
     table.to_csv(out, index=False)
     print(predict.printable(table))
     print(f"\nwrote {out}", file=sys.stderr)
@@ -481,10 +503,14 @@ def command_serve(argv: list[str]) -> int:
     add("--max-batch", type=int, help="images of queued requests that share one forward pass (default: 32 on CUDA, "
                                       "1 on a CPU, where sharing did not pay in bench/bench_serve.py)")
     add("--tta", action="store_true", help="also average over each image's horizontal mirror")
+    add_confidence_options(parser, "each image's prediction set holds the true class for this share of images "
+                                   "(default: %(default)s)", default=ServeSettings().coverage)
     add_runs_dir(parser)
     args = parser.parse_args(argv)
+    from core.analysis.confidence import check_coverage, load_confidence
     from core.delivery import predict, serve
     from core.store import run_store
+    coverage = check_coverage(args.coverage)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not serve.is_loopback(args.host) and token is None and not args.no_token:
         raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
@@ -495,8 +521,10 @@ def command_serve(argv: list[str]) -> int:
     import uvicorn
     ensemble = predict.load_ensemble(run_dir)
     settings = ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
-                             max_batch=args.max_batch, token=token, tta=args.tta)
-    app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
+                             max_batch=args.max_batch, token=token, tta=args.tta, coverage=coverage,
+                             class_conditional=args.class_conditional)
+    confidence = load_confidence(run_dir, ensemble.classes, coverage, args.class_conditional)
+    app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings, confidence)
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

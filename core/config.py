@@ -20,6 +20,9 @@ EVAL_CROP_FRACTION = 0.875  # torchvision's ImageNet evaluation recipe: resize t
 # `--dedup-groups near` (split units) and the duplicates diagnostic (Thresholds.near_duplicate_similarity).
 NEAR_DUPLICATE_SIMILARITY = 0.70
 DEDUP_GROUPS = ("exact", "near", "off")
+# Conformal prediction sets: the share of images whose true class their set should hold. One setting for the
+# diagnostics (Thresholds.conformal_coverage) and `serve` (ServeSettings.coverage); `predict --coverage` takes any.
+CONFORMAL_COVERAGE = 0.9
 
 
 def default_cache_dir() -> Path:

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.analysis.confidence import Confidence
 from core.data.dataset import decode_bytes, failure_reason
 from core.errors import UserError
 from core.evaluate import prob_column
@@ -168,6 +169,21 @@ def predict_files(ensemble: Ensemble, paths: list[Path], splits: dict[str, str],
     return table
 
 
+def add_prediction_sets(table: pd.DataFrame, confidence: Confidence) -> pd.DataFrame:
+    """`table` (a `result_table`) with three more columns, empty for an unclassified row: `prediction_set`, the
+    classes the image could be at `confidence.coverage` (most probable first, joined by "|"); `set_size`; and
+    `calibrated_confidence`, the top class's probability after temperature scaling."""
+    readable = table.index[table["error"].isna()]
+    probs = table.loc[readable, [prob_column(c) for c in confidence.classes]].to_numpy(np.float64)
+    members = confidence.sets(probs)
+    table = table.assign(prediction_set=pd.Series(pd.NA, index=table.index, dtype="string"),
+                         set_size=pd.Series(pd.NA, index=table.index, dtype="Int64"), calibrated_confidence=np.nan)
+    table.loc[readable, "prediction_set"] = ["|".join(labels) for labels in confidence.labels(members, probs)]
+    table.loc[readable, "set_size"] = members.sum(axis=1)
+    table.loc[readable, "calibrated_confidence"] = confidence.calibrated(probs).max(axis=1)
+    return table
+
+
 def seen_in_training_warning(table: pd.DataFrame) -> str | None:
     """One line when some inputs are images the run's fold models trained on (`in_run_split` cv)."""
     seen = int((table["in_run_split"] == "cv").sum())
@@ -201,8 +217,8 @@ def printable(table: pd.DataFrame, limit: int = 50) -> str:
     """The terminal view of a `result_table`: the first `limit` predictions, then every unreadable file with
     its reason."""
     done = table[table["error"].isna()]
-    shown = done[["path", "prediction", "confidence"]].head(limit).assign(
-        confidence=lambda t: (100 * t["confidence"]).map("{:.1f}%".format))
+    columns = ["path", "prediction", "confidence"] + (["prediction_set"] if "prediction_set" in table else [])
+    shown = done[columns].head(limit).assign(confidence=lambda t: (100 * t["confidence"]).map("{:.1f}%".format))
     lines = [shown.to_string(index=False) if len(shown) else "no image could be classified"]
     if len(done) > limit:
         lines.append(f"... and {len(done) - limit} more (all in the CSV)")

@@ -291,6 +291,10 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
     calibration = (diagnostics or {}).get("calibration")
     if calibration:
         charts["calibration"] = figures.reliability(calibration)
+    conformal = (diagnostics or {}).get("conformal")
+    if conformal and conformal["test_calibration"]:
+        fixed = conformal["test_calibration"]
+        charts["calibration_test"] = figures.reliability(fixed["before"], fixed["after"], "the test ensemble")
     map_space = "backbone"
     coords, projection = map_coords(run_dir, map_space, maps)
     map_total = 0
@@ -315,6 +319,7 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
         "findings": _findings(store.read_optional_json(run_dir, "findings"), run_id, dashboard_url, tables,
                               thumbs, limits),
         "per_class": per_class_rows(metrics, classes), "charts": charts,
+        "conformal": (diagnostics or {}).get("conformal"),
         "map_total": map_total, "map_shown": min(map_total, limits.map_points), "map_projection": projection,
         "worst": [prediction_card(row, thumbs) for _, row in wrong.head(limits.worst_images).iterrows()],
         "n_wrong": len(wrong), "n_predicted": len(rows),

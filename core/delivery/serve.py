@@ -21,8 +21,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from core.analysis.confidence import Confidence
 from core.delivery.predict import Ensemble, decode, preprocess
 from core.delivery.serve_settings import ServeSettings
 
@@ -41,11 +42,17 @@ class ImagePrediction(BaseModel):
     confidence: float
     probabilities: dict[str, float]
     top: list[ClassProbability]
+    prediction_set: list[str] | None = Field(None, description="the classes the image could be, most probable "
+                                             "first: the true class is in it for `coverage` of images")
+    calibrated_confidence: float | None = Field(None, description="the prediction's probability after "
+                                                "temperature scaling fitted on the run's out-of-fold predictions")
 
 
 class PredictResponse(BaseModel):
     run_id: str
     predictions: list[ImagePrediction]
+    coverage: float | None = None
+    class_conditional: bool | None = None
 
 
 def batch_sizes(n: int, largest: int) -> list[int]:
@@ -139,13 +146,16 @@ def _bearer_check(token: str | None):
     return check
 
 
-def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeSettings | None = None) -> FastAPI:
-    """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model)."""
+def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeSettings | None = None,
+               confidence: Confidence | None = None) -> FastAPI:
+    """The API for one loaded ensemble. `metrics` is the run's metrics.json (shown by GET /model); with
+    `confidence`, each prediction also has its conformal prediction set and calibrated confidence."""
     settings = settings or ServeSettings()
     if settings.max_batch is None:
         # On a shared 2-core CPU, sharing forward passes between requests did not raise throughput (bench_serve.py).
         settings = replace(settings, max_batch=32 if ensemble.device.type == "cuda" else 1)
     card = model_card(ensemble, metrics, settings)
+    card["prediction_sets"] = confidence.describe() if confidence else None
     batcher = Batcher(ensemble, settings.max_batch, settings.tta)
     decoders = threading.Semaphore(DECODERS)
 
@@ -204,8 +214,14 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
         if problems:
             raise HTTPException(400, "not a usable image: " + "; ".join(problems))
         probs = await asyncio.wrap_future(batcher.submit(decoded))
-        return PredictResponse(run_id=ensemble.run_id, predictions=[
-            _prediction(name, row, ensemble.classes) for name, row in zip(names, probs)])
+        predictions = [_prediction(name, row, ensemble.classes) for name, row in zip(names, probs)]
+        if confidence is None:
+            return PredictResponse(run_id=ensemble.run_id, predictions=predictions)
+        members = confidence.labels(confidence.sets(probs), probs)
+        for item, labels, calibrated in zip(predictions, members, confidence.calibrated(probs).max(axis=1)):
+            item.prediction_set, item.calibrated_confidence = labels, float(calibrated)
+        return PredictResponse(run_id=ensemble.run_id, predictions=predictions, coverage=confidence.coverage,
+                               class_conditional=confidence.class_conditional)
 
     return app
 

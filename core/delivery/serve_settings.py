@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.config import CONFORMAL_COVERAGE
+
 TOKEN_ENV = "FOLDLENS_API_TOKEN"
 
 
@@ -16,6 +18,8 @@ class ServeSettings:
     max_batch: int | None = None      # images of queued requests per forward pass; None: 32 on CUDA, 1 on a CPU
     token: str | None = None
     tta: bool = False
+    coverage: float = CONFORMAL_COVERAGE   # prediction sets hold the true class for this share of images
+    class_conditional: bool = False        # ... for every class on its own
 
     def limits(self) -> dict:
         return {"max_file_bytes": self.max_file_bytes, "max_files": self.max_files, "max_pixels": self.max_pixels,

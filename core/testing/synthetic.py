@@ -226,3 +226,22 @@ def _run_diagnostics(run_dir: Path) -> None:
     except ImportError:
         return
     run_diagnostics(run_dir)
+
+
+def classifier_outputs(n: int, n_classes: int = 5, *, signal: float | np.ndarray = 2.0, sharpness: float = 1.0,
+                       shares: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities [n, C] and true labels [n] of an imagined classifier, exchangeable across calls with the
+    same settings: every image's true class gets `signal` (one number, or one per class: a class the model
+    tells apart badly gets less) added to noisy logits, and the model reports
+    softmax(sharpness * logits), so sharpness > 1 is over-confident and sharpness 1 is calibrated (labels are
+    drawn from softmax(logits) itself). `shares`: class frequencies (default: equal)."""
+    rng = np.random.default_rng(seed)
+    shares = np.full(n_classes, 1 / n_classes) if shares is None else np.asarray(shares) / np.sum(shares)
+    centre = rng.choice(n_classes, size=n, p=shares)
+    logits = rng.normal(0, 1, (n, n_classes))
+    logits[np.arange(n), centre] += np.broadcast_to(signal, (n_classes,))[centre]
+    true = np.exp(logits - logits.max(1, keepdims=True))
+    true /= true.sum(1, keepdims=True)
+    labels = (true.cumsum(1) < rng.random((n, 1))).sum(1).clip(max=n_classes - 1)
+    reported = np.exp(sharpness * (logits - logits.max(1, keepdims=True)))
+    return reported / reported.sum(1, keepdims=True), labels

@@ -153,18 +153,29 @@ def confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: 
                    xaxis_tickangle=-30 if n > 4 else 0, clickmode="event+select" if clickable else None)
 
 
-def reliability(calibration: dict) -> go.Figure:
-    """Accuracy against confidence by confidence bin (the diagnostics' calibration report); marker size = images."""
-    bins = pd.DataFrame(calibration["bins"]).dropna(subset=["confidence"])
+def reliability(calibration: dict, after: dict | None = None, what: str = "out-of-fold confidence") -> go.Figure:
+    """Accuracy against confidence by confidence bin (a calibration report of the diagnostics); marker size =
+    images. With `after`: the same images' report after temperature scaling, as a second line."""
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
                        line={"dash": "dot", "color": "#999"})
-    figure.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name="model",
-                       marker={"size": 6 + 24 * bins["count"] / max(1, bins["count"].max())}, customdata=bins["count"],
-                       hovertemplate="confidence %{x:.0%}: accuracy %{y:.0%} (%{customdata} images)<extra></extra>")
-    return _finish(figure, title=f"Reliability of out-of-fold confidence (ECE {calibration['ece']:.3f})",
+    lines = [("model", calibration)] if after is None else [
+        (f"before (ECE {calibration['ece']:.3f})", calibration), (f"after temperature scaling (ECE {after['ece']:.3f})",
+                                                                   after)]
+    for name, report in lines:
+        bins = pd.DataFrame(report["bins"]).dropna(subset=["confidence"])
+        figure.add_scatter(x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=name,
+                           marker={"size": 6 + 24 * bins["count"] / max(1, bins["count"].max())},
+                           customdata=bins["count"],
+                           hovertemplate="confidence %{x:.0%}: accuracy %{y:.0%} (%{customdata} images)<extra></extra>")
+    if after is None:
+        return _finish(figure, title=f"Reliability of {what} (ECE {calibration['ece']:.3f})",
+                       xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_tickformat=".0%",
+                       yaxis_tickformat=".0%", height=420)
+    return _finish(figure, title=f"Reliability of {what}, before and after temperature scaling",
                    xaxis_title="mean confidence in bin", yaxis_title="accuracy in bin", xaxis_tickformat=".0%",
-                   yaxis_tickformat=".0%", height=420)
+                   yaxis_tickformat=".0%", height=460,
+                   legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})   # under it: a narrow column
 
 
 # ---------------------------------------------------------------- the report's map

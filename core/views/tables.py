@@ -376,6 +376,20 @@ def label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
     return shown[[c for c in columns if c in shown.columns]]
 
 
+def prediction_set_rows(conformal: dict) -> pd.DataFrame:
+    """Per class, on the test split: coverage and mean set size of the marginal and class-conditional sets
+    (diagnostics.json["conformal"]), and the classes most often in its sets. Empty without a test split."""
+    marginal, conditional = conformal["marginal"]["test"], conformal["class_conditional"]["test"]
+    if not marginal:
+        return pd.DataFrame(columns=["class", "test images", "coverage", "set size", "coverage (per class)",
+                                     "set size (per class)", "most often with"])
+    return pd.DataFrame([{
+        "class": row["class"], "test images": row["n"], "coverage": row["coverage"], "set size": row["mean_set_size"],
+        "coverage (per class)": own["coverage"], "set size (per class)": own["mean_set_size"],
+        "most often with": ", ".join(f"{s['class']} {s['share']:.0%}" for s in row["shared_with"])}
+        for row, own in zip(marginal["per_class"], conditional["per_class"])])
+
+
 def label_issue_ids(label_issues: pd.DataFrame | None) -> set[int]:
     return set() if label_issues is None else set(label_issues["sample_id"].astype(int))
 

@@ -166,6 +166,17 @@ def test_finding_tab_names_open_their_tab(dashboard_env) -> None:
     assert "where they affect the test metric" in texts(open_page("Data", run=COMPLETE, tab="label_issues"))
 
 
+def test_the_calibration_tab_shows_temperature_scaling_and_prediction_sets_on_the_test_split(dashboard_env) -> None:
+    app = open_page("Misclassified", run=COMPLETE, tab="calibration")
+    assert not app.exception
+    conformal = run_store.read_json(dashboard_env / COMPLETE / "diagnostics.json")["conformal"]
+    assert any("calibrated confidence and prediction sets" in header.value for header in app.subheader)
+    assert f"Temperature {conformal['temperature']:.2f}" in texts(app)
+    table = app.dataframe[-1].value
+    assert table["class"].tolist() == run_store.read_json(dashboard_env / COMPLETE / "run.json")["classes"]
+    assert table["coverage"].tolist() == [row["coverage"] for row in conformal["marginal"]["test"]["per_class"]]
+
+
 def test_share_link_carries_every_choice(dashboard_env) -> None:
     app = open_page("Classes", run=COMPLETE, true="class_d", pred="class_a")
     link = share_link_url(app)

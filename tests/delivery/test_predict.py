@@ -121,3 +121,44 @@ def test_nothing_classifiable_or_a_folder_as_out_is_bad_input_and_writes_nothing
     assert train_cli.main(["predict", run.name, str(tmp_path / "notes.jpg"), "--out", str(tmp_path),
                            "--runs-dir", str(run.parent)]) == 2
     assert capsys.readouterr().err.strip() == f"error: --out {tmp_path} is a folder; give the path of a file to write"
+
+
+def test_coverage_adds_each_images_prediction_set_and_calibrated_confidence(tiny_runs, tmp_path):  # noqa: F811
+    from core.analysis.confidence import load_confidence
+    run = tiny_runs["head"]
+    paths, _ = stored_test_ensemble(run)
+    (tmp_path / "notes.jpg").write_text("not an image")
+    code, table = run_predict(run, tmp_path, *paths, str(tmp_path / "notes.jpg"), extra=("--coverage", "0.8"))
+    assert code == 0
+    assert list(table.columns[-3:]) == ["prediction_set", "set_size", "calibrated_confidence"]
+    done, failed = table[table["error"].isna()], table[table["error"].notna()]
+    sets = done["prediction_set"].str.split("|")
+    assert (sets.str[0] == done["prediction"]).all()               # most probable first: the prediction leads
+    assert (sets.str.len() == done["set_size"]).all()
+    assert failed[["prediction_set", "set_size", "calibrated_confidence"]].isna().all().all()
+    classes = ["apple", "leaf", "sky"]
+    confidence = load_confidence(run, classes, 0.8)
+    probs = done[[prob_column(c) for c in classes]].to_numpy()
+    assert sets.tolist() == confidence.labels(confidence.sets(probs), probs)
+    np.testing.assert_allclose(done["calibrated_confidence"], confidence.calibrated(probs).max(1), rtol=1e-6)
+
+
+def test_classes_with_too_few_calibration_images_are_in_every_set_and_named_in_a_warning(tiny_runs, tmp_path,  # noqa: F811
+                                                                                        capsys):
+    run = tiny_runs["head"]
+    paths, _ = stored_test_ensemble(run)
+    code, table = run_predict(run, tmp_path, *paths, extra=("--coverage", "0.95", "--class-conditional"))
+    assert code == 0 and (table["set_size"] == 3).all()      # a handful of out-of-fold images per class
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warning == [("warning: too few out-of-fold images to bound apple, leaf, sky at coverage 0.95: every "
+                        "prediction set holds them")]
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "ninety"])
+def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_runs, tmp_path, capsys):  # noqa: F811
+    run = tiny_runs["head"]
+    code, table = run_predict(run, tmp_path, str(tmp_path), extra=("--coverage", value))
+    assert code == 2 and table is None
+    error = capsys.readouterr().err.strip()
+    assert error == (f"error: --coverage {value}: give the share of images whose set should hold the true class, "
+                     f"strictly between 0 and 1 (e.g. 0.9)")

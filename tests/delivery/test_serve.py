@@ -128,6 +128,30 @@ def test_a_token_is_required_and_checked_when_set(ensemble, tiny_runs):  # noqa:
     assert client.post("/predict", files=upload, headers=good).status_code == 200
 
 
+def test_each_prediction_has_its_set_and_calibrated_confidence_when_sets_are_on(ensemble, tiny_runs):  # noqa: F811
+    from core.analysis.confidence import load_confidence
+    confidence = load_confidence(tiny_runs["head"], ensemble.classes, 0.8, class_conditional=True)
+    app = serve.create_app(ensemble, None, serve.ServeSettings(), confidence)
+    images = [png((200, 30, 30)), png((30, 160, 40))]
+    answer = TestClient(app).post("/predict", files=[("files", (f"{i}.png", data, "image/png"))
+                                                     for i, data in enumerate(images)]).json()
+    assert answer["coverage"] == 0.8 and answer["class_conditional"] is True
+    probs = predict.classify(ensemble, [predict.decode(data) for data in images])
+    assert [p["prediction_set"] for p in answer["predictions"]] == confidence.labels(confidence.sets(probs), probs)
+    for item, calibrated in zip(answer["predictions"], confidence.calibrated(probs).max(1)):
+        assert item["prediction_set"][0] == item["prediction"]
+        assert item["calibrated_confidence"] == pytest.approx(calibrated, rel=1e-5)
+    card = TestClient(app).get("/model").json()["prediction_sets"]
+    assert card["coverage"] == 0.8 and card["n_calibration"] == confidence.n_calibration
+    assert card["always_in_sets"] == confidence.always_in()
+
+
+def test_a_bad_coverage_is_refused_before_the_models_load(tiny_runs, capsys):  # noqa: F811
+    run = tiny_runs["head"]
+    assert train_cli.main(["serve", run.name, "--coverage", "1", "--runs-dir", str(run.parent)]) == 2
+    assert capsys.readouterr().err.startswith("error: --coverage 1: give the share")
+
+
 def test_a_public_address_needs_a_token(tiny_runs, capsys, monkeypatch):  # noqa: F811
     monkeypatch.delenv(serve_settings.TOKEN_ENV, raising=False)
     run = tiny_runs["head"]
@@ -162,6 +186,7 @@ def test_a_real_uvicorn_process_serves_valid_and_hostile_requests(tiny_runs):  #
                        for i in range(3)]
             assert all(r.status_code == 200 for r in answers)
             assert {r.json()["predictions"][0]["prediction"] for r in answers} <= {"apple", "leaf", "sky"}
+            assert all(r.json()["coverage"] == 0.9 and r.json()["predictions"][0]["prediction_set"] for r in answers)
             assert httpx.get(f"{url}/model", timeout=5).status_code == 401
     finally:
         process.terminate()

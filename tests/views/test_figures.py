@@ -48,3 +48,17 @@ def test_the_report_look_changes_the_template_not_what_is_drawn(runs_dir) -> Non
     before = json.loads(figure.to_json())["data"]
     assert figures.static(figure).layout.template.layout.paper_bgcolor == "white"
     assert json.loads(figure.to_json())["data"] == before
+
+
+def test_the_reliability_diagram_draws_before_and_after_temperature_scaling_when_given_both() -> None:
+    from core.analysis.diagnostics.calibration import calibration
+    from core.analysis.temperature import scale
+    from core.testing.synthetic import classifier_outputs
+    probs, labels = classifier_outputs(500, sharpness=3.0, seed=1)
+    before, after = calibration(probs, labels, 10), calibration(scale(probs, 3.0), labels, 10)
+    one = figures.reliability(before)
+    assert [trace.name for trace in one.data] == ["perfect calibration", "model"]
+    two = figures.reliability(before, after, "test confidence")
+    assert [trace.name for trace in two.data] == ["perfect calibration", f"before (ECE {before['ece']:.3f})",
+                                                  f"after temperature scaling (ECE {after['ece']:.3f})"]
+    assert "test confidence, before and after" in two.layout.title.text and two.layout.legend.orientation == "h"

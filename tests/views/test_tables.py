@@ -217,3 +217,18 @@ def test_the_class_table_gives_test_recall_with_its_interval_and_dashes_for_what
                                              f"{test['per_class']['a']['support']} ({100 * low:.1f}–{100 * high:.1f}%)")
     assert table.loc["b", "test recall"] == "–"   # no test image: no recall, no interval
     assert table.loc["d", "recall"] == "–" and table.loc["a", "recall"] == "100.0% ± 0.0"
+
+
+def test_prediction_set_rows_pair_each_class_marginal_and_class_conditional_numbers():
+    from core.analysis.diagnostics.conformal_sets import conformal_sets
+    from core.analysis.diagnostics.thresholds import Thresholds
+    from core.testing.synthetic import classifier_outputs
+    probs, labels = classifier_outputs(1600, n_classes=3, signal=[3.0, 1.0, 1.0], seed=3)
+    conformal = conformal_sets(probs[:800], labels[:800], probs[800:], labels[800:], ["a", "b", "c"], Thresholds())
+    rows = views.prediction_set_rows(conformal)
+    assert rows["class"].tolist() == ["a", "b", "c"] and rows["test images"].sum() == 800
+    assert rows.loc[0, "set size"] < rows.loc[1, "set size"]             # the well-separated class: small sets
+    assert rows.loc[1, "coverage (per class)"] == conformal["class_conditional"]["test"]["per_class"][1]["coverage"]
+    assert rows.loc[1, "most often with"].startswith(("a ", "c "))
+    no_test = conformal_sets(probs[:800], labels[:800], probs[:0], labels[:0], ["a", "b", "c"], Thresholds())
+    assert views.prediction_set_rows(no_test).empty

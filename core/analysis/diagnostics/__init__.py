@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from core.analysis.diagnostics.calibration import calibration
+from core.analysis.diagnostics.conformal_sets import conformal_sets
 from core.analysis.diagnostics.confusion import confusion
 from core.analysis.diagnostics.duplicates import duplicates
 from core.analysis.diagnostics.findings import findings
@@ -78,6 +79,9 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     step("metrics")
 
     test = run.test_ensemble()
+    diag["conformal"] = conformal_sets(probs, labels, run.probabilities(test), test["label"].to_numpy(), classes, th)
+    step("conformal")
+
     issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th)
     diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
     step("label_issues")

@@ -166,6 +166,41 @@ def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
         "Misclassified", fold="oof", tab="calibration")]
 
 
+def prediction_set_findings(conformal: dict | None, th: Thresholds) -> list[dict]:
+    """Where the model's prediction sets are large (it cannot tell those classes apart), and whether the sets
+    hold their coverage on the test split. Older runs' diagnostics have no "conformal"."""
+    test = (conformal or {}).get("marginal", {}).get("test")
+    if not test or not test["n"]:
+        return []
+    target, out = conformal["coverage"], []
+    large = sorted((row for row in test["per_class"] if row["n"] and row["mean_set_size"] >= th.large_set_size),
+                   key=lambda row: -row["mean_set_size"])
+    if large:
+        named = ", ".join(f"{row['class']} {row['mean_set_size']:.1f}" for row in large[:3])
+        more = f" (and {len(large) - 3} more)" if len(large) > 3 else ""
+        classes = f"{len(large)} {_agree(len(large), 'class', 'classes')}"
+        shared = "; ".join(f"{row['class']} with " + (", ".join(f"{s['class']} ({s['share']:.0%})"
+                                                               for s in row["shared_with"]) or "no other class")
+                           for row in large)
+        out.append(finding(
+            "large-sets", "medium",
+            f"Large prediction sets: {named} classes per image{more}",
+            f"To hold the true class in {target:.0%} of sets, the test images of {classes} get "
+            f"sets of {th.large_set_size:g} or more classes on average: the model cannot tell them apart from the "
+            f"classes most often in their sets ({shared}; share of the class's test images). Whole split: "
+            f"{test['mean_set_size']:.1f} classes per set, coverage {test['coverage']:.0%}.",
+            "Misclassified", tab="calibration"))
+    if test["coverage"] < target - th.coverage_shortfall_se * test["coverage_se"]:
+        out.append(finding(
+            "coverage-shortfall", "medium",
+            f"Prediction sets fall short: {test['coverage']:.0%} hold the true class, not {target:.0%}",
+            f"On the test split the fold ensemble's sets hold the true class for {test['coverage']:.1%} of "
+            f"{_count(test['n'], 'image')} (standard error {test['coverage_se']:.1%}), under the {target:.0%} they "
+            f"were calibrated for on single fold models' out-of-fold predictions: the ensemble is not the model "
+            f"they were calibrated on.", "Misclassified", tab="calibration"))
+    return out
+
+
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
     if li["count"] == 0:
         return []
@@ -311,6 +346,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + small_test_support_findings(diag["overfitting"], th) + class_list
              + confusion_findings(diag["confusion"]["oof"], failing, th)
              + calibration_findings(diag["calibration"], th)
+             + prediction_set_findings(diag.get("conformal"), th)
              + label_issue_findings(diag["label_issues"], th)
              + label_conflict_findings(diag["duplicates"]["label_conflicts"])
              + duplicate_findings(diag["duplicates"], groups_used, th)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from core.config import NEAR_DUPLICATE_SIMILARITY
+from core.config import CONFORMAL_COVERAGE, NEAR_DUPLICATE_SIMILARITY
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Thresholds:
     calibration_bins: int = 15
     ece_medium: float = 0.08
     ece_high: float = 0.15
+    # prediction sets (conformal, calibrated out-of-fold, measured on the test split's ensemble predictions)
+    conformal_coverage: float = CONFORMAL_COVERAGE
+    large_set_size: float = 2.0           # a class whose test images' sets hold this many classes on average
+    coverage_shortfall_se: float = 2.0    # test coverage this many standard errors under the target is a finding
     # label issues: share of images cleanlab flags
     label_issue_share_medium: float = 0.05
     label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
