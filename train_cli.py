@@ -36,6 +36,7 @@ from core.errors import UserError
 from core.run.execution import EXECUTORS, ExecutionSettings
 
 DEFAULTS = RunConfig()
+INTERRUPTED = 130   # the exit status of a command stopped by Ctrl-C, as a shell reports 128 + SIGINT
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
@@ -339,6 +340,8 @@ def command_amazon(argv: list[str]) -> int:
     add("--min-ratings", type=int, default=default["min_ratings"],
         help="keep products with at least this many ratings (default: %(default)s)")
     add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
+    add("--progress-every", type=float, default=default["progress_every_s"], metavar="SECONDS",
+        help="print images done, failed and the rate per category this often, on stderr (default: %(default)s)")
     add("--timeout", type=float, default=http.timeout, help="seconds per request attempt (default: %(default)s)")
     add("--retries", type=int, default=http.retries,
         help="retries on timeouts, connection errors, 429 and 5xx (default: %(default)s)")
@@ -350,18 +353,20 @@ def command_amazon(argv: list[str]) -> int:
     settings = AmazonSettings(
         categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, progress_every_s=args.progress_every,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
     from core.data.sources.amazon import build, summary
     from core.data.sources.http import FetchError
+    command = ["python", "train_cli.py", "amazon", *argv]
     try:
-        info = build(settings, ["python", "train_cli.py", "amazon", *argv])
+        info = build(settings, command)
     except (FetchError, OSError) as exc:
         print(f"error: amazon build stopped: {exc}; rerun the same command to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nrerun the same command to resume: finished images are kept", file=sys.stderr)
-        raise
+        print(f"\ninterrupted; finished images are kept: rerun the same command to resume:\n  {' '.join(command)}",
+              file=sys.stderr)
+        return INTERRUPTED
     print(summary(info))
     return 0
 
@@ -547,7 +552,7 @@ def main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:  # the pipeline has printed the run's --resume command
         print("\ninterrupted", file=sys.stderr)
-        return 1
+        return INTERRUPTED
     except Exception as exc:  # one line here, not a traceback; a training failure is also recorded in run.json
         where = f"{argv[0]} failed" if command else "training failed"
         details = "" if command else " (details in the run's run.json)"
