@@ -29,6 +29,7 @@ from core.run.executors import LocalExecutor
 from core.run.split_units import describe as describe_units
 from core.run.split_units import split_units
 from core.store import run_store as store
+from core.store.freshness import replaced_folds
 from core.store.hashing import changed_files
 from core.store.heartbeat import clear_stalled, heartbeat
 from core.training.backbone_space import ensure_backbone_embeddings, pretrained_features, store_backbone_embeddings
@@ -302,10 +303,23 @@ def resume_command(run_dir: Path) -> str:
     return f"python train_cli.py --resume {Path(run_dir).name}{where}"
 
 
-def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
+def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None,
+           assemble_only: bool = False) -> Path:
+    """Finish a run: its missing folds, assembly and diagnostics; a complete run whose folds were replaced since
+    it was assembled is assembled and diagnosed again. assemble_only: refuse, listing them, when folds are
+    missing (a job without a GPU that must not train them)."""
     entry = store.require_run(runs_dir, run_id)
-    if entry.status == "complete":
+    n_folds = entry.info["config"]["folds"]
+    if entry.status == "complete" and not replaced_folds(entry.path, n_folds):
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
+    if assemble_only:
+        missing = [k for k in range(n_folds) if k not in done_folds(entry.path, n_folds)]
+        if missing:
+            runs = "" if Path(runs_dir) == Path(RunConfig().runs_dir) else f" --runs-dir {runs_dir}"
+            raise UserError(f"--resume {run_id} --assemble-only: fold{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(map(str, missing))} of {n_folds} not done; run "
+                            f"{'them' if len(missing) > 1 else 'it'} first: python train_cli.py fold {run_id} "
+                            f"{missing[0]}{runs}{' (and so on)' if len(missing) > 1 else ''}")
     started = time.perf_counter()
     check_images_unchanged(entry.path)
     return complete_run(entry.path, started, executor)

@@ -78,6 +78,7 @@ class Heartbeat:
         self._record = {"writer": writer, "host": socket.gethostname(), "pid": os.getpid(), "phase": "starting",
                         "progress": {}, "resume": resume,
                         "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.enabled = True
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {writer}", daemon=True)
@@ -92,6 +93,8 @@ class Heartbeat:
         self.beat()
 
     def beat(self) -> None:
+        if not self.enabled:
+            return
         with self._lock:
             record = {**self._record, "time": time.time()}
             with atomic_path(self.path) as tmp:
@@ -120,11 +123,21 @@ def heartbeat_path(folder: Path, name: str = "") -> Path:
 
 
 @contextmanager
-def heartbeat(folder: Path, writer: str, resume: str, name: str = "",
-              settings: HeartbeatSettings | None = None) -> Iterator[Heartbeat]:
+def heartbeat(folder: Path, writer: str, resume: str, name: str = "", settings: HeartbeatSettings | None = None,
+              optional: bool = False) -> Iterator[Heartbeat]:
     """Beat in FOLDER while the block runs. writer: what it is (`run`, `fold 2`, ...); resume: the command that
-    finishes its work if it is killed; name: a second writer's own file (a fold job beside the run's)."""
-    beat = Heartbeat(heartbeat_path(folder, name), writer, resume, settings or HeartbeatSettings()).start()
+    finishes its work if it is killed; name: a second writer's own file (a fold job beside the run's);
+    optional: a writer whose output lives elsewhere (explain, into the cache) still works in a folder it may not
+    write, without a heartbeat."""
+    beat = Heartbeat(heartbeat_path(folder, name), writer, resume, settings or HeartbeatSettings())
+    try:
+        beat.start()
+    except OSError:
+        if not optional:
+            raise
+        beat.enabled = False   # update() then writes nothing
+        yield beat
+        return
     try:
         yield beat
     finally:
