@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import fields
@@ -193,7 +194,8 @@ def prepare_run_for_fold_jobs(cfg: RunConfig, settings: ExecutionSettings, resum
     from core.run import lifecycle as run_lifecycle
     if resume_id is not None or settings != ExecutionSettings():
         raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
-    run_dir = run_lifecycle.prepare(cfg)
+    with contextlib.redirect_stdout(sys.stderr if print_id else sys.stdout):   # the log, too, when stdout is the id
+        run_dir = run_lifecycle.prepare(cfg)
     runs = f" --runs-dir {cfg.runs_dir}" if cfg.runs_dir != DEFAULTS.runs_dir else ""
     print(f"\nRun {run_dir.name} is ready for its fold jobs:\n"
           f"  python train_cli.py fold {run_dir.name} K{runs}     for K in 0..{cfg.folds - 1}, anywhere that sees "
