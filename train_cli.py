@@ -599,10 +599,62 @@ def command_runs(argv: list[str]) -> int:
     return 0
 
 
+def command_cache(argv: list[str]) -> int:
+    from core.store.cache_store import CacheSettings
+    keep = CacheSettings().keep_recent_s
+    prune = argv[:1] == ["prune"]
+    parser = OneLineParser(
+        prog=f"train_cli.py cache{' prune' if prune else ''}",
+        description=(f"Remove cache entries, least recently used first. An entry used in the last {keep / 3600:g} "
+                     "hour(s) is never removed: a live writer touches or writes what it uses as it goes. Anything "
+                     "removed is computed again when next needed." if prune else
+                     "What the cache holds (features, thumbnails, activation maps, neighbour indexes, kNN graphs, "
+                     "UMAP maps) and its size by kind. `cache prune --older-than 30d` or `--max-size 5G` trims it."))
+    add_cache_dir(parser, help="the cache (default: $FOLDLENS_CACHE, else %(default)s)")
+    if prune:
+        parser.add_argument("--older-than", metavar="AGE", help="remove entries unused for longer, e.g. 30d, 12h")
+        parser.add_argument("--max-size", metavar="SIZE", help="then remove least recently used entries until the "
+                                                               "cache fits, e.g. 5G, 500M")
+        parser.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    else:
+        parser.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    args = parser.parse_args(argv[1:] if prune else argv)
+    from core.store import cache_store
+    from core.views.run_list import human_size
+    cache_dir = Path(args.cache_dir)
+    if not prune:
+        kinds = cache_store.inventory(cache_dir)
+        if args.json:
+            import json
+            print(json.dumps({"cache_dir": str(cache_dir), "kinds": kinds}, indent=2))
+            return 0
+        print(f"cache: {cache_dir}")
+        for kind in kinds:
+            print(f"  {kind['kind']:<11} {human_size(kind['bytes']):>9}  {kind['files']:>8} files  {kind['what']}")
+        print(f"  {'total':<11} {human_size(sum(k['bytes'] for k in kinds)):>9}  "
+              f"{sum(k['files'] for k in kinds):>8} files")
+        return 0
+    if args.older_than is None and args.max_size is None:
+        raise UserError("cache prune: give --older-than AGE (e.g. 30d) and/or --max-size SIZE (e.g. 5G)")
+    older_than = cache_store.parse_age(args.older_than) if args.older_than is not None else None
+    max_bytes = cache_store.parse_size(args.max_size) if args.max_size is not None else None
+    doomed, kept = cache_store.prune_plan(cache_dir, older_than, max_bytes)
+    size = human_size(sum(e.size for e in doomed))
+    if args.dry_run:
+        print(f"would remove {len(doomed)} entries ({size}) from {cache_dir}")
+    else:
+        cache_store.remove(doomed)
+        print(f"removed {len(doomed)} entries ({size}) from {cache_dir}")
+    if kept:
+        print(f"kept {len(kept)} entries ({human_size(sum(e.size for e in kept))}) used in the last "
+              f"{keep / 3600:g} hour(s)")
+    return 0
+
+
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
             "report": command_report, "predict": command_predict, "serve": command_serve,
-            "remedies": command_remedies, "tune": command_tune, "runs": command_runs}
+            "remedies": command_remedies, "tune": command_tune, "runs": command_runs, "cache": command_cache}
 
 
 def main(argv: list[str]) -> int:
