@@ -62,7 +62,7 @@ def test_prune_older_than_removes_only_entries_unused_for_longer(cache, capsys):
 
 def test_prune_max_size_removes_least_recently_used_first_and_never_a_recent_entry(cache, capsys):
     doomed, kept = cache_store.prune_plan(cache, max_bytes=3000)
-    assert [e.path.name for e in doomed] == ["old.npy", "t.png", "mid.npy"]   # oldest use first, until it fits
+    assert [e.path.name for e in doomed] == ["old.npy", "t.png", "mid.npy"] and kept == []   # oldest first, until it fits
     assert cache_cli(cache, "prune", "--max-size", "0") == 0
     out = capsys.readouterr().out
     assert "removed 4 entries" in out and "kept 1 entries (500 B) used in the last 1 hour(s)" in out
