@@ -44,6 +44,16 @@ def _status_banner(run: runs.Run) -> None:
     if run.status == "running":
         st.info(f"**{run.run_id} is still training**: showing the {done} of {run.folds_planned} folds done so far. "
                 "Diagnostics appear when all folds are done.", icon=":material/hourglass_top:")
+    elif run.status == "stalled":
+        st.warning(f"**{run.run_id} stalled**: its writer stopped giving signs of life (killed, out of memory or a "
+                   f"lost machine?): {literal(run.liveness or '')}. Showing the {done} of {run.folds_planned} folds "
+                   "done so far.", icon=":material/heart_broken:")
+    elif run.status == "waiting":
+        st.info(f"**{run.run_id} waits for its fold jobs** (made with `--prepare-only`): showing the {done} of "
+                f"{run.folds_planned} folds done so far. When all are done: "
+                f"`python train_cli.py --resume {run.run_id} --assemble-only`", icon=":material/schedule:")
+    elif run.stale:
+        st.warning(f"**Stale**: {literal(run.stale)}", icon=":material/update:")
     elif run.status == "pruned":
         st.info(f"**This tuning trial was stopped early** ({run.error}): showing the {done} of {run.folds_planned} "
                 "folds it finished.", icon=":material/content_cut:")
