@@ -20,7 +20,7 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts onl
 
 from core.store import run_store  # noqa: E402
 from core.store.freshness import replaced_folds, stale_note  # noqa: E402
-from core.store.heartbeat import run_status  # noqa: E402
+from core.store.heartbeat import Liveness, run_status  # noqa: E402
 from core.views import tables as views  # noqa: E402
 
 NEW_RUN_HINT = "python train_cli.py --folds 5"
@@ -46,8 +46,8 @@ class Run:
     error: str | None
     info: dict
     signature: tuple
-    liveness: str | None = None   # stalled: the killed writers' last signs of life and the commands that resume them
-    stale: str | None = None      # complete, but a fold was replaced after it was assembled
+    live: Liveness | None = None   # what its heartbeats say (stalled: the killed writers' last signs of life)
+    stale: str | None = None       # complete, but a fold was replaced after it was assembled
 
     @property
     def classes(self) -> list[str]:
@@ -77,15 +77,10 @@ def run_of(entry: run_store.RunEntry) -> Run:
     """A listed, readable run as a `Run`, with its status as readers show it (`stalled` when its writer was
     killed, `waiting` for fold jobs; see core.store.heartbeat.run_status)."""
     status, live = run_status(entry)
-    liveness = None
-    if status == "stalled":
-        resume = " or ".join(live.resume) or f"python train_cli.py --resume {entry.run_id}"
-        last = "; ".join(beat.describe() for beat in live.stalled) or "no sign of life from its writer"
-        liveness = f"{last}; resume it with: {resume}"
     folds = replaced_folds(entry.path, int((entry.info or {}).get("config", {}).get("folds", 0)))
     stale = stale_note(entry.run_id, folds) if status == "complete" and folds else None
     return Run(entry.run_id, str(entry.path), status, entry.error, entry.info or {},
-               run_store.run_signature(entry.path), liveness, stale)
+               run_store.run_signature(entry.path), live, stale)
 
 
 # ---------------------------------------------------------------- cached reads (keyed by run_signature)

@@ -189,22 +189,30 @@ def _duration(seconds: float) -> str:
 RUN_STATUSES = ("running", "stalled", "waiting", "complete", "failed", "stopped", "pruned", "damaged")
 
 
-def run_status(entry: RunEntry, settings: HeartbeatSettings | None = None,
-               now: float | None = None) -> tuple[str, Liveness]:
-    """run.json's status, except that a `running` run nobody beats for reads `stalled` (its writer was killed)
-    or `waiting` (prepared with --prepare-only: its fold jobs have not started). Derived at read time; run.json
-    is never rewritten by a reader."""
+def derived_status(recorded: str, folder: Path, record: Path, prepared: bool = False,
+                   settings: HeartbeatSettings | None = None, now: float | None = None) -> tuple[str, Liveness]:
+    """The recorded status of a run, experiment or study (`record`: its run.json or experiment.json), except
+    that a `running` one nobody beats for reads `stalled` (its writer was killed), or `waiting` when `prepared`
+    (a run made with --prepare-only whose fold jobs have not started). Derived at read time: a reader never
+    rewrites the record."""
     settings = settings or HeartbeatSettings()
     now = time.time() if now is None else now
-    live = liveness(entry.path, settings, now)
-    if entry.status != "running" or live.state == "alive":
-        return entry.status, live
+    live = liveness(folder, settings, now)
+    if recorded != "running" or live.state == "alive":
+        return recorded, live
     if live.state == "stalled":
         return "stalled", live
-    if (entry.info or {}).get("prepared_for_fold_jobs"):
+    if prepared:
         return "waiting", live
     try:   # no heartbeat at all: just started, or written by a foldlens that did not beat and then killed
-        silent = now - (entry.path / RUN_JSON).stat().st_mtime
+        silent = now - Path(record).stat().st_mtime
     except OSError:
         return "stalled", live
     return ("running" if silent <= settings.stall_after_s else "stalled"), live
+
+
+def run_status(entry: RunEntry, settings: HeartbeatSettings | None = None,
+               now: float | None = None) -> tuple[str, Liveness]:
+    """A listed run's status as readers show it (see `derived_status`)."""
+    return derived_status(entry.status, entry.path, entry.path / RUN_JSON,
+                          bool((entry.info or {}).get("prepared_for_fold_jobs")), settings, now)

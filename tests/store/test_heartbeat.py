@@ -114,3 +114,15 @@ def test_a_running_run_reads_stalled_waiting_or_running_from_its_heartbeats(tmp_
     old_heartbeat(done, 120, "explain")
     assert run_status(read_run_entry(done), settings)[0] == "complete"   # recorded end states stand
     assert json.loads((killed / "run.json").read_text())["status"] == "running"   # readers never rewrite it
+
+
+def test_an_experiment_whose_driver_was_killed_reads_stalled_with_its_resume_command(tmp_path):
+    folder = tmp_path / "experiments" / "remedies-x"
+    folder.mkdir(parents=True)
+    write_json(folder / "experiment.json", {"experiment_id": "remedies-x", "status": "running"})
+    heartbeat_path(folder).write_text(json.dumps({
+        "writer": "remedies", "time": time.time() - 600, "host": "h", "pid": 7, "phase": "starting",
+        "resume": "python train_cli.py remedies --resume remedies-x --runs-dir runs"}))
+    status, live = derived_status("running", folder, folder / "experiment.json")
+    assert status == "stalled" and live.resume == ["python train_cli.py remedies --resume remedies-x --runs-dir runs"]
+    assert derived_status("complete", folder, folder / "experiment.json")[0] == "complete"
