@@ -10,8 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-from core.store.heartbeat import (HeartbeatSettings, clear_stalled, derived_status, heartbeat, heartbeat_path,
-                                  liveness, read_beats, run_status)
+from core.store.heartbeat import (
+    HeartbeatSettings,
+    clear_stalled,
+    derived_status,
+    heartbeat,
+    heartbeat_path,
+    liveness,
+    read_beats,
+    run_status,
+)
 from core.store.run_store import read_run_entry, write_json
 
 FAST = HeartbeatSettings(interval_s=0.05, stall_after_s=0.5)
