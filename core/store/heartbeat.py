@@ -90,7 +90,7 @@ class Heartbeat:
                 self._record["phase"] = phase
             if done is not None or total is not None:
                 self._record["progress"] = {"done": done, "total": total}
-        self.beat()
+        self._try_beat()
 
     def beat(self) -> None:
         if not self.enabled:
@@ -100,12 +100,15 @@ class Heartbeat:
             with atomic_path(self.path) as tmp:
                 tmp.write_text(json.dumps(record) + "\n")
 
+    def _try_beat(self) -> None:
+        try:
+            self.beat()
+        except OSError:  # a full disk or a lost mount must not stop the writer's work; readers see it stall
+            pass
+
     def _run(self) -> None:
         while not self._stop.wait(self.settings.interval_s):
-            try:
-                self.beat()
-            except OSError:  # a full disk or a lost mount must not kill the writer; the reader sees it stall
-                continue
+            self._try_beat()
 
     def start(self) -> Heartbeat:
         self.beat()
@@ -115,7 +118,10 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:  # never hide why the writer ended; a heartbeat left behind reads stalled, harmlessly
+            pass
 
 
 def heartbeat_path(folder: Path, name: str = "") -> Path:
