@@ -68,9 +68,10 @@ def measure(cache: Path, n_images: int, dim: int) -> dict[str, tuple[int, int, i
         overlay(crop, heat_map(rng, 224)).save(target, format="PNG")
     embedding = rng.standard_normal((len(photos), dim)).astype(np.float16)
     prepare("backbone", embedding, Thresholds(), cache)               # kNN graph of one space
-    import faiss                                                      # the Similar images page's index of one space
+    import faiss
+
     unit = embedding.astype(np.float32)
-    index = faiss.IndexFlatIP(dim)
+    index = faiss.IndexFlatIP(dim)                                    # the Similar images page's index of one space
     index.add(unit / np.linalg.norm(unit, axis=1, keepdims=True))
     (cache / "neighbours").mkdir()
     faiss.write_index(index, str(cache / "neighbours" / "space_flatip.faiss"))
