@@ -7,6 +7,9 @@ import contextlib
 import io
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,8 +18,10 @@ from conftest import make_folder_dataset
 
 import train_cli
 from core.run import lifecycle as run_lifecycle
-from core.store.heartbeat import heartbeat, heartbeat_path
+from core.store.heartbeat import HeartbeatSettings, heartbeat, heartbeat_path, run_status
+from core.store.run_store import read_run_entry
 
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--model", "resnet18", "--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8",
         "--train-mode", "head", "--test-size", "0"]
 
@@ -121,3 +126,21 @@ def test_runs_rm_refuses_a_run_whose_writer_is_alive_and_any_path_outside_the_ru
     assert (tmp_path / "outside").is_dir() and prepared.is_dir()
     assert cli(tmp_path, "runs", "rm", prepared.name) == 0
     assert not prepared.exists() and list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_fold_job_killed_with_sigkill_leaves_the_run_stalled_naming_its_fold_command(tmp_path, prepared):
+    job = subprocess.Popen([sys.executable, str(REPO / "train_cli.py"), "fold", prepared.name, "0", "--runs-dir",
+                            str(prepared.parent)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not heartbeat_path(prepared, "fold0").exists():
+            assert time.monotonic() < deadline and job.poll() is None, "the fold job never beat"
+            time.sleep(0.05)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    quick = HeartbeatSettings(interval_s=0.05, stall_after_s=0.2)   # the default waits 60 s
+    time.sleep(0.3)
+    status, live = run_status(read_run_entry(prepared), quick)
+    assert status == "stalled" and live.stalled[0].pid == job.pid
+    assert live.resume == [f"python train_cli.py fold {prepared.name} 0 --runs-dir {prepared.parent}"]
