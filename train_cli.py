@@ -20,10 +20,15 @@
                                                 ... and the set of classes each could be (90% hold the truth)
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
+  python train_cli.py runs [--json]             list runs: status (stalled when its writer was killed), size, metrics
+  python train_cli.py runs rm RUN_ID            remove a run (refused while its writer is alive)
+  python train_cli.py cache [prune --older-than 30d | --max-size 5G]
+                                                what the cache holds by kind; remove least recently used entries
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import fields
@@ -38,6 +43,7 @@ from core.errors import UserError
 from core.run.execution import EXECUTORS, ExecutionSettings
 
 DEFAULTS = RunConfig()
+INTERRUPTED = 130   # the exit status of a command stopped by Ctrl-C, as a shell reports 128 + SIGINT
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
 
 
@@ -144,6 +150,11 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         add("--prepare-only", action="store_true",
             help="create the run (scan, splits, backbone features) and stop: then run its folds as separate "
                  "`train_cli.py fold RUN_ID K` jobs and finish it with --resume RUN_ID")
+        add("--print-id", action="store_true",
+            help="with --prepare-only: print only the run id on stdout, for a script to capture (the rest on stderr)")
+        add("--assemble-only", action="store_true",
+            help="with --resume: assemble and diagnose, and fail listing the missing folds instead of training "
+                 "them (a job without a GPU, after the fold jobs)")
     where = parser.add_argument_group("where folds run (not part of the run's config: a resumed run may run "
                                       "elsewhere; run.json records each attempt's under `execution`)").add_argument
     where("--executor", default=ExecutionSettings().executor, choices=EXECUTORS,
@@ -168,29 +179,40 @@ def command_train(argv: list[str]) -> int:
     from core.run import lifecycle as run_lifecycle
     from core.run.executors import open_executor
     resume_id, prepare_only = args.pop("resume"), args.pop("prepare_only")
+    print_id, assemble_only = args.pop("print_id"), args.pop("assemble_only")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
+    if print_id and not prepare_only:
+        raise UserError("--print-id goes with --prepare-only (a finished run's id is in its summary)")
+    if assemble_only and resume_id is None:
+        raise UserError("--assemble-only goes with --resume RUN_ID: it finishes a run whose folds are done")
     if prepare_only:
-        return prepare_run_for_fold_jobs(cfg, settings, resume_id)
+        return prepare_run_for_fold_jobs(cfg, settings, resume_id, print_id)
     if resume_id is None:  # an empty id ("$UNSET" in a script) is one to look up, not a new run
         cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
         run_dir = (run_lifecycle.run_new(cfg, executor) if resume_id is None
-                   else run_lifecycle.resume(args["runs_dir"], resume_id, executor))
+                   else run_lifecycle.resume(args["runs_dir"], resume_id, executor, assemble_only))
     print_run_summary(run_dir)
     return 0
 
 
-def prepare_run_for_fold_jobs(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None) -> int:
-    """--prepare-only: create the run without training, and print the fold-job commands that finish it."""
+def prepare_run_for_fold_jobs(cfg: RunConfig, settings: ExecutionSettings, resume_id: str | None,
+                              print_id: bool = False) -> int:
+    """--prepare-only: create the run without training, and print the fold-job commands that finish it
+    (print_id: only the run id on stdout, as `RUN_ID=$(python train_cli.py --prepare-only --print-id)` wants)."""
     from core.run import lifecycle as run_lifecycle
     if resume_id is not None or settings != ExecutionSettings():
         raise UserError("--prepare-only creates a new run and runs no fold: drop --resume and the executor options")
-    run_dir = run_lifecycle.prepare(cfg)
+    with contextlib.redirect_stdout(sys.stderr if print_id else sys.stdout):   # the log, too, when stdout is the id
+        run_dir = run_lifecycle.prepare(cfg)
     runs = f" --runs-dir {cfg.runs_dir}" if cfg.runs_dir != DEFAULTS.runs_dir else ""
     print(f"\nRun {run_dir.name} is ready for its fold jobs:\n"
           f"  python train_cli.py fold {run_dir.name} K{runs}     for K in 0..{cfg.folds - 1}, anywhere that sees "
-          f"{run_dir}\nthen assemble and diagnose it:\n  python train_cli.py --resume {run_dir.name}{runs}")
+          f"{run_dir}\nthen assemble and diagnose it:\n  python train_cli.py --resume {run_dir.name} --assemble-only"
+          f"{runs}", file=sys.stderr if print_id else sys.stdout)
+    if print_id:
+        print(run_dir.name)
     return 0
 
 
@@ -324,7 +346,8 @@ def command_tune(argv: list[str]) -> int:
     cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
         folder = tune(cfg, options["trials"], options["metric"], options["study"], options["space"], executor,
-                      options["max_concurrent"], log=print_above_bars)
+                      options["max_concurrent"], log=print_above_bars,
+                      resume=" ".join(["python", "train_cli.py", "tune", *argv]))
     print(f"\nStudy written to {folder}\n{experiments_page(folder, cfg.runs_dir)}")
     return 0
 
@@ -349,6 +372,8 @@ def command_amazon(argv: list[str]) -> int:
     add("--min-ratings", type=int, default=default["min_ratings"],
         help="keep products with at least this many ratings (default: %(default)s)")
     add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
+    add("--progress-every", type=float, default=default["progress_every_s"], metavar="SECONDS",
+        help="print images done, failed and the rate per category this often, on stderr (default: %(default)s)")
     add("--timeout", type=float, default=http.timeout, help="seconds per request attempt (default: %(default)s)")
     add("--retries", type=int, default=http.retries,
         help="retries on timeouts, connection errors, 429 and 5xx (default: %(default)s)")
@@ -360,18 +385,20 @@ def command_amazon(argv: list[str]) -> int:
     settings = AmazonSettings(
         categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, progress_every_s=args.progress_every,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
     from core.data.sources.amazon import build, summary
     from core.data.sources.http import FetchError
+    command = ["python", "train_cli.py", "amazon", *argv]
     try:
-        info = build(settings, ["python", "train_cli.py", "amazon", *argv])
+        info = build(settings, command)
     except (FetchError, OSError) as exc:
         print(f"error: amazon build stopped: {exc}; rerun the same command to resume", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nrerun the same command to resume: finished images are kept", file=sys.stderr)
-        raise
+        print(f"\ninterrupted; finished images are kept: rerun the same command to resume:\n  {' '.join(command)}",
+              file=sys.stderr)
+        return INTERRUPTED
     print(summary(info))
     return 0
 
@@ -406,9 +433,14 @@ def command_fold(argv: list[str]) -> int:
                         "`python train_cli.py --resume RUN_ID` assembles and diagnoses the run.",
                         run_id_help="a run made with --prepare-only (or an interrupted one)")
     parser.add_argument("fold", type=int, help="fold index K, from 0")
+    parser.add_argument("--force", action="store_true",
+                        help="train a fold that is already done again, replacing it (the run's assembled results "
+                             "and diagnostics then read stale until --resume RUN_ID updates them)")
     add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.store import run_store
+    from core.store.freshness import stale_note
+    from core.store.heartbeat import heartbeat
     from core.training import fold_job
     entry = run_store.require_run(args.runs_dir, args.run_id)
     n_folds = entry.info["config"]["folds"]
@@ -417,9 +449,18 @@ def command_fold(argv: list[str]) -> int:
     if not run_store.embedding_path(entry.path, "backbone").exists():
         raise UserError(f"fold {args.run_id}: the run has no backbone features yet; make runs for fold jobs with "
                         f"--prepare-only, or finish this one with: python train_cli.py --resume {args.run_id}")
-    summary = fold_job.run_fold(entry.path, args.fold)
+    if (run_store.fold_dir(entry.path, args.fold) / "fold.json").exists() and not args.force:
+        raise UserError(f"fold {args.run_id} {args.fold}: that fold is already done; add --force to train it again "
+                        f"and replace it")
+    runs = f" --runs-dir {args.runs_dir}" if args.runs_dir != DEFAULTS.runs_dir else ""
+    with heartbeat(entry.path, f"fold {args.fold}", f"python train_cli.py fold {args.run_id} {args.fold}{runs}",
+                   name=f"fold{args.fold}") as beat:
+        beat.update("training")
+        summary = fold_job.run_fold(entry.path, args.fold, replace=args.force)
     print(f"fold {args.fold} of {args.run_id}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
           f"({summary['seconds']:.1f} s)")
+    if args.force and entry.status == "complete":
+        print(stale_note(args.run_id, [args.fold]), file=sys.stderr)
     return 0
 
 
@@ -553,10 +594,95 @@ def command_explain(argv: list[str]) -> int:
     return 0
 
 
+def command_runs(argv: list[str]) -> int:
+    if argv[:1] == ["rm"]:
+        parser = run_parser("runs rm", "Remove a run folder. Refused while a writer of the run (training, a fold "
+                            "job, explain) is alive, here or on another machine sharing the runs folder.")
+        add_runs_dir(parser)
+        args = parser.parse_args(argv[1:])
+        from core.store import run_store
+        from core.store.run_removal import remove_run
+        from core.views.run_list import folder_size, human_size
+        entry = run_store.find_run(Path(args.runs_dir), args.run_id)
+        size = human_size(folder_size(entry.path)) if entry else ""
+        removed = remove_run(Path(args.runs_dir), args.run_id)
+        print(f"removed {removed} ({size})")
+        return 0
+    parser = OneLineParser(prog="train_cli.py runs", description="List the runs folder: id, name, status (a run "
+                           "whose writer was killed reads stalled, with the command that resumes it), created, data, "
+                           "mode, folds done, headline metrics, size on disk. `runs rm RUN_ID` removes one.")
+    parser.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    add_runs_dir(parser)
+    args = parser.parse_args(argv)
+    import json
+
+    from core.views.run_list import format_rows, run_rows
+    rows = run_rows(Path(args.runs_dir))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif rows:
+        print(format_rows(rows))
+    else:
+        print(f"no runs under {args.runs_dir}")
+    return 0
+
+
+def command_cache(argv: list[str]) -> int:
+    from core.store.cache_store import CacheSettings
+    keep = CacheSettings().keep_recent_s
+    prune = argv[:1] == ["prune"]
+    parser = OneLineParser(
+        prog=f"train_cli.py cache{' prune' if prune else ''}",
+        description=(f"Remove cache entries, least recently used first. An entry used in the last {keep / 3600:g} "
+                     "hour(s) is never removed: a live writer touches or writes what it uses as it goes. Anything "
+                     "removed is computed again when next needed." if prune else
+                     "What the cache holds (features, thumbnails, activation maps, neighbour indexes, kNN graphs, "
+                     "UMAP maps) and its size by kind. `cache prune --older-than 30d` or `--max-size 5G` trims it."))
+    add_cache_dir(parser, help="the cache (default: $FOLDLENS_CACHE, else %(default)s)")
+    if prune:
+        parser.add_argument("--older-than", metavar="AGE", help="remove entries unused for longer, e.g. 30d, 12h")
+        parser.add_argument("--max-size", metavar="SIZE", help="then remove least recently used entries until the "
+                                                               "cache fits, e.g. 5G, 500M")
+        parser.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    else:
+        parser.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    args = parser.parse_args(argv[1:] if prune else argv)
+    from core.store import cache_store
+    from core.views.run_list import human_size
+    cache_dir = Path(args.cache_dir)
+    if not prune:
+        kinds = cache_store.inventory(cache_dir)
+        if args.json:
+            import json
+            print(json.dumps({"cache_dir": str(cache_dir), "kinds": kinds}, indent=2))
+            return 0
+        print(f"cache: {cache_dir}")
+        for kind in kinds:
+            print(f"  {kind['kind']:<11} {human_size(kind['bytes']):>9}  {kind['files']:>8} files  {kind['what']}")
+        print(f"  {'total':<11} {human_size(sum(k['bytes'] for k in kinds)):>9}  "
+              f"{sum(k['files'] for k in kinds):>8} files")
+        return 0
+    if args.older_than is None and args.max_size is None:
+        raise UserError("cache prune: give --older-than AGE (e.g. 30d) and/or --max-size SIZE (e.g. 5G)")
+    older_than = cache_store.parse_age(args.older_than) if args.older_than is not None else None
+    max_bytes = cache_store.parse_size(args.max_size) if args.max_size is not None else None
+    doomed, kept = cache_store.prune_plan(cache_dir, older_than, max_bytes)
+    size = human_size(sum(e.size for e in doomed))
+    if args.dry_run:
+        print(f"would remove {len(doomed)} entries ({size}) from {cache_dir}")
+    else:
+        cache_store.remove(doomed)
+        print(f"removed {len(doomed)} entries ({size}) from {cache_dir}")
+    if kept:
+        print(f"kept {len(kept)} entries ({human_size(sum(e.size for e in kept))}) used in the last "
+              f"{keep / 3600:g} hour(s)")
+    return 0
+
+
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
             "report": command_report, "predict": command_predict, "serve": command_serve,
-            "remedies": command_remedies, "tune": command_tune}
+            "remedies": command_remedies, "tune": command_tune, "runs": command_runs, "cache": command_cache}
 
 
 def main(argv: list[str]) -> int:
@@ -575,7 +701,7 @@ def main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:  # the pipeline has printed the run's --resume command
         print("\ninterrupted", file=sys.stderr)
-        return 1
+        return INTERRUPTED
     except Exception as exc:  # one line here, not a traceback; a training failure is also recorded in run.json
         where = f"{argv[0]} failed" if command else "training failed"
         details = "" if command else " (details in the run's run.json)"

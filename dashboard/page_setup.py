@@ -10,6 +10,8 @@ import runs
 import streamlit as st
 from formatting import literal
 
+from core.store.heartbeat import Liveness
+
 
 def without_run(title: str) -> None:
     """Page config and password gate for a page that is not about one run (Experiments)."""
@@ -44,12 +46,32 @@ def _status_banner(run: runs.Run) -> None:
     if run.status == "running":
         st.info(f"**{run.run_id} is still training**: showing the {done} of {run.folds_planned} folds done so far. "
                 "Diagnostics appear when all folds are done.", icon=":material/hourglass_top:")
+    elif run.status == "stalled":
+        stalled_warning(run.run_id, run.live, f"python train_cli.py --resume {run.run_id}",
+                        f"Showing the {done} of {run.folds_planned} folds done so far.")
+    elif run.status == "waiting":
+        st.info(f"**{run.run_id} waits for its fold jobs** (made with `--prepare-only`): showing the {done} of "
+                f"{run.folds_planned} folds done so far. When all are done: "
+                f"`python train_cli.py --resume {run.run_id} --assemble-only`", icon=":material/schedule:")
+    elif run.stale:
+        st.warning(f"**Stale**: {literal(run.stale)}", icon=":material/update:")
     elif run.status == "pruned":
         st.info(f"**This tuning trial was stopped early** ({run.error}): showing the {done} of {run.folds_planned} "
                 "folds it finished.", icon=":material/content_cut:")
     elif run.status == "failed":
         st.error(f"**This run failed**: {run.error or 'no error recorded'}. Showing whatever it finished.",
                  icon=":material/error:")
+
+
+def stalled_warning(what: str, live: Liveness | None, resume: str = "", more: str = "") -> None:
+    """A run, experiment or study whose writer stopped giving signs of life: its last one (from `live`, its
+    heartbeats) and the command that resumes it (the heartbeats', else `resume`)."""
+    stalled = live.stalled if live else []
+    last = "; ".join(beat.describe() for beat in stalled) or "no sign of life from its writer"
+    resume = " or ".join(live.resume if live and live.resume else [resume] if resume else [])
+    st.warning(f"**{what} stalled**: its writer stopped giving signs of life (killed, out of memory or a lost "
+               f"machine?): {literal(last)}. {more}" + (f"  \nResume it with {literal(resume)}" if resume else ""),
+               icon=":material/heart_broken:")
 
 
 def diagnostics_missing(run: runs.Run, pending: str, *, caption: bool = False,

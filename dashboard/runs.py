@@ -19,11 +19,14 @@ if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts onl
     sys.path.insert(0, str(REPO_ROOT))
 
 from core.store import run_store  # noqa: E402
+from core.store.freshness import replaced_folds, stale_note  # noqa: E402
+from core.store.heartbeat import Liveness, run_status  # noqa: E402
 from core.views import tables as views  # noqa: E402
 
 NEW_RUN_HINT = "python train_cli.py --folds 5"
 STATUS_ICON = {"complete": ":material/check_circle:", "running": ":material/hourglass_top:",
-               "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:"}
+               "failed": ":material/error:", "damaged": ":material/broken_image:", "pruned": ":material/content_cut:",
+               "stalled": ":material/heart_broken:", "waiting": ":material/schedule:"}
 
 
 def runs_dir() -> Path:
@@ -43,6 +46,8 @@ class Run:
     error: str | None
     info: dict
     signature: tuple
+    live: Liveness | None = None   # what its heartbeats say (stalled: the killed writers' last signs of life)
+    stale: str | None = None       # complete, but a fold was replaced after it was assembled
 
     @property
     def classes(self) -> list[str]:
@@ -69,9 +74,13 @@ class Run:
 
 
 def run_of(entry: run_store.RunEntry) -> Run:
-    """A listed, readable run as a `Run`."""
-    return Run(entry.run_id, str(entry.path), entry.status, entry.error, entry.info or {},
-               run_store.run_signature(entry.path))
+    """A listed, readable run as a `Run`, with its status as readers show it (`stalled` when its writer was
+    killed, `waiting` for fold jobs; see core.store.heartbeat.run_status)."""
+    status, live = run_status(entry)
+    folds = replaced_folds(entry.path, int((entry.info or {}).get("config", {}).get("folds", 0)))
+    stale = stale_note(entry.run_id, folds) if status == "complete" and folds else None
+    return Run(entry.run_id, str(entry.path), status, entry.error, entry.info or {},
+               run_store.run_signature(entry.path), live, stale)
 
 
 # ---------------------------------------------------------------- cached reads (keyed by run_signature)
@@ -128,7 +137,7 @@ def pick_run() -> Run | None:
         st.query_params["run"] = st.session_state["run"] = remembered
     elif st.session_state.get("run") not in ids:
         st.session_state["run"] = requested if requested in ids else ids[0]
-    status = {entry.run_id: entry.status for entry in entries}
+    status = {entry.run_id: run_status(entry)[0] for entry in entries}
     chosen = st.sidebar.selectbox("Run", ids, index=None, key="run", bind="query-params",
                                   help="Runs in the runs folder, newest first.")
     st.session_state["_run"] = chosen

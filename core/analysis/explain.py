@@ -28,6 +28,7 @@ from core.config import resize_side
 from core.data.dataset import load_rgb
 from core.errors import UserError
 from core.store import run_store
+from core.store.heartbeat import heartbeat
 from core.training.device import pick_device
 from core.training.features import IMAGENET_MEAN, IMAGENET_STD
 from core.training.fold_job import load_fold_model
@@ -184,6 +185,10 @@ def explain_run(run_dir: Path, cache_dir: str | Path | None = None, batch_size: 
     predictions = pd.read_parquet(Path(run_dir) / "predictions.parquet")
     requests = misclassified_requests(predictions)
     explainer = Explainer(run_dir, cache_dir, batch_size=batch_size)
-    explainer.overlays(requests, log=log)
+    # beside the run's own heartbeat: `runs rm` waits for it, and readers see the run being explained
+    with heartbeat(run_dir, "explain", f"python train_cli.py explain {Path(run_dir).name}", name="explain",
+                   optional=True) as beat:
+        beat.update("class activation maps", 0, len(requests))
+        explainer.overlays(requests, log=log)
     return {"maps": len(requests), "computed": explainer.computed, "images": len({r.sample_id for r in requests}),
             "seconds": round(time.perf_counter() - started, 2), "device": str(explainer.device)}

@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.config import RunConfig, default_cache_dir
 from core.store import run_store
+from core.store.cache_store import touch
 from core.store.hashing import memoised_file_sha256
 
 ENSEMBLE = "ensemble"
@@ -65,4 +66,6 @@ class OverlayCache:
         image_sha = self.samples.at[request.sample_id, "sha256"]
         key = hashlib.sha256(f"{image_sha}|{self._model_key(request.model)}|{request.class_index}".encode())
         digest = key.hexdigest()
-        return self.cache / digest[:2] / f"{digest}.png"
+        path = self.cache / digest[:2] / f"{digest}.png"
+        touch(path)   # its last use, for `cache prune` (nothing when it is not there yet)
+        return path

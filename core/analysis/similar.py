@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import default_cache_dir
+from core.store.cache_store import touch
 from core.store.hashing import memoised_file_sha256
 from core.store.run_store import atomic_path, embedding_path
 
@@ -61,6 +62,7 @@ def load_index(run_dir: str | Path, space: str, cache_dir: str | Path | None = N
         flat.add(unit)
         with atomic_path(target) as temporary:   # two sessions building it at once never read half a file
             faiss.write_index(flat, str(temporary))
+    touch(target)   # its last use, for `cache prune`
     return NeighbourIndex(space, faiss.read_index(str(target), faiss.IO_FLAG_MMAP))
 
 

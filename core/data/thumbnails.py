@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.config import default_cache_dir
 from core.data.dataset import load_rgb
+from core.store.cache_store import touch
 from core.store.hashing import memoised_file_sha256
 from core.store.run_store import atomic_path
 
@@ -32,6 +33,7 @@ def thumbnail(path: Path, size: int = 192, cache_dir: str | Path | None = None) 
     # "rgb": thumbnails decoded like training; older ones (plain PIL decoding) are not reused
     target = Path(cache_dir or default_cache_dir()) / "thumbnails" / digest[:2] / f"{digest}_{size}_rgb.png"
     if target.exists():
+        touch(target)   # its last use, for `cache prune`
         return target
     try:
         image = load_rgb(path)

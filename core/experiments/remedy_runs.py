@@ -19,6 +19,7 @@ from core.experiments.remedies import Remedy, default_set, remedy_config, remedy
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import complete_run, new_run_id, resume, start_run
 from core.store import run_store as store
+from core.store.heartbeat import clear_stalled, heartbeat
 from core.store.run_store import EXPERIMENT_SCHEMA_VERSION
 from core.training.device import pick_device, resolve_train_mode
 
@@ -104,7 +105,8 @@ def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecu
     def write() -> None:  # rewritten as each run starts and finishes, so the dashboard shows it in progress
         store.write_json(folder / "experiment.json", document)
 
-    with store.run_lock(folder, "experiment"):
+    with store.run_lock(folder, "experiment"), heartbeat(folder, "remedies", resume_command(document, cfg.runs_dir)):
+        clear_stalled(folder)
         document.update(status="running", error=None)
         write()
         try:

@@ -24,6 +24,7 @@ from core.numbers import metric_name, percent, significant
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import StopRun, complete_run, reference_splits, start_run
 from core.store import run_store as store
+from core.store.heartbeat import clear_stalled, heartbeat
 from core.store.run_store import EXPERIMENT_SCHEMA_VERSION
 from core.training.device import pick_device, resolve_train_mode
 
@@ -329,15 +330,19 @@ def format_best(best: dict | None, metric: str) -> str:
 
 def tune(cfg: RunConfig, n_trials: int, metric: str = "balanced_accuracy", study_name: str = "tune",
          space_overrides: list[str] | None = None, executor: FoldExecutor | None = None, max_concurrent: int = 1,
-         log: Callable[[str], None] = print) -> Path:
-    """Create or resume the study, run it to `n_trials` finished trials, evaluate the best on test once."""
+         log: Callable[[str], None] = print, resume: str = "") -> Path:
+    """Create or resume the study, run it to `n_trials` finished trials, evaluate the best on test once.
+    resume: the command that resumes it, for its heartbeat (a rerun of the command that started it)."""
     if n_trials < 1:
         raise UserError(f"--trials {n_trials}: at least 1")
     if max_concurrent < 1:
         raise UserError(f"--max-concurrent {max_concurrent}: at least 1")
     folder = store.experiments_root(Path(cfg.runs_dir)) / study_name
     folder.mkdir(parents=True, exist_ok=True)
-    with store.run_lock(folder, "study"):  # one driver per study: any RUNNING trial found now was left by a crash
+    # one driver per study: any RUNNING trial found now was left by a crash
+    with store.run_lock(folder, "study"), heartbeat(folder, "tune", resume or f"python train_cli.py tune --study "
+                                                    f"{study_name} --trials {n_trials}") as beat:
+        clear_stalled(folder)
         study = Study(cfg, study_name, metric, space_overrides, log)
         recovered = study.recover_interrupted()
         if recovered:
@@ -345,10 +350,12 @@ def tune(cfg: RunConfig, n_trials: int, metric: str = "balanced_accuracy", study
                 f"retrying them")
         log(f"study {study_name}: {study.finished()} of {n_trials} trials done; space: "
             f"{', '.join(p.describe() for p in study.space)}")
+        beat.update("trials", study.finished(), n_trials)
         try:
             study.optimize(n_trials, executor, max_concurrent)
         finally:
             study.write_results(None, complete=False)
+        beat.update("the best trial on test")
         best = study.evaluate_best(executor)
         study.write_results(best, complete=True)
         log(format_best(best, metric))

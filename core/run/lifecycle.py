@@ -29,7 +29,9 @@ from core.run.executors import LocalExecutor
 from core.run.split_units import describe as describe_units
 from core.run.split_units import split_units
 from core.store import run_store as store
+from core.store.freshness import replaced_folds
 from core.store.hashing import changed_files
+from core.store.heartbeat import clear_stalled, heartbeat
 from core.training.backbone_space import ensure_backbone_embeddings, pretrained_features, store_backbone_embeddings
 from core.training.device import describe_device, fold_threads, pick_device, resolve_train_mode
 from core.training.fold_job import done_folds
@@ -232,14 +234,18 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
     diagnose=False leaves diagnostics for `train_cli.py diagnose` (run.json's diagnostics_error says so)."""
     run_dir = Path(run_dir)
     executor = executor or LocalExecutor()
-    with store.run_lock(run_dir):
+    with store.run_lock(run_dir), heartbeat(run_dir, "run", resume_command(run_dir)) as beat:
+        clear_stalled(run_dir)   # what killed writers of this run left: this process takes over their work
         store.update_run_json(run_dir, status="running", error=None, execution=executor.describe())
         try:
             _, cfg, _ = load_run_inputs(run_dir)
+            beat.update("backbone features")
             ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
             todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
+            beat.update("folds", cfg.folds - len(todo), cfg.folds)
             for summary in tqdm(executor.run_folds(run_dir, todo), total=len(todo), desc="folds", unit="fold"):
                 k = summary["fold"]
+                beat.update("folds", len(done_folds(run_dir, cfg.folds)), cfg.folds)
                 store.record_timing(run_dir, f"fold{k}", summary["seconds"])
                 log(f"fold {k}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
                     f"({summary['seconds']:.1f} s)")
@@ -250,6 +256,7 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
                     on_fold(summary, metrics)
             if not todo:
                 assemble(run_dir)
+            beat.update("diagnostics")
             if diagnose:
                 run_diagnostics_step(run_dir)
             else:
@@ -261,7 +268,7 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
             raise
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            resume_hint = f"finish it with: python train_cli.py --resume {run_dir.name}"
+            resume_hint = f"finish it with: {resume_command(run_dir)}"
             store.update_run_json(run_dir, status="failed", error=f"{reason} ({resume_hint})")
             log(f"run {run_dir.name} failed: {reason}; {resume_hint}")
             raise
@@ -281,15 +288,38 @@ def prepare(cfg: RunConfig) -> Path:
     """Start a run and compute what its fold jobs read, without running a fold: for `train_cli.py fold` jobs
     sent to a cluster's scheduler; `--resume` then assembles (and runs any fold still missing)."""
     run_dir = start_run(cfg)
-    with store.run_lock(run_dir):
+    with store.run_lock(run_dir), heartbeat(run_dir, "prepare", resume_command(run_dir)) as beat:
+        beat.update("backbone features")
         ensure_backbone_embeddings(run_dir)
+        # run.json's status stays `running`: readers show it `waiting` for its fold jobs, not stalled
+        store.update_run_json(run_dir, prepared_for_fold_jobs=True)
     return run_dir
 
 
-def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None) -> Path:
+def resume_command(run_dir: Path) -> str:
+    """The command that finishes a run left unfinished (--runs-dir only when it is not the default)."""
+    runs_dir = Path(run_dir).parent
+    where = "" if runs_dir == Path(RunConfig().runs_dir) else f" --runs-dir {runs_dir}"
+    return f"python train_cli.py --resume {Path(run_dir).name}{where}"
+
+
+def resume(runs_dir: str | Path, run_id: str, executor: FoldExecutor | None = None,
+           assemble_only: bool = False) -> Path:
+    """Finish a run: its missing folds, assembly and diagnostics; a complete run whose folds were replaced since
+    it was assembled is assembled and diagnosed again. assemble_only: refuse, listing them, when folds are
+    missing (a job without a GPU that must not train them)."""
     entry = store.require_run(runs_dir, run_id)
-    if entry.status == "complete":
+    n_folds = entry.info["config"]["folds"]
+    if entry.status == "complete" and not replaced_folds(entry.path, n_folds):
         raise UserError(f"--resume {run_id}: that run is already complete; start a new one instead")
+    if assemble_only:
+        missing = [k for k in range(n_folds) if k not in done_folds(entry.path, n_folds)]
+        if missing:
+            runs = "" if Path(runs_dir) == Path(RunConfig().runs_dir) else f" --runs-dir {runs_dir}"
+            raise UserError(f"--resume {run_id} --assemble-only: fold{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(map(str, missing))} of {n_folds} not done; run "
+                            f"{'them' if len(missing) > 1 else 'it'} first: python train_cli.py fold {run_id} "
+                            f"{missing[0]}{runs}{' (and so on)' if len(missing) > 1 else ''}")
     started = time.perf_counter()
     check_images_unchanged(entry.path)
     return complete_run(entry.path, started, executor)

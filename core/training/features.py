@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from core.config import Augmentation, resize_side
 from core.data.dataset import load_rgb
+from core.store.cache_store import touch
 from core.store.run_store import write_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -99,6 +100,11 @@ def feature_cache_key(arch_record: dict, weights_sha256: str, image_size: int) -
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
+def _read_entry(path: Path) -> np.ndarray:
+    touch(path)   # its last use, for `cache prune`
+    return np.load(path).astype(np.float32)
+
+
 def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cache_key: str | None,
                     cache_dir: Path, image_size: int, batch_size: int, device: torch.device,
                     num_workers: int = -1) -> tuple[np.ndarray, int]:
@@ -121,6 +127,5 @@ def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cac
                 computed[i] = vector
                 if files[i] is not None:
                     write_array(files[i], vector.astype(np.float16))
-    features = np.stack([computed[i] if i in computed else np.load(files[i]).astype(np.float32)
-                         for i in range(len(paths))])
+    features = np.stack([computed[i] if i in computed else _read_entry(files[i]) for i in range(len(paths))])
     return features.astype(np.float32), len(missing)

@@ -117,15 +117,16 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
     return _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes))
 
 
-def run_fold(run_dir: Path, fold: int) -> dict:
+def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
     """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out.
 
     Idempotent, so a scheduler may run it again after a crash: folds/fold{k}/ appears in one rename when the
-    job ends (written under a temporary name until then), and a fold already done is returned as it is.
+    job ends (written under a temporary name until then), and a fold already done is returned as it is, unless
+    `replace` (then the new folder replaces it in the same rename).
     """
     run_dir = Path(run_dir)
     out = store.fold_dir(run_dir, fold)
-    if (out / "fold.json").exists():
+    if (out / "fold.json").exists() and not replace:
         return store.read_json(out / "fold.json")
     started = time.perf_counter()
     info, _, samples = load_run_inputs(run_dir)

@@ -1,6 +1,8 @@
 """Experiments: what would fix it (remedies with fold-paired effects, learning curve) and hyperparameter studies."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import links
 import navigation
 import page_setup
@@ -12,6 +14,8 @@ from charts import chart
 
 from core.numbers import metric_name, percent
 from core.store import run_store
+from core.store.heartbeat import derived_status
+from core.store.heartbeat import run_status as shown_status
 from core.views import experiments as views
 
 page_setup.without_run("Experiments")
@@ -31,7 +35,11 @@ if requested is not None and requested not in ids:
 experiment_id = links.choice("Experiment", "experiment", ids, default=requested if requested in ids else ids[0],
                              where=st.sidebar, help="Remedy experiments and tuning studies, newest first.")
 experiment = run_store.find_experiment(folder, experiment_id)
-run_status = {entry.run_id: entry.status for entry in run_store.list_runs(folder)}   # read once: every run.json
+run_status = {entry.run_id: shown_status(entry)[0] for entry in run_store.list_runs(folder)}   # every run.json once
+where = Path(experiment["path"])
+status, live = derived_status(experiment["status"], where, where / "experiment.json")   # stalled: its driver was killed
+if status == "stalled":
+    page_setup.stalled_warning(f"{experiment['kind']} {experiment_id}", live)
 
 
 def run_link(run_id: str | None, label: str) -> None:
@@ -41,7 +49,7 @@ def run_link(run_id: str | None, label: str) -> None:
 
 def remedies_view() -> None:
     st.caption(f"Baseline and remedies on the same splits and seed ({experiment['train_mode']} mode). "
-               f"Status: {experiment['status']}.")
+               f"Status: {status}.")
     if experiment.get("error"):
         st.warning(f"**This experiment stopped**: {experiment['error']}", icon=":material/pause_circle:")
     for skipped in experiment.get("skipped", []):
@@ -107,7 +115,7 @@ def tune_view() -> None:
     best = experiment.get("best")
     st.caption(f"Optuna study optimising mean validation {metric_name(experiment['metric'])} over folds "
                f"({experiment['train_mode']} mode); {experiment.get('trials', 0)} trials finished. "
-               f"Status: {experiment['status']}.")
+               f"Status: {status}.")
     if best:
         metric = metric_name(experiment["metric"])
         st.markdown(f"**Best trial {best['trial']}**: validation {metric} {percent(best['value'])}. "

@@ -25,6 +25,7 @@ from dashboard_fixtures import (  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from core.store import run_store
+from core.store.heartbeat import heartbeat
 from dashboard import navigation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,7 +112,8 @@ def test_oof_mistakes_offer_only_roles_that_show_each_image_once(dashboard_env) 
 
 
 def test_status_banners(dashboard_env) -> None:
-    assert "still training" in texts(open_page(None, run=RUNNING))
+    with heartbeat(dashboard_env / RUNNING, "run", "resume"):   # its writer is alive (killed, it reads stalled)
+        assert "still training" in texts(open_page(None, run=RUNNING))
     assert "This run failed" in texts(open_page("Classes", run=FAILED))
     assert "cannot be read" in texts(open_page(None, run=DAMAGED))
 

@@ -365,5 +365,18 @@ def test_ctrl_c_stops_at_once_even_while_waiting_out_a_retry_after(tmp_path):
             process.send_signal(signal.SIGABRT)
             _, err = process.communicate()
             raise AssertionError(f"still running 20 s after Ctrl-C; where its threads were:\n{err[-4000:]}") from None
-    assert process.returncode == 1 and time.monotonic() - interrupted < 5
+    assert process.returncode == 130 and time.monotonic() - interrupted < 5
     assert "rerun the same command to resume" in err and not (tmp_path / "out" / "manifest.csv").exists()
+    assert "train_cli.py amazon --categories Music" in err   # the command itself, to copy
+
+
+def test_a_build_prints_its_progress_per_category_and_leaves_no_heartbeat(tmp_path, capsys):
+    with LoopbackServer() as server:
+        plant(server)
+        assert amazon("--categories", "Beauty,Music", "--meta", f"{server.url}/meta", "--out", str(tmp_path / "out"),
+                      "--images", "all", *FAST, "--progress-every", "0") == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "Beauty: 10 of 17 products, 17 images, 7 failed" in next(line for line in lines if line.endswith(" done"))
+    assert any(line.startswith("Music: 6 of ") and " images/s)" in line for line in lines)
+    assert sum(line.startswith("Beauty: ") for line in lines) > 10   # after every product tried, and when done
+    assert not list((tmp_path / "out").glob("heartbeat*"))   # the writer ended: nothing reads as stalled

@@ -142,7 +142,7 @@ def test_an_interrupted_experiment_resumes_keeping_what_it_finished(workspace, t
         remedy = run_store.read_json(run_dir / "run.json")["experiment"]["role"] == "remedy"
         return real_complete_run(run_dir, started, executor, on_fold=ctrl_c if remedy else None)
     monkeypatch.setattr(experiments, "complete_run", interrupted_after_a_remedys_first_fold)
-    assert train_cli.main(one_remedy(runs, workspace)) == 1
+    assert train_cli.main(one_remedy(runs, workspace)) == 130   # Ctrl-C: 128 + SIGINT
     monkeypatch.undo()
 
     experiment = remedies_experiment(runs)
@@ -185,7 +185,7 @@ def interrupted_after_its_baseline(runs: Path, workspace: dict, monkeypatch) -> 
         return real_start_run(cfg, splits=splits, record=record)
     with monkeypatch.context() as patch:
         patch.setattr(experiments, "start_run", ctrl_c_at_the_first_remedy)
-        assert train_cli.main(one_remedy(runs, workspace)) == 1
+        assert train_cli.main(one_remedy(runs, workspace)) == 130
     experiment = remedies_experiment(runs)
     assert experiment["status"] == "failed" and experiment["runs"][0]["run_id"] is None
     return experiment

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.store.cache_store import touch
 from core.store.run_store import write_array
 
 CHUNK_ROWS = 4096   # float16 -> float32 conversion in chunks: a 50k x 2048 space never exists in float32 whole
@@ -76,6 +77,8 @@ def prepare(name: str, embedding: np.ndarray, th: Thresholds, cache_dir: str | P
     stem = _cache_stem(cache_dir, embedding, th) if cache_dir else None
     files = [Path(f"{stem}_{part}.npy") for part in ("unit", "index", "similarity")] if stem else []
     if files and all(f.exists() for f in files):
+        for f in files:
+            touch(f)   # its last use, for `cache prune`
         return Space(name, *(np.load(f) for f in files))
     unit = reduce(embedding, th.pca_dims, th.pca_fit_rows, th.seed)
     index, similarity = knn(unit, th.neighbours)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.analysis.diagnostics.neighbours import Space
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.store.cache_store import touch
 from core.store.run_store import write_array
 
 
@@ -45,6 +46,11 @@ def _cache_file(cache_dir: Path, space: Space, n_epochs: int | None, init: str, 
     return Path(cache_dir) / "umap" / f"{digest.hexdigest()}.npy"
 
 
+def _read_entry(path: Path) -> np.ndarray:
+    touch(path)   # its last use, for `cache prune`
+    return np.load(path)
+
+
 def umap_maps(spaces: list[Space], th: Thresholds, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """Each space seeded on its own, so results do not depend on how many run in parallel."""
     n = len(spaces[0].unit)
@@ -52,7 +58,7 @@ def umap_maps(spaces: list[Space], th: Thresholds, cache_dir: str | Path | None 
     n_epochs = th.umap_large_epochs if large else None
     init = th.umap_large_init if large else "spectral"
     files = [_cache_file(cache_dir, s, n_epochs, init, th) if cache_dir else None for s in spaces]
-    maps = [np.load(f) if f is not None and f.exists() else None for f in files]
+    maps = [_read_entry(f) if f is not None and f.exists() else None for f in files]
     todo = [i for i, xy in enumerate(maps) if xy is None]
     jobs = [(spaces[i].unit, spaces[i].index, spaces[i].similarity, n_epochs, init, th) for i in todo]
     workers = min(len(jobs), os.cpu_count() or 1) if large else 1

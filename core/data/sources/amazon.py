@@ -31,8 +31,10 @@ from tqdm.auto import tqdm
 from core.data.sources.http import FetchError, new_client, stream
 from core.data.sources.images import fetch_image
 from core.data.sources.jsonl import file_chunks, json_objects
+from core.data.sources.progress import DownloadProgress
 from core.data.sources.settings import AmazonSettings, HttpSettings
 from core.errors import UserError
+from core.store.heartbeat import heartbeat
 from core.store.run_store import atomic_path, write_json
 
 BUILD_FORMAT = "foldlens-amazon-build/1"
@@ -85,6 +87,7 @@ def check_settings(settings: AmazonSettings) -> None:
                "at least 1"),
               (settings.min_ratings < 0, f"--min-ratings {settings.min_ratings}", "0 or more"),
               (settings.concurrency < 1, f"--concurrency {settings.concurrency}", "at least 1"),
+              (settings.progress_every_s < 0, f"--progress-every {settings.progress_every_s}", "0 or more"),
               (settings.http.timeout <= 0, f"--timeout {settings.http.timeout:g}", "more than 0 seconds"),
               (settings.http.retries < 0, f"--retries {settings.http.retries}", "0 or more"),
               (settings.http.backoff < 0, f"--backoff {settings.http.backoff:g}", "0 seconds or more")]
@@ -271,7 +274,7 @@ def _file_name(product: Product, photo: Photo) -> str:
 
 
 def download_category(scan: CategoryScan, settings: AmazonSettings, client: httpx.Client,
-                      pool: ThreadPoolExecutor, stop: threading.Event) -> dict:
+                      pool: ThreadPoolExecutor, stop: threading.Event, progress: DownloadProgress) -> dict:
     """Download candidates in sample order until --per-class products have at least one good image.
 
     Rounds ask for exactly the products still missing, so the result does not depend on timing: a rerun (or a
@@ -281,6 +284,7 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
     asked = settings.per_class or scan.eligible
     rows, failures, obtained, reused = [], [], 0, 0
     queue = iter(scan.candidates)
+    progress.start(scan.category, asked)
     with tqdm(total=asked, desc=scan.category, unit=" products") as bar:
         while obtained < asked:
             batch = list(islice(queue, asked - obtained))
@@ -290,7 +294,7 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
                                     settings.http, partial(_pause, stop)) for photo in product.photos]
                        for product in batch]
             for product, product_futures in zip(batch, futures):
-                good = 0
+                good, failed_before = 0, len(failures)
                 for photo, future in zip(product.photos, product_futures):
                     where = {"category": scan.category, "parent_asin": product.parent_asin,
                              "variant": photo.variant, "url": photo.url}
@@ -307,6 +311,8 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
                 if good:
                     obtained += 1
                     bar.update()
+                progress.product(scan.category, good, len(failures) - failed_before, bool(good))
+    progress.finish(scan.category)
     counts = {"meta": scan.source, "records": scan.records, "malformed_lines": scan.malformed_lines,
               "duplicate_records": scan.duplicate_records, "below_min_ratings": scan.below_min_ratings,
               "without_images": scan.without_images, "duplicate_image_ids": len(scan.duplicate_image_ids),
@@ -356,10 +362,12 @@ def build(settings: AmazonSettings, command: list[str]) -> dict:
         scans = [scan_category(category, settings, client) for category in dict.fromkeys(settings.categories)]
         _start_output(out)
         results, stop = {}, threading.Event()
-        with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        with (heartbeat(out, "amazon", " ".join(command)) as beat,
+              ThreadPoolExecutor(max_workers=settings.concurrency) as pool):
+            progress = DownloadProgress(settings.progress_every_s, beat.update)
             try:
                 for scan in scans:
-                    results[scan.category] = download_category(scan, settings, client, pool, stop)
+                    results[scan.category] = download_category(scan, settings, client, pool, stop, progress)
             except BaseException:  # Ctrl-C: drop queued downloads and waits; only requests in flight finish
                 stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)

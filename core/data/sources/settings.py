@@ -25,4 +25,5 @@ class AmazonSettings:
     seed: int = 0
     min_ratings: int = 0            # keep products with at least this many ratings
     concurrency: int = 8            # downloads at once
+    progress_every_s: float = 10.0  # seconds between progress lines (images done, failed, rate) on stderr
     http: HttpSettings = field(default_factory=HttpSettings)
