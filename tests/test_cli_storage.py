@@ -1,0 +1,115 @@
+"""A full disk or a folder we may not write, at each write point a command has: one line naming the path and what
+to free or fix, exit 2, nothing half-written that a reader would take for complete, and the same command (or
+`fold` again, for a fold job) finishes once there is space again."""
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from storage_faults import faults, leftovers, one_error_line  # noqa: F401  (faults is a fixture)
+
+import train_cli
+from core.config import RunConfig
+from core.run import lifecycle
+from core.store import run_store
+from core.testing.synthetic import make_synthetic_run
+
+RUN = "20250101-000000-disk"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("disk") / "runs"
+    run_dir = make_synthetic_run(runs, RUN, 60, 3, 3, 16, seed=5, diagnostics=False)
+    samples = run_store.read_table(run_dir, "samples")
+    run_store.write_parquet(run_dir / "label_issues.parquet", pd.DataFrame({
+        "sample_id": [3], "path": [samples.path[3]], "label": [samples.label[3]], "suggested_label": ["x"],
+        "quality": [0.01]}))
+    return runs
+
+
+@pytest.fixture
+def runs(source, tmp_path) -> Path:
+    """A fresh copy of the run per test: a failed write must not leak into the next test."""
+    return Path(shutil.copytree(source, tmp_path / "runs"))
+
+
+def test_a_report_on_a_full_disk_is_one_line_and_no_file_until_there_is_space(runs, tmp_path, faults, capsys):
+    out = tmp_path / "out" / "report.html"
+    argv = ["report", RUN, "--runs-dir", str(runs), "--out", str(out)]
+    faults.fill_at(lambda path: path == out)
+    assert train_cli.main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: no space left writing {out} (") and "free space on that file system" in line
+    assert not out.exists() and not leftovers(tmp_path / "out")
+    faults.free()
+    assert train_cli.main(argv) == 0 and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("code, words", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")])
+def test_a_folder_we_may_not_write_names_the_folder_to_make_writable(runs, tmp_path, faults, capsys, code, words):
+    out = tmp_path / "out" / "report.html"
+    faults.fill_at(lambda path: path == out, code)
+    assert train_cli.main(["report", RUN, "--runs-dir", str(runs), "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"error: cannot write {out} ({words}): make {out.parent} writable by this user, or point the "
+                    "command at another folder, then run the same command again")
+
+
+@pytest.mark.parametrize("full", ["review.json", "cleaned.csv"])
+def test_a_cleaned_manifest_is_never_there_without_its_review(runs, tmp_path, faults, capsys, full):
+    out = tmp_path / "out" / "cleaned.csv"
+    argv = ["clean", RUN, "--runs-dir", str(runs), "--drop-label-issues", "0.05", "--out", str(out)]
+    faults.fill_at(lambda path: path.name == full)
+    assert train_cli.main(argv) == 2
+    assert f"no space left writing {out.parent / full}" in one_error_line(capsys.readouterr().err)
+    assert not out.exists() and not leftovers(tmp_path / "out")
+    faults.free()
+    assert train_cli.main(argv) == 0 and out.exists() and (out.parent / "review.json").exists()
+
+
+@pytest.mark.parametrize("full", ["diagnostics.json"])
+def test_diagnostics_on_a_full_disk_stop_with_one_line_and_rerun_once_there_is_space(runs, faults, capsys, full):
+    run_dir = runs / RUN
+    faults.fill_at(lambda path: path.name == full)
+    assert train_cli.main(["diagnose", RUN, "--runs-dir", str(runs)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"error: no space left writing {run_dir / full}" in line or \
+        f"error: no space left writing {run_dir / 'run.json'}" in line   # recording the failure needs space too
+    assert not (run_dir / "diagnostics.json").exists() and not leftovers(run_dir)
+    assert run_store.read_run_entry(run_dir).status == "complete"   # the trained run is untouched
+    faults.free()
+    assert train_cli.main(["diagnose", RUN, "--runs-dir", str(runs)]) == 0
+    assert (run_dir / "diagnostics.json").exists() and (run_dir / "findings.json").exists()
+
+
+def test_a_fold_job_on_a_full_disk_leaves_no_fold_folder_and_runs_again(tmp_path, folder_dataset, faults, capsys):
+    run_dir = lifecycle.prepare(RunConfig(data=str(folder_dataset), runs_dir=str(tmp_path / "runs"), weights="none",
+                                          image_size=32, folds=2, test_size=0, epochs=1, batch_size=8))
+    argv = ["fold", run_dir.name, "0", "--runs-dir", str(run_dir.parent)]
+    fold0 = run_store.fold_dir(run_dir, 0)
+    faults.fill_at(lambda path: path == fold0)
+    assert train_cli.main(argv) == 2
+    assert f"error: no space left writing {fold0} (" in one_error_line(capsys.readouterr().err)
+    assert not fold0.exists() and not leftovers(run_dir)
+    faults.free()
+    assert train_cli.main(argv) == 0 and (fold0 / "fold.json").exists()
+
+
+def test_a_runs_folder_we_may_not_write_stops_training_before_any_work_with_one_line(tmp_path, folder_dataset,
+                                                                                    monkeypatch, capsys):
+    """The run's own folder is made with mkdir, outside the atomic writes: main still says it in one line."""
+    real_mkdir = Path.mkdir
+
+    def refused(self, *args, **kwargs):
+        if self.parent == tmp_path / "runs":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", refused)
+    assert train_cli.main(["--data", str(folder_dataset), "--runs-dir", str(tmp_path / "runs"), "--weights", "none",
+                           "--image-size", "32", "--folds", "2", "--test-size", "0"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot write {tmp_path / 'runs'}/") and "(permission denied)" in line
