@@ -4,7 +4,10 @@ to free or fix, exit 2, nothing half-written that a reader would take for comple
 from __future__ import annotations
 
 import errno
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,7 @@ from core.store import run_store
 from core.testing.synthetic import make_synthetic_run
 
 RUN = "20250101-000000-disk"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +117,37 @@ def test_a_runs_folder_we_may_not_write_stops_training_before_any_work_with_one_
                            "--image-size", "32", "--folds", "2", "--test-size", "0"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: cannot write {tmp_path / 'runs'}/") and "(permission denied)" in line
+
+
+# ---------------------------------------------------------------- a real small file system
+
+ON_A_SMALL_DISK = r"""
+set -e
+mount -t tmpfs -o size=16m tmpfs "$1"
+head -c 16700000 /dev/zero > "$1/filler"         # leaves about 70 kB: less than the report needs
+set +e
+"$2" train_cli.py report "$3" --runs-dir "$4" --out "$1/report.html" 2> "$5/first.err"; echo $? > "$5/first.rc"
+ls -A "$1" > "$5/left.txt"
+rm "$1/filler"
+"$2" train_cli.py report "$3" --runs-dir "$4" --out "$1/report.html" 2> "$5/second.err"; echo $? > "$5/second.rc"
+test -s "$1/report.html"; echo $? > "$5/written.rc"
+"""
+
+
+def test_a_report_on_a_real_full_tmpfs_and_again_once_space_is_freed(runs, tmp_path):
+    """A 16 MB tmpfs mounted in a private mount namespace (`unshare -m`, so nothing stays mounted if the test
+    dies): the first report fails with one line, leaves only the filler, and the second one, after freeing
+    space, writes the report."""
+    disk, notes = tmp_path / "disk", tmp_path / "notes"
+    disk.mkdir(), notes.mkdir()
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {disk}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not allowed here (uid {os.getuid()}): {probe.stderr.strip()[:200]}")
+    subprocess.run(["unshare", "-m", "sh", "-c", ON_A_SMALL_DISK, "sh", str(disk), sys.executable, RUN, str(runs),
+                    str(notes)], cwd=REPO, check=True, timeout=300)
+    assert (notes / "first.rc").read_text().strip() == "2"
+    line = one_error_line((notes / "first.err").read_text())
+    assert line.startswith(f"error: no space left writing {disk / 'report.html'} (0 MB free there)")
+    assert (notes / "left.txt").read_text().split() == ["filler"]     # no partial report, no temporary file
+    assert (notes / "second.rc").read_text().strip() == "0" and (notes / "written.rc").read_text().strip() == "0"
