@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -36,11 +36,6 @@ class Faults:
 
     def free(self) -> None:
         self.code, self.failing = None, False
-
-
-@pytest.fixture
-def faults(monkeypatch) -> Faults:
-    return Faults(monkeypatch)
 
 
 def one_error_line(err: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from storage_faults import faults, leftovers, one_error_line  # noqa: F401  (faults is a fixture)
+from storage_faults import Faults, leftovers, one_error_line
 
 import train_cli
 from core.config import RunConfig
@@ -33,6 +33,11 @@ def source(tmp_path_factory) -> Path:
         "sample_id": [3], "path": [samples.path[3]], "label": [samples.label[3]], "suggested_label": ["x"],
         "quality": [0.01]}))
     return runs
+
+
+@pytest.fixture
+def faults(monkeypatch) -> Faults:
+    return Faults(monkeypatch)
 
 
 @pytest.fixture
@@ -141,7 +146,7 @@ def test_a_report_on_a_real_full_tmpfs_and_again_once_space_is_freed(runs, tmp_p
     disk, notes = tmp_path / "disk", tmp_path / "notes"
     disk.mkdir(), notes.mkdir()
     probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {disk}"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not allowed here (uid {os.getuid()}): {probe.stderr.strip()[:200]}")
     subprocess.run(["unshare", "-m", "sh", "-c", ON_A_SMALL_DISK, "sh", str(disk), sys.executable, RUN, str(runs),
