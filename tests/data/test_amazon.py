@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from loopback_server import Answer, LoopbackServer
 from PIL import Image
+from storage_faults import Faults, leftovers, one_error_line
 
 import train_cli
 from core.data.sources.amazon import image_entries, image_id
@@ -367,3 +368,21 @@ def test_ctrl_c_stops_at_once_even_while_waiting_out_a_retry_after(tmp_path):
             raise AssertionError(f"still running 20 s after Ctrl-C; where its threads were:\n{err[-4000:]}") from None
     assert process.returncode == 1 and time.monotonic() - interrupted < 5
     assert "rerun the same command to resume" in err and not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_a_full_disk_during_downloads_is_one_line_and_the_rerun_finishes_the_same_build(tmp_path, monkeypatch,
+                                                                                          capsys):
+    faults = Faults(monkeypatch)
+    with LoopbackServer() as server:
+        world = plant(server)
+        options = ["--categories", "Beauty,Music", "--meta", f"{server.url}/meta", "--images", "all", *FAST,
+                   "--out", str(tmp_path / "out")]
+        faults.fill_at(lambda path: path.suffix == ".jpg")
+        assert amazon(*options) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert line.startswith(f"error: no space left writing {tmp_path / 'out'}/") and ".jpg (" in line
+        assert not (tmp_path / "out" / "manifest.csv").exists() and not (tmp_path / "out" / "build.json").exists()
+        assert not leftovers(tmp_path / "out")
+        faults.free()
+        assert amazon(*options) == 0
+    assert read_manifest(tmp_path / "out" / "manifest.csv") == world.rows
