@@ -228,8 +228,14 @@ def read_run_entry(run_dir: Path) -> RunEntry:
     run_dir = Path(run_dir)
     try:
         info = read_json(run_dir / RUN_JSON)
-        if info.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {info.get('schema_version')!r}, this version reads {SCHEMA_VERSION}")
+        if not isinstance(info, dict):  # `[]` or `null` would break every reader of the list of runs
+            raise ValueError(f"a JSON object was expected, not {type(info).__name__}")
+        version = info.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version} is from a newer foldlens (this one reads {SCHEMA_VERSION}); "
+                             f"upgrade foldlens to read it")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r}, this version reads {SCHEMA_VERSION}")
         return RunEntry(run_dir.name, run_dir, info["status"], info.get("created", ""), info.get("error"), info)
     except FileNotFoundError:
         return RunEntry(run_dir.name, run_dir, "damaged", "", "run.json is missing", None)
@@ -250,6 +256,8 @@ def require_run(runs_dir: Path, run_id: str) -> RunEntry:
     if entry is None or entry.info is None:
         raise UserError(f"run {run_id}: no such run under {runs_dir}{'' if entry is None else f' ({entry.error})'}; "
                         f"list them with: ls {runs_dir}")
+    from core.store.run_check import check_run_files
+    check_run_files(entry.path)  # a damaged file refused here, in one line, not deep inside the command
     return entry
 
 
