@@ -10,6 +10,7 @@ import review_list
 import runs
 import streamlit as st
 import tiles
+from formatting import plain
 
 from core.config import default_cache_dir
 from core.data import cleaning
@@ -69,8 +70,8 @@ def similar_rows(run: runs.Run, space: str, sample_ids: tuple[int, ...]) -> pd.D
 
 
 def similar_caption(row: pd.Series) -> str:
-    predicted = "" if pd.isna(row["pred_name"]) else f" → {row['pred_name']}"
-    return (f"**{row['true_name']}**{predicted}  \n"
+    predicted = "" if pd.isna(row["pred_name"]) else f" → {plain(row['pred_name'])}"
+    return (f"**{plain(row['true_name'])}**{predicted}  \n"
             f"distance {row['distance']:.3f} · {row['split']} · #{row['sample_id']}")
 
 

@@ -1,0 +1,59 @@
+"""Hostile class names (HTML, markdown images and links, path separators, control characters, 300 characters) in a
+run: every page renders without an exception, and none of them reaches a markdown element as markup (only as a
+literal code span), so nothing is injected and nothing is fetched from elsewhere."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from dashboard_fixtures import PAGES, open_page
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.testing.synthetic import make_synthetic_run
+from dashboard import formatting  # the function the pages call
+
+RUN = "20250101-000000-hostile"
+HOSTILE = ["<script>alert(1)</script>", "![pixel](http://127.0.0.1:9/p.png)", "../x/..\\y", "tab\there\x07bell",
+           "[click](javascript:alert(1))", "w" * 300]
+MARKUP = ["<script", "](http", "](javascript"]
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("hostile") / "runs"
+    make_synthetic_run(runs, RUN, 90, n_folds=2, dim=8, seed=3, class_names=HOSTILE)
+    return runs
+
+
+def as_markup(text: str) -> str:
+    """What Markdown reads as markup: the text without its code spans and backslash-escaped characters (both
+    show literally)."""
+    return re.sub(r"\\.", "", re.sub(r"(`+)(.+?)\1", "", text, flags=re.DOTALL))
+
+
+def markdown_bodies(app) -> list[str]:
+    """Every element whose text Streamlit renders as markdown."""
+    bodies = [m.value for m in app.markdown] + [c.value for c in app.caption]
+    bodies += [e.body for kind in (app.info, app.warning, app.error, app.success) for e in kind]
+    bodies += [t.value for t in app.title] + [h.value for h in app.header] + [s.value for s in app.subheader]
+    return bodies
+
+
+@pytest.mark.parametrize("page", [None, *[p for p in PAGES if p not in ("Experiments",)]])
+def test_hostile_class_names_render_as_text_on_every_page(hostile_runs, tmp_path, monkeypatch, page):
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(hostile_runs))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = open_page(page, run=RUN)
+    assert not app.exception, app.exception
+    leaks = [body for body in markdown_bodies(app) if any(m in as_markup(body) for m in MARKUP)]
+    assert not leaks
+
+
+@given(st.text())
+def test_plain_text_escapes_every_markup_character_and_keeps_the_text(text):
+    shown = formatting.plain(text)
+    assert not re.search(r"[\x00-\x1f\x7f]", shown)
+    assert re.sub(r"\\(.)", r"\1", shown) == re.sub(r"[\x00-\x1f\x7f]+", " ", text)   # unescaped: the same text
+    assert not re.search(r"(?<!\\)(?:\\\\)*[`*_\[\]()<>!#|~:$&]", re.sub(r"\\.", "", shown))
