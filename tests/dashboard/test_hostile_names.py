@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import PAGES, open_page
+from dashboard_fixtures import HOME, PAGES, open_page
 from hypothesis import given
 from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
 
 from core.testing.synthetic import make_synthetic_run
 from dashboard import formatting  # the function the pages call
@@ -57,3 +58,27 @@ def test_plain_text_escapes_every_markup_character_and_keeps_the_text(text):
     assert not re.search(r"[\x00-\x1f\x7f]", shown)
     assert re.sub(r"\\(.)", r"\1", shown) == re.sub(r"[\x00-\x1f\x7f]+", " ", text)   # unescaped: the same text
     assert not re.search(r"(?<!\\)(?:\\\\)*[`*_\[\]()<>!#|~:$&]", re.sub(r"\\.", "", shown))
+
+
+# Every URL parameter a page reads (links.choice/tabs/pager keys, the review list, the run picker's neighbours).
+PARAMS = ["tab", "true", "pred", "fold", "role", "scale", "class", "experiment", "metric", "property", "by", "space",
+          "color", "slice", "gap_metric", "page", "with", "review", "source", "cam"]
+VALUES = ["<script>alert(1)</script>", "-1", "99999999999999999999", "", "../../etc/passwd", "%00\x00\x1b[31m",
+          "a" * 5000, "1,2,x,,drop", "[click](javascript:alert(1))", "NaN", "0.5", "review:1:2:3"]
+
+
+@pytest.mark.parametrize("shift", [0, 7])
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_hostile_url_parameters_never_break_a_page(hostile_runs, tmp_path, monkeypatch, page, shift):
+    """Each parameter gets another hostile value (two rotations), on a run whose class names are hostile too."""
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(hostile_runs))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.query_params["run"] = RUN
+    for i, key in enumerate(PARAMS):   # set one by one: `page` is also open_page's own argument
+        app.query_params[key] = VALUES[(i + shift) % len(VALUES)]
+    if page:
+        app.switch_page(PAGES[page])
+    app.run()
+    assert not app.exception, app.exception
+    assert not [body for body in markdown_bodies(app) if any(m in as_markup(body) for m in MARKUP)]
