@@ -18,8 +18,10 @@ class DamagedRunError(UserError):
 
 def damaged(path: Path, run_dir: Path, why: str) -> DamagedRunError:
     why = " ".join(why.split())[:200]  # one line, whatever the library's message was
-    return DamagedRunError(f"run {Path(run_dir).name} is damaged: {path} cannot be read ({why}); recompute it "
-                           f"(python train_cli.py diagnose or --resume {Path(run_dir).name}) or move the run away")
+    run_id = Path(run_dir).name
+    return DamagedRunError(f"run {run_id} is damaged: {path} cannot be read ({why}); restore the file, or move "
+                           f"the run out of the runs folder (a diagnostics file: python train_cli.py diagnose "
+                           f"{run_id} after removing it)")
 
 
 def check_run_files(run_dir: Path) -> None:

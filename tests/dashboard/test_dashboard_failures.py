@@ -189,3 +189,14 @@ def test_no_network_warning_behind_a_password(env, option):
     app.secrets["password"] = "s3cret"
     app.run()
     assert not app.sidebar.warning and app.text_input(key="password")
+
+
+# ---------------------------------------------------------------- a full disk under the dashboard's caches
+
+def test_a_full_thumbnail_cache_stops_the_page_with_one_line_not_a_traceback(env, tmp_path, monkeypatch):
+    from storage_faults import Faults
+    Faults(monkeypatch).fill_at(lambda path: "thumbnails" in path.parts)
+    app = open_page("Misclassified", run=BROKEN)
+    assert not app.exception
+    [stopped] = [e.body for e in app.error if e.body.startswith("**This page stopped**: ")]
+    assert f"no space left writing {tmp_path / 'cache' / 'thumbnails'}" in stopped

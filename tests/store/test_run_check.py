@@ -109,3 +109,4 @@ def test_the_dashboard_shows_the_damaged_runs_error_and_the_other_run_still_work
     assert error.startswith("**This run cannot be read**") and "backbone.npy" in error and "shape (59, 8)" in error
     good = open_page(page, run=GOOD)
     assert not good.exception and not good.error and good.title[0].value != GOOD
+
