@@ -18,7 +18,8 @@ def literal(text: str) -> str:
     return f"{fence} {text} {fence}"
 
 
-MARKUP = re.compile(r"([\\`*_\[\]()<>!#|~:$&])")
+# An underscore between letters or digits never emphasises (CommonMark), so class_a stays as typed.
+MARKUP = re.compile(r"([\\`*\[\]()<>!#|~:$&]|(?<![^\W_])_|_(?![^\W_]))")
 
 
 def plain(text: str) -> str:

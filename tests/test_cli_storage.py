@@ -156,3 +156,25 @@ def test_a_report_on_a_real_full_tmpfs_and_again_once_space_is_freed(runs, tmp_p
     assert line.startswith(f"error: no space left writing {disk / 'report.html'} (0 MB free there)")
     assert (notes / "left.txt").read_text().split() == ["filler"]     # no partial report, no temporary file
     assert (notes / "second.rc").read_text().strip() == "0" and (notes / "written.rc").read_text().strip() == "0"
+
+
+def test_training_on_a_full_disk_stops_with_one_line_and_resume_finishes_once_there_is_space(
+        tmp_path, folder_dataset, faults, capsys):
+    """The disk fills up as fold 1's outputs are renamed into place, and stays full: recording the failure in
+    run.json fails too, so the line names run.json; what was printed before it gives the --resume command."""
+    runs = tmp_path / "runs"
+    faults.fill_at(lambda path: path.name == "fold1" and path.parent.name == "folds")
+    assert train_cli.main(["--data", str(folder_dataset), "--runs-dir", str(runs), "--weights", "none",
+                           "--image-size", "32", "--folds", "2", "--epochs", "1", "--batch-size", "8",
+                           "--test-size", "0"]) == 2
+    [run_dir] = list(runs.iterdir())
+    printed = capsys.readouterr()
+    line = one_error_line(printed.err)
+    assert line.startswith("error: no space left writing ") and str(run_dir) in line
+    assert f"finish it with: python train_cli.py --resume {run_dir.name}" in printed.out + printed.err
+    assert not run_store.fold_dir(run_dir, 1).exists() and not leftovers(run_dir)
+    assert run_store.read_run_entry(run_dir).status != "complete"
+    faults.free()
+    assert train_cli.main(["--resume", run_dir.name, "--runs-dir", str(runs)]) == 0
+    assert run_store.read_run_entry(run_dir).status == "complete"
+    assert (run_store.fold_dir(run_dir, 1) / "fold.json").exists() and (run_dir / "diagnostics.json").exists()

@@ -57,7 +57,10 @@ def test_plain_text_escapes_every_markup_character_and_keeps_the_text(text):
     shown = formatting.plain(text)
     assert not re.search(r"[\x00-\x1f\x7f]", shown)
     assert re.sub(r"\\(.)", r"\1", shown) == re.sub(r"[\x00-\x1f\x7f]+", " ", text)   # unescaped: the same text
-    assert not re.search(r"(?<!\\)(?:\\\\)*[`*_\[\]()<>!#|~:$&]", re.sub(r"\\.", "", shown))
+    bare = re.sub(r"\\.", "", shown)   # what is left once every escaped character is taken out
+    assert not re.search(r"[\\`*\[\]()<>!#|~:$&]", bare)
+    assert all(match.start() > 0 and bare[match.start() - 1].isalnum() and bare[match.end():match.end() + 1].isalnum()
+               for match in re.finditer("_", bare))   # an underscore left bare sits inside a word
 
 
 # Every URL parameter a page reads (links.choice/tabs/pager keys, the review list, the run picker's neighbours).
