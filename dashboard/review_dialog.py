@@ -41,7 +41,7 @@ def image_dialog(run: runs.Run, sample_id: int) -> None:
         st.markdown(notes or ":gray[The diagnostics say nothing special about this image.]")
         current = next((d for d in review_list.decisions(run) if d.sample_id == sample_id), None)
         if current:
-            st.caption(f"On the review list: {current.action}{f' to {current.label}' if current.label else ''}.")
+            st.caption(f"On the review list: {current.action}{f' to {plain(current.label)}' if current.label else ''}.")
         issues = run.table("label_issues")
         own = None if issues is None else issues[issues["sample_id"] == sample_id]
         suggested = None if own is None else review_list.suggestions(own) or None

@@ -88,7 +88,7 @@ with right:
             f"{p['property'].replace('_', ' ')}: median {p['slice_median']:.3g} vs {p['rest_median']:.3g} elsewhere "
             f"(AUC {p['auc']:.2f})" for p in found["properties"]))
 
-st.subheader(f"Images of {name}")
+st.subheader(f"Images of {plain(name)}")
 rows = explain_views.slice_rows(run.rows("oof"), run.table("slices"), name, found["examples"])
 st.caption(f"{len(rows)} validation images, the {len(found['examples'])} examples first (mistakes, most confident "
            "first).")

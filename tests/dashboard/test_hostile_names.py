@@ -12,19 +12,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
+from core.store import run_store
 from core.testing.synthetic import make_synthetic_run
 from dashboard import formatting  # the function the pages call
 
 RUN = "20250101-000000-hostile"
 HOSTILE = ["<script>alert(1)</script>", "![pixel](http://127.0.0.1:9/p.png)", "../x/..\\y", "tab\there\x07bell",
            "[click](javascript:alert(1))", "w" * 300]
-MARKUP = ["<script", "](http", "](javascript"]
+MARKUP = ["<script", "<img", "](http", "](javascript"]
+
+
+FILES = "20250101-000000-files"   # a run whose image paths are hostile file names (none of them on disk)
 
 
 @pytest.fixture(scope="module")
 def hostile_runs(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("hostile") / "runs"
     make_synthetic_run(runs, RUN, 90, n_folds=2, dim=8, seed=3, class_names=HOSTILE)
+    files = make_synthetic_run(runs, FILES, 90, n_folds=2, dim=8, seed=3, class_names=HOSTILE)
+    samples = run_store.read_table(files, "samples")
+    names = [f"{HOSTILE[i % len(HOSTILE)]}/{i}\x1b[2J<img src=x onerror=alert(1)>.png" for i in range(len(samples))]
+    run_store.write_parquet(files / "samples.parquet", samples.assign(path=names))
     return runs
 
 
@@ -42,11 +50,17 @@ def markdown_bodies(app) -> list[str]:
     return bodies
 
 
-@pytest.mark.parametrize("page", [None, *[p for p in PAGES if p not in ("Experiments",)]])
-def test_hostile_class_names_render_as_text_on_every_page(hostile_runs, tmp_path, monkeypatch, page):
+TABS = [("Misclassified", "label_issues"), ("Data", "label_issues"), ("Data", "outliers"), ("Data", "properties"),
+        ("Data", "duplicates"), ("Data", "skipped")]
+
+
+@pytest.mark.parametrize("run", [RUN, FILES])
+@pytest.mark.parametrize("page, tab", [(None, None), *[(p, None) for p in PAGES], *TABS])
+def test_hostile_class_and_file_names_render_as_text_on_every_page(hostile_runs, tmp_path, monkeypatch, page, tab,
+                                                                   run):
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(hostile_runs))
     monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
-    app = open_page(page, run=RUN)
+    app = open_page(page, run=run, **({"tab": tab} if tab else {}))
     assert not app.exception, app.exception
     leaks = [body for body in markdown_bodies(app) if any(m in as_markup(body) for m in MARKUP)]
     assert not leaks
