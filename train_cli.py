@@ -703,6 +703,10 @@ def main(argv: list[str]) -> int:
         print("\ninterrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # one line here, not a traceback; a training failure is also recorded in run.json
+        from core.store import safe_write
+        if safe_write.is_storage_error(exc):  # a full disk or a refused write outside run_store's atomic writes
+            print(f"error: {safe_write.describe(exc)}", file=sys.stderr)
+            return 2
         where = f"{argv[0]} failed" if command else "training failed"
         details = "" if command else " (details in the run's run.json)"
         print(f"error: {where}: {type(exc).__name__}: {exc}{details}", file=sys.stderr)

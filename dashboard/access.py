@@ -21,17 +21,41 @@ def gate() -> None:
 
 def _expected_password() -> str | None:
     """The `password` in secrets.toml, or None when there is no secrets file at all. A secrets file that exists
-    but cannot be read stops every page: serving without the password it may hold would fail open."""
+    but cannot be read, or gives no usable password (a misspelt key, an empty one, one inside a [section]),
+    stops every page: serving without the password it was meant to hold would fail open."""
+    present = [path for path in st.get_option("secrets.files") if os.path.exists(path)]
     try:
-        return st.secrets.get("password")
+        secrets = st.secrets.to_dict()
     except Exception as exc:  # StreamlitSecretNotFoundError (a FileNotFoundError) also means "cannot parse"
-        present = [path for path in st.get_option("secrets.files") if os.path.exists(path)]
         if isinstance(exc, FileNotFoundError) and not present:
             return None
-        st.error(f"**The secrets file cannot be read**, so the dashboard shows nothing: {literal(str(exc))}  \n"
-                 f"Fix or remove {', '.join(literal(path) for path in present) or 'it'}, then reload this page.",
-                 icon=":material/lock:")
-        st.stop()
+        _stop("The secrets file cannot be read", literal(str(exc)), present)
+    password = secrets.get("password")
+    if isinstance(password, str) and password.strip():
+        return password
+    if not present and "password" not in secrets:
+        return None
+    _stop("No usable password in the secrets file", _why_unusable(secrets), present)
+
+
+def _why_unusable(secrets: dict) -> str:
+    """What the secrets hold instead of a top-level, non-empty `password` string."""
+    if "password" in secrets:
+        return "`password` is empty" if isinstance(secrets["password"], str) else "`password` must be a quoted string"
+    nested = [name for name, value in secrets.items() if isinstance(value, dict) and "password" in value]
+    if nested:
+        return (f"`password` is inside the [{literal(nested[0])}] section; it must come before any [section], "
+                "at the top of the file")
+    keys = ", ".join(literal(key) for key in list(secrets)[:5]) or "nothing"
+    return f"there is no `password` key (found: {keys})"
+
+
+def _stop(title: str, why: str, present: list[str]) -> None:
+    files = ", ".join(literal(path) for path in present) or "the secrets file"
+    st.error(f"**{title}**, so the dashboard shows nothing: {why}.  \nThe dashboard expects a top-level line "
+             f'`password = "choose-a-long-one"` in {files}; fix it (or remove the file to serve without a '
+             "password), then reload this page.", icon=":material/lock:")
+    st.stop()
 
 
 def _password_ok(expected: str) -> bool:

@@ -12,7 +12,7 @@ import review_list
 import runs
 import streamlit as st
 import tiles
-from formatting import percent
+from formatting import percent, plain
 
 from core.views import tables as views
 
@@ -22,7 +22,7 @@ def prediction_caption(row: pd.Series) -> str:
     verdict = ":green[✓]" if row["true_name"] == row["pred_name"] else ":red[✗]"
     badges = [text for column, text in (("label_issue", ":orange-badge[suspected label issue]"),
                                         ("duplicate", ":violet-badge[duplicate]")) if row.get(column, False)]
-    return (f"{verdict} **{row['true_name']}** → {row['pred_name']}  \n{percent(row['confidence'])} · "
+    return (f"{verdict} **{plain(row['true_name'])}** → {plain(row['pred_name'])}  \n{percent(row['confidence'])} · "
             f"#{row['sample_id']}" + ("  \n" + " ".join(badges) if badges else ""))
 
 

@@ -10,6 +10,7 @@ import review_list
 import runs
 import streamlit as st
 import tiles
+from formatting import plain
 
 from core.config import default_cache_dir
 from core.data import cleaning
@@ -40,7 +41,7 @@ def image_dialog(run: runs.Run, sample_id: int) -> None:
         st.markdown(notes or ":gray[The diagnostics say nothing special about this image.]")
         current = next((d for d in review_list.decisions(run) if d.sample_id == sample_id), None)
         if current:
-            st.caption(f"On the review list: {current.action}{f' to {current.label}' if current.label else ''}.")
+            st.caption(f"On the review list: {current.action}{f' to {plain(current.label)}' if current.label else ''}.")
         issues = run.table("label_issues")
         own = None if issues is None else issues[issues["sample_id"] == sample_id]
         suggested = None if own is None else review_list.suggestions(own) or None
@@ -69,8 +70,8 @@ def similar_rows(run: runs.Run, space: str, sample_ids: tuple[int, ...]) -> pd.D
 
 
 def similar_caption(row: pd.Series) -> str:
-    predicted = "" if pd.isna(row["pred_name"]) else f" → {row['pred_name']}"
-    return (f"**{row['true_name']}**{predicted}  \n"
+    predicted = "" if pd.isna(row["pred_name"]) else f" → {plain(row['pred_name'])}"
+    return (f"**{plain(row['true_name'])}**{predicted}  \n"
             f"distance {row['distance']:.3f} · {row['split']} · #{row['sample_id']}")
 
 

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from core.store import run_store  # noqa: E402
+from core.store import run_check, run_store  # noqa: E402
 from core.store.freshness import replaced_folds, stale_note  # noqa: E402
 from core.store.heartbeat import Liveness, run_status  # noqa: E402
 from core.views import tables as views  # noqa: E402
@@ -146,9 +146,33 @@ def pick_run() -> Run | None:
         return None
     entry = next(entry for entry in entries if entry.run_id == chosen)
     st.sidebar.caption(f"{STATUS_ICON.get(status[chosen], '')} {status[chosen]} · created {entry.created[:16]}")
-    if entry.info is None:
+    error = entry.error if entry.info is None else _damage(str(entry.path), _files_signature(entry.path))
+    if entry.info is None or error:
         st.title(entry.run_id)
-        st.error(f"**This run cannot be read**: {entry.error}. Other runs still work: pick one in the sidebar.",
+        st.error(f"**This run cannot be read**: {literal(error)}. Other runs still work: pick one in the sidebar.",
                  icon=":material/broken_image:")
         return None
     return run_of(entry)
+
+
+def _files_signature(run_dir: Path) -> tuple:
+    """Name, size and mtime of every file the damage check reads: it is checked again when one changes."""
+    stats = []
+    for pattern in ("*.parquet", "*.json", "folds/fold*/*.parquet", "folds/fold*/*.json", "embeddings/*.npy"):
+        for path in sorted(Path(run_dir).glob(pattern)):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # replaced while we looked: the next rerun sees the new one
+                continue
+            stats.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(stats)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _damage(path: str, signature: tuple) -> str | None:
+    """Why the run's files cannot be read (see core.store.run_check), or None."""
+    try:
+        run_check.check_run_files(Path(path))
+    except run_check.DamagedRunError as exc:
+        return str(exc)
+    return None

@@ -8,6 +8,7 @@ from typing import Callable, Hashable, Iterator
 import pandas as pd
 import runs
 import streamlit as st
+from formatting import literal
 
 from core.config import default_cache_dir
 from core.data.thumbnails import image_path, thumbnail
@@ -26,7 +27,7 @@ def tile(run: runs.Run, relative: str, caption: str, cam: str | None = None) -> 
     elif small:
         st.image(str(small), width="stretch")
     else:
-        st.warning(f"image unavailable: {relative}", icon=":material/hide_image:")
+        st.warning(f"image unavailable: {literal(relative)}", icon=":material/hide_image:")
     st.markdown(caption)
     return path if small else None
 

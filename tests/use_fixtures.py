@@ -1,6 +1,8 @@
 """Tiny trained runs (random weights, 32 px, 2 folds) whose fold models predict, serve and report use."""
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,13 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = make_csv_dataset(root / "data")
     return {"head": train_tiny(root / "runs", data, "head", "--train-mode", "head", "--epochs", "3"),
             "finetune": train_tiny(root / "runs", data, "finetune", "--train-mode", "finetune", "--epochs", "1")}
+
+
+def huge_png(width: int = 30000, height: int = 30000) -> bytes:
+    """A PNG of a few hundred bytes whose header claims width x height pixels: what a decompression bomb shows
+    a decoder before it allocates anything."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)   # 8-bit greyscale, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1000)))
+            + chunk(b"IEND", b""))

@@ -173,11 +173,12 @@ def review_json(record: dict) -> bytes:
 
 
 def write_cleaned(out: str | Path, csv_bytes: bytes, record: dict) -> Path:
-    """The manifest at `out` and review.json beside it (each written whole, then renamed into place)."""
+    """The manifest at `out` and review.json beside it (each written whole, then renamed into place). The manifest
+    comes last: a write that fails (a full disk) never leaves a new manifest without its review.json."""
     out = Path(out)
     if out.suffix.lower() != ".csv":
         raise UserError(f"--out {out}: give a .csv file name")
-    for path, data in ((out, csv_bytes), (out.parent / REVIEW_FILE, review_json(record))):
+    for path, data in ((out.parent / REVIEW_FILE, review_json(record)), (out, csv_bytes)):
         with atomic_path(path) as temporary:
             temporary.write_bytes(data)
     return out.parent / REVIEW_FILE

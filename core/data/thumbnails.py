@@ -20,8 +20,11 @@ def image_path(root: str | Path, relative: str) -> Path | None:
     base = Path(root).resolve()
     if not relative or Path(relative).is_absolute():
         return None
-    path = (base / relative).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    try:
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base) or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: no such image here
         return None
     return path
 

@@ -269,8 +269,8 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             resume_hint = f"finish it with: {resume_command(run_dir)}"
+            log(f"run {run_dir.name} failed: {reason}; {resume_hint}")  # first: on a full disk the next line fails
             store.update_run_json(run_dir, status="failed", error=f"{reason} ({resume_hint})")
-            log(f"run {run_dir.name} failed: {reason}; {resume_hint}")
             raise
         # A resumed run's total adds this process's wall time to what earlier attempts recorded.
         store.record_timing(run_dir, "total", time.perf_counter() - started, add=True)

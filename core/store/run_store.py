@@ -14,6 +14,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from core.store.safe_write import storage_errors
+
 SCHEMA_VERSION = 1
 EXPERIMENT_SCHEMA_VERSION = 1   # experiments/EXP_ID/experiment.json, of remedies and of tune alike
 RUN_JSON = "run.json"
@@ -31,15 +33,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
     and caches from a dashboard running as another account).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with storage_errors(path):  # a full disk or a refused write: one line naming the path (safe_write.py)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 @contextmanager
@@ -48,17 +51,18 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     whole folder or nothing. A folder already at `path` (left by an unfinished older attempt) is replaced; on
     failure the temporary folder is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    tmp.mkdir()
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        tmp.mkdir()
+        try:
+            yield tmp
+            if path.exists():
+                shutil.rmtree(path)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def remove_stale_temporaries(path: Path) -> None:
@@ -138,7 +142,8 @@ def run_lock(run_dir: Path, what: str = "run") -> Iterator[None]:
 
     path = Path(run_dir) / LOCK_FILE
     for _ in range(LOCK_ATTEMPTS):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        with storage_errors(path):  # a runs folder this user may not write
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -223,8 +228,14 @@ def read_run_entry(run_dir: Path) -> RunEntry:
     run_dir = Path(run_dir)
     try:
         info = read_json(run_dir / RUN_JSON)
-        if info.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {info.get('schema_version')!r}, this version reads {SCHEMA_VERSION}")
+        if not isinstance(info, dict):  # `[]` or `null` would break every reader of the list of runs
+            raise ValueError(f"a JSON object was expected, not {type(info).__name__}")
+        version = info.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version} is from a newer foldlens (this one reads {SCHEMA_VERSION}); "
+                             f"upgrade foldlens to read it")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r}, this version reads {SCHEMA_VERSION}")
         return RunEntry(run_dir.name, run_dir, info["status"], info.get("created", ""), info.get("error"), info)
     except FileNotFoundError:
         return RunEntry(run_dir.name, run_dir, "damaged", "", "run.json is missing", None)
@@ -245,6 +256,8 @@ def require_run(runs_dir: Path, run_id: str) -> RunEntry:
     if entry is None or entry.info is None:
         raise UserError(f"run {run_id}: no such run under {runs_dir}{'' if entry is None else f' ({entry.error})'}; "
                         f"list them with: ls {runs_dir}")
+    from core.store.run_check import check_run_files
+    check_run_files(entry.path)  # a damaged file refused here, in one line, not deep inside the command
     return entry
 
 

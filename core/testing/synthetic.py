@@ -28,16 +28,20 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
                        dim: int = 32, *, test_size: float = 0.2, seed: int = 0, status: str = "complete",
                        train_mode: str = "finetune", files_per_class: int = 40, epochs: int = 12,
                        data_dir: Path | None = None, created: datetime | None = None,
-                       diagnostics: bool = True) -> Path:
+                       diagnostics: bool = True, class_names: list[str] | None = None) -> Path:
     """Write RUNS_DIR/RUN_ID and its images (under `data_dir`, default RUNS_DIR/../synthetic-data/RUN_ID).
 
     status "running" writes only the first half of the folds (no diagnostics); "failed" also sets an error.
-    Returns the run directory.
+    `class_names` replace class_a, class_b, ... (as a CSV manifest may name classes: anything, "../x" or HTML
+    included); their images are then in folders class_000, class_001, ... Returns the run directory.
     """
     rng = np.random.default_rng(seed)
     run_dir = Path(runs_dir) / run_id
     data_root = Path(data_dir) if data_dir else Path(runs_dir).resolve().parent / "synthetic-data" / run_id
-    classes = [f"class_{chr(ord('a') + i)}" if n_classes <= 26 else f"class_{i:03d}" for i in range(n_classes)]
+    classes = list(class_names) if class_names else [
+        f"class_{chr(ord('a') + i)}" if n_classes <= 26 else f"class_{i:03d}" for i in range(n_classes)]
+    n_classes = len(classes)
+    folders = [f"class_{i:03d}" for i in range(n_classes)] if class_names else classes
 
     # Imbalanced labels: class i is 0.6**i as frequent as class 0, every class at least n_folds + 2 images.
     weights = 0.6 ** np.arange(n_classes)
@@ -46,7 +50,7 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
     is_test = rng.random(n_samples) < test_size
     folds = np.where(is_test, -1, rng.permutation(n_samples) % n_folds)
 
-    paths, sha = _write_images(data_root, classes, labels, files_per_class, rng)
+    paths, sha = _write_images(data_root, folders, labels, files_per_class, rng)
     sizes = _SIZES[rng.integers(0, len(_SIZES), n_samples)]
     samples = pd.DataFrame({
         "sample_id": np.arange(n_samples, dtype=np.int64), "path": paths,
@@ -174,7 +178,7 @@ def _plant_duplicates(samples: pd.DataFrame, is_test: np.ndarray, rng: np.random
 
 
 def _copy_image(root: Path, samples: pd.DataFrame, a: int, b: int) -> None:
-    rel = f"{samples.label.iat[b]}/dup_of_{a}.png"
+    rel = f"{Path(samples.path.iat[a]).parent.as_posix()}/dup_of_{a}.png"
     data = (root / samples.path.iat[a]).read_bytes()
     (root / rel).write_bytes(data)
     samples.loc[b, ["path", "sha256"]] = [rel, hashlib.sha256(data).hexdigest()]

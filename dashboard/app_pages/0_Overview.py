@@ -10,6 +10,7 @@ import page_setup
 import runs
 import streamlit as st
 from charts import chart
+from formatting import plain
 
 from core.views import figures
 from core.views import tables as views
@@ -56,8 +57,8 @@ with left:
     for finding in (findings or {}).get("findings", []):   # findings.json is ranked by severity already
         with st.container(border=True):
             severity = finding.get("severity", "info")
-            st.markdown(f"{SEVERITY_ICON.get(severity, '')} **{finding.get('title', '')}** "
-                        f":gray[({severity})]  \n{finding.get('evidence', '')}")
+            st.markdown(f"{SEVERITY_ICON.get(severity, '')} **{plain(finding.get('title', ''))}** "
+                        f":gray[({severity})]  \n{plain(finding.get('evidence', ''))}")
             target = finding.get("target") or {}
             links.finding_link(target, run, f"Open {target.get('page', 'Home')}")
 

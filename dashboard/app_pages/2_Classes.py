@@ -8,6 +8,7 @@ import page_setup
 import plotly.graph_objects as go
 import streamlit as st
 from charts import chart
+from formatting import plain
 
 from core.views import figures
 from core.views import tables as views
@@ -43,7 +44,7 @@ off_diagonal = next((c for c in classes if c != true), true)
 pred = links.choice("Predicted class", "pred", classes, off_diagonal, where=right)
 cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
                        classes.index(true), classes.index(pred))
-st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{true}** predicted as **{pred}**, "
+st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{plain(true)}** predicted as **{plain(pred)}**, "
            "most confident first.")
 gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.choice())
 

@@ -9,7 +9,7 @@ import pandas as pd
 import runs
 import streamlit as st
 from charts import chart
-from formatting import percent
+from formatting import percent, plain
 
 from core.views import figures
 from core.views import tables as views
@@ -65,7 +65,7 @@ if issues.open:
                        "on them see (out of fold; the fold ensemble for test images), lowest label quality first. "
                        "Check these before blaming the model; those in the test split affect the test metric.")
             gallery.paged_gallery(views.label_issue_rows(table), run, per_page=24, key="issues", caption=lambda row: (
-                f"given **{row['label']}** → looks like **{row['suggested_label']}**  \n"
+                f"given **{plain(row['label'])}** → looks like **{plain(row['suggested_label'])}**  \n"
                 f"quality {row['quality']:.3f} · #{row['sample_id']}"
                 f"{' · test split' if row['affects_test_metric'] else ''}"))
 

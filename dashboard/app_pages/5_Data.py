@@ -11,6 +11,7 @@ import review_list
 import runs
 import streamlit as st
 from charts import chart
+from formatting import plain
 
 from core.views import figures
 from core.views import images as explain_views
@@ -128,7 +129,7 @@ if outliers.open:
                        "(robust z of the distance to their nearest same-class neighbours), most isolated first. "
                        "Often wrong files, odd crops or a sub-type the class needs more of.")
             gallery.paged_gallery(flagged, run, per_page=12, key="outliers", caption=lambda row: (
-                f"**{row['label']}** ({row['split']}) · z {row['z']:.1f}  \n#{row['sample_id']}"))
+                f"**{plain(row['label'])}** ({row['split']}) · z {row['z']:.1f}  \n#{row['sample_id']}"))
 
 def property_frame(run: runs.Run) -> pd.DataFrame:
     """Image properties with each image's outcome (out of fold; test images by the ensemble)."""
@@ -171,6 +172,6 @@ if properties.open:
             st.markdown(f"**{len(marked)}** images flagged dark, blurry, tiny, with an odd aspect ratio or low "
                         "information.")
             gallery.paged_gallery(marked, run, per_page=12, key="flagged", caption=lambda row: (
-                f"**{row['label']}** · {row['flags']}  \n#{row['sample_id']}"))
+                f"**{plain(row['label'])}** · {row['flags']}  \n#{row['sample_id']}"))
 
 links.share_link()

@@ -9,6 +9,7 @@ import runs
 import streamlit as st
 import tiles
 from charts import chart
+from formatting import plain
 
 from core.numbers import metric_name, spread
 from core.store import run_store
@@ -72,7 +73,7 @@ if pairs:
     shown = changed.dropna(subset=["sample_id_a"]).head(12).assign(sample_id=lambda f: f["sample_id_a"].astype(int))
     shown = shown.merge(source.table("samples")[["sample_id", "path"]], on="sample_id")
     tiles.plain_gallery(shown, source, caption=lambda row: (
-        f"**{row['change']}** · {row['label_a']}" + (f" → **{row['label_b']}**" if row["change"] == "relabelled"
+        f"**{row['change']}** · {plain(row['label_a'])}" + (f" → **{plain(row['label_b'])}**" if row["change"] == "relabelled"
                                                      else "") + f"  \n#{row['sample_id']} in {source.run_id}"))
 
 headline = views.compare_headline(metrics)

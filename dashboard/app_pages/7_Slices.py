@@ -14,6 +14,7 @@ import review_dialog
 import runs
 import streamlit as st
 from charts import chart
+from formatting import plain
 
 from core.views import figures
 from core.views import images as explain_views
@@ -67,7 +68,7 @@ st.dataframe(table.drop(columns="description"), hide_index=True, width="stretch"
     "fold_max": st.column_config.NumberColumn("highest fold error", format="percent")})
 name = links.choice("Slice", "slice", list(table["slice"]), table["slice"].iloc[0])
 found = next(row for row in block["found"] if row["slice"] == name)
-st.markdown(f"**{name}.** {found['description']}")
+st.markdown(f"**{plain(name)}.** {plain(found['description'])}")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -81,13 +82,13 @@ with right:
     chart(figure)
     if found["confused_with"]:
         st.markdown("**Most common mistakes**  \n" + "  \n".join(
-            f"{pair['true']} → {pair['pred']}: {pair['count']}" for pair in found["confused_with"]))
+            f"{plain(pair['true'])} → {plain(pair['pred'])}: {pair['count']}" for pair in found["confused_with"]))
     if found["properties"]:
         st.markdown("**What sets its images apart**  \n" + "  \n".join(
             f"{p['property'].replace('_', ' ')}: median {p['slice_median']:.3g} vs {p['rest_median']:.3g} elsewhere "
             f"(AUC {p['auc']:.2f})" for p in found["properties"]))
 
-st.subheader(f"Images of {name}")
+st.subheader(f"Images of {plain(name)}")
 rows = explain_views.slice_rows(run.rows("oof"), run.table("slices"), name, found["examples"])
 st.caption(f"{len(rows)} validation images, the {len(found['examples'])} examples first (mistakes, most confident "
            "first).")

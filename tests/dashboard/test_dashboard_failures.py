@@ -101,6 +101,31 @@ def test_a_readable_secrets_file_with_a_password_asks_for_it(env, tmp_path, opti
     assert app.text_input(key="password") and not app.title and not app.error
 
 
+@pytest.mark.parametrize("text, why", [
+    ('passwd = "s3cret"\n', f"there is no `password` key (found: {formatting.literal('passwd')})"),
+    ('password = ""\n', "`password` is empty"),
+    ('password = "   "\n', "`password` is empty"),
+    ('password = 1234\n', "`password` must be a quoted string"),
+    ('[dashboard]\npassword = "s3cret"\n', f"`password` is inside the [{formatting.literal('dashboard')}] section"),
+    ("# the password goes here\n", "there is no `password` key (found: nothing)"),
+])
+@pytest.mark.parametrize("page", [None, "Classes"])
+def test_a_secrets_file_without_a_usable_password_stops_every_page(env, tmp_path, option, text, why, page):
+    """A new user's slips (a misspelt key, an empty value, the key under a section) never serve the runs without
+    a password: the page says which file and which key it expects, and shows nothing else."""
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text(text)
+    option("secrets.files", [str(secrets)])
+    option("server.address", "127.0.0.1")
+    app = open_page(page, run=BROKEN)
+    assert not app.exception
+    [error] = [e.body for e in app.error]
+    assert error.startswith("**No usable password in the secrets file**") and why in error
+    assert formatting.literal(str(secrets)) in error and '`password = "choose-a-long-one"`' in error
+    assert not app.title and not app.selectbox and not app.text_input and not app.metric and not app.markdown
+
+
 def test_no_secrets_file_means_no_password(env, tmp_path, option):
     option("secrets.files", [str(tmp_path / "absent" / "secrets.toml")])
     option("server.address", "127.0.0.1")
@@ -164,3 +189,14 @@ def test_no_network_warning_behind_a_password(env, option):
     app.secrets["password"] = "s3cret"
     app.run()
     assert not app.sidebar.warning and app.text_input(key="password")
+
+
+# ---------------------------------------------------------------- a full disk under the dashboard's caches
+
+def test_a_full_thumbnail_cache_stops_the_page_with_one_line_not_a_traceback(env, tmp_path, monkeypatch):
+    from storage_faults import Faults
+    Faults(monkeypatch).fill_at(lambda path: "thumbnails" in path.parts)
+    app = open_page("Misclassified", run=BROKEN)
+    assert not app.exception
+    [stopped] = [e.body for e in app.error if e.body.startswith("**This page stopped**: ")]
+    assert f"no space left writing {tmp_path / 'cache' / 'thumbnails'}" in stopped

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from loopback_server import Answer, LoopbackServer
 from PIL import Image
+from storage_faults import Faults, leftovers, one_error_line
 
 import train_cli
 from core.data.sources.amazon import image_entries, image_id
@@ -380,3 +381,21 @@ def test_a_build_prints_its_progress_per_category_and_leaves_no_heartbeat(tmp_pa
     assert any(line.startswith("Music: 6 of ") and " images/s)" in line for line in lines)
     assert sum(line.startswith("Beauty: ") for line in lines) > 10   # after every product tried, and when done
     assert not list((tmp_path / "out").glob("heartbeat*"))   # the writer ended: nothing reads as stalled
+
+
+def test_a_full_disk_during_downloads_is_one_line_and_the_rerun_finishes_the_same_build(tmp_path, monkeypatch,
+                                                                                          capsys):
+    faults = Faults(monkeypatch)
+    with LoopbackServer() as server:
+        world = plant(server)
+        options = ["--categories", "Beauty,Music", "--meta", f"{server.url}/meta", "--images", "all", *FAST,
+                   "--out", str(tmp_path / "out")]
+        faults.fill_at(lambda path: path.suffix == ".jpg")
+        assert amazon(*options) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert line.startswith(f"error: no space left writing {tmp_path / 'out'}/") and ".jpg (" in line
+        assert not (tmp_path / "out" / "manifest.csv").exists() and not (tmp_path / "out" / "build.json").exists()
+        assert not leftovers(tmp_path / "out")
+        faults.free()
+        assert amazon(*options) == 0
+    assert read_manifest(tmp_path / "out" / "manifest.csv") == world.rows

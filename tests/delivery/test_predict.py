@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from use_fixtures import tiny_runs  # noqa: F401  (session fixture)
+from use_fixtures import huge_png, tiny_runs  # noqa: F401  (session fixture)
 
 import train_cli
 from core.delivery import predict
@@ -80,16 +80,18 @@ def test_a_folder_is_searched_and_unreadable_files_are_listed_with_their_reason(
     (folder / "notes.txt").write_text("not an image")
     (folder / "empty.png").write_bytes(b"")
     (folder / ".hidden.png").write_bytes(b"")
+    (folder / "huge.png").write_bytes(huge_png())   # 30000 x 30000 in its header: refused before decoding
     code, table = run_predict(tiny_runs["head"], tmp_path, str(folder), str(tmp_path / "missing.jpg"))
     assert code == 0
     errors = dict(zip(table["path"].map(lambda p: Path(p).name), table["error"]))
-    assert set(errors) == {"red.png", "green.jpg", "notes.txt", "empty.png", "missing.jpg"}
+    assert set(errors) == {"red.png", "green.jpg", "notes.txt", "empty.png", "huge.png", "missing.jpg"}
     assert pd.isna(errors["red.png"]) and pd.isna(errors["green.jpg"])
     assert errors["notes.txt"] == "not an image (format not recognised)"
     assert errors["empty.png"] == "unreadable: empty file" and errors["missing.jpg"] == "file not found"
+    assert errors["huge.png"].startswith("decompression bomb refused: ") and "900000000 pixels" in errors["huge.png"]
     assert table.loc[table["error"].notna(), "prediction"].isna().all()
     output = capsys.readouterr()
-    assert "3 files could not be classified" in output.out and "Traceback" not in output.out + output.err
+    assert "4 files could not be classified" in output.out and "Traceback" not in output.out + output.err
 
 
 def test_tta_is_the_mean_over_the_image_and_its_mirror(tiny_runs):  # noqa: F811

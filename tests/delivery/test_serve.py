@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from use_fixtures import tiny_runs  # noqa: F401  (session fixture)
+from use_fixtures import huge_png, tiny_runs  # noqa: F401  (session fixture)
 
 import train_cli
 from bench.browser_harness import free_port
@@ -92,6 +92,9 @@ def test_predict_answers_every_image_of_a_request_like_the_cli_path(client, ense
     ([("files", ("empty.png", b"", "image/png"))], 400, "empty.png: unreadable: empty file"),
     ([("files", ("cut.png", png()[:60], "image/png"))], 400, "cut.png: "),
     ([("files", ("big.png", png(size=(2000, 1000)), "image/png"))], 400, "big.png: decompression bomb refused"),
+    ([("files", ("huge.png", huge_png(), "image/png"))], 400, "huge.png: decompression bomb refused"),
+    ([("files", ("<script>alert(1)</script>.png", b"x", "image/png"))], 400,
+     "<script>alert(1)</script>.png: not an image"),   # JSON, never HTML: the name comes back as a string
     ([("files", ("noise.bmp", b"BM" + bytes(300_000), "image/bmp"))], 413, "noise.bmp: larger than the limit"),
     ([("files", (f"{i}.png", png(), "image/png")) for i in range(4)], 413, "4 files: at most 3 per request"),
 ])

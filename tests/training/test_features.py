@@ -57,3 +57,30 @@ def test_features_come_back_in_the_order_of_the_paths_whatever_was_cached(folder
     assert computed == len(paths) - len(paths[::3])
     fresh, _ = extract(paths, tmp_path / "other-cache")
     np.testing.assert_allclose(mixed, fresh, atol=1e-2)
+
+
+def test_a_full_disk_during_extraction_keeps_the_whole_features_and_recomputes_only_the_rest(folder_dataset,
+                                                                                             tmp_path, monkeypatch):
+    """Cached features are written one file each: the disk filling up at the third keeps two whole files, names
+    the third in one StorageError, and the rerun with space computes only what is missing."""
+    from storage_faults import Faults, leftovers
+
+    from core.store.safe_write import StorageError
+    paths = sorted(folder_dataset.rglob("*.png"))[:5]
+    faults = Faults(monkeypatch)
+    written: list[Path] = []
+
+    def third_write(path: Path) -> bool:
+        if len(written) == 2:
+            return True
+        written.append(path)
+        return False
+    faults.fill_at(third_write)
+    with pytest.raises(StorageError, match=r"^no space left writing .*/features/key/.*\.npy \("):
+        extract(paths, tmp_path / "cache")
+    files = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert files == sorted(written) and all(np.load(f).shape == (3,) for f in files)
+    assert not leftovers(tmp_path / "cache")
+    faults.free()
+    values, computed = extract(paths, tmp_path / "cache")
+    assert computed == 3 and values.shape == (5, 3)

@@ -73,7 +73,7 @@ def test_image_paths_never_escape_the_root(runs_dir: Path, tmp_path: Path) -> No
     info, _, _, samples = load(runs_dir)
     root = info["dataset"]["root"]
     assert image_path(root, samples["path"].iat[0]) is not None
-    for bad in ("../../etc/passwd", "/etc/passwd", "", "class_a/../../x.png"):
+    for bad in ("../../etc/passwd", "/etc/passwd", "", "class_a/../../x.png", "w" * 300 + ".png", "nul\x00.png"):
         assert image_path(root, bad) is None
     (Path(root) / "link.png").unlink(missing_ok=True)
     (Path(root) / "link.png").symlink_to("/etc/hostname")
