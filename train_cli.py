@@ -459,9 +459,9 @@ def command_predict(argv: list[str]) -> int:
     table.to_csv(out, index=False)
     print(predict.printable(table))
     print(f"\nwrote {out}", file=sys.stderr)
-    warning = predict.seen_in_training_warning(table)
-    if warning:
-        print(warning, file=sys.stderr)
+    for warning in (predict.seen_in_training_warning(table), predict.ood_warning(table, ensemble.ood)):
+        if warning:
+            print(warning, file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,97 @@
+"""Out-of-distribution score: how far a new image is from the run's training images in the pretrained space.
+
+Deep nearest neighbours (Sun et al., "Out-of-distribution detection with deep nearest neighbors", ICML 2022):
+features of the pretrained backbone (the run's reference space, embeddings/backbone.npy) scaled to unit length;
+an image's score is the Euclidean distance to its k-th nearest training image (the cv split, which the fold models
+learnt from). A large score means nothing the models were trained on looks like it.
+
+k: Sun et al. use k = 50 on CIFAR-10's 50,000 training images; a small dataset has few images per class, so k
+grows with the reference instead: 2% of it, at least 1 and at most 50.
+
+Calibration: the threshold is the 95th percentile of the scores of held-out images of known classes, so a flag
+means "farther from the training images than 95% of held-out images". Held out are the run's test split images
+(scored against the cv images they were never part of) when there are at least `min_calibration` of them; else
+each cv image scored against the other cv images (leave-one-out).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from core.analysis.similar import normalised
+from core.store import run_store as store
+
+
+@dataclass(frozen=True)
+class OodSettings:
+    quantile: float = 0.95        # share of held-out images of known classes that are not flagged
+    k_share: float = 0.02         # k = this share of the reference images ...
+    max_k: int = 50               # ... at most Sun et al.'s k
+    min_calibration: int = 20     # fewer test images than this: calibrate leave-one-out on the cv images
+
+
+@dataclass
+class OodReference:
+    """The training images' index and the calibrated threshold of one run."""
+    index: faiss.IndexFlatIP     # unit-length pretrained features of the cv images
+    k: int
+    threshold: float
+    quantile: float
+    calibration: str             # "test split" or "leave-one-out"
+    n_calibration: int
+
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Distance of each row (pretrained features, any scale) to its k-th nearest training image."""
+        if len(embeddings) == 0:
+            return np.zeros(0)
+        return kth_distance(self.index, normalised(np.asarray(embeddings)), self.k)
+
+    def describe(self) -> dict:
+        """What a reader needs to interpret a score (predict's CSV note, GET /model)."""
+        return {"method": "distance to the k-th nearest training image, unit-length pretrained features "
+                          "(Sun et al. 2022)",
+                "k": self.k, "n_reference": int(self.index.ntotal), "threshold": self.threshold,
+                "quantile": self.quantile, "calibration": self.calibration, "n_calibration": self.n_calibration}
+
+
+def choose_k(n_reference: int, settings: OodSettings = OodSettings()) -> int:
+    return int(np.clip(round(settings.k_share * n_reference), 1, min(settings.max_k, max(1, n_reference - 1))))
+
+
+def kth_distance(index: faiss.IndexFlatIP, unit: np.ndarray, k: int, skip_self: bool = False) -> np.ndarray:
+    """Euclidean distance of unit rows to their k-th nearest indexed row (the nearest skipped with `skip_self`).
+    On unit vectors |a - b|^2 = 2 - 2 a.b, so the inner-product index gives it exactly."""
+    similarity, _ = index.search(np.ascontiguousarray(unit, dtype=np.float32), k + int(skip_self))
+    return np.sqrt(np.clip(2.0 - 2.0 * similarity[:, -1].astype(np.float64), 0.0, None))
+
+
+def build_reference(embeddings: np.ndarray, split: np.ndarray,
+                    settings: OodSettings = OodSettings()) -> OodReference | None:
+    """The reference of a run from its pretrained features and each row's split ("cv" / "test"); None when it has
+    fewer than two cv images."""
+    split = np.asarray(split)
+    train = normalised(np.asarray(embeddings)[split == "cv"])
+    if len(train) < 2:
+        return None
+    index = faiss.IndexFlatIP(train.shape[1])
+    index.add(train)
+    k = choose_k(len(train), settings)
+    held = np.asarray(embeddings)[split == "test"]
+    if len(held) >= settings.min_calibration:
+        calibration, held_scores = "test split", kth_distance(index, normalised(held), k)
+    else:
+        calibration, held_scores = "leave-one-out", kth_distance(index, train, k, skip_self=True)
+    threshold = float(np.quantile(held_scores, settings.quantile))
+    return OodReference(index, k, threshold, settings.quantile, calibration, len(held_scores))
+
+
+def load_reference(run_dir: Path, settings: OodSettings = OodSettings()) -> OodReference | None:
+    """The reference of a run from embeddings/backbone.npy (rows in samples order); None when it has none."""
+    embeddings = store.read_embedding(Path(run_dir), "backbone")
+    samples = store.read_table(Path(run_dir), "samples")
+    if embeddings is None or samples is None or len(samples) != len(embeddings):
+        return None
+    return build_reference(embeddings, samples["split"].to_numpy(), settings)
