@@ -17,6 +17,7 @@
   python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
   python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
+  python train_cli.py drift RUN_ID IMAGES...    have new images drifted from the run's training images?
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
 """
 from __future__ import annotations
@@ -503,6 +504,32 @@ def command_serve(argv: list[str]) -> int:
     return 0
 
 
+def command_drift(argv: list[str]) -> int:
+    parser = run_parser("drift", "Compare new images with the run's training images: per image property (brightness, "
+                        "blur, size, ...) a Kolmogorov-Smirnov test, and a classifier two-sample test on pretrained "
+                        "features. Prints a verdict and writes it into the run (drift/TIME.json), where the "
+                        "dashboard and the report show the latest.")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders searched recursively")
+    add_out(parser, "a copy of the result as JSON", shown="none")
+    add_runs_dir(parser)
+    args = parser.parse_args(argv)
+    from core.analysis import drift
+    from core.delivery.predict import collect_inputs
+    from core.store import run_store
+    out = file_to_write(args.out) if args.out else None
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    result = drift.drift_of_run(run_dir, collect_inputs(args.inputs, "drift"), args.inputs)
+    written = drift.write_drift(run_dir, result)
+    if out:
+        run_store.write_json(out, result)
+    print(result["verdict"])
+    for item in result["unreadable"]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    print(f"\nwrote {written}" + (f" and {out}" if out else ""), file=sys.stderr)
+    return 0
+
+
 def command_explain(argv: list[str]) -> int:
     parser = run_parser("explain", "Precompute class activation maps (predicted and true class) of every "
                         "misclassified validation and test image, into the cache.")
@@ -527,7 +554,7 @@ def command_explain(argv: list[str]) -> int:
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
-            "report": command_report, "predict": command_predict, "serve": command_serve,
+            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift,
             "remedies": command_remedies, "tune": command_tune}
 
 

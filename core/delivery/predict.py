@@ -230,7 +230,7 @@ def ood_warning(table: pd.DataFrame, reference: OodReference | None) -> str | No
             f"their predicted class is a guess")
 
 
-def collect_inputs(arguments: list[str]) -> list[Path]:
+def collect_inputs(arguments: list[str], command: str = "predict") -> list[Path]:
     """Files as given, and every file under a folder (recursively, sorted, hidden ones skipped). A path that
     does not exist is kept, so it is reported as not found rather than silently dropped."""
     paths = []
@@ -242,7 +242,7 @@ def collect_inputs(arguments: list[str]) -> list[Path]:
         else:
             paths.append(path)
     if not paths:
-        raise UserError(f"predict: no files found in {', '.join(arguments) or 'the arguments'}; "
+        raise UserError(f"{command}: no files found in {', '.join(arguments) or 'the arguments'}; "
                         f"give image files or folders of images")
     return paths
 
