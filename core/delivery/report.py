@@ -23,6 +23,7 @@ from core.data.thumbnails import image_path, thumbnail
 from core.evaluate import HEADLINE
 from core.store import run_store as store
 from core.views import tables as views
+from core.views.drift import drift_summary
 from core.views.maps import map_coords
 
 SEVERITY_ORDER = ("high", "medium", "low", "info")
@@ -252,6 +253,14 @@ def finding_images(finding: dict, tables: dict, thumbs: Thumbnails, limits: Repo
     return []
 
 
+def _drift(result: dict | None) -> dict | None:
+    """The latest drift result with its tables as rows, for the template."""
+    summary = drift_summary(result)
+    if summary is None:
+        return None
+    return {**summary, **{name: summary[name].to_dict("records") for name in ("properties", "drivers", "unreadable")}}
+
+
 def report_context(run_dir: Path, dashboard_url: str | None = None, limits: ReportLimits | None = None,
                    cache_dir: str | None = None) -> dict:
     """Everything the template shows, as plain values and plotly figures (built in core.views.figures)."""
@@ -333,6 +342,7 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
         "counts": counts.to_dict("records"),
         "imbalance_ratio": float(counts["total"].max() / max(1, counts["total"].min())),
         "skipped": skipped[:limits.skipped_rows], "n_skipped": len(skipped),
+        "drift": _drift(store.latest_drift(run_dir)),
         "method": method_notes(info, metrics), "config": config_rows(info),
         "versions": info.get("versions", {}), "timings": info.get("timings", {}),
         "links": {"summary": link("Home"), "findings": link("Home"), "classes": link("Classes", fold="oof"),
