@@ -152,7 +152,7 @@ def test_an_image_out_of_distribution_says_so_in_place_of_its_class(tiny_runs, t
     (tmp_path / "notes.jpg").write_text("not an image")
     code, table = run_predict(tiny_runs["head"], tmp_path, str(new), str(tmp_path / "notes.jpg"))
     assert code == 0
-    assert table["out_of_distribution"].iloc[0] == True and pd.isna(table["out_of_distribution"].iloc[1])  # noqa: E712
+    assert table["out_of_distribution"].iloc[0] == True and pd.isna(table["out_of_distribution"].iloc[1])
     assert pd.isna(table["ood_score"].iloc[1])   # an unreadable file has no score, only its reason
     output = capsys.readouterr()
     assert f"OUT OF DISTRIBUTION (unlike the training images; model's guess: {table['prediction'][0]})" in output.out

@@ -1,0 +1,158 @@
+"""Out-of-distribution detection, drift detection and serve latency with OOD scores, on the demo dataset.
+
+    .venv/bin/python bench/bench_ood_drift.py [--held-out Digital_Music] [--image-size 160] [--requests 40]
+                                              [--workdir DIR]
+
+Setup (assets/product_icons, three classes of emoji icons, each emoji drawn by several vendors = one group):
+one class is held out of the run entirely; the other two are split by group, 70% of the groups trained on as a
+head-mode run with ImageNet weights (3 folds, a test split), 30% kept back as new images of known classes.
+
+- OOD: `predict` on the new known-class images mixed with every image of the held-out class. AUROC of
+  `ood_score` for telling held-out-class images from known-class ones (and, for comparison, of 1 - the maximum
+  softmax probability, the usual baseline), and the share flagged in each group (the threshold is meant to
+  flag about 5% of known-class images).
+- Drift: `drift_of_run` on the new known-class images as they are (same distribution: no drift expected),
+  darkened (brightness x 0.5) and resized (each side x 0.25).
+- Serve latency: POST /predict of one image, in process (FastAPI TestClient), with and without the OOD
+  reference, interleaved, `--requests` each; median and 90th percentile.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image, ImageEnhance  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+import train_cli  # noqa: E402
+from core.config import DEMO_DATA  # noqa: E402
+
+
+def split_demo(held_out: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(images to train on, new images of known classes, images of the held-out class); absolute paths."""
+    meta = pd.read_csv(DEMO_DATA)[["path", "label", "group"]]
+    meta["path"] = [str(DEMO_DATA.parent / p) for p in meta["path"]]
+    if held_out not in set(meta["label"]):
+        sys.exit(f"--held-out {held_out}: not a class of the demo dataset ({', '.join(sorted(set(meta.label)))})")
+    known = meta[meta["label"] != held_out]
+    groups = known["group"].drop_duplicates().sample(frac=0.3, random_state=seed)
+    return known[~known["group"].isin(groups)], known[known["group"].isin(groups)], meta[meta["label"] == held_out]
+
+
+def train(rows: pd.DataFrame, work: Path, image_size: int) -> Path:
+    manifest = work / "manifest.csv"
+    rows.to_csv(manifest, index=False)
+    code = train_cli.main(["--data", str(manifest), "--runs-dir", str(work / "runs"), "--train-mode", "head",
+                           "--image-size", str(image_size), "--folds", "3", "--epochs", "30",
+                           "--num-workers", "0", "--name", "oodbench"])
+    if code:
+        sys.exit("training failed")
+    return next((work / "runs").glob("*-oodbench"))
+
+
+def transformed(paths: list[str], folder: Path, change) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            target = folder / Path(path).name
+            change(image.convert("RGB")).save(target, quality=92)
+            out.append(target)
+    return out
+
+
+def serve_latency(ensemble, body: bytes, requests: int) -> dict[str, list[float]]:
+    from fastapi.testclient import TestClient
+
+    from core.delivery import serve
+    clients = {"with OOD": TestClient(serve.create_app(ensemble)),
+               "without OOD": TestClient(serve.create_app(dataclasses.replace(ensemble, ood=None, pretrained=None)))}
+    times = {name: [] for name in clients}
+    upload = [("files", ("image.jpg", body, "image/jpeg"))]
+    for name, client in clients.items():   # warm-up: first calls build kernels and caches
+        for _ in range(3):
+            assert client.post("/predict", files=upload).status_code == 200
+    for _ in range(requests):
+        for name, client in clients.items():   # interleaved, so load from other processes hits both alike
+            started = time.perf_counter()
+            assert client.post("/predict", files=upload).status_code == 200
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--held-out", default="Digital_Music")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", help="keep the run and images here (default: a temporary folder)")
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_ood_"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    from core.analysis import drift
+    from core.delivery import predict
+    train_rows, new_known, unknown = split_demo(args.held_out, args.seed)
+    started = time.perf_counter()
+    run_dir = train(train_rows, work, args.image_size)
+    print(f"trained {run_dir.name}: {len(train_rows)} images of 2 classes in {time.perf_counter() - started:.0f} s; "
+          f"new: {len(new_known)} known-class, {len(unknown)} of {args.held_out}")
+
+    started = time.perf_counter()
+    ensemble = predict.load_ensemble(run_dir)
+    load_s = time.perf_counter() - started
+    reference = ensemble.ood
+    paths = [Path(p) for p in [*new_known["path"], *unknown["path"]]]
+    table = predict.predict_files(ensemble, paths, {})
+    other = np.r_[np.zeros(len(new_known)), np.ones(len(unknown))]
+    flagged = table["out_of_distribution"].astype(bool).to_numpy()
+    print(f"\nOOD reference: k = {reference.k} of {reference.index.ntotal} training images, threshold "
+          f"{reference.threshold:.3f} ({reference.calibration}, {reference.n_calibration} images); models + "
+          f"reference loaded in {load_s:.1f} s")
+    print(f"  AUROC, held-out class vs new known-class images: kNN distance {roc_auc_score(other, table.ood_score):.3f}"
+          f"; 1 - max softmax {roc_auc_score(other, 1 - table.confidence):.3f}")
+    print(f"  flagged out of distribution: {flagged[other == 0].mean():.1%} of known-class images, "
+          f"{flagged[other == 1].mean():.1%} of held-out-class images")
+
+    cases = {"same distribution": [Path(p) for p in new_known["path"]],
+             "darkened (x0.5)": transformed(list(new_known["path"]), work / "dark",
+                                            lambda im: ImageEnhance.Brightness(im).enhance(0.5)),
+             "resized (x0.25)": transformed(list(new_known["path"]), work / "small",
+                                            lambda im: im.resize((max(1, im.width // 4), max(1, im.height // 4))))}
+    print("\nDrift (train_cli.py drift), new known-class images:")
+    for name, files in cases.items():
+        started = time.perf_counter()
+        result = drift.drift_of_run(run_dir, files, [name])
+        shifted = [row["property"] for row in result["properties"] if row["drifted"]]
+        auc = result["classifier"]["auc"] if result["classifier"] else float("nan")
+        print(f"  {name:18s} drift={str(result['drifted']):5s} classifier AUC {auc:.2f}  shifted: "
+              f"{', '.join(shifted) or '-'}  ({time.perf_counter() - started:.0f} s)")
+        print(f"    {result['verdict']}")
+
+    buffer = io.BytesIO()
+    with Image.open(new_known["path"].iloc[0]) as image:
+        image.convert("RGB").save(buffer, format="JPEG")
+    times = serve_latency(ensemble, buffer.getvalue(), args.requests)
+    print(f"\nServe, POST /predict of one image, {args.requests} requests each (in process, interleaved):")
+    base = np.median(times["without OOD"])
+    for name, values in times.items():
+        print(f"  {name:12s} median {1000 * np.median(values):.1f} ms, p90 {1000 * np.quantile(values, 0.9):.1f} ms "
+              f"({np.median(values) / base - 1:+.1%} median vs without)")
+    print(f"\nmachine: {platform.machine()}, {platform.processor() or 'cpu'}; device {ensemble.device}; "
+          f"image size {args.image_size}; work folder {work}")
+
+
+if __name__ == "__main__":
+    main()
