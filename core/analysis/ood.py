@@ -11,18 +11,24 @@ grows with the reference instead: 2% of it, at least 1 and at most 50.
 Calibration: the threshold is the 95th percentile of the scores of held-out images of known classes, so a flag
 means "farther from the training images than 95% of held-out images". Held out are the run's test split images
 (scored against the cv images they were never part of) when there are at least `min_calibration` of them; else
-each cv image scored against the other cv images (leave-one-out).
+each cv image scored against the other cv images (leave-one-out). That search is the slow part of loading
+(every held-out image against every training image), so its result is kept in the content-addressed cache
+(`default_cache_dir()`/ood), keyed by the bytes of backbone.npy, the splits and the settings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from core.analysis.similar import normalised
+from core.config import default_cache_dir
 from core.store import run_store as store
+from core.store.hashing import memoised_file_sha256
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,10 @@ def kth_distance(index: faiss.IndexFlatIP, unit: np.ndarray, k: int, skip_self: 
     return np.sqrt(np.clip(2.0 - 2.0 * similarity[:, -1].astype(np.float64), 0.0, None))
 
 
-def build_reference(embeddings: np.ndarray, split: np.ndarray,
-                    settings: OodSettings = OodSettings()) -> OodReference | None:
+def build_reference(embeddings: np.ndarray, split: np.ndarray, settings: OodSettings = OodSettings(),
+                    calibrated: dict | None = None) -> OodReference | None:
     """The reference of a run from its pretrained features and each row's split ("cv" / "test"); None when it has
-    fewer than two cv images."""
+    fewer than two cv images. `calibrated`: a threshold computed before for the same features (`calibration`)."""
     split = np.asarray(split)
     train = normalised(np.asarray(embeddings)[split == "cv"])
     if len(train) < 2:
@@ -79,19 +85,39 @@ def build_reference(embeddings: np.ndarray, split: np.ndarray,
     index = faiss.IndexFlatIP(train.shape[1])
     index.add(train)
     k = choose_k(len(train), settings)
-    held = np.asarray(embeddings)[split == "test"]
-    if len(held) >= settings.min_calibration:
-        calibration, held_scores = "test split", kth_distance(index, normalised(held), k)
-    else:
-        calibration, held_scores = "leave-one-out", kth_distance(index, train, k, skip_self=True)
-    threshold = float(np.quantile(held_scores, settings.quantile))
-    return OodReference(index, k, threshold, settings.quantile, calibration, len(held_scores))
+    if calibrated is None:
+        held = np.asarray(embeddings)[split == "test"]
+        if len(held) >= settings.min_calibration:
+            how, held_scores = "test split", kth_distance(index, normalised(held), k)
+        else:
+            how, held_scores = "leave-one-out", kth_distance(index, train, k, skip_self=True)
+        calibrated = {"threshold": float(np.quantile(held_scores, settings.quantile)), "calibration": how,
+                      "n_calibration": len(held_scores)}
+    return OodReference(index, k, quantile=settings.quantile, **calibrated)
 
 
-def load_reference(run_dir: Path, settings: OodSettings = OodSettings()) -> OodReference | None:
-    """The reference of a run from embeddings/backbone.npy (rows in samples order); None when it has none."""
-    embeddings = store.read_embedding(Path(run_dir), "backbone")
+def calibration(reference: OodReference) -> dict:
+    """What `build_reference` computes on held-out images, to keep in the cache."""
+    return {"threshold": reference.threshold, "calibration": reference.calibration,
+            "n_calibration": reference.n_calibration}
+
+
+def load_reference(run_dir: Path, settings: OodSettings = OodSettings(),
+                   cache_dir: str | Path | None = None) -> OodReference | None:
+    """The reference of a run from embeddings/backbone.npy (rows in samples order), its threshold from the cache
+    when computed before; None when the run has no such features."""
+    path = store.embedding_path(Path(run_dir), "backbone")
     samples = store.read_table(Path(run_dir), "samples")
-    if embeddings is None or samples is None or len(samples) != len(embeddings):
+    if not path.exists() or samples is None:
         return None
-    return build_reference(embeddings, samples["split"].to_numpy(), settings)
+    embeddings = np.load(path)
+    if len(samples) != len(embeddings):
+        return None
+    split = samples["split"].to_numpy()
+    key = hashlib.sha256(json.dumps([memoised_file_sha256(path), split.tolist(), asdict(settings)]).encode())
+    cached = Path(cache_dir or default_cache_dir()) / "ood" / f"{key.hexdigest()[:32]}.json"
+    calibrated = store.read_json(cached) if cached.exists() else None
+    reference = build_reference(embeddings, split, settings, calibrated)
+    if reference is not None and calibrated is None:
+        store.write_json(cached, calibration(reference))
+    return reference

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from core.analysis import ood
 from core.analysis.ood import OodSettings, build_reference, choose_k, load_reference
 from core.testing.synthetic import make_synthetic_run
 
@@ -67,7 +68,21 @@ def test_a_run_s_reference_is_its_cv_images_and_none_without_embeddings(tmp_path
     assert build_reference(np.ones((3, 4)), np.array(["test", "test", "cv"])) is None   # one training image
     run = make_synthetic_run(tmp_path / "runs", "r1", n_samples=60, n_classes=3, diagnostics=False)
     samples = pd.read_parquet(run / "samples.parquet")
-    reference = load_reference(run)
+    reference = load_reference(run, cache_dir=tmp_path / "cache")
     assert reference.index.ntotal == (samples["split"] == "cv").sum()
     (run / "embeddings" / "backbone.npy").unlink()
-    assert load_reference(run) is None
+    assert load_reference(run, cache_dir=tmp_path / "cache") is None
+
+
+def test_the_calibration_is_kept_in_the_cache_by_content(tmp_path, monkeypatch):
+    run = make_synthetic_run(tmp_path / "runs", "r1", n_samples=60, n_classes=3, diagnostics=False)
+    first = load_reference(run, cache_dir=tmp_path / "cache")
+    [kept] = (tmp_path / "cache" / "ood").glob("*.json")
+    monkeypatch.setattr(ood, "kth_distance", None)   # a second load must not search the held-out images again
+    again = load_reference(run, cache_dir=tmp_path / "cache")
+    assert (again.threshold, again.calibration, again.n_calibration) == (
+        first.threshold, first.calibration, first.n_calibration)
+    monkeypatch.undo()
+    other = load_reference(run, OodSettings(quantile=0.9), cache_dir=tmp_path / "cache")   # other settings: new key
+    assert other.threshold < first.threshold and len(list((tmp_path / "cache" / "ood").glob("*.json"))) == 2
+    assert kept.exists()
