@@ -30,13 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image, ImageEnhance  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageEnhance
+from sklearn.metrics import roc_auc_score
 
-import train_cli  # noqa: E402
-from core.config import DEMO_DATA  # noqa: E402
+import train_cli
+from core.config import DEMO_DATA
 
 
 def split_demo(held_out: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -137,7 +137,7 @@ def main() -> None:
         result = drift.drift_of_run(run_dir, files, [name])
         shifted = [row["property"] for row in result["properties"] if row["drifted"]]
         auc = result["classifier"]["auc"] if result["classifier"] else float("nan")
-        print(f"  {name:18s} drift={str(result['drifted']):5s} classifier AUC {auc:.2f}  shifted: "
+        print(f"  {name:18s} drift={result['drifted']!s:5s} classifier AUC {auc:.2f}  shifted: "
               f"{', '.join(shifted) or '-'}  ({time.perf_counter() - started:.0f} s)")
         print(f"    {result['verdict']}")
 

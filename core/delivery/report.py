@@ -351,6 +351,7 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
                   "mistakes": link("Misclassified", fold="oof"),
                   "label_issues": link("Misclassified", fold="oof", tab="label_issues"),
                   "leakage": link("Data", tab="duplicates"), "data": link("Data", tab="balance"),
+                  "drift": link("Data", tab="drift"),
                   "config": link("Home")},
         "dashboard_url": dashboard_url,
     }
