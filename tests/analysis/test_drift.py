@@ -122,3 +122,16 @@ def test_drift_command_bad_arguments_are_one_line_errors(tiny_runs, tmp_path, ca
     assert "drift: 0 readable images among 1 files (" in errors[2] and "not an image" in errors[2]
     assert "the following arguments are required: IMAGE_OR_FOLDER" in errors[3]
     assert "is a folder" in errors[4]
+
+
+def test_the_verdict_describes_the_three_largest_shifts_and_names_the_others():
+    rng = np.random.default_rng(6)
+    train, new = properties(rng, 300), properties(rng, 60, brightness=0.2)
+    new["contrast"] += 0.1
+    new["blur"] *= 5
+    new["short_side"] = 64.0
+    result = compare(train, new, embeddings(rng, 300), embeddings(rng, 60))
+    shifted = [row["property"] for row in sorted(result["properties"], key=lambda r: -r["ks"]) if row["drifted"]]
+    assert len(shifted) == 4
+    described, named = result["verdict"].split("; also ")
+    assert all(f"{name} " in described for name in shifted[:3]) and named.startswith(f"{shifted[3]}.")
