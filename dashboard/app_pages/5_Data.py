@@ -198,7 +198,8 @@ if drift.open:
                 st.dataframe(summary["drivers"], hide_index=True, column_config={
                     "Spearman ρ with the classifier's score": st.column_config.NumberColumn(format="%+.2f")})
             if len(summary["unreadable"]):
-                st.caption(f"{len(summary['unreadable'])} files could not be read:")
+                count = len(summary["unreadable"])
+                st.caption(f"{count} file{'' if count == 1 else 's'} could not be read:")
                 st.dataframe(summary["unreadable"], hide_index=True, width="stretch")
 
 links.share_link()
