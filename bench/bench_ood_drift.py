@@ -19,6 +19,9 @@ run with ImageNet weights (3 folds, a test split).
   emoji, so an image-level test sees the new clusters).
 - Serve latency: POST /predict of one image, in process (FastAPI TestClient), with and without the OOD
   reference, interleaved, `--requests` each; median and 90th percentile.
+
+`--scale N` instead times the reference alone on N random 2048-d features (80% cv, 20% test): building it
+with its calibration (what loading a run costs the first time), and scoring one image (what a request adds).
 """
 from __future__ import annotations
 
@@ -98,6 +101,25 @@ def serve_latency(ensemble, body: bytes, requests: int) -> dict[str, list[float]
     return times
 
 
+def reference_at_scale(n: int) -> None:
+    from core.analysis.ood import build_reference
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 1, (n, 2048)).astype(np.float32)
+    split = np.where(rng.random(n) < 0.2, "test", "cv")
+    started = time.perf_counter()
+    reference = build_reference(features, split)
+    built = time.perf_counter() - started
+    query = features[:1] + rng.normal(0, 0.1, (1, 2048)).astype(np.float32)
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        reference.scores(query)
+        times.append(time.perf_counter() - started)
+    print(f"reference of {reference.index.ntotal} cv images x 2048 (k = {reference.k}), calibrated on "
+          f"{reference.n_calibration}: built in {built:.1f} s; one image scored in {1000 * np.median(times):.1f} ms "
+          f"(median of 20)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--held-out", default="Digital_Music")
@@ -105,7 +127,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep the run and images here (default: a temporary folder)")
+    parser.add_argument("--scale", type=int, default=0, help="only time the OOD reference on N random features")
     args = parser.parse_args()
+    if args.scale:
+        return reference_at_scale(args.scale)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_ood_"))
     work.mkdir(parents=True, exist_ok=True)
 

@@ -86,3 +86,11 @@ def test_the_calibration_is_kept_in_the_cache_by_content(tmp_path, monkeypatch):
     other = load_reference(run, OodSettings(quantile=0.9), cache_dir=tmp_path / "cache")   # other settings: new key
     assert other.threshold < first.threshold and len(list((tmp_path / "cache" / "ood").glob("*.json"))) == 2
     assert kept.exists()
+
+
+def test_a_large_training_set_is_represented_by_a_seeded_sample(space):
+    _, _, _, embeddings, split = space
+    settings = OodSettings(max_reference=200)
+    first, again = build_reference(embeddings, split, settings), build_reference(embeddings, split, settings)
+    assert first.index.ntotal == 200 and first.k == choose_k(200)
+    assert first.threshold == again.threshold   # the same sample every time the models load
