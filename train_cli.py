@@ -19,6 +19,7 @@
   python train_cli.py predict RUN_ID IMAGES... --coverage 0.9
                                                 ... and the set of classes each could be (90% hold the truth)
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
+  python train_cli.py drift RUN_ID IMAGES...    have new images drifted from the run's training images?
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
   python train_cli.py runs [--json]             list runs: status (stalled when its writer was killed), size, metrics
   python train_cli.py runs rm RUN_ID            remove a run (refused while its writer is alive)
@@ -522,9 +523,9 @@ def command_predict(argv: list[str]) -> int:
     table.to_csv(out, index=False)
     print(predict.printable(table))
     print(f"\nwrote {out}", file=sys.stderr)
-    warning = predict.seen_in_training_warning(table)
-    if warning:
-        print(warning, file=sys.stderr)
+    for warning in (predict.seen_in_training_warning(table), predict.ood_warning(table, ensemble.ood)):
+        if warning:
+            print(warning, file=sys.stderr)
     return 0
 
 
@@ -569,6 +570,32 @@ def command_serve(argv: list[str]) -> int:
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def command_drift(argv: list[str]) -> int:
+    parser = run_parser("drift", "Compare new images with the run's training images: per image property (brightness, "
+                        "blur, size, ...) a Kolmogorov-Smirnov test, and a classifier two-sample test on pretrained "
+                        "features. Prints a verdict and writes it into the run (drift/TIME.json), where the "
+                        "dashboard and the report show the latest.")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders searched recursively")
+    add_out(parser, "a copy of the result as JSON", shown="none")
+    add_runs_dir(parser)
+    args = parser.parse_args(argv)
+    from core.analysis import drift
+    from core.delivery.predict import collect_inputs
+    from core.store import run_store
+    out = file_to_write(args.out) if args.out else None
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    result = drift.drift_of_run(run_dir, collect_inputs(args.inputs, "drift"), args.inputs)
+    written = drift.write_drift(run_dir, result)
+    if out:
+        run_store.write_json(out, result)
+    print(result["verdict"])
+    for item in result["unreadable"]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    print(f"\nwrote {written}" + (f" and {out}" if out else ""), file=sys.stderr)
     return 0
 
 
@@ -681,7 +708,7 @@ def command_cache(argv: list[str]) -> int:
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
-            "report": command_report, "predict": command_predict, "serve": command_serve,
+            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift,
             "remedies": command_remedies, "tune": command_tune, "runs": command_runs, "cache": command_cache}
 
 

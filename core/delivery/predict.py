@@ -3,7 +3,8 @@
 The ensemble is the run's test ensemble (docs/run-format.md): the mean of the fold models' softmax
 probabilities. Images are decoded as the scan decodes them and go through the run's evaluation transform
 (resize, centre crop, ImageNet normalisation). `train_cli.py predict` and the HTTP server (core/delivery/serve.py)
-both use this module.
+both use this module. Each image also gets an out-of-distribution score (core/analysis/ood.py): its distance to the
+run's training images in the pretrained space, flagged above the threshold calibrated on held-out images.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from core.analysis.confidence import Confidence
+from core.analysis.ood import OodReference, load_reference
 from core.data.dataset import decode_bytes, failure_reason
 from core.errors import UserError
 from core.evaluate import prob_column
@@ -40,28 +42,39 @@ class Ensemble:
     device: torch.device
     backbone: nn.Module | None   # head mode: the frozen backbone every fold's head shares
     models: list[nn.Module]      # head mode: one linear head per fold; finetune: one whole network per fold
+    ood: OodReference | None = None      # the training images in the pretrained space; None: no OOD score
+    pretrained: nn.Module | None = None  # finetune mode with `ood`: the pretrained backbone the score needs
 
     @torch.inference_mode()
-    def probabilities(self, images: torch.Tensor, tta: bool = False) -> np.ndarray:
-        """Mean softmax probability over the fold models (and, with `tta`, over the image and its mirror)."""
+    def probabilities(self, images: torch.Tensor, tta: bool = False,
+                      embeddings: list[np.ndarray] | None = None) -> np.ndarray:
+        """Mean softmax probability over the fold models (and, with `tta`, over the image and its mirror).
+        `embeddings`, when given, gets the images' pretrained features appended (the image, not its mirror): in
+        head mode the very features the heads read, in finetune mode one more pass of the pretrained backbone."""
         views = [images, images.flip(-1)] if tta else [images]
         total = torch.zeros(len(images), len(self.classes))
         for view in views:
             inputs = view.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                if embeddings is not None and view is images and self.pretrained is not None:
+                    embeddings.append(self.pretrained(inputs).float().cpu().numpy())
                 if self.backbone is not None:
                     # The heads were trained and evaluated on features stored as float16 (backbone.npy).
                     inputs = self.backbone(inputs).half().float()
+                    if embeddings is not None and view is images:
+                        embeddings.append(inputs.float().cpu().numpy())
                 for model in self.models:
                     total += torch.softmax(model(inputs).float(), 1).cpu()
         return (total / (len(self.models) * len(views))).numpy()
 
 
-def load_ensemble(run_dir: Path, device: torch.device | None = None) -> Ensemble:
+def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool = True) -> Ensemble:
     """Every finished fold model of the run, in eval mode on `device` (default: CUDA when available).
 
     Head mode rebuilds the frozen backbone from what run.json recorded (weights file checked by sha256; with
     `--weights none`, the seeded random initialisation, as a resumed run does) and loads each fold's head.
+    With `ood` (and embeddings/backbone.npy in the run), the OOD reference is built and, in finetune mode, the
+    pretrained backbone loaded beside the fold networks.
     """
     run_dir = Path(run_dir)
     info = store.read_json(run_dir / store.RUN_JSON)
@@ -75,8 +88,11 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None) -> Ensemble
     if info["train_mode"] == "head":
         backbone = recorded_backbone(info).eval().to(device)
     models = [load_fold_model(run_dir, k).eval().to(device) for k in folds]
+    reference = load_reference(run_dir) if ood else None
+    pretrained = recorded_backbone(info).eval().to(device) if reference and backbone is None else None
     return Ensemble(run_id=run_dir.name, info=info, classes=list(info["classes"]), folds=folds,
-                    image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models)
+                    image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models,
+                    ood=reference, pretrained=pretrained)
 
 
 # ---------------------------------------------------------------- images in, probabilities out
@@ -91,18 +107,40 @@ def preprocess(ensemble: Ensemble, image: Image.Image) -> torch.Tensor:
 
 
 def classify_inputs(ensemble: Ensemble, inputs: list[torch.Tensor], tta: bool = False,
-                    batch_size: int | None = None) -> np.ndarray:
-    """Probabilities [len(inputs), n_classes] of preprocessed images, in batches."""
+                    batch_size: int | None = None, embeddings: list[np.ndarray] | None = None) -> np.ndarray:
+    """Probabilities [len(inputs), n_classes] of preprocessed images, in batches (`embeddings`: as
+    `Ensemble.probabilities`)."""
     size = batch_size or batch_size_for(ensemble)
-    chunks = [ensemble.probabilities(torch.stack(inputs[start:start + size]), tta)
+    chunks = [ensemble.probabilities(torch.stack(inputs[start:start + size]), tta, embeddings)
               for start in range(0, len(inputs), size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
 
 
 def classify(ensemble: Ensemble, images: list[Image.Image], tta: bool = False,
-             batch_size: int | None = None) -> np.ndarray:
+             batch_size: int | None = None, embeddings: list[np.ndarray] | None = None) -> np.ndarray:
     """Probabilities [len(images), n_classes] of decoded RGB images, in batches."""
-    return classify_inputs(ensemble, [preprocess(ensemble, image) for image in images], tta, batch_size)
+    return classify_inputs(ensemble, [preprocess(ensemble, image) for image in images], tta, batch_size, embeddings)
+
+
+def ood_scores(ensemble: Ensemble, embeddings: list[np.ndarray]) -> np.ndarray | None:
+    """The OOD score of each image whose pretrained features `probabilities` collected; None without a reference."""
+    if ensemble.ood is None:
+        return None
+    return ensemble.ood.scores(np.concatenate(embeddings) if embeddings else np.zeros((0, 1), dtype=np.float32))
+
+
+def add_ood_columns(table: pd.DataFrame, scores: np.ndarray | None, reference: OodReference | None) -> pd.DataFrame:
+    """`ood_score`, `ood_threshold` and `out_of_distribution` (score above the threshold) for the readable rows
+    of a `result_table` (`scores` in their order); empty where a row is unreadable or the run has no reference."""
+    readable = table["error"].isna().to_numpy()
+    table["ood_score"] = np.nan
+    table["ood_threshold"] = np.nan
+    table["out_of_distribution"] = pd.Series(pd.NA, index=table.index, dtype="boolean")
+    if reference is not None and readable.any():
+        table.loc[readable, "ood_score"] = scores
+        table.loc[readable, "ood_threshold"] = reference.threshold
+        table.loc[readable, "out_of_distribution"] = scores > reference.threshold
+    return table
 
 
 def decode(data: bytes, max_pixels: int | None = None) -> Image.Image | str:
@@ -152,9 +190,10 @@ def predict_files(ensemble: Ensemble, paths: list[Path], splits: dict[str, str],
                   workers: int = 4) -> pd.DataFrame:
     """`result_table` of image files, decoded (in threads) and classified one batch at a time, and a last
     column, `in_run_split`: which files are the run's own images (`splits`: its `run_splits`), matched by content:
-    cv (the models trained on it, so its prediction is optimistic), test (held out), or empty."""
+    cv (the models trained on it, so its prediction is optimistic), test (held out), or empty; then the OOD
+    columns (`add_ood_columns`)."""
     size = batch_size_for(ensemble)
-    probs, errors, digests = [], {}, []
+    probs, errors, digests, embeddings = [], {}, [], []
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes without holding the GIL
         for start in range(0, len(paths), size):
             decoded, batch_digests = zip(*pool.map(_read, paths[start:start + size]))
@@ -162,11 +201,11 @@ def predict_files(ensemble: Ensemble, paths: list[Path], splits: dict[str, str],
             errors.update({start + i: d for i, d in enumerate(decoded) if isinstance(d, str)})
             images = [d for d in decoded if not isinstance(d, str)]
             if images:
-                probs.append(classify(ensemble, images, tta, size))
+                probs.append(classify(ensemble, images, tta, size, embeddings))
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
     table = result_table([str(p) for p in paths], stacked, errors, ensemble.classes)
     table["in_run_split"] = pd.Series([splits.get(d) for d in digests], dtype="string")
-    return table
+    return add_ood_columns(table, ood_scores(ensemble, embeddings), ensemble.ood)
 
 
 def add_prediction_sets(table: pd.DataFrame, confidence: Confidence) -> pd.DataFrame:
@@ -195,7 +234,19 @@ def seen_in_training_warning(table: pd.DataFrame) -> str | None:
             f"in_run_split = cv): every fold model but one saw {it} in training, so {outcome} optimistic")
 
 
-def collect_inputs(arguments: list[str]) -> list[Path]:
+def ood_warning(table: pd.DataFrame, reference: OodReference | None) -> str | None:
+    """One line on how many images are out of distribution, and what the flag means; None when none is."""
+    flagged = int(table.get("out_of_distribution", pd.Series(dtype="boolean")).fillna(False).sum())
+    if reference is None or not flagged:
+        return None
+    return (f"warning: {flagged} of the {int(table['error'].isna().sum())} images are out of distribution "
+            f"(out_of_distribution = True): farther from the training images than {reference.quantile:.0%} of "
+            f"held-out images of known classes (distance to the k-th nearest training image in the pretrained "
+            f"space, k = {reference.k}); "
+            f"their predicted class is a guess")
+
+
+def collect_inputs(arguments: list[str], command: str = "predict") -> list[Path]:
     """Files as given, and every file under a folder (recursively, sorted, hidden ones skipped). A path that
     does not exist is kept, so it is reported as not found rather than silently dropped."""
     paths = []
@@ -207,18 +258,24 @@ def collect_inputs(arguments: list[str]) -> list[Path]:
         else:
             paths.append(path)
     if not paths:
-        raise UserError(f"predict: no files found in {', '.join(arguments) or 'the arguments'}; "
+        raise UserError(f"{command}: no files found in {', '.join(arguments) or 'the arguments'}; "
                         f"give image files or folders of images")
     return paths
 
 
 
+OOD_NOTE = "OUT OF DISTRIBUTION (unlike the training images; model's guess: {})"
+
+
 def printable(table: pd.DataFrame, limit: int = 50) -> str:
-    """The terminal view of a `result_table`: the first `limit` predictions, then every unreadable file with
-    its reason."""
+    """The terminal view of a `result_table`: the first `limit` predictions (an image out of distribution says
+    so in place of its class), then every unreadable file with its reason."""
     done = table[table["error"].isna()]
+    flagged = done.get("out_of_distribution", pd.Series(False, index=done.index)).fillna(False).astype(bool)
+    labels = done["prediction"].where(~flagged, done["prediction"].map(OOD_NOTE.format))
     columns = ["path", "prediction", "confidence"] + (["prediction_set"] if "prediction_set" in table else [])
-    shown = done[columns].head(limit).assign(confidence=lambda t: (100 * t["confidence"]).map("{:.1f}%".format))
+    shown = done.assign(prediction=labels)[columns].head(limit).assign(
+        confidence=lambda t: (100 * t["confidence"]).map("{:.1f}%".format))
     lines = [shown.to_string(index=False) if len(shown) else "no image could be classified"]
     if len(done) > limit:
         lines.append(f"... and {len(done) - limit} more (all in the CSV)")

@@ -24,6 +24,7 @@ from core.evaluate import HEADLINE
 from core.numbers import interval, percent, spread, with_interval
 from core.store import run_store as store
 from core.views import tables as views
+from core.views.drift import drift_summary
 from core.views.maps import map_coords
 
 SEVERITY_ORDER = ("high", "medium", "low", "info")
@@ -251,6 +252,14 @@ def finding_images(finding: dict, tables: dict, thumbs: Thumbnails, limits: Repo
     return []
 
 
+def _drift(result: dict | None) -> dict | None:
+    """The latest drift result with its tables as rows, for the template."""
+    summary = drift_summary(result)
+    if summary is None:
+        return None
+    return {**summary, **{name: summary[name].to_dict("records") for name in ("properties", "drivers", "unreadable")}}
+
+
 def report_context(run_dir: Path, dashboard_url: str | None = None, limits: ReportLimits | None = None,
                    cache_dir: str | None = None) -> dict:
     """Everything the template shows, as plain values and plotly figures (built in core.views.figures)."""
@@ -337,6 +346,7 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
         "counts": counts.to_dict("records"),
         "imbalance_ratio": float(counts["total"].max() / max(1, counts["total"].min())),
         "skipped": skipped[:limits.skipped_rows], "n_skipped": len(skipped),
+        "drift": _drift(store.latest_drift(run_dir)),
         "method": method_notes(info, metrics), "config": config_rows(info),
         "versions": info.get("versions", {}), "timings": info.get("timings", {}),
         "links": {"summary": link("Home"), "findings": link("Home"), "classes": link("Classes", fold="oof"),
@@ -345,6 +355,7 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
                   "mistakes": link("Misclassified", fold="oof"),
                   "label_issues": link("Misclassified", fold="oof", tab="label_issues"),
                   "leakage": link("Data", tab="duplicates"), "data": link("Data", tab="balance"),
+                  "drift": link("Data", tab="drift"),
                   "config": link("Home")},
         "dashboard_url": dashboard_url,
     }

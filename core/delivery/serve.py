@@ -4,6 +4,8 @@ The models are loaded once (core/delivery/predict.py). One inference thread runs
 forwards would only compete for the same cores and multiply peak memory); the images of every request that
 arrived while it was busy go into its next batch together, so concurrent requests share a forward pass and
 a lone request waits for nothing. Bad input gets a 4xx with a one-line `detail`; the server keeps serving.
+Every answer carries each image's out-of-distribution score and flag (core/analysis/ood.py), computed in the same
+forward pass (head mode) and an image out of distribution says so in `note`.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +27,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from core.analysis.confidence import Confidence
-from core.delivery.predict import Ensemble, decode, preprocess
+from core.delivery.predict import OOD_NOTE, Ensemble, decode, ood_scores, preprocess
 from core.delivery.serve_settings import ServeSettings
 
 MULTIPART_OVERHEAD = 64 * 1024   # form boundaries and part headers on top of the files themselves
@@ -46,6 +49,10 @@ class ImagePrediction(BaseModel):
                                              "first: the true class is in it for `coverage` of images")
     calibrated_confidence: float | None = Field(None, description="the prediction's probability after "
                                                 "temperature scaling fitted on the run's out-of-fold predictions")
+    ood_score: float | None = None              # distance to the k-th nearest training image (pretrained space)
+    ood_threshold: float | None = None          # the 95th percentile of held-out images' scores
+    out_of_distribution: bool | None = None     # ood_score above ood_threshold; None: the run has no reference
+    note: str | None = None                     # said when the image is out of distribution
 
 
 class PredictResponse(BaseModel):
@@ -62,6 +69,11 @@ def batch_sizes(n: int, largest: int) -> list[int]:
     sizes = [largest] * (n // largest)
     rest = n % largest
     return sizes + [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
+
+
+class Outputs(NamedTuple):
+    probs: np.ndarray                 # [n, n_classes]
+    ood_scores: np.ndarray | None     # [n], None when the ensemble has no OOD reference
 
 
 class Batcher:
@@ -95,22 +107,25 @@ class Batcher:
                 batch.append(item)
                 size += len(item[0])
             try:
-                probs = self.forward([image for images, _ in batch for image in images])
+                outputs = self.forward([image for images, _ in batch for image in images])
             except Exception as exc:  # reported to the requests of this batch; the thread keeps serving
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
             start = 0
             for images, future in batch:
-                future.set_result(probs[start:start + len(images)])
+                part = slice(start, start + len(images))
+                future.set_result(Outputs(outputs.probs[part],
+                                          None if outputs.ood_scores is None else outputs.ood_scores[part]))
                 start += len(images)
 
-    def forward(self, inputs: list[torch.Tensor]) -> np.ndarray:
+    def forward(self, inputs: list[torch.Tensor]) -> Outputs:
         chunks, start = [], 0
+        embeddings = [] if self.ensemble.ood is not None else None
         for size in batch_sizes(len(inputs), max(self.max_images, len(inputs))):  # a request's images: one batch
-            chunks.append(self.ensemble.probabilities(torch.stack(inputs[start:start + size]), self.tta))
+            chunks.append(self.ensemble.probabilities(torch.stack(inputs[start:start + size]), self.tta, embeddings))
             start += size
-        return np.concatenate(chunks)
+        return Outputs(np.concatenate(chunks), ood_scores(self.ensemble, embeddings or []))
 
 
 def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings) -> dict:
@@ -129,6 +144,7 @@ def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings
         "test_ensemble": {key: value for key, value in metrics.get("ensemble", {}).get("test", {}).items()
                           if key in ("n", "accuracy", "balanced_accuracy", "macro_f1")} or None,
         "limits": settings.limits(), "device": str(ensemble.device),
+        "out_of_distribution": ensemble.ood.describe() if ensemble.ood is not None else None,
     }
 
 
@@ -213,8 +229,10 @@ def create_app(ensemble: Ensemble, metrics: dict | None = None, settings: ServeS
         problems = [f"{name}: {image}" for name, image in zip(names, decoded) if isinstance(image, str)]
         if problems:
             raise HTTPException(400, "not a usable image: " + "; ".join(problems))
-        probs = await asyncio.wrap_future(batcher.submit(decoded))
-        predictions = [_prediction(name, row, ensemble.classes) for name, row in zip(names, probs)]
+        outputs = await asyncio.wrap_future(batcher.submit(decoded))
+        probs = outputs.probs
+        predictions = [_with_ood(_prediction(name, row, ensemble.classes), outputs.ood_scores, i, ensemble)
+                       for i, (name, row) in enumerate(zip(names, probs))]
         if confidence is None:
             return PredictResponse(run_id=ensemble.run_id, predictions=predictions)
         members = confidence.labels(confidence.sets(probs), probs)
@@ -231,6 +249,15 @@ def _prediction(name: str, probs: np.ndarray, classes: list[str]) -> ImagePredic
     return ImagePrediction(filename=name, prediction=classes[order[0]], confidence=float(probs[order[0]]),
                            probabilities={c: float(p) for c, p in zip(classes, probs)},
                            top=[ClassProbability(label=classes[i], probability=float(probs[i])) for i in order[:3]])
+
+
+def _with_ood(prediction: ImagePrediction, scores: np.ndarray | None, i: int, ensemble: Ensemble) -> ImagePrediction:
+    if scores is None or ensemble.ood is None:
+        return prediction
+    flagged = bool(scores[i] > ensemble.ood.threshold)
+    return prediction.model_copy(update={
+        "ood_score": float(scores[i]), "ood_threshold": ensemble.ood.threshold, "out_of_distribution": flagged,
+        "note": OOD_NOTE.format(prediction.prediction) if flagged else None})
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ import secrets
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -194,6 +195,23 @@ def embedding_path(run_dir: Path, space: str) -> Path:
     return Path(run_dir) / "embeddings" / f"{space}.npy"
 
 
+DRIFT_DIR = "drift"   # drift/YYYYMMDDTHHMMSSZ.json: one `train_cli.py drift` result each
+
+
+def drift_path(run_dir: Path, when: datetime) -> Path:
+    return Path(run_dir) / DRIFT_DIR / f"{when.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+
+def latest_drift(run_dir: Path) -> dict | None:
+    """The newest readable drift result of the run, or None when drift was never checked."""
+    for path in sorted((Path(run_dir) / DRIFT_DIR).glob("*.json"), reverse=True):
+        try:
+            return read_json(path)
+        except ValueError:   # a damaged file: the one before it
+            continue
+    return None
+
+
 # ---------------------------------------------------------------- reading (dashboard side)
 
 @dataclass
@@ -266,7 +284,7 @@ def run_signature(run_dir: Path) -> tuple:
     run_dir = Path(run_dir)
     stats = []
     for name in (RUN_JSON, "samples.parquet", "predictions.parquet", "history.parquet", "metrics.json",
-                 "findings.json", "diagnostics.json", "umap.parquet"):
+                 "findings.json", "diagnostics.json", "umap.parquet", DRIFT_DIR):   # a folder: its mtime
         path = run_dir / name
         stats.append(path.stat().st_mtime_ns if path.exists() else 0)
     return tuple(stats)

@@ -1,4 +1,5 @@
-"""Data: class balance, image sizes, skipped files, duplicates and leakage, label issues, outliers."""
+"""Data: class balance, image sizes, skipped files, duplicates and leakage, label issues, outliers, drift of new
+images."""
 from __future__ import annotations
 
 import gallery
@@ -13,6 +14,8 @@ import streamlit as st
 from charts import chart
 from formatting import plain
 
+from core.store import run_store
+from core.views import drift as drift_views
 from core.views import figures
 from core.views import images as explain_views
 from core.views import tables as views
@@ -31,8 +34,8 @@ def diagnostics_table(name: str) -> pd.DataFrame | None:
     return table
 
 
-balance, sizes, skipped, duplicates, issues, outliers, properties = links.tabs(
-    ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers", "Properties"])
+balance, sizes, skipped, duplicates, issues, outliers, properties, drift = links.tabs(
+    ["Balance", "Sizes", "Skipped", "Duplicates", "Label issues", "Outliers", "Properties", "Drift"])
 
 if balance.open:
     with balance:
@@ -173,5 +176,31 @@ if properties.open:
                         "information.")
             gallery.paged_gallery(marked, run, per_page=12, key="flagged", caption=lambda row: (
                 f"**{plain(row['label'])}** · {row['flags']}  \n#{row['sample_id']}"))
+
+if drift.open:
+    with drift:
+        summary = drift_views.drift_summary(run_store.latest_drift(run.path))
+        if summary is None:
+            st.info("No new images have been compared with this run's training images yet. Run "
+                    f"`{drift_views.COMMAND.format(run_id=run.run_id)}` (it writes the result into the run).",
+                    icon=":material/compare:")
+        else:
+            (st.warning if summary["drifted"] else st.success)(summary["verdict"])
+            st.caption(f"{summary['n_new']} new images ({summary['inputs']}) against {summary['n_train']} training "
+                       f"images, checked {summary['created']}. Per property: two-sample Kolmogorov–Smirnov test, "
+                       "Benjamini–Hochberg-adjusted; a shift also needs KS D ≥ 0.2.")
+            st.dataframe(summary["properties"], hide_index=True, width="stretch", column_config={
+                "training median": st.column_config.NumberColumn(format="%.3g"),
+                "new median": st.column_config.NumberColumn(format="%.3g"),
+                "KS D": st.column_config.NumberColumn(format="%.2f"),
+                "p (BH-adjusted)": st.column_config.NumberColumn(format="%.2g")})
+            st.markdown(summary["classifier"])
+            if len(summary["drivers"]):
+                st.dataframe(summary["drivers"], hide_index=True, column_config={
+                    "Spearman ρ with the classifier's score": st.column_config.NumberColumn(format="%+.2f")})
+            if len(summary["unreadable"]):
+                count = len(summary["unreadable"])
+                st.caption(f"{count} file{'' if count == 1 else 's'} could not be read:")
+                st.dataframe(summary["unreadable"], hide_index=True, width="stretch")
 
 links.share_link()

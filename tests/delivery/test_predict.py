@@ -1,6 +1,7 @@
 """`train_cli.py predict`: the run's fold models as an ensemble, agreeing with the run's own test ensemble."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PIL import Image
 from use_fixtures import huge_png, tiny_runs  # noqa: F401  (session fixture)
 
 import train_cli
+from core.analysis import ood
 from core.delivery import predict
 from core.evaluate import prob_column
 
@@ -41,7 +43,7 @@ def test_predict_on_the_test_split_reproduces_the_runs_test_ensemble(mode, tiny_
     assert code == 0
     classes = ["apple", "leaf", "sky"]
     assert list(table.columns) == ["path", "prediction", "confidence", *map(prob_column, classes), "error",
-                                   "in_run_split"]
+                                   "in_run_split", "ood_score", "ood_threshold", "out_of_distribution"]
     assert table["path"].tolist() == paths and table["error"].isna().all()
     assert (table["in_run_split"] == "test").all()   # held out from every fold model: nothing to warn about
     stored = ensemble[[prob_column(c) for c in classes]].to_numpy()
@@ -65,7 +67,8 @@ def test_images_the_run_trained_on_are_marked_and_warned_about_in_one_line(tiny_
     code, table = run_predict(run, tmp_path, *cv, str(renamed), test, str(new))
     assert code == 0
     assert table["in_run_split"].fillna("").tolist() == ["cv", "cv", "cv", "test", ""]
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")
+                and "out of distribution" not in line]
     assert warnings == ["warning: 3 of the 5 files are images the run trained on (cross-validation split, "
                         "in_run_split = cv): every fold model but one saw them in training, so their predictions "
                         "are optimistic"]
@@ -164,3 +167,36 @@ def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_run
     error = capsys.readouterr().err.strip()
     assert error == (f"error: --coverage {value}: give the share of images whose set should hold the true class, "
                      f"strictly between 0 and 1 (e.g. 0.9)")
+
+
+@pytest.mark.parametrize("mode", ["head", "finetune"])
+def test_the_ood_score_of_an_image_is_its_distance_in_the_run_s_own_pretrained_space(mode, tiny_runs,  # noqa: F811
+                                                                                     tmp_path):
+    """Predicting the run's test images scores them as the reference scores their stored backbone features: the
+    features predict computes (head: the heads' inputs; finetune: one more pretrained pass) are the run's space."""
+    run = tiny_runs[mode]
+    paths, ensemble = stored_test_ensemble(run)
+    code, table = run_predict(run, tmp_path, *paths)
+    assert code == 0
+    reference = ood.load_reference(run)
+    stored = np.load(run / "embeddings" / "backbone.npy")[ensemble["sample_id"].to_numpy()]
+    np.testing.assert_allclose(table["ood_score"], reference.scores(stored), atol=2e-3)
+    assert (table["ood_threshold"] == reference.threshold).all()
+    assert table["out_of_distribution"].tolist() == (table["ood_score"] > reference.threshold).tolist()
+
+
+def test_an_image_out_of_distribution_says_so_in_place_of_its_class(tiny_runs, tmp_path, capsys,  # noqa: F811
+                                                                    monkeypatch):
+    def strict(run_dir):   # a threshold no image is under: every readable image is out of distribution
+        return dataclasses.replace(ood.load_reference(run_dir), threshold=-1.0)
+    monkeypatch.setattr(predict, "load_reference", strict)
+    new = tmp_path / "new.png"
+    Image.new("RGB", (40, 30), (90, 90, 200)).save(new)
+    (tmp_path / "notes.jpg").write_text("not an image")
+    code, table = run_predict(tiny_runs["head"], tmp_path, str(new), str(tmp_path / "notes.jpg"))
+    assert code == 0
+    assert table["out_of_distribution"].iloc[0] == True and pd.isna(table["out_of_distribution"].iloc[1])
+    assert pd.isna(table["ood_score"].iloc[1])   # an unreadable file has no score, only its reason
+    output = capsys.readouterr()
+    assert f"OUT OF DISTRIBUTION (unlike the training images; model's guess: {table['prediction'][0]})" in output.out
+    assert "warning: 1 of the 1 images are out of distribution" in output.err

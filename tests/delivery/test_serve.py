@@ -1,6 +1,7 @@
 """The HTTP API over a run's fold models: answers, hostile input, the token, and a real uvicorn process."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -225,4 +226,23 @@ def test_requests_that_arrive_while_the_model_is_busy_share_the_next_batch(ensem
     results = [first.result(30), *(future.result(30) for future in later)]
     assert calls == [1, 3]
     expected = predict.classify(ensemble, pictures)
-    np.testing.assert_allclose(np.concatenate(results), expected, atol=1e-4)  # batch composition: float noise
+    np.testing.assert_allclose(np.concatenate([result.probs for result in results]), expected, atol=1e-4)  # batch composition: float noise
+
+
+def test_every_answer_carries_the_ood_score_and_an_image_out_of_distribution_says_so(ensemble, tiny_runs):  # noqa: F811
+    upload = [("files", ("red.png", png((200, 30, 30)), "image/png"))]
+    answer = client_for(ensemble, tiny_runs["head"]).post("/predict", files=upload).json()["predictions"][0]
+    embeddings = []
+    predict.classify(ensemble, [predict.decode(upload[0][1][1])], embeddings=embeddings)
+    assert answer["ood_score"] == pytest.approx(predict.ood_scores(ensemble, embeddings)[0], abs=1e-4)  # as predict
+    assert answer["ood_threshold"] == ensemble.ood.threshold
+    assert answer["out_of_distribution"] == (answer["ood_score"] > answer["ood_threshold"])
+    strict = dataclasses.replace(ensemble, ood=dataclasses.replace(ensemble.ood, threshold=-1.0))
+    client = client_for(strict, tiny_runs["head"])
+    flagged = client.post("/predict", files=upload).json()["predictions"][0]
+    assert flagged["out_of_distribution"] is True
+    assert flagged["note"] == f"OUT OF DISTRIBUTION (unlike the training images; model's guess: {flagged['prediction']})"
+    assert client.get("/model").json()["out_of_distribution"]["k"] == ensemble.ood.k
+    plain = dataclasses.replace(ensemble, ood=None)   # a run without a reference still answers, without scores
+    answer = client_for(plain, tiny_runs["head"]).post("/predict", files=upload).json()["predictions"][0]
+    assert answer["out_of_distribution"] is None and answer["ood_score"] is None
