@@ -37,6 +37,7 @@ from core.run.execution import EXECUTORS, ExecutionSettings
 
 DEFAULTS = RunConfig()
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
+DASHBOARD_URL = "http://127.0.0.1:8501"   # where `streamlit run` serves by default (.streamlit/config.toml)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -190,7 +191,7 @@ def print_run_summary(run_dir: Path) -> None:
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
     print(f"\nOpen the dashboard:\n  streamlit run dashboard/Home.py -- --runs-dir {run_dir.parent}\n"
-          f"  (then pick run {run_dir.name}, or open http://127.0.0.1:8501/?run={run_dir.name})")
+          f"  (then pick run {run_dir.name}, or open {DASHBOARD_URL}/?run={run_dir.name})")
     failure = diagnostics_failure(run_dir)
     if failure:
         print(f"\n{failure}")
@@ -284,7 +285,7 @@ def print_experiment_summary(folder: Path, runs_dir: str) -> None:
 def experiments_page(folder: Path, runs_dir: str) -> str:
     """How to open an experiment or study in the dashboard."""
     return (f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {runs_dir}\n"
-            f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+            f"  ({DASHBOARD_URL}/Experiments?experiment={folder.name})")
 
 
 def print_above_bars(message: str) -> None:

@@ -122,12 +122,12 @@ def pick_run() -> Run | None:
     if requested is not None and run_store.find_run(folder, requested) is None:
         st.warning(f"There is no run called {literal(requested[:80])} in the runs folder, so the newest run is shown. "
                    "Pick another run in the sidebar.", icon=":material/search_off:")
-    remembered = st.session_state.get("_run")
-    if requested is None and remembered in ids:
-        # The sidebar's page links drop the URL's parameters: stay on the run the user was looking at.
-        st.query_params["run"] = st.session_state["run"] = remembered
-    elif st.session_state.get("run") not in ids:
-        st.session_state["run"] = requested if requested in ids else ids[0]
+    if st.session_state.get("run") not in ids:
+        # The picker has no value yet on this page: the URL's run, else the run the user was looking at (the
+        # sidebar's page links drop the URL's parameters), else the newest. Set through the widget's key only:
+        # `run` is bound to the picker, and setting a bound URL parameter directly is an error.
+        remembered = st.session_state.get("_run")
+        st.session_state["run"] = requested if requested in ids else remembered if remembered in ids else ids[0]
     status = {entry.run_id: entry.status for entry in entries}
     chosen = st.sidebar.selectbox("Run", ids, index=None, key="run", bind="query-params",
                                   help="Runs in the runs folder, newest first.")

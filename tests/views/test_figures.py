@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 from dashboard_fixtures import COMPLETE, runs_dir  # noqa: F401  (session fixture)
 
 from core.store import run_store
@@ -48,3 +49,11 @@ def test_the_report_look_changes_the_template_not_what_is_drawn(runs_dir) -> Non
     before = json.loads(figure.to_json())["data"]
     assert figures.static(figure).layout.template.layout.paper_bgcolor == "white"
     assert json.loads(figure.to_json())["data"] == before
+
+
+def test_class_counts_name_the_pale_test_part_only_when_there_is_a_test_split() -> None:
+    samples = pd.DataFrame({"label": ["a", "a", "b", "b"], "split": ["cv", "test", "cv", "cv"]})
+    with_test = figures.class_count_bars(views.class_counts(samples, ["a", "b"]), ["a", "b"])
+    assert "pale = test split" in with_test.layout.title.text and [t.name for t in with_test.data] == ["cv", "test"]
+    cv_only = figures.class_count_bars(views.class_counts(samples.assign(split="cv"), ["a", "b"]), ["a", "b"])
+    assert cv_only.layout.title.text == "Images per class" and [t.name for t in cv_only.data] == ["cv"]
