@@ -493,6 +493,7 @@ def command_serve(argv: list[str]) -> int:
     if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
         raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    listener = serve.listening_socket(args.host, args.port)   # before loading models: a busy port fails at once
     import uvicorn
     ensemble = predict.load_ensemble(run_dir)
     settings = ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
@@ -500,7 +501,7 @@ def command_serve(argv: list[str]) -> int:
     app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings)
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
     return 0
 
 
