@@ -384,10 +384,10 @@ def command_clean(argv: list[str]) -> int:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
-    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
-                                file_to_write(args.out))
+    review, outcome = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
+                                         file_to_write(args.out))
     record = run_store.read_json(review)
-    print(f"wrote {args.out} ({record['counts']['drop']} dropped) and {review}\ntrain on it:\n  {record['command']}")
+    print(f"wrote {args.out} ({outcome}) and {review}\ntrain on it:\n  {record['command']}")
     return 0
 
 
