@@ -60,9 +60,12 @@ def diagnostics_missing(run: runs.Run, pending: str, *, caption: bool = False,
     them, or `pending` (they run after the last fold) as an info box or a caption."""
     error = run.info.get("diagnostics_error")
     if run_store.diagnostics_skipped(run.info):   # a tuning trial: left out on purpose, nothing failed
-        st.info(f"**This run was made without diagnostics** (tuning trials skip them to save time), so "
-                f"{consequence}. Compute them without retraining: `python train_cli.py diagnose {run.run_id}`",
-                icon=":material/info:")
+        skipped = (f"**This run was made without diagnostics** (tuning trials skip them to save time), so "
+                   f"{consequence}. Compute them without retraining: `python train_cli.py diagnose {run.run_id}`")
+        if caption:
+            st.caption(f":gray[{skipped}]")
+        else:
+            st.info(skipped, icon=":material/info:")
     elif error:
         st.error(f"**The diagnostics failed**, so {consequence}: {literal(error)}  \nOnce the cause is fixed, rerun "
                  f"them without retraining: `python train_cli.py diagnose {run.run_id}`", icon=":material/error:")
