@@ -80,7 +80,7 @@ def change_every_control(app: AppTest, run: str, only_first: bool = False) -> li
 
 
 @pytest.mark.parametrize("page", [p for p in navigation.PAGES if p != "Experiments"])
-def test_a_page_opened_without_parameters_works_through_every_control(dashboard_env, page: str) -> None:
+def test_a_page_opened_without_parameters_works_through_every_control(dashboard_env, page: str) -> None:  # noqa: F811
     app = open_url(page)
     picker = choices(app)["run"]
     assert picker.value == picker.options[0] == RUNNING   # the newest run (still training, a few folds done)
@@ -95,7 +95,7 @@ def test_a_page_opened_without_parameters_works_through_every_control(dashboard_
 @pytest.mark.parametrize("page, params", [(page, params) for page, subsets in PARTIAL.items() for params in subsets],
                          ids=lambda value: "&".join(f"{k}={v}" for k, v in value.items())
                          if isinstance(value, dict) else value)
-def test_a_page_opened_with_some_of_its_parameters_works(dashboard_env, page: str, params: dict) -> None:
+def test_a_page_opened_with_some_of_its_parameters_works(dashboard_env, page: str, params: dict) -> None:  # noqa: F811
     app = open_url(page, **params)
     if page == "Experiments":   # not about one run; the fixture runs folder has no experiments
         assert any("No experiments" in i.body for i in app.info)
@@ -103,6 +103,6 @@ def test_a_page_opened_with_some_of_its_parameters_works(dashboard_env, page: st
     change_every_control(pick_run(app, COMPLETE), COMPLETE, only_first=True)
 
 
-def test_a_page_opened_with_the_run_alone_keeps_it_through_every_control(dashboard_env) -> None:
+def test_a_page_opened_with_the_run_alone_keeps_it_through_every_control(dashboard_env) -> None:  # noqa: F811
     app = open_url("Misclassified", run=OTHER)
     assert change_every_control(app, OTHER) == ["true", "pred", "fold", "role", "cam"]

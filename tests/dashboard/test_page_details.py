@@ -49,7 +49,7 @@ def test_a_tuning_trial_says_its_diagnostics_were_skipped_without_a_red_failure(
     assert any("The diagnostics failed" in e.body and "MemoryError" in e.body for e in broken.error)
 
 
-def test_mistakes_of_one_true_class_are_counted_out_of_that_classs_images(dashboard_env) -> None:
+def test_mistakes_of_one_true_class_are_counted_out_of_that_classs_images(dashboard_env) -> None:  # noqa: F811
     samples = run_store.read_table(dashboard_env / COMPLETE, "samples")
     n_class = int(((samples["label"] == "class_b") & (samples["split"] == "cv")).sum())
     app = open_page("Misclassified", run=COMPLETE, true="class_b")
@@ -59,7 +59,7 @@ def test_mistakes_of_one_true_class_are_counted_out_of_that_classs_images(dashbo
     assert f" wrong of {len(samples[samples['split'] == 'cv'])} predictions (" in everything[0]
 
 
-def test_adding_many_images_proposes_a_drop_only_where_the_evidence_is_for_one(dashboard_env) -> None:
+def test_adding_many_images_proposes_a_drop_only_where_the_evidence_is_for_one(dashboard_env) -> None:  # noqa: F811
     """Mistakes are the model's, not wrong labels: adding all of them proposes no change; a label-issue list
     proposes each image's suggested class; exact duplicates propose dropping the second copy."""
     assert open_page("Misclassified", run=COMPLETE).radio(key="wrong-all-action").value == "keep"
@@ -69,7 +69,7 @@ def test_adding_many_images_proposes_a_drop_only_where_the_evidence_is_for_one(d
     assert open_page("Data", run=COMPLETE, tab="duplicates").radio(key="dup-exact-action").value == "drop"
 
 
-def test_the_class_count_chart_names_a_test_split_only_for_a_run_with_one(dashboard_env) -> None:
+def test_the_class_count_chart_names_a_test_split_only_for_a_run_with_one(dashboard_env) -> None:  # noqa: F811
     def title(run: str) -> str:
         [chart] = [c.proto.spec for c in open_page(None, run=run).get("plotly_chart") if "Images per class" in
                    c.proto.spec]
