@@ -107,4 +107,4 @@ def test_when_most_images_are_tiny_the_advice_is_a_smaller_image_size_not_removi
     assert smaller_image_size(frame, 64) is None                                 # nothing smaller to advise
     [tiny] = [f for f in image_quality_findings(summary(frame, {"label": [], "error": []}, image_size=224),
                                                  Thresholds()) if f["id"] == "image-quality:tiny"]
-    assert "`--image-size 64` (this run: 224 px)" in tiny["evidence"] and "remove them." not in tiny["evidence"]
+    assert "size, --image-size 64 (this run: 224 px)" in tiny["evidence"] and "remove them." not in tiny["evidence"]
