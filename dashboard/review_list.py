@@ -111,8 +111,12 @@ def add_many(run: runs.Run, sample_ids: Sequence[int], key: str, what: str | Non
     if not ids:
         return
     what = what or f"{'this image' if len(ids) == 1 else f'these {len(ids)} images'}"
+    propose = propose or bulk_proposal(suggested)
     with st.popover(f"Add to review list ({len(ids)})", icon=":material/playlist_add:"):
-        action_controls(run, ids, key, what, suggested, propose or bulk_proposal(suggested))
+        if propose == "keep":
+            st.caption("Proposed: no change. A mistake is the model's, not necessarily a wrong label; decide "
+                       "image by image on the Review page.")
+        action_controls(run, ids, key, what, suggested, propose)
 
 
 def suggestions(table: pd.DataFrame) -> dict[int, str] | None:
