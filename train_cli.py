@@ -46,6 +46,7 @@ from core.run.execution import EXECUTORS, ExecutionSettings
 DEFAULTS = RunConfig()
 INTERRUPTED = 130   # the exit status of a command stopped by Ctrl-C, as a shell reports 128 + SIGINT
 EXECUTION_OPTIONS = ("executor", "ray_address", "gpus_per_fold", "cpus_per_fold")
+DASHBOARD_URL = "http://127.0.0.1:8501"   # where `streamlit run` serves by default (.streamlit/config.toml)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -223,7 +224,7 @@ def print_run_summary(run_dir: Path) -> None:
     print(f"\nRun written to {run_dir}\n")
     print(summary_table(run_dir))
     print(f"\nOpen the dashboard:\n  streamlit run dashboard/Home.py -- --runs-dir {run_dir.parent}\n"
-          f"  (then pick run {run_dir.name}, or open http://127.0.0.1:8501/?run={run_dir.name})")
+          f"  (then pick run {run_dir.name}, or open {DASHBOARD_URL}/?run={run_dir.name})")
     failure = diagnostics_failure(run_dir)
     if failure:
         print(f"\n{failure}")
@@ -317,7 +318,7 @@ def print_experiment_summary(folder: Path, runs_dir: str) -> None:
 def experiments_page(folder: Path, runs_dir: str) -> str:
     """How to open an experiment or study in the dashboard."""
     return (f"Open the dashboard's Experiments page:\n  streamlit run dashboard/Home.py -- --runs-dir {runs_dir}\n"
-            f"  (http://localhost:8501/Experiments?experiment={folder.name})")
+            f"  ({DASHBOARD_URL}/Experiments?experiment={folder.name})")
 
 
 def print_above_bars(message: str) -> None:
@@ -421,10 +422,10 @@ def command_clean(argv: list[str]) -> int:
         raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
-    review = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
-                                file_to_write(args.out))
+    review, outcome = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
+                                         file_to_write(args.out))
     record = run_store.read_json(review)
-    print(f"wrote {args.out} ({record['counts']['drop']} dropped) and {review}\ntrain on it:\n  {record['command']}")
+    print(f"wrote {args.out} ({outcome}) and {review}\ntrain on it:\n  {record['command']}")
     return 0
 
 
@@ -560,6 +561,7 @@ def command_serve(argv: list[str]) -> int:
     if args.max_file_mb <= 0 or args.max_files < 1 or (args.max_batch is not None and args.max_batch < 1):
         raise UserError("--max-file-mb, --max-files and --max-batch must be positive")
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    listener = serve.listening_socket(args.host, args.port)   # before loading models: a busy port fails at once
     import uvicorn
     ensemble = predict.load_ensemble(run_dir)
     settings = ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
@@ -569,7 +571,7 @@ def command_serve(argv: list[str]) -> int:
     app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings, confidence)
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
     return 0
 
 

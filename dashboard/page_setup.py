@@ -10,6 +10,7 @@ import runs
 import streamlit as st
 from formatting import literal
 
+from core.store import run_store
 from core.store.heartbeat import Liveness
 
 
@@ -79,7 +80,14 @@ def diagnostics_missing(run: runs.Run, pending: str, *, caption: bool = False,
     """Why something the diagnostics write is not there: their recorded failure with the command that reruns
     them, or `pending` (they run after the last fold) as an info box or a caption."""
     error = run.info.get("diagnostics_error")
-    if error:
+    if run_store.diagnostics_skipped(run.info):   # a tuning trial: left out on purpose, nothing failed
+        skipped = (f"**This run was made without diagnostics** (tuning trials skip them to save time), so "
+                   f"{consequence}. Compute them without retraining: `python train_cli.py diagnose {run.run_id}`")
+        if caption:
+            st.caption(f":gray[{skipped}]")
+        else:
+            st.info(skipped, icon=":material/info:")
+    elif error:
         st.error(f"**The diagnostics failed**, so {consequence}: {literal(error)}  \nOnce the cause is fixed, rerun "
                  f"them without retraining: `python train_cli.py diagnose {run.run_id}`", icon=":material/error:")
     elif caption:

@@ -75,12 +75,14 @@ def _add(run: runs.Run, sample_ids: Sequence[int], key: str, suggested: dict[int
 
 
 def action_controls(run: runs.Run, sample_ids: Sequence[int], key: str, what: str,
-                    suggested: dict[int, str] | None = None) -> None:
-    """Proposed action (and class for a relabel) plus the add button, for one image or a whole selection.
-    With `suggested` classes (label issues) the action can be "relabel each to its suggested class"."""
+                    suggested: dict[int, str] | None = None, propose: str = "drop") -> None:
+    """Proposed action (`propose` to begin with; a class for a relabel) plus the add button, for one image or a
+    whole selection. With `suggested` classes (label issues) the action can be "relabel each to its suggested
+    class"."""
     actions = [a for a in ACTION_LABELS if a != "suggested" or suggested]
     left, right = st.columns(2)
-    action = left.radio("Proposed action", actions, format_func=ACTION_LABELS.get, key=f"{key}-action")
+    action = left.radio("Proposed action", actions, format_func=ACTION_LABELS.get, key=f"{key}-action",
+                        index=actions.index(propose) if propose in actions else 0)
     if action == "relabel":
         first = (suggested or {}).get(int(sample_ids[0])) if len(sample_ids) == 1 else None
         right.selectbox("New class", run.classes, index=run.classes.index(first) if first in run.classes else 0,
@@ -93,15 +95,28 @@ def action_controls(run: runs.Run, sample_ids: Sequence[int], key: str, what: st
                    icon=":material/check:")
 
 
+def bulk_proposal(suggested: dict[int, str] | None) -> str:
+    """What adding many images at once proposes: each to its suggested class where the diagnostics suggest one
+    (a suspected label error), else no change. A mistake, a neighbour or a slice is not a wrong label, and
+    dropping all of them would throw away the hard examples the model most needs; the Review page decides
+    image by image."""
+    return "suggested" if suggested else "keep"
+
+
 def add_many(run: runs.Run, sample_ids: Sequence[int], key: str, what: str | None = None,
-             suggested: dict[int, str] | None = None) -> None:
-    """A compact "add these images" popover for a gallery, a selection or a table."""
+             suggested: dict[int, str] | None = None, propose: str | None = None) -> None:
+    """A compact "add these images" popover for a gallery, a selection or a table; it proposes `propose`
+    (exact duplicates: drop), else `bulk_proposal`."""
     ids = list(dict.fromkeys(int(i) for i in sample_ids))
     if not ids:
         return
     what = what or f"{'this image' if len(ids) == 1 else f'these {len(ids)} images'}"
+    propose = propose or bulk_proposal(suggested)
     with st.popover(f"Add to review list ({len(ids)})", icon=":material/playlist_add:"):
-        action_controls(run, ids, key, what, suggested)
+        if propose == "keep":
+            st.caption("Proposed: no change. A mistake is the model's, not necessarily a wrong label; decide "
+                       "image by image on the Review page.")
+        action_controls(run, ids, key, what, suggested, propose)
 
 
 def suggestions(table: pd.DataFrame) -> dict[int, str] | None:

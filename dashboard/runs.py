@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pandas as pd
 import streamlit as st
 from formatting import literal
+from streamlit.errors import StreamlitAPIException
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
@@ -116,6 +117,15 @@ def _cached_call(module: str, name: str, path: str, signature: tuple, args: tupl
 
 # ---------------------------------------------------------------- the run picker
 
+def _show_in_url(run_id: str) -> None:
+    """Put the run in the address bar after a page link dropped it, so it stays a link to the view. Once the
+    picker has drawn on this page it owns the parameter and keeps the URL itself; setting it is an error then."""
+    try:
+        st.query_params["run"] = run_id
+    except StreamlitAPIException:
+        pass
+
+
 def pick_run() -> Run | None:
     """The sidebar run picker. The run is the `run` URL parameter, looked up among listed runs only."""
     folder = runs_dir()
@@ -131,11 +141,15 @@ def pick_run() -> Run | None:
     if requested is not None and run_store.find_run(folder, requested) is None:
         st.warning(f"There is no run called {literal(requested[:80])} in the runs folder, so the newest run is shown. "
                    "Pick another run in the sidebar.", icon=":material/search_off:")
-    remembered = st.session_state.get("_run")
-    if requested is None and remembered in ids:
-        # The sidebar's page links drop the URL's parameters: stay on the run the user was looking at.
-        st.query_params["run"] = st.session_state["run"] = remembered
-    elif st.session_state.get("run") not in ids:
+    # The picker's value is set through its key. `run` is a URL parameter bound to the picker, and setting a bound
+    # parameter directly is an error (it was, on any rerun of a page opened without `?run=`): see _show_in_url.
+    remembered, current = st.session_state.get("_run"), st.session_state.get("run")
+    if requested is None and remembered in ids and current in (None, remembered):
+        # The run the user was looking at: the sidebar's page links drop the URL's parameters, and a page opened
+        # without `?run=` keeps none in the URL. (A `current` that differs is the user picking another run.)
+        st.session_state["run"] = remembered
+        _show_in_url(remembered)
+    elif current not in ids:
         st.session_state["run"] = requested if requested in ids else ids[0]
     status = {entry.run_id: run_status(entry)[0] for entry in entries}
     chosen = st.sidebar.selectbox("Run", ids, index=None, key="run", bind="query-params",

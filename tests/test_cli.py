@@ -50,6 +50,24 @@ def test_a_summary_without_a_diagnostics_failure_says_nothing_about_them(tmp_pat
     assert "diagnostics failed" not in capsys.readouterr().out
 
 
+def test_the_dashboard_links_printed_after_training_and_after_an_experiment_name_the_same_host(tmp_path, capsys):
+    run = make_synthetic_run(tmp_path / "runs", "20250101-000000-w", 60, 3, 3, 16, seed=5, diagnostics=False)
+    train_cli.print_run_summary(run)
+    trained = capsys.readouterr().out
+    experiment = train_cli.experiments_page(tmp_path / "runs" / "experiments" / "exp-1", "runs")
+    assert f"{train_cli.DASHBOARD_URL}/?run=20250101-000000-w" in trained
+    assert f"{train_cli.DASHBOARD_URL}/Experiments?experiment=exp-1" in experiment
+    assert train_cli.DASHBOARD_URL == "http://127.0.0.1:8501" and "localhost" not in trained + experiment
+
+
+def test_a_summary_of_a_run_whose_diagnostics_were_skipped_by_design_reports_no_failure(tmp_path, capsys):
+    run = make_synthetic_run(tmp_path / "runs", "20250101-000000-v", 60, 3, 3, 16, seed=5, diagnostics=False)
+    run_store.update_run_json(run, diagnostics_error=f"{run_store.DIAGNOSTICS_SKIPPED}; compute them with: "
+                                                     "python train_cli.py diagnose 20250101-000000-v")
+    train_cli.print_run_summary(run)
+    assert "diagnostics failed" not in capsys.readouterr().out
+
+
 def test_the_summary_names_the_metric_of_every_number_and_headlines_the_ensemble_with_its_interval(tmp_path,
                                                                                                    capsys):
     """Percentages with one decimal, gaps in points; the test ensemble (what predict and serve use) with its 95%

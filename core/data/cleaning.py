@@ -118,6 +118,25 @@ def rule_decisions(samples: pd.DataFrame, label_issues: pd.DataFrame | None, dro
     return [Decision(i, "drop") for i in sorted(drop)]
 
 
+def rules_outcome(samples: pd.DataFrame, label_issues: pd.DataFrame | None, drop_label_issues: float | None,
+                  drop_exact_duplicates: bool, decisions: list[Decision]) -> str:
+    """What the rules dropped and which flagged images they kept, and why: "7 dropped" alone reads as if the
+    diagnostics found 7 problems when they flagged 52 and the quality threshold kept 45 for a person to review."""
+    dropped = {d.sample_id for d in decisions if d.action == "drop"}
+    parts = [f"{len(dropped)} dropped"]
+    flagged = set() if label_issues is None else set(label_issues["sample_id"].astype(int))
+    kept_issues = len(flagged - dropped)
+    if kept_issues:
+        why = (f"label quality {drop_label_issues:g} or more: more likely right than the dropped ones"
+               if drop_label_issues is not None else "no --drop-label-issues given")
+        parts.append(f"{kept_issues} of {len(flagged)} suspected label issues kept ({why}; check them on the "
+                     "dashboard's Misclassified page, Label issues tab)")
+    repeats = int(samples["sha256"].duplicated(keep="first").sum())
+    if repeats and not drop_exact_duplicates:
+        parts.append(f"{repeats} exact duplicate files kept (no --drop-exact-duplicates given)")
+    return "; ".join(parts)
+
+
 # ---------------------------------------------------------------- the cleaned manifest and review.json
 
 def cleaned_manifest(samples: pd.DataFrame, root: str | Path, decisions: list[Decision]) -> pd.DataFrame:
@@ -195,9 +214,9 @@ def build_cleaned(info: dict, samples: pd.DataFrame, decisions: list[Decision], 
 
 
 def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, drop_exact_duplicates: bool,
-              out: str | Path) -> Path:
+              out: str | Path) -> tuple[Path, str]:
     """`train_cli.py clean`: rule-based decisions from the run's diagnostics, written as `out` plus review.json
-    beside it. Returns the review.json path."""
+    beside it. Returns the review.json path and what the rules dropped and kept (`rules_outcome`)."""
     run_dir = Path(run_dir)
     samples, label_issues = read_table(run_dir, "samples"), read_table(run_dir, "label_issues")
     decisions = rule_decisions(samples, label_issues, drop_label_issues, drop_exact_duplicates)
@@ -206,7 +225,8 @@ def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, 
     rules = {"drop_label_issues": drop_label_issues, "drop_exact_duplicates": drop_exact_duplicates}
     csv_bytes, record = build_cleaned(info, samples, decisions, reasons, rules=rules, csv_name=str(out),
                                       runs_dir=run_dir.parent)
-    return write_cleaned(out, csv_bytes, record)
+    outcome = rules_outcome(samples, label_issues, drop_label_issues, drop_exact_duplicates, decisions)
+    return write_cleaned(out, csv_bytes, record), outcome
 
 
 def manifest_origin(manifest: str | Path | None) -> dict | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import queue
+import socket
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
@@ -29,6 +30,7 @@ from pydantic import BaseModel, Field
 from core.analysis.confidence import Confidence
 from core.delivery.predict import OOD_NOTE, Ensemble, decode, ood_scores, preprocess
 from core.delivery.serve_settings import ServeSettings
+from core.errors import UserError
 
 MULTIPART_OVERHEAD = 64 * 1024   # form boundaries and part headers on top of the files themselves
 DECODERS = 2                     # images decoded at full size at once: bounds memory under hostile uploads
@@ -262,3 +264,18 @@ def _with_ood(prediction: ImagePrediction, scores: np.ndarray | None, i: int, en
 
 def is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything says it is serving (uvicorn serves on it): a busy port or an
+    address this machine does not have is one line naming host:port, not uvicorn's error after "serving"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does: restart past TIME_WAIT
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick a free --port (or stop "
+                        "whatever is using this one), or a --host this machine has") from None
+    return listener

@@ -53,8 +53,9 @@ def summary_table(run_dir: Path) -> str:
 
 def diagnostics_failure(run_dir: Path) -> str | None:
     """What to tell the user last when the run's diagnostics failed: the recorded error and the command."""
-    error = store.read_json(Path(run_dir) / store.RUN_JSON).get("diagnostics_error")
-    if not error:
+    info = store.read_json(Path(run_dir) / store.RUN_JSON)
+    error = info.get("diagnostics_error")
+    if not error or store.diagnostics_skipped(info):
         return None
     return (f"diagnostics failed: {error}\n  the run is complete, but it has no findings, label issues, duplicates, "
             f"outliers, calibration or UMAP maps;\n  once the cause is fixed: python train_cli.py diagnose "

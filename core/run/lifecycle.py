@@ -260,7 +260,7 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
             if diagnose:
                 run_diagnostics_step(run_dir)
             else:
-                store.update_run_json(run_dir, diagnostics_error=f"not computed yet; compute them with: "
+                store.update_run_json(run_dir, diagnostics_error=f"{store.DIAGNOSTICS_SKIPPED}; compute them with: "
                                                                  f"python train_cli.py diagnose {run_dir.name}")
         except StopRun as stop:
             store.update_run_json(run_dir, status=stop.status, error=str(stop))

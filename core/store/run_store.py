@@ -114,6 +114,15 @@ def update_run_json(run_dir: Path, **changes) -> dict:
     return info
 
 
+# run.json's diagnostics_error of a run made without its diagnostics on purpose (tuning trials) begins with this
+DIAGNOSTICS_SKIPPED = "not computed yet"
+
+
+def diagnostics_skipped(info: dict) -> bool:
+    """Whether the run's diagnostics were left out by design (not failed): nothing is wrong, they can be computed."""
+    return str(info.get("diagnostics_error") or "").startswith(DIAGNOSTICS_SKIPPED)
+
+
 def record_timing(run_dir: Path, stage: str, seconds: float, add: bool = False) -> None:
     """run.json's `timings[stage]`; add=True accumulates (a resumed run adds each attempt's time)."""
     timings = read_json(Path(run_dir) / RUN_JSON)["timings"]

@@ -113,14 +113,15 @@ def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
 # ---------------------------------------------------------------- classes and calibration
 
 def class_count_bars(counts: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
-    """Images per class (`tables.class_counts`), the test split's part pale."""
+    """Images per class (`tables.class_counts`), the test split's part pale (and named only when there is one)."""
     colors = class_colors(classes)
     figure = go.Figure()
-    for split, opacity in (("cv", 1.0), ("test", 0.45)):
+    has_test = bool(counts["test"].sum())
+    for split, opacity in (("cv", 1.0), ("test", 0.45))[:1 + has_test]:
         figure.add_bar(y=counts["class"], x=counts[split], name=split, orientation="h", opacity=opacity,
                        marker_color=[colors[c] for c in counts["class"]],
                        hovertemplate="%{y}: %{x} images (" + split + ")<extra></extra>")
-    return _finish(figure, barmode="stack", title="Images per class (pale = test split)", xaxis_title="images",
+    return _finish(figure, barmode="stack", title="Images per class" + (" (pale = test split)" if has_test else ""), xaxis_title="images",
                    yaxis_title=None, showlegend=False, height=140 + 28 * len(counts), yaxis_autorange="reversed")
 
 

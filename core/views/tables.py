@@ -285,6 +285,16 @@ def misclassified(rows: pd.DataFrame, true: int | None, pred: int | None,
     return wrong
 
 
+def mistakes_out_of(rows: pd.DataFrame, true: int | None, pred: int | None) -> int:
+    """How many predictions the mistakes of a (true, pred) filter are counted out of: the true class's images
+    when one is picked (what wrong share of that class), else the predictions of the picked class, else all."""
+    if true is not None:
+        return int((rows["label"] == true).sum())
+    if pred is not None:
+        return int((rows["pred"] == pred).sum())
+    return len(rows)
+
+
 def page_count(n_rows: int, per_page: int) -> int:
     return max(1, -(-n_rows // per_page))
 

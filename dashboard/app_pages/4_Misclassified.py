@@ -22,8 +22,7 @@ folds = [str(k) for k in run.info.get("folds_done", [])]
 def wrong_rows(run: runs.Run, fold: str, role: str, true: str, pred: str) -> pd.DataFrame:
     """The filtered mistakes with badges (cached per filter)."""
     rows = run.rows(views.source_for(fold, role), role)
-    return views.misclassified(rows, None if true == "all" else run.classes.index(true),
-                               None if pred == "all" else run.classes.index(pred),
+    return views.misclassified(rows, *(None if name == "all" else run.classes.index(name) for name in (true, pred)),
                                views.label_issue_ids(run.table("label_issues")),
                                views.duplicate_ids(run.table("duplicates")))
 
@@ -43,8 +42,11 @@ if mistakes.open:
                                  "fold model trained on (offered for one fold model, not oof, where each image "
                                  "would appear once per other fold).")
         wrong = runs.cached(wrong_rows, run, fold, role, true, pred)
-        total = len(run.rows(views.source_for(fold, role), role))
-        st.caption(f"**{len(wrong)}** wrong of {total} predictions ({percent(len(wrong) / max(1, total))}), "
+        true_index, pred_index = (None if name == "all" else classes.index(name) for name in (true, pred))
+        total = views.mistakes_out_of(run.rows(views.source_for(fold, role), role), true_index, pred_index)
+        scope = (f"images of **{true}**" if true != "all" else
+                 f"predictions of **{pred}**" if pred != "all" else "predictions")
+        st.caption(f"**{len(wrong)}** wrong of {total} {scope} ({percent(len(wrong) / max(1, total))}), "
                    "most confidently wrong first. A confident mistake on a clean image is a model problem; on a "
                    "badged one it is often the data.")
         if run.table("label_issues") is None:

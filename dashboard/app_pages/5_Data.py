@@ -85,7 +85,7 @@ if duplicates.open:
             exact = pairs.loc[pairs["kind"] == "exact", "sample_id_b"]
             if len(exact):  # pairs have a < b: this keeps the lowest sample id of each set, like `clean`
                 review_list.add_many(run, exact, "dup-exact", what=f"the second image of the {len(exact)} exact "
-                                     "pairs")
+                                     "pairs", propose="drop")
             page = links.pager(views.page_count(len(pairs), 6))
             for index, pair in views.page_of(pairs, page, 6).iterrows():
                 flags = [text for column, text in (("leakage", ":red-badge[leakage]"),

@@ -81,11 +81,30 @@ def test_a_class_whose_images_are_all_grey_is_a_high_severity_shortcut(tmp_path:
 def test_each_kind_of_flagged_image_is_one_low_data_quality_finding(planted: pd.DataFrame) -> None:
     from core.analysis.diagnostics.findings import image_quality_findings
     from core.analysis.diagnostics.image_properties import summary
-    block = summary(planted.reset_index(), {"label": [], "error": []})
+    block = summary(planted.reset_index(), {"label": [], "error": []}, image_size=224)
     found = {f["id"]: f for f in image_quality_findings(block, Thresholds())}
+    assert "check, fix or remove them" in found["image-quality:tiny"]["evidence"]   # 1 of 23: the exception
     assert set(found) == {"image-quality:dark", "image-quality:blurry", "image-quality:tiny"}
     dark = found["image-quality:dark"]
     assert dark["severity"] == "low" and dark["title"] == ("Data quality: 1 image is dark (mean brightness below "
                                                            "15%)")
     assert "dark.png" in dark["evidence"]
     assert dark["target"] == {"page": "Data", "params": {"tab": "properties", "property": "brightness"}}
+
+
+def test_when_most_images_are_tiny_the_advice_is_a_smaller_image_size_not_removing_them(tmp_path: Path) -> None:
+    """510 of 600 images 40 px on a 224 px input: the input is too large for the dataset, not the images bad."""
+    from core.analysis.diagnostics.findings import image_quality_findings
+    from core.analysis.diagnostics.image_properties import smaller_image_size, summary
+    images = {f"small_{i}.png": texture(i).resize((40, 40)) for i in range(17)}
+    images |= {f"large_{i}.png": texture(100 + i) for i in range(3)}
+    for name, image in images.items():
+        image.save(tmp_path / name)
+    samples = pd.DataFrame({"sample_id": np.arange(len(images)), "path": list(images), "label": "a", "split": "cv",
+                            "fold": pd.array(np.arange(len(images)) % 3, dtype="Int64")})
+    frame = image_properties(samples, tmp_path, image_size=224, th=Thresholds())
+    assert frame["tiny"].sum() == 17 and smaller_image_size(frame, 224) == 64   # median 40 px: 64, ResNet's floor
+    assert smaller_image_size(frame, 64) is None                                 # nothing smaller to advise
+    [tiny] = [f for f in image_quality_findings(summary(frame, {"label": [], "error": []}, image_size=224),
+                                                 Thresholds()) if f["id"] == "image-quality:tiny"]
+    assert "size, --image-size 64 (this run: 224 px)" in tiny["evidence"] and "remove them." not in tiny["evidence"]

@@ -4,12 +4,14 @@ Fails on any Streamlit exception box; screenshots go to $FOLDLENS_SCREENSHOTS (o
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from browser_fixtures import browser, runs_dir, screenshots, server  # noqa: F401  (fixtures; skip without chromium)
 from dashboard_fixtures import COMPLETE, RUNNING
 
 from bench.browser_harness import wait_until_drawn
+from dashboard import navigation
 
 VIEWS = [("Home", ""), ("Overfitting", "Overfitting"), ("Classes", "Classes?true=class_c&pred=class_b"),
          ("Embeddings", "Embeddings"), ("Misclassified", "Misclassified"), ("Data", "Data?tab=duplicates"),
@@ -61,3 +63,42 @@ def test_a_sidebar_link_keeps_the_run_being_looked_at(server: str, browser) -> N
     wait_until_drawn(page)
     page.wait_for_function(f"() => location.search.includes('run={RUNNING}')", timeout=30000)
     assert "Pick a run in the sidebar" not in page.inner_text("body")
+
+
+def drawn_without_exception(page, what: str) -> None:
+    page.wait_for_load_state("networkidle")   # the rerun's images and element code
+    wait_until_drawn(page)
+    boxes = page.locator('[data-testid="stException"]')
+    assert not boxes.count(), f"{what}: {boxes.first.inner_text()[:500]}"
+
+
+def pick(page, selectbox, option: str) -> None:
+    selectbox.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_every_page_opened_by_its_bare_url_survives_its_controls(server: str, browser,  # noqa: F811
+                                                                 screenshots: Path) -> None:  # noqa: F811
+    """A typed or bookmarked link has no `?run=`: the newest run shows; picking another run, then changing one of
+    the page's own controls must work (the first control change used to fail), and so must a reload."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    timings = {}
+    for title in navigation.PAGES:
+        started = time.perf_counter()
+        page.goto(f"{server}/{'' if title == navigation.HOME else title}")
+        drawn_without_exception(page, f"{title} opened bare")
+        if title != "Experiments":   # Experiments is not about one run (and the fixture runs have no experiments)
+            pick(page, page.get_by_role("combobox", name="Run"), COMPLETE)
+            page.wait_for_function(f"() => location.search.includes('run={COMPLETE}')", timeout=30000)
+            drawn_without_exception(page, f"{title} after picking a run")
+            own = page.locator('[data-testid="stMain"] [data-testid="stRadio"] label:not(:has(input:checked))')
+            if own.count():   # one of the page's own controls: a radio option not chosen yet
+                own.first.click()
+                drawn_without_exception(page, f"{title} after changing a control")
+            if title == "Classes":   # the link the issue was reported with: a reload keeps the run picked
+                page.reload()
+                drawn_without_exception(page, f"{title} reloaded")
+                assert page.get_by_role("combobox", name="Run").input_value() == COMPLETE
+        page.screenshot(path=str(screenshots / f"bare-{title}.png"))
+        timings[title] = round(time.perf_counter() - started, 1)
+    print(f"seconds per page: {timings}; screenshots in {screenshots}")

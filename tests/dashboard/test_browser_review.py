@@ -36,8 +36,9 @@ def go_to(page, name: str) -> None:
     settle(page)
 
 
-def add_from_popover(page, popover_text: str, button_text: str) -> None:
+def add_from_popover(page, popover_text: str, button_text: str, action: str) -> None:
     page.get_by_role("button", name=popover_text).first.click()
+    page.get_by_text(action, exact=True).first.click()
     page.get_by_role("button", name=button_text).first.click()
     page.get_by_text("on the review list").first.wait_for(timeout=30000)
     page.keyboard.press("Escape")
@@ -81,7 +82,7 @@ def review_loop(server: str, browser, run: Path, shots: Path) -> None:  # noqa: 
     page.goto(f"{server}/Misclassified?run={COMPLETE}")
     page.wait_for_selector('h1:has-text("Misclassified")', timeout=120000)
     settle(page)
-    add_from_popover(page, "Add to review list", "Add all")          # 1. a gallery: every mistake, drop
+    add_from_popover(page, "Add to review list", "Add all", "drop")  # 1. a gallery: every mistake, drop
 
     go_to(page, "Embeddings")                                          # 2. a map selection: keep
     select_middle(page, shots)

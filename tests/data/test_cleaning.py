@@ -127,6 +127,20 @@ def test_clean_command_writes_the_manifest_and_review_json_and_leaves_the_run_al
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("rules, said", [
+    (["--drop-label-issues", "0.05", "--drop-exact-duplicates"],
+     "1 of 3 suspected label issues kept (label quality 0.05 or more"),
+    (["--drop-exact-duplicates"], "3 of 3 suspected label issues kept (no --drop-label-issues given"),
+    (["--drop-label-issues", "0.05"], "exact duplicate files kept (no --drop-exact-duplicates given)"),
+])
+def test_clean_says_which_flagged_images_it_kept_and_why(run, tmp_path, capsys, rules, said) -> None:
+    assert train_cli.main(["clean", run.name, "--runs-dir", str(run.parent), *rules,
+                           "--out", str(tmp_path / "cleaned.csv")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    review = json.loads((tmp_path / "review.json").read_text())
+    assert f"({review['counts']['drop']} dropped; " in first and said in first
+
+
 def parsed_training_command(command: str) -> RunConfig:
     argv = shlex.split(command)
     assert argv[:2] == ["python", "train_cli.py"]

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from use_fixtures import huge_png, tiny_runs  # noqa: F401  (session fixture)
 import train_cli
 from bench.browser_harness import free_port
 from core.delivery import predict, serve, serve_settings
+from core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -246,3 +248,22 @@ def test_every_answer_carries_the_ood_score_and_an_image_out_of_distribution_say
     plain = dataclasses.replace(ensemble, ood=None)   # a run without a reference still answers, without scores
     answer = client_for(plain, tiny_runs["head"]).post("/predict", files=upload).json()["predictions"][0]
     assert answer["out_of_distribution"] is None and answer["ood_score"] is None
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_before_claiming_to_serve(tiny_runs, capsys):  # noqa: F811
+    run = tiny_runs["head"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = train_cli.main(["serve", run.name, "--port", str(port), "--runs-dir", str(run.parent)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "serving" not in err and len(err.splitlines()) == 1
+    assert f"127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_a_second_server_on_the_same_address_is_refused():
+    listener = serve.listening_socket("127.0.0.1", 0)
+    listener.listen()
+    with listener, pytest.raises(UserError, match=r"cannot listen on 127\.0\.0\.1:\d+"):
+        serve.listening_socket("127.0.0.1", listener.getsockname()[1])

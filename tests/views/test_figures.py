@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 from dashboard_fixtures import COMPLETE, runs_dir  # noqa: F401  (session fixture)
 
 from core.store import run_store
@@ -62,3 +63,11 @@ def test_the_reliability_diagram_draws_before_and_after_temperature_scaling_when
     assert [trace.name for trace in two.data] == ["perfect calibration", f"before (ECE {before['ece']:.3f})",
                                                   f"after temperature scaling (ECE {after['ece']:.3f})"]
     assert "test confidence, before and after" in two.layout.title.text and two.layout.legend.orientation == "h"
+
+
+def test_class_counts_name_the_pale_test_part_only_when_there_is_a_test_split() -> None:
+    samples = pd.DataFrame({"label": ["a", "a", "b", "b"], "split": ["cv", "test", "cv", "cv"]})
+    with_test = figures.class_count_bars(views.class_counts(samples, ["a", "b"]), ["a", "b"])
+    assert "pale = test split" in with_test.layout.title.text and [t.name for t in with_test.data] == ["cv", "test"]
+    cv_only = figures.class_count_bars(views.class_counts(samples.assign(split="cv"), ["a", "b"]), ["a", "b"])
+    assert cv_only.layout.title.text == "Images per class" and [t.name for t in cv_only.data] == ["cv"]

@@ -105,10 +105,11 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["separability"] = separability(backbone, run.samples["label_index"].to_numpy(), classes, th)
     step("outliers")
 
-    properties = image_properties(run.samples, run.info["dataset"]["root"],
-                                  int(run.info.get("config", {}).get("image_size", 224)), th)
+    image_size = int(run.info.get("config", {}).get("image_size", 224))
+    properties = image_properties(run.samples, run.info["dataset"]["root"], image_size, th)
     wrong = (oof["label"] != oof["pred"]).set_axis(oof["sample_id"])
-    diag["image_properties"] = property_summary(properties, shortcut_checks(properties, wrong, classes, th))
+    diag["image_properties"] = property_summary(properties, shortcut_checks(properties, wrong, classes, th),
+                                                image_size)
     step("image_properties")
 
     members, diag["slices"] = failing_slices(spaces, run.samples, oof, classes, properties, th)

@@ -383,10 +383,14 @@ def image_quality_findings(props: dict | None, th: Thresholds) -> list[dict]:
         if n == 0:
             continue
         what = FLAGS[flag].format(**th.to_dict())
+        advice = "Such images carry little the model can learn from: check, fix or remove them."
+        if summary.get("suggested_image_size"):   # most images are tiny: the model input is too large, not they
+            advice = (f"That is most of the dataset (median shorter side {summary['median_short_side']:.0f} px), "
+                      "so removing them is not the answer: train at an input nearer their size, "
+                      f"--image-size {summary['suggested_image_size']} (this run: {summary['image_size']} px).")
         out.append(finding(
             f"image-quality:{flag}", "low", f"Data quality: {_count(n, 'image')} {_agree(n, 'is', 'are')} {what}",
-            f"{n} of {props['n']} images are {what}; for example {', '.join(summary['examples'])}. Such images carry "
-            f"little the model can learn from: check, fix or remove them.",
+            f"{n} of {props['n']} images are {what}; for example {', '.join(summary['examples'])}. {advice}",
             "Data", tab="properties", property=FLAG_PROPERTY[flag]))
     return out
 

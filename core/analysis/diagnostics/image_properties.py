@@ -201,11 +201,24 @@ def shortcut_checks(frame: pd.DataFrame, oof_wrong: pd.Series, classes: list[str
     return {"label": label_rows, "error": error_rows}
 
 
-def summary(frame: pd.DataFrame, checks: dict) -> dict:
+def smaller_image_size(frame: pd.DataFrame, image_size: int) -> int | None:
+    """When most measured images are tiny for the model input, an input near their own size instead: the
+    smallest multiple of 32 (ResNet's stride) at or above their median shorter side, 64 at least. None when
+    most are not tiny or that is not smaller: then the tiny ones are the exception, to check or remove."""
+    measured = frame["short_side"].notna()
+    if not measured.any() or frame.loc[measured, "tiny"].mean() <= 0.5:
+        return None
+    size = max(64, 32 * int(np.ceil(frame.loc[measured, "short_side"].median() / 32)))
+    return size if size < image_size else None
+
+
+def summary(frame: pd.DataFrame, checks: dict, image_size: int) -> dict:
     """diagnostics.json's `image_properties` block."""
     flags = {}
     for flag in FLAGS:
         hit = frame[frame[flag]]
         flags[flag] = {"count": int(len(hit)), "examples": hit["path"].head(3).tolist()}
+    flags["tiny"].update(median_short_side=float(frame["short_side"].median()), image_size=image_size,
+                         suggested_image_size=smaller_image_size(frame, image_size))
     return {"file": "image_properties.parquet", "n": int(len(frame)),
             "measured": int(frame["brightness"].notna().sum()), "flags": flags, **checks}
