@@ -174,9 +174,12 @@ def test_property_unit_disjoint_every_class_everywhere_share_as_asked(case):
     held_out = (split == "test").mean()
     largest_group = groups.value_counts().max()
     groups_per_class = table.groupby("label").group.nunique()
-    # the share can be met when every class's test quota holds a whole group and leaves groups for every fold
+    # the share can be met when every class's test quota holds a whole group and leaves groups for every fold,
+    # and when rounding each class's quota to whole groups (up to half the largest group each) stays within the
+    # tolerance: 6 + 5 single images at 23.4% can only hold out 2 or 3 of 11 (18% or 27%), before and after #25
     if ((labels.value_counts() * test_size).min() >= largest_group
-            and (groups_per_class * (1 - test_size)).min() >= folds + 1):
+            and (groups_per_class * (1 - test_size)).min() >= folds + 1
+            and labels.nunique() * largest_group / 2 <= SHARE_TOLERANCE * len(labels)):
         assert abs(held_out - test_size) <= SHARE_TOLERANCE
     assert (share_warning(test_size, held_out) is None) == (abs(held_out - test_size) <= SHARE_TOLERANCE)
     assert ((fold == -1) == (split == "test")).all()
