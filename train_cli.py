@@ -91,6 +91,9 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
              "off = nothing (default: %(default)s)")
     add("--seed", type=int, default=DEFAULTS.seed, help="seed for splits, initialisation and shuffling "
                                                         "(default: %(default)s)")
+    add("--redraw-splits", action="store_true",
+        help="on a manifest cleaned from another run (review.json beside it): draw the splits anew from the images' "
+             "content instead of keeping that run's test split and folds for the images both share (default: keep)")
     add("--model", default=DEFAULTS.model, help="torchvision classification model (default: %(default)s)")
     add("--weights", default=DEFAULTS.weights, help="imagenet, none, or the path of a state_dict file "
                                                     "(default: %(default)s)")

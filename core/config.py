@@ -60,6 +60,7 @@ class RunConfig:
     test_size: float = 0.2             # stratified hold-out share; 0 = cross-validation only
     folds: int = 5
     seed: int = 0
+    redraw_splits: bool = False        # a cleaned manifest's run: draw its splits anew instead of the source run's
     # model
     model: str = "resnet50"
     weights: str = "imagenet"          # imagenet | none | PATH to a state_dict
@@ -142,6 +143,8 @@ def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:
             continue
         if field.name == "use_groups":   # a flag: only the non-default value has one
             parts += [] if value else ["--no-groups"]
+        elif isinstance(value, bool):   # a flag that is off by default
+            parts += ["--" + field.name.replace("_", "-")] if value else []
         else:
             parts += ["--" + field.name.replace("_", "-"), str(value)]
     return shlex.join(parts)
