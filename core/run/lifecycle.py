@@ -162,7 +162,9 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         splits_from = shared_record(len(samples), (record or {}).get("experiment", {}).get("splits_from"))
         log(f"splits: shared, {len(samples)} of the reference's {len(splits)} images")
     test_share = float((split == "test").mean())
-    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits is None else None
+    # kept splits (given, or a cleaned manifest's source's) hold out what they held out, less what was dropped
+    split_warning = (share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits_from["method"] ==
+                     "content" else None)
     log(describe_units(units.summary))
     if split_warning:
         log(f"warning: {split_warning}")
