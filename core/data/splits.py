@@ -116,8 +116,8 @@ def _part_preference(digests: Sequence[bytes], shares: Sequence[float], stage: s
     """Per unit, the rank of every part (weighted rendezvous hashing: part p scores -ln(u_p) / share_p for a
     uniform u_p from the unit's digest, lowest first), so a unit wants the same part whatever else is listed."""
     shares = np.asarray(shares, dtype=float)
-    uniform = np.array([[(int.from_bytes(hashlib.sha256(d + f"{stage}:{p}".encode()).digest()[:8], "big") + 0.5)
-                         / 2.0 ** 64 for p in range(len(shares))] for d in digests]).reshape(len(digests), -1)
+    stream = b"".join(hashlib.shake_256(d + stage.encode()).digest(8 * len(shares)) for d in digests)
+    uniform = (np.frombuffer(stream, dtype=">u8").astype(float).reshape(len(digests), len(shares)) + 0.5) / 2.0 ** 64
     score = -np.log(uniform) / np.maximum(shares, 1e-12)
     return np.argsort(np.argsort(score, axis=1, kind="stable"), axis=1, kind="stable")
 
@@ -180,11 +180,13 @@ def _unit_class_counts(unit: np.ndarray, label_codes: np.ndarray, n_classes: int
     return sparse.csr_matrix((np.ones(len(unit), dtype=np.int64), (unit, label_codes)), shape=(n_units, n_classes))
 
 
-def unit_digests(unit: np.ndarray, content: Sequence[str], seed: int) -> list[bytes]:
-    """Per unit id: sha256 of the seed and the unit's sorted content keys (its files' sha256), so it depends on
-    what the unit holds and the seed only."""
-    members = pd.Series(list(content), dtype=object).groupby(unit).agg(lambda keys: "\n".join(sorted(keys)))
-    return [hashlib.sha256(f"{seed}\n{text}".encode()).digest() for text in members]
+def unit_digests(unit: np.ndarray, content: Sequence[str], labels: Sequence[str], seed: int) -> list[bytes]:
+    """Per unit id: sha256 of the seed and the unit's content keys (its files' sha256) and labels, sorted, so it
+    depends on what the unit holds and the seed only (labels only tell apart units of identical files)."""
+    content, labels = np.asarray(content, dtype=str), np.asarray(labels, dtype=str)
+    order = np.lexsort((labels, content, unit))
+    members = np.split(order, np.flatnonzero(np.diff(unit[order])) + 1)
+    return [hashlib.sha256("\n".join([str(seed), *content[m], "", *labels[m]]).encode()).digest() for m in members]
 
 
 def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: int,
@@ -205,8 +207,7 @@ def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: 
     codes, class_names = pd.factorize(labels, sort=True)
     counts = _unit_class_counts(unit, codes, len(class_names))
     content = [str(i) for i in range(len(labels))] if content is None else list(content)
-    # identical content in several units (--dedup-groups off): the label and the sorted keys break the tie
-    digests = [d + label.encode() for d, label in zip(unit_digests(unit, content, seed), _unit_labels(unit, labels))]
+    digests = unit_digests(unit, content, labels.astype(str), seed)
     kept_split, kept_fold = _kept_per_unit(unit, keep, counts.shape[0])
 
     in_test = np.zeros(counts.shape[0], dtype=bool)
@@ -219,11 +220,6 @@ def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: 
                                        digests=[digests[u] for u in cv_units], stage="folds",
                                        fixed=kept_fold[cv_units])
     return np.where(in_test[unit], "test", "cv"), unit_fold[unit]
-
-
-def _unit_labels(unit: np.ndarray, labels: pd.Series) -> list[str]:
-    return pd.Series(labels.astype(str).to_numpy(), dtype=object).groupby(unit).agg(
-        lambda names: "\n".join(sorted(names))).to_list()
 
 
 def _kept_per_unit(unit: np.ndarray, keep: tuple[np.ndarray, np.ndarray] | None,
