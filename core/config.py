@@ -61,6 +61,7 @@ class RunConfig:
     folds: int = 5
     seed: int = 0
     redraw_splits: bool = False        # a cleaned manifest's run: draw its splits anew instead of the source run's
+    repeat: int = 0                    # which draw of the folds (repeated k-fold); the test split is the same
     # model
     model: str = "resnet50"
     weights: str = "imagenet"          # imagenet | none | PATH to a state_dict
@@ -125,6 +126,8 @@ class RunConfig:
                 raise UserError(f"{name} {value}: must not be negative")
         if not 0 <= self.augment_strength <= 2:
             raise UserError(f"--augment-strength {self.augment_strength}: must be in [0, 2] (1 = default)")
+        if self.repeat < 0:
+            raise UserError(f"--repeat {self.repeat}: must be 0 (the first draw of the folds) or more")
         if self.threads < 0:
             raise UserError(f"--threads {self.threads}: must be 0 (torch's default) or a positive number")
         if self.patience < 1:

@@ -191,7 +191,7 @@ def unit_digests(unit: np.ndarray, content: Sequence[str], labels: Sequence[str]
 
 def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: int,
                   content: Sequence[str] | None = None,
-                  keep: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  keep: tuple[np.ndarray, np.ndarray] | None = None, repeat: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: split ('cv'/'test') and the fold it validates in (-1 for test).
 
     `units`: a split-unit key per sample (group names or `join_units` ids; missing = the sample alone) or None.
@@ -199,6 +199,7 @@ def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: 
     samples' order. Without it, the position stands in (for callers that have no files).
     `keep`: (split, fold) per sample to keep (split None for a sample to place), e.g. another run's splits for
     the images it shares; a unit keeps the split and fold of its first kept member.
+    `repeat`: which draw of the folds (repeated k-fold): the test split is the same for every repeat.
     Every class is in the test split and in every fold's validation part (refused up front when it cannot be);
     the held-out share is as close to `test_size` as the units allow (see `share_warning`)."""
     labels = pd.Series(np.asarray(labels))
@@ -216,9 +217,10 @@ def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: 
                                reserve=folds, class_names=list(class_names), fixed=kept_split) == 1
     cv_units = np.flatnonzero(~in_test)
     unit_fold = np.full(counts.shape[0], -1)
+    fold_digests = [hashlib.sha256(digests[u] + f"repeat {repeat}".encode()).digest() if repeat else digests[u]
+                    for u in cv_units]
     unit_fold[cv_units] = _place_units(counts[cv_units], [1 / folds] * folds, cover=range(folds),
-                                       digests=[digests[u] for u in cv_units], stage="folds",
-                                       fixed=kept_fold[cv_units])
+                                       digests=fold_digests, stage="folds", fixed=kept_fold[cv_units])
     return np.where(in_test[unit], "test", "cv"), unit_fold[unit]
 
 

@@ -101,7 +101,7 @@ def draw_splits(cfg: RunConfig, samples: pd.DataFrame, root: Path, unit: np.ndar
     a cleaned manifest (`origin`: its dataset.derived_from) shares with it; and run.json's dataset.splits_from."""
     source = source_splits(cfg, samples, root, origin)
     split, fold = assign_splits(samples.label, unit, cfg.folds, cfg.test_size, cfg.seed, content=samples.sha256,
-                                keep=source.keep)
+                                keep=source.keep, repeat=cfg.repeat)
     if source.keep is not None:   # count what was kept: a unit joining images the source split apart keeps one side
         reused = int(((split == source.keep[0]) & (fold == source.keep[1])).sum())
         source.record.update(reused=reused, new=len(samples) - reused)

@@ -261,3 +261,14 @@ def test_kept_images_keep_their_split_and_fold_and_new_ones_are_placed_around_th
     assert (split[shared] == keep_split[shared]).all() and (fold[shared] == keep_fold[shared]).all()
     assert set(fold[split == "cv"]) == set(range(5)) and set(labels2[split == "test"]) == {"a", "b", "c"}
     assert abs((split == "test").mean() - 0.2) <= SHARE_TOLERANCE
+
+
+def test_a_repeat_draws_the_folds_anew_and_keeps_the_test_split():
+    labels, content = listed()
+    first = assign_splits(labels, None, 5, 0.2, seed=3, content=content)
+    second = assign_splits(labels, None, 5, 0.2, seed=3, content=content, repeat=1)
+    assert np.array_equal(first[0], second[0])                      # the same test images
+    assert (first[1] != second[1]).mean() > 0.5                     # most cv images validate in another fold
+    assert set(second[1][second[0] == "cv"]) == set(range(5))
+    assert all(np.array_equal(a, b) for a, b in zip(second, assign_splits(labels, None, 5, 0.2, seed=3,
+                                                                          content=content, repeat=1)))
