@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.data.splits import assign_splits  # noqa: E402
+from core.data.splits import assign_splits
 
 
 def split_table(labels: pd.Series, content: pd.Series, folds: int, seed: int) -> pd.Series:
