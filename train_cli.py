@@ -4,6 +4,7 @@
   python train_cli.py --folds 5                 train on the embedded demo dataset
   python train_cli.py --data PATH --folds 5     a CLASS/IMAGE folder or a CSV with path,label[,group]
   python train_cli.py --resume RUN_ID           finish an interrupted run's missing folds
+  python train_cli.py --repeats 5               repeated k-fold: 5 draws of the folds, one test split, the spread
   python train_cli.py --executor ray            folds as Ray tasks, in parallel on this machine or a cluster
   python train_cli.py fold RUN_ID K             one fold job on its own (a Slurm or Kubernetes job)
   python train_cli.py weights                   fetch ImageNet weights now, so training needn't
@@ -109,6 +110,12 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
              "off = nothing (default: %(default)s)")
     add("--seed", type=int, default=DEFAULTS.seed, help="seed for splits, initialisation and shuffling "
                                                         "(default: %(default)s)")
+    add("--redraw-splits", action="store_true",
+        help="on a manifest cleaned from another run (review.json beside it): draw the splits anew from the images' "
+             "content instead of keeping that run's test split and folds for the images both share (default: keep)")
+    add("--repeat", type=int, default=DEFAULTS.repeat,
+        help="which draw of the folds, for repeated k-fold: the test split stays, the folds are drawn anew "
+             "(default: %(default)s; `--repeats R` trains draws 0..R-1)")
     add("--model", default=DEFAULTS.model, help="torchvision classification model (default: %(default)s)")
     add("--weights", default=DEFAULTS.weights, help="imagenet, none, or the path of a state_dict file "
                                                     "(default: %(default)s)")
@@ -177,10 +184,16 @@ def execution_settings(args: dict) -> ExecutionSettings:
 
 
 def command_train(argv: list[str]) -> int:
-    args = vars(train_parser().parse_args(argv))
+    parser = train_parser()
+    # the train command's alone (not a RunConfig setting, and not remedies' or tune's): it trains several runs
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="repeated k-fold for small datasets: train R runs, the folds drawn anew in each "
+                             "(--repeat 0..R-1), the test split the same, and report the spread of the scores over "
+                             "them (an experiment under RUNS_DIR/experiments; default: %(default)s = one run)")
+    args = vars(parser.parse_args(argv))
     from core.run import lifecycle as run_lifecycle
     from core.run.executors import open_executor
-    resume_id, prepare_only = args.pop("resume"), args.pop("prepare_only")
+    resume_id, prepare_only, repeats = args.pop("resume"), args.pop("prepare_only"), args.pop("repeats")
     print_id, assemble_only = args.pop("print_id"), args.pop("assemble_only")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
@@ -190,12 +203,28 @@ def command_train(argv: list[str]) -> int:
         raise UserError("--assemble-only goes with --resume RUN_ID: it finishes a run whose folds are done")
     if prepare_only:
         return prepare_run_for_fold_jobs(cfg, settings, resume_id, print_id)
+    if repeats != 1:
+        return train_repeats(cfg, settings, repeats, resume_id)
     if resume_id is None:  # an empty id ("$UNSET" in a script) is one to look up, not a new run
         cfg.validate()  # before a Ray instance takes seconds to start
     with open_executor(settings) as executor:
         run_dir = (run_lifecycle.run_new(cfg, executor) if resume_id is None
                    else run_lifecycle.resume(args["runs_dir"], resume_id, executor, assemble_only))
     print_run_summary(run_dir)
+    return 0
+
+
+def train_repeats(cfg: RunConfig, settings: ExecutionSettings, repeats: int, resume_id: str | None) -> int:
+    """--repeats R: R runs with the folds drawn anew in each, and the spread of their scores."""
+    if resume_id is not None:
+        raise UserError("--repeats starts new runs: drop --resume (finish an interrupted repeat with --resume RUN_ID "
+                        "alone)")
+    cfg.validate()
+    from core.experiments.repeats import run_repeats
+    from core.run.executors import open_executor
+    with open_executor(settings) as executor:
+        folder = run_repeats(cfg, repeats, executor)
+    print(f"\nExperiment written to {folder}; its runs are in {cfg.runs_dir} (the Experiments page shows them)")
     return 0
 
 

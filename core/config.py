@@ -63,6 +63,8 @@ class RunConfig:
     test_size: float = 0.2             # stratified hold-out share; 0 = cross-validation only
     folds: int = 5
     seed: int = 0
+    redraw_splits: bool = False        # a cleaned manifest's run: draw its splits anew instead of the source run's
+    repeat: int = 0                    # which draw of the folds (repeated k-fold); the test split is the same
     # model
     model: str = "resnet50"
     weights: str = "imagenet"          # imagenet | none | PATH to a state_dict
@@ -127,6 +129,8 @@ class RunConfig:
                 raise UserError(f"{name} {value}: must not be negative")
         if not 0 <= self.augment_strength <= 2:
             raise UserError(f"--augment-strength {self.augment_strength}: must be in [0, 2] (1 = default)")
+        if self.repeat < 0:
+            raise UserError(f"--repeat {self.repeat}: must be 0 (the first draw of the folds) or more")
         if self.threads < 0:
             raise UserError(f"--threads {self.threads}: must be 0 (torch's default) or a positive number")
         if self.patience < 1:
@@ -145,6 +149,8 @@ def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:
             continue
         if field.name == "use_groups":   # a flag: only the non-default value has one
             parts += [] if value else ["--no-groups"]
+        elif isinstance(value, bool):   # a flag that is off by default
+            parts += ["--" + field.name.replace("_", "-")] if value else []
         else:
             parts += ["--" + field.name.replace("_", "-"), str(value)]
     return shlex.join(parts)

@@ -117,3 +117,16 @@ def test_an_empty_resume_id_is_bad_input_not_a_new_run(tmp_path, folder_dataset,
     assert train_cli.main(argv) == 2
     assert message in capsys.readouterr().err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_redraw_splits_is_a_flag_that_a_written_command_keeps() -> None:
+    import dataclasses
+    import shlex
+
+    from core.config import RunConfig, command_line
+    parsed = vars(train_cli.train_parser().parse_args(["--redraw-splits"]))
+    assert parsed["redraw_splits"] is True
+    assert vars(train_cli.train_parser().parse_args([]))["redraw_splits"] is False
+    command = command_line(dataclasses.replace(RunConfig(), redraw_splits=True))
+    assert shlex.split(command)[2:] == ["--redraw-splits"]
+    assert "--redraw-splits" not in command_line(RunConfig())

@@ -159,7 +159,9 @@ def training_command(csv_name: str, source_config: dict, runs_dir: str | Path | 
     """Train on the cleaned manifest with every setting of the source run (so the two compare like for like),
     into the source run's runs folder (default: the one it recorded), where the Compare page finds both."""
     source = RunConfig.from_dict(source_config)
-    cfg = dataclasses.replace(source, data=str(csv_name), name="cleaned", runs_dir=str(runs_dir or source.runs_dir))
+    # redraw_splits off: the cleaned run keeps the source's splits, whatever the source did about its own
+    cfg = dataclasses.replace(source, data=str(csv_name), name="cleaned", runs_dir=str(runs_dir or source.runs_dir),
+                              redraw_splits=False)
     return command_line(cfg)
 
 

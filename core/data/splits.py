@@ -4,12 +4,19 @@ A split unit is what moves as a whole: a group of the manifest, files with ident
 near-duplicates, joined transitively (`join_units`). scikit-learn's StratifiedGroupKFold cannot promise a
 class in every part nor a hold-out share other than 1/n_splits, so units are placed by one small greedy rule
 (`_place_units`): first one unit of every class into each part that must hold every class, then every other
-unit, largest first, into the part whose class counts it brings closest to their targets (least squares).
+unit, largest first, into a part it does not push past its class targets (least squares), else the closest.
 A unit with several labels (identical files labelled differently) counts towards each of its labels.
+
+The placement depends on the units' content, not on the order they are listed in: units are taken in the order
+of a keyed hash (sha256 of the seed and the sorted sha256 of the unit's files), and every unit ranks the parts
+by its own keyed hash (weighted rendezvous hashing) and joins the first one that still has room. So the same
+images give the same splits from a folder or a CSV in any row order, and a subset of them (a cleaned
+manifest) keeps most assignments: a missing unit only frees room that a later unit may take.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,16 +77,19 @@ def check_enough_per_class(labels: pd.Series, units, folds: int, test_size: floa
 
 
 class _Placement:
-    """Units into parts: class counts per part against each part's share of every class."""
+    """Units into parts: class counts per part against each part's share of every class.
 
-    def __init__(self, counts: sparse.csr_matrix, shares: Sequence[float], rng: np.random.Generator):
+    digests: a keyed content hash per unit (bytes); it orders the units and ranks the parts for each unit."""
+
+    def __init__(self, counts: sparse.csr_matrix, shares: Sequence[float], digests: Sequence[bytes], stage: str):
         self.counts, self.by_class = counts, counts.tocsc()
         totals = np.asarray(counts.sum(axis=0)).ravel()
         self.target = np.asarray(shares, dtype=float)[:, None] * totals[None, :]
         self.filled = np.zeros_like(self.target)
         self.part = np.full(counts.shape[0], -1)
         self.size = np.asarray(counts.sum(axis=1)).ravel()
-        self.tiebreak = rng.permutation(counts.shape[0])   # random order among units of equal size
+        self.tiebreak = np.argsort(np.argsort(np.array(digests, dtype=object), kind="stable"), kind="stable")
+        self.preference = _part_preference(digests, shares, stage)   # rank of each part per unit, 0 = first
 
     def classes_of(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.counts.indptr[unit], self.counts.indptr[unit + 1]
@@ -95,20 +105,32 @@ class _Placement:
         classes, n = self.classes_of(unit)
         return (n * (2 * (self.filled[:, classes] - self.target[:, classes]) + n)).sum(axis=1)
 
-    def open_units_of(self, cls: int) -> np.ndarray:
-        """Unplaced units holding class `cls`, smallest first (random among equal sizes)."""
+    def open_units_of(self, cls: int, part: int) -> np.ndarray:
+        """Unplaced units holding class `cls`, smallest first, then those that rank `part` highest."""
         units = self.by_class.indices[self.by_class.indptr[cls]:self.by_class.indptr[cls + 1]]
         units = units[self.part[units] < 0]
-        return units[np.lexsort((self.tiebreak[units], self.size[units]))]
+        return units[np.lexsort((self.tiebreak[units], self.preference[units, part], self.size[units]))]
 
 
-def _place_units(counts: sparse.csr_matrix, shares: Sequence[float], cover: Sequence[int], seed: int,
-                 reserve: int = 0, class_names: Sequence[str] = ()) -> np.ndarray:
+def _part_preference(digests: Sequence[bytes], shares: Sequence[float], stage: str) -> np.ndarray:
+    """Per unit, the rank of every part (weighted rendezvous hashing: part p scores -ln(u_p) / share_p for a
+    uniform u_p from the unit's digest, lowest first), so a unit wants the same part whatever else is listed."""
+    shares = np.asarray(shares, dtype=float)
+    stream = b"".join(hashlib.shake_256(d + stage.encode()).digest(8 * len(shares)) for d in digests)
+    uniform = (np.frombuffer(stream, dtype=">u8").astype(float).reshape(len(digests), len(shares)) + 0.5) / 2.0 ** 64
+    score = -np.log(uniform) / np.maximum(shares, 1e-12)
+    return np.argsort(np.argsort(score, axis=1, kind="stable"), axis=1, kind="stable")
+
+
+def _place_units(counts: sparse.csr_matrix, shares: Sequence[float], cover: Sequence[int], digests: Sequence[bytes],
+                 stage: str, reserve: int = 0, class_names: Sequence[str] = (),
+                 fixed: np.ndarray | None = None) -> np.ndarray:
     """Part index per unit (rows of `counts`: class counts per unit).
 
+    fixed: a part per unit to keep (-1: place it), placed before anything else.
     Every part in `cover` first gets one unit of each class (rarest class first), as long as `reserve` units of
     each class stay outside the covered parts (a hold-out must leave enough groups for every fold)."""
-    placement = _Placement(counts, shares, np.random.default_rng(seed))
+    placement = _Placement(counts, shares, digests, stage)
     units_of_class = np.diff(placement.by_class.indptr)
     outside = units_of_class.copy()   # units of each class not in a covered part
 
@@ -120,11 +142,14 @@ def _place_units(counts: sparse.csr_matrix, shares: Sequence[float], cover: Sequ
         if part in cover:
             outside[placement.classes_of(unit)[0]] -= 1
 
+    for unit in np.flatnonzero(fixed >= 0) if fixed is not None else ():
+        place(int(unit), int(fixed[unit]))
+
     for cls in np.argsort(units_of_class, kind="stable"):
         for part in cover:
             if placement.filled[part, cls] > 0:
                 continue
-            unit = next((u for u in placement.open_units_of(cls) if may_join(u, part)), None)
+            unit = next((u for u in placement.open_units_of(cls, part) if may_join(u, part)), None)
             if unit is None:
                 if reserve:
                     raise UserError(f"Class '{class_names[cls]}': none of its groups can go to the test split "
@@ -139,6 +164,10 @@ def _place_units(counts: sparse.csr_matrix, shares: Sequence[float], cover: Sequ
         change = placement.cost_change(unit)
         if reserve:
             change[[part for part in cover if not may_join(unit, part)]] = np.inf
+        room = np.flatnonzero(change < -1e-9)   # parts it brings closer to their targets
+        if len(room):   # the one this unit ranks first: independent of which other units are listed
+            place(unit, int(room[np.argmin(placement.preference[unit, room])]))
+            continue
         best = np.flatnonzero(change <= change.min() + 1e-9)
         if len(best) > 1:   # ties: the part least filled against its target
             best = best[[np.argmin(placement.filled[best].sum(axis=1) / np.maximum(fill_target[best], 1e-12))]]
@@ -151,11 +180,26 @@ def _unit_class_counts(unit: np.ndarray, label_codes: np.ndarray, n_classes: int
     return sparse.csr_matrix((np.ones(len(unit), dtype=np.int64), (unit, label_codes)), shape=(n_units, n_classes))
 
 
-def assign_splits(labels: pd.Series, units, folds: int, test_size: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+def unit_digests(unit: np.ndarray, content: Sequence[str], labels: Sequence[str], seed: int) -> list[bytes]:
+    """Per unit id: sha256 of the seed and the unit's content keys (its files' sha256) and labels, sorted, so it
+    depends on what the unit holds and the seed only (labels only tell apart units of identical files)."""
+    content, labels = np.asarray(content, dtype=str), np.asarray(labels, dtype=str)
+    order = np.lexsort((labels, content, unit))
+    members = np.split(order, np.flatnonzero(np.diff(unit[order])) + 1)
+    return [hashlib.sha256("\n".join([str(seed), *content[m], "", *labels[m]]).encode()).digest() for m in members]
+
+
+def assign_splits(labels: pd.Series, units, folds: int, test_size: float, seed: int,
+                  content: Sequence[str] | None = None,
+                  keep: tuple[np.ndarray, np.ndarray] | None = None, repeat: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: split ('cv'/'test') and the fold it validates in (-1 for test).
 
     `units`: a split-unit key per sample (group names or `join_units` ids; missing = the sample alone) or None.
+    `content`: a content key per sample (the file's sha256): the splits depend on it and `seed`, not on the
+    samples' order. Without it, the position stands in (for callers that have no files).
+    `keep`: (split, fold) per sample to keep (split None for a sample to place), e.g. another run's splits for
+    the images it shares; a unit keeps the split and fold of its first kept member.
+    `repeat`: which draw of the folds (repeated k-fold): the test split is the same for every repeat.
     Every class is in the test split and in every fold's validation part (refused up front when it cannot be);
     the held-out share is as close to `test_size` as the units allow (see `share_warning`)."""
     labels = pd.Series(np.asarray(labels))
@@ -163,15 +207,34 @@ def assign_splits(labels: pd.Series, units, folds: int, test_size: float,
     check_enough_per_class(labels, unit, folds, test_size)
     codes, class_names = pd.factorize(labels, sort=True)
     counts = _unit_class_counts(unit, codes, len(class_names))
+    content = [str(i) for i in range(len(labels))] if content is None else list(content)
+    digests = unit_digests(unit, content, labels.astype(str), seed)
+    kept_split, kept_fold = _kept_per_unit(unit, keep, counts.shape[0])
 
     in_test = np.zeros(counts.shape[0], dtype=bool)
     if test_size > 0:
-        in_test = _place_units(counts, [1 - test_size, test_size], cover=[1], seed=seed, reserve=folds,
-                               class_names=list(class_names)) == 1
+        in_test = _place_units(counts, [1 - test_size, test_size], cover=[1], digests=digests, stage="test",
+                               reserve=folds, class_names=list(class_names), fixed=kept_split) == 1
     cv_units = np.flatnonzero(~in_test)
     unit_fold = np.full(counts.shape[0], -1)
-    unit_fold[cv_units] = _place_units(counts[cv_units], [1 / folds] * folds, cover=range(folds), seed=seed + 1)
+    fold_digests = [hashlib.sha256(digests[u] + f"repeat {repeat}".encode()).digest() if repeat else digests[u]
+                    for u in cv_units]
+    unit_fold[cv_units] = _place_units(counts[cv_units], [1 / folds] * folds, cover=range(folds),
+                                       digests=fold_digests, stage="folds", fixed=kept_fold[cv_units])
     return np.where(in_test[unit], "test", "cv"), unit_fold[unit]
+
+
+def _kept_per_unit(unit: np.ndarray, keep: tuple[np.ndarray, np.ndarray] | None,
+                   n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: test-phase part to keep (0 cv, 1 test, -1 none) and fold to keep (-1 none)."""
+    split_part, fold = np.full(n_units, -1), np.full(n_units, -1)
+    if keep is None:
+        return split_part, fold
+    split, kept_fold = (np.asarray(x, dtype=object) for x in keep)
+    for i in np.flatnonzero(pd.notna(split))[::-1]:   # reversed: the first kept member of a unit wins
+        split_part[unit[i]] = 1 if split[i] == "test" else 0
+        fold[unit[i]] = int(kept_fold[i]) if split[i] == "cv" and pd.notna(kept_fold[i]) else -1
+    return split_part, fold
 
 
 def share_warning(test_size: float, held_out: float) -> str | None:

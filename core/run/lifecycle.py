@@ -26,6 +26,8 @@ from core.errors import UserError
 from core.evaluate import compute_metrics, ensemble_table
 from core.run.execution import FoldExecutor
 from core.run.executors import LocalExecutor
+from core.run.source_splits import shared_record, source_splits
+from core.run.source_splits import describe as describe_splits
 from core.run.split_units import describe as describe_units
 from core.run.split_units import split_units
 from core.store import run_store as store
@@ -95,6 +97,22 @@ def plan_units(cfg: RunConfig, samples: pd.DataFrame, use_groups: bool, backbone
     return units, features, features_seconds
 
 
+def draw_splits(cfg: RunConfig, samples: pd.DataFrame, root: Path, unit: np.ndarray,
+                origin: dict | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Split and fold per sample from the images' content and the seed, keeping the source run's for the images
+    a cleaned manifest (`origin`: its dataset.derived_from) shares with it; and run.json's dataset.splits_from."""
+    source = source_splits(cfg, samples, root, origin)
+    split, fold = assign_splits(samples.label, unit, cfg.folds, cfg.test_size, cfg.seed, content=samples.sha256,
+                                keep=source.keep, repeat=cfg.repeat)
+    if source.keep is not None:   # count what was kept: a unit joining images the source split apart keeps one side
+        reused = int(((split == source.keep[0]) & (fold == source.keep[1])).sum())
+        source.record.update(reused=reused, new=len(samples) - reused)
+    log(describe_splits(source.record))
+    if source.warning:
+        log(f"warning: {source.warning}")
+    return split, fold, source.record
+
+
 def reference_splits(cfg: RunConfig) -> pd.DataFrame:
     """path, split, fold as start_run(cfg) would draw them, without starting a run (a study's fixed splits)."""
     cfg.validate()
@@ -104,7 +122,7 @@ def reference_splits(cfg: RunConfig) -> pd.DataFrame:
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     units, *_ = plan_units(cfg, dataset.samples, use_groups, classifier.backbone, arch.to_dict(), weights.sha256,
                            dataset.root)
-    split, fold = assign_splits(dataset.samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    split, fold, _ = draw_splits(cfg, dataset.samples, dataset.root, units.unit, manifest_origin(dataset.manifest))
     return pd.DataFrame({"path": dataset.samples.path, "split": split,
                          "fold": pd.array(np.where(fold >= 0, fold, None), dtype="Int64")})
 
@@ -141,13 +159,17 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     units, features, features_seconds = plan_units(cfg, samples, use_groups, classifier.backbone, arch.to_dict(),
                                                    weights.sha256, dataset.root)
-    if splits is None:
-        split, fold = assign_splits(samples.label, units.unit, cfg.folds, cfg.test_size, cfg.seed)
+    origin = manifest_origin(dataset.manifest)
+    if splits is None:   # from content; a cleaned manifest's images keep the splits of the run it was cleaned from
+        split, fold, splits_from = draw_splits(cfg, samples, dataset.root, units.unit, origin)
     else:   # the units are still recorded; the splits are the shared ones
         split, fold = given_split, given_fold
+        splits_from = shared_record(len(samples), (record or {}).get("experiment", {}).get("splits_from"))
         log(f"splits: shared, {len(samples)} of the reference's {len(splits)} images")
     test_share = float((split == "test").mean())
-    split_warning = share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits is None else None
+    # kept splits (given, or a cleaned manifest's source's) hold out what they held out, less what was dropped
+    split_warning = (share_warning(cfg.test_size, test_share) if cfg.test_size > 0 and splits_from["method"] ==
+                     "content" else None)
     log(describe_units(units.summary))
     if split_warning:
         log(f"warning: {split_warning}")
@@ -174,7 +196,7 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
                     "test_share": round(test_share, 4), "split_warning": split_warning,
-                    "split_units": units.summary, "derived_from": manifest_origin(dataset.manifest)},
+                    "split_units": units.summary, "derived_from": origin, "splits_from": splits_from},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],

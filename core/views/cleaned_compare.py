@@ -32,11 +32,13 @@ def _by_file(samples: pd.DataFrame, root: str) -> pd.DataFrame:
     absolute = pd.Series([(Path(root) / p).as_posix() for p in samples["path"]])
     return pd.DataFrame({"file": absolute, "copy": absolute.groupby(absolute).cumcount(),
                          "sample_id": samples["sample_id"].to_numpy(), "label": samples["label"].to_numpy(),
-                         "split": samples["split"].to_numpy()})
+                         "split": samples["split"].to_numpy(),
+                         "fold": samples["fold"].astype("Int64").to_numpy() if "fold" in samples
+                         else pd.array([None] * len(samples), dtype="Int64")})
 
 
 def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame, root_b: str) -> pd.DataFrame:
-    """Every image of either run, matched by absolute path: file, sample_id/label/split in A and in B, and
+    """Every image of either run, matched by absolute path: file, sample_id/label/split/fold in A and in B, and
     `change`: relabelled, dropped (in A only), added (in B only) or unchanged. Changed images first."""
     both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on=["file", "copy"], how="outer",
                                              suffixes=("_a", "_b")).drop(columns="copy")
@@ -50,6 +52,43 @@ def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame,
 
 def change_counts(changes: pd.DataFrame) -> dict[str, int]:
     return {change: int((changes["change"] == change).sum()) for change in CHANGES}
+
+
+def split_moves(changes: pd.DataFrame) -> dict[str, int]:
+    """Of the images in both runs: how many, and how many changed split (cv/test) or validation fold. A run on a
+    cleaned manifest keeps its source's splits (0 moved) unless it was trained with --redraw-splits."""
+    shared = changes[changes["label_a"].notna() & changes["label_b"].notna()]
+    moved_split = shared["split_a"] != shared["split_b"]
+    moved_fold = ~moved_split & (shared["fold_a"].fillna(-1) != shared["fold_b"].fillna(-1))
+    return {"shared": len(shared), "moved_split": int(moved_split.sum()), "moved_fold": int(moved_fold.sum())}
+
+
+def moves_sentence(moves: dict[str, int]) -> str:
+    """The Compare page's line about split moves."""
+    if not moves["moved_split"] and not moves["moved_fold"]:
+        return (f"All {moves['shared']} images the two runs share kept their split and fold: both runs are "
+                "measured on the same test images and the same folds.")
+    return (f"Of the {moves['shared']} images the two runs share, {moves['moved_split']} changed split (cv/test) "
+            f"and {moves['moved_fold']} changed fold: the splits were drawn anew (--redraw-splits, or a run from "
+            "before the splits were kept), so part of any difference is which images each fold was measured on.")
+
+
+def like_for_like_denominator(changes: pd.DataFrame, oof_a: pd.DataFrame, oof_b: pd.DataFrame) -> dict[str, int]:
+    """Why the like-for-like table scores the images it does: how many it scores, and how many of each run's
+    images it leaves out as relabelled, dropped, added, or not cross-validated by both (test in either run)."""
+    counts = change_counts(changes)
+    unchanged = changes[changes["change"] == "unchanged"]
+    both = unchanged["sample_id_a"].isin(oof_a["sample_id"]) & unchanged["sample_id_b"].isin(oof_b["sample_id"])
+    return {"images": int(both.sum()), "relabelled": counts["relabelled"], "dropped": counts["dropped"],
+            "added": counts["added"], "not_cross_validated_by_both": int((~both).sum())}
+
+
+def denominator_caption(denominator: dict[str, int]) -> str:
+    return (f"Scored on {denominator['images']} images: those both runs cross-validated (each predicted by a "
+            f"fold model that did not train on it) with the same file and label. Left out: "
+            f"{denominator['relabelled']} relabelled, {denominator['dropped']} dropped, {denominator['added']} added, "
+            f"and {denominator['not_cross_validated_by_both']} unchanged images not out-of-fold in both runs (in the test "
+            f"split of either, or in a fold not trained yet).")
 
 
 def unchanged_scores(changes: pd.DataFrame, oof_a: pd.DataFrame, oof_b: pd.DataFrame,

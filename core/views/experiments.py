@@ -112,6 +112,13 @@ def experiment_runs(experiment: dict, run_status: Mapping[str, str]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def repeat_spread(spread: dict[str, dict[str, float]] | None) -> pd.DataFrame:
+    """A repeats experiment's spread as rows: score (e.g. `val balanced_accuracy`), mean, std, min, max over the
+    repeats; scores without a value (no test split) left out."""
+    rows = [{"score": name, **stats} for name, stats in (spread or {}).items() if stats["mean"] == stats["mean"]]
+    return pd.DataFrame(rows, columns=["score", "mean", "std", "min", "max"])
+
+
 def trials_view(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials table as shown: settings as columns without the param_ prefix, best score first, scores as
     percentages."""

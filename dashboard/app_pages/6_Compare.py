@@ -50,14 +50,17 @@ if pairs:
     counts = cleaned_compare.change_counts(changes)
     st.markdown(f"**{cleaned.run_id}** was trained on a manifest cleaned from **{source.run_id}**: "
                 f"{counts['relabelled']} images relabelled, {counts['dropped']} dropped, {counts['added']} added, "
-                f"{counts['unchanged']} unchanged.")
+                f"{counts['unchanged']} unchanged.  \n"
+                + cleaned_compare.moves_sentence(cleaned_compare.split_moves(changes)))
     st.warning("Relabelling or dropping validation images changes what is measured: the cleaned run is scored "
                "against the new labels and without the dropped images, so its headline numbers can rise without "
                "the model getting better. The table below scores both runs on the same images, the ones neither "
                "run changed, each predicted by a fold model that did not train on it.", icon=":material/balance:")
-    scores = cleaned_compare.unchanged_scores(changes, source.rows("oof"), cleaned.rows("oof"), source.run_id,
-                                              cleaned.run_id)
+    oof_source, oof_cleaned = source.rows("oof"), cleaned.rows("oof")
+    scores = cleaned_compare.unchanged_scores(changes, oof_source, oof_cleaned, source.run_id, cleaned.run_id)
     st.dataframe(views.as_percentages(scores, views.HEADLINE).set_index("run"), width="stretch")
+    st.caption(cleaned_compare.denominator_caption(
+        cleaned_compare.like_for_like_denominator(changes, oof_source, oof_cleaned)))
     left, right = st.columns([3, 2], gap="large")
     with left:
         per_class = cleaned_compare.per_class_side_by_side({r.run_id: r.json("metrics") for r in (source, cleaned)})

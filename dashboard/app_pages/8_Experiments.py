@@ -1,4 +1,5 @@
-"""Experiments: what would fix it (remedies with fold-paired effects, learning curve) and hyperparameter studies."""
+"""Experiments: what would fix it (remedies with fold-paired effects, learning curve), hyperparameter studies, and
+repeated k-fold (the spread over draws of the folds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -109,6 +110,28 @@ def remedies_view() -> None:
             run_link(row.run_id, f"{row.remedy}: {row.run_id}")
 
 
+def repeats_view() -> None:
+    st.caption(f"The same settings {experiment['repeats']} times, the folds drawn anew each time and the test split "
+               f"the same (repeated k-fold). Status: {experiment['status']}.")
+    if experiment.get("error"):
+        st.warning(f"**This experiment stopped**: {experiment['error']}", icon=":material/pause_circle:")
+    spread = views.repeat_spread(experiment.get("spread"))
+    percent_columns = {key: st.column_config.NumberColumn(format="percent") for key in ("mean", "std", "min", "max")}
+    if spread.empty:
+        st.info("The spread appears when every repeat is done.")
+    else:
+        st.dataframe(spread, hide_index=True, width="stretch", column_config=percent_columns)
+        st.caption("Over the repeats: validation = pooled out-of-fold predictions of each repeat, test = each "
+                   "repeat's test ensemble on the same test images. The std is how far one draw of the folds may "
+                   "move the numbers on this dataset.")
+    scores = views.read_experiment_table(experiment, "repeats")
+    if scores is not None:
+        st.dataframe(scores, hide_index=True, width="stretch", column_config={
+            column: st.column_config.NumberColumn(format="percent") for column in scores.columns if column != "repeat"})
+    for entry in experiment.get("runs", []):
+        run_link(entry["run_id"], f"repeat {entry['repeat']}: {entry['run_id']} ({entry['status']})")
+
+
 def tune_view() -> None:
     from optuna import visualization
 
@@ -152,6 +175,9 @@ if experiment is None:
 elif experiment["kind"] == "remedies":
     st.subheader(f"Remedies: {experiment_id}")
     remedies_view()
+elif experiment["kind"] == "repeats":
+    st.subheader(f"Repeated k-fold: {experiment_id}")
+    repeats_view()
 else:
     st.subheader(f"Tuning study: {experiment_id}")
     tune_view()

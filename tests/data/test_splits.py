@@ -174,9 +174,12 @@ def test_property_unit_disjoint_every_class_everywhere_share_as_asked(case):
     held_out = (split == "test").mean()
     largest_group = groups.value_counts().max()
     groups_per_class = table.groupby("label").group.nunique()
-    # the share can be met when every class's test quota holds a whole group and leaves groups for every fold
+    # the share can be met when every class's test quota holds a whole group and leaves groups for every fold,
+    # and when rounding each class's quota to whole groups (up to half the largest group each) stays within the
+    # tolerance: 6 + 5 single images at 23.4% can only hold out 2 or 3 of 11 (18% or 27%), before and after #25
     if ((labels.value_counts() * test_size).min() >= largest_group
-            and (groups_per_class * (1 - test_size)).min() >= folds + 1):
+            and (groups_per_class * (1 - test_size)).min() >= folds + 1
+            and labels.nunique() * largest_group / 2 <= SHARE_TOLERANCE * len(labels)):
         assert abs(held_out - test_size) <= SHARE_TOLERANCE
     assert (share_warning(test_size, held_out) is None) == (abs(held_out - test_size) <= SHARE_TOLERANCE)
     assert ((fold == -1) == (split == "test")).all()
@@ -196,3 +199,76 @@ def test_property_units_with_mixed_labels_never_straddle(seed, folds, n_conflict
     table = pd.DataFrame({"unit": unit, "split": split, "fold": fold})
     assert (table.groupby("unit")[["split", "fold"]].nunique() == 1).all().all()
     assert set(labels[split == "test"]) == {"a", "b", "c"}
+
+
+# ---------------------------------------------------------------- splits from content, not order (#25)
+
+def listed(n=200, seed=0):
+    """n images of three classes, each with a content key (its file's sha256, here random hex)."""
+    rng = np.random.default_rng(seed)
+    labels = pd.Series(rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2]))
+    content = pd.Series([f"{rng.integers(2 ** 63):016x}" for _ in range(n)])
+    return labels, content
+
+
+def by_content(labels, content, folds=5, seed=3, **kwargs) -> pd.Series:
+    split, fold = assign_splits(labels, None, folds, 0.2, seed, content=content, **kwargs)
+    return pd.Series(list(zip(split, fold)), index=content.to_numpy())
+
+
+def test_shuffled_rows_give_every_image_the_same_split_and_fold():
+    labels, content = listed()
+    order = np.random.default_rng(1).permutation(len(labels))
+    shuffled = by_content(labels[order].reset_index(drop=True), content[order].reset_index(drop=True))
+    assert shuffled.sort_index().equals(by_content(labels, content).sort_index())
+
+
+def test_grouped_units_keep_their_place_when_the_rows_are_shuffled():
+    labels, groups = imbalanced(group_size=3)
+    content = pd.Series([f"file{i}" for i in range(len(labels))])
+    order = np.random.default_rng(2).permutation(len(labels))
+    first = assign_splits(labels, groups, 3, 0.2, seed=5, content=content)
+    again = assign_splits(labels[order].reset_index(drop=True), groups[order].reset_index(drop=True), 3, 0.2,
+                          seed=5, content=content[order].reset_index(drop=True))
+    assert all(np.array_equal(a[order], b) for a, b in zip(first, again))
+
+
+def test_a_subset_keeps_the_split_and_fold_of_nearly_every_image_it_shares():
+    labels, content = listed()
+    whole = by_content(labels, content)
+    kept = np.sort(np.random.default_rng(4).choice(len(labels), len(labels) - 5, replace=False))
+    subset = by_content(labels[kept].reset_index(drop=True), content[kept].reset_index(drop=True))
+    # 5 of 200 images gone: only a unit that a missing one left room for moves (an order-based draw kept ~1 in 4)
+    assert (subset == whole.loc[subset.index]).mean() >= 0.9
+
+
+def test_the_seed_still_chooses_the_draw():
+    labels, content = listed()
+    assert not by_content(labels, content, seed=1).equals(by_content(labels, content, seed=2))
+
+
+def test_kept_images_keep_their_split_and_fold_and_new_ones_are_placed_around_them():
+    labels, content = listed()
+    old = by_content(labels, content)
+    new_labels, new_content = listed(40, seed=9)
+    labels2 = pd.concat([labels[10:], new_labels], ignore_index=True)   # 10 dropped, 40 new
+    content2 = pd.concat([content[10:], new_content], ignore_index=True)
+    keep_split = np.array([old[c][0] if c in old.index else None for c in content2], dtype=object)
+    keep_fold = np.array([old[c][1] if c in old.index else -1 for c in content2])
+    # a new seed: without `keep` the draw would differ, so what stays is what was kept
+    split, fold = assign_splits(labels2, None, 5, 0.2, seed=11, content=content2, keep=(keep_split, keep_fold))
+    shared = pd.notna(keep_split)
+    assert (split[shared] == keep_split[shared]).all() and (fold[shared] == keep_fold[shared]).all()
+    assert set(fold[split == "cv"]) == set(range(5)) and set(labels2[split == "test"]) == {"a", "b", "c"}
+    assert abs((split == "test").mean() - 0.2) <= SHARE_TOLERANCE
+
+
+def test_a_repeat_draws_the_folds_anew_and_keeps_the_test_split():
+    labels, content = listed()
+    first = assign_splits(labels, None, 5, 0.2, seed=3, content=content)
+    second = assign_splits(labels, None, 5, 0.2, seed=3, content=content, repeat=1)
+    assert np.array_equal(first[0], second[0])                      # the same test images
+    assert (first[1] != second[1]).mean() > 0.5                     # most cv images validate in another fold
+    assert set(second[1][second[0] == "cv"]) == set(range(5))
+    assert all(np.array_equal(a, b) for a, b in zip(second, assign_splits(labels, None, 5, 0.2, seed=3,
+                                                                          content=content, repeat=1)))

@@ -48,6 +48,33 @@ def test_scores_on_unchanged_images_use_only_images_both_runs_cross_validated() 
     assert scores.at["A", "accuracy"] == 0.0 and scores.at["B", "accuracy"] == 1.0
 
 
+def test_split_moves_count_shared_images_that_changed_split_or_fold() -> None:
+    a = samples([("1.png", "cat", "cv"), ("2.png", "cat", "cv"), ("3.png", "dog", "test"), ("4.png", "dog", "cv")])
+    a["fold"] = pd.array([0, 1, None, 1], dtype="Int64")
+    b = samples([("1.png", "cat", "cv"), ("2.png", "dog", "cv"), ("3.png", "dog", "cv"), ("5.png", "dog", "cv")])
+    b["fold"] = pd.array([0, 0, 1, 1], dtype="Int64")
+    moves = cleaned_compare.split_moves(cleaned_compare.image_changes(a, "/d", b, "/d"))
+    # shared: 1 (same), 2 (relabelled, fold 1 -> 0), 3 (test -> cv); 4 dropped and 5 added are not shared
+    assert moves == {"shared": 3, "moved_split": 1, "moved_fold": 1}
+    assert "1 changed split (cv/test) and 1 changed fold" in cleaned_compare.moves_sentence(moves)
+    kept = {"shared": 3, "moved_split": 0, "moved_fold": 0}
+    assert cleaned_compare.moves_sentence(kept).startswith("All 3 images the two runs share kept their split and fold")
+
+
+def test_like_for_like_denominator_says_what_it_leaves_out() -> None:
+    a = samples([("1.png", "cat", "cv"), ("2.png", "cat", "cv"), ("3.png", "dog", "cv"), ("4.png", "dog", "test"),
+                 ("6.png", "dog", "cv")])
+    b = samples([("1.png", "dog", "cv"), ("3.png", "dog", "cv"), ("4.png", "dog", "cv"), ("2.png", "cat", "cv"),
+                 ("5.png", "cat", "cv")])
+    changes = cleaned_compare.image_changes(a, "/d", b, "/d")
+    oof_a, oof_b = oof(a[a.split == "cv"], ["cat"] * 4), oof(b, ["cat"] * 5)
+    denominator = cleaned_compare.like_for_like_denominator(changes, oof_a, oof_b)
+    assert denominator == {"images": 2, "relabelled": 1, "dropped": 1, "added": 1, "not_cross_validated_by_both": 1}
+    assert denominator["images"] == cleaned_compare.unchanged_scores(changes, oof_a, oof_b, "A", "B")["images"][0]
+    caption = cleaned_compare.denominator_caption(denominator)
+    assert caption.startswith("Scored on 2 images") and "1 relabelled, 1 dropped, 1 added" in caption
+
+
 def test_pairs_are_found_from_the_cleaned_runs_record() -> None:
     infos = {"src": {"dataset": {"derived_from": None}}, "clean": {"dataset": {"derived_from": {"source_run": "src"}}},
              "orphan": {"dataset": {"derived_from": {"source_run": "gone"}}}, "old": {}}
@@ -98,6 +125,11 @@ def test_a_run_trained_on_a_cleaned_manifest_records_its_source(cleaned_pair) ->
                                                       "unchanged": len(changes) - 2}
     assert changes.file[changes.change == "dropped"].str.endswith("apple_copy.jpg").all()
     assert changes[changes.change == "relabelled"][["label_a", "label_b"]].values.tolist() == [["leaf", "sky"]]
+    # the cleaned rerun is measured on the source's test images and folds: every shared image kept both
+    assert cleaned_compare.split_moves(changes) == {"shared": len(changes) - 1, "moved_split": 0, "moved_fold": 0}
+    assert info["dataset"]["splits_from"] == {"method": "source_run", "source_run": source.name,
+                                              "reused": len(changes) - 1, "new": 0}
+    assert run_store.read_json(source / "run.json")["dataset"]["splits_from"]["method"] == "content"
 
 
 def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pair, tmp_path, monkeypatch) -> None:
@@ -117,5 +149,8 @@ def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pa
     assert f"**{target.name}** was trained on a manifest cleaned from **{source.name}**" in text
     assert "1 images relabelled, 1 dropped" in text
     assert any("changes what is measured" in w.body for w in app.warning)
+    assert "kept their split and fold: both runs are measured on the same test images" in text
+    assert any(c.value.startswith("Scored on ") and "Left out: 1 relabelled, 1 dropped" in c.value
+               for c in app.caption)
     scores = app.dataframe[0].value
     assert scores.index.to_list() == [source.name, target.name] and (scores["images"] > 0).all()
