@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
 
+from core.views import confusion
 from core.views import tables as views
 
 ROLE_COLORS = {"train": "#7f7f7f", "val": "#1f77b4", "test": "#ff7f0e"}
@@ -156,6 +157,16 @@ def confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: 
     """The confusion matrix of one source (`matrix_heatmap`)."""
     return matrix_heatmap(views.confusion(metrics, source, normalize=False), classes,
                           f"Confusion matrix, {views.source_label(source)}", share=share, clickable=clickable)
+
+
+def limited_confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: bool = True) -> go.Figure:
+    """The confusion matrix of one source at any class count: past `confusion.MANY_CLASSES` classes, the classes
+    most involved in errors, clustered, the rest summed in "other" (`confusion.clustered_confusion`)."""
+    if len(classes) <= confusion.MANY_CLASSES:
+        return confusion_heatmap(metrics, classes, source, share=share)
+    limited, names = confusion.clustered_confusion(views.confusion(metrics, source, normalize=False), classes)
+    title = f"Confusion of the {len(names) - 1} classes most involved in errors, {views.source_label(source)}"
+    return matrix_heatmap(limited, names, title, share=share, cell=26)
 
 
 def matrix_heatmap(counts: np.ndarray, names: list[str], title: str, *, share: bool = True,

@@ -48,12 +48,10 @@ if many:
     st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
                "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
                "the split). *show* opens the images in Misclassified.")
+    chart(figures.limited_confusion_heatmap(metrics, classes, source, share=scale == "row %"))
+    st.caption("Classes confused with each other sit together; the rest are summed in *other*. Drag to zoom, "
+               "double-click to reset.")
     counts = views.confusion(metrics, source, normalize=False)
-    limited, names = confusion.clustered_confusion(counts, classes)
-    title = f"Confusion of the {len(names) - 1} classes most involved in errors, {views.source_label(source)}"
-    chart(figures.matrix_heatmap(limited, names, title, share=scale == "row %", cell=26))
-    st.caption(f"Classes confused with each other sit together; the other {len(classes) - len(names) + 1} classes "
-               "are summed in *other*. Drag to zoom, double-click to reset.")
     st.download_button("Full confusion matrix (CSV)", confusion.confusion_csv(counts, classes),
                        file_name=f"{run.run_id}-confusion-{fold}.csv", mime="text/csv", icon=":material/download:")
     event = None

@@ -73,3 +73,15 @@ def test_the_report_look_changes_the_template_not_what_is_drawn(runs_dir) -> Non
     before = json.loads(figure.to_json())["data"]
     assert figures.static(figure).layout.template.layout.paper_bgcolor == "white"
     assert json.loads(figure.to_json())["data"] == before
+
+
+def test_a_confusion_matrix_of_many_classes_is_limited_to_those_most_involved_in_errors() -> None:
+    classes = [f"c{i:03d}" for i in range(100)]
+    matrix = np.diag(np.full(100, 9)) + np.eye(100, k=1, dtype=int)   # every class mistaken once for the next
+    metrics = {"oof": {"val": {"confusion": matrix.tolist()}}}
+    figure = figures.limited_confusion_heatmap(metrics, classes, "oof")
+    [heatmap] = figure.data
+    assert len(heatmap.x) == 26 and heatmap.x[-1] == "other" and figure.layout.height < 900
+    assert np.asarray(heatmap.customdata).sum() == matrix.sum()
+    few = {"oof": {"val": {"confusion": [[3, 1], [0, 4]]}}}
+    assert list(figures.limited_confusion_heatmap(few, ["a", "b"], "oof").data[0].x) == ["a", "b"]
