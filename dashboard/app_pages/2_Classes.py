@@ -43,7 +43,7 @@ if many:
                        for t, p in zip(pairs["true"], pairs["predicted"])]
     st.dataframe(views.as_percentages(pairs.drop(columns=["true_index", "pred_index"]),
                                       ["share", "fold min", "fold max"]),
-                 hide_index=True, width="stretch", height=min(740, 38 + 35 * len(pairs)),
+                 hide_index=True, width="stretch", height=min(420, 38 + 35 * len(pairs)),
                  column_config={"images": st.column_config.LinkColumn("images", display_text="show")})
     st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
                "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
