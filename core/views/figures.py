@@ -18,6 +18,7 @@ OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
 # A chart coloured by class gives this many classes a colour of their own, the others grey.
 DISTINCT_CLASSES = 12
 OTHER_COLOR, OTHER_CLASSES = "#c7c7c7", "other classes"
+FOCUS_PALETTE = [c for c in pc.qualitative.Alphabet if c not in ("#565656", "#E2E2E2")]   # no grey but the rest's
 # A per-class chart of more classes shows this many (the worst or largest) unless asked for all.
 WORST_SHOWN = 20
 HIGHLIGHT = "#d62728"  # what a chart points out: each fold's best epoch, a failing slice's images
@@ -39,7 +40,7 @@ def class_colors(classes: Sequence[str], focus: Sequence[str] = ()) -> dict[str,
     named = [name for name in dict.fromkeys(focus) if name in classes][:DISTINCT_CLASSES]
     named = named or list(classes[:DISTINCT_CLASSES])
     colors = dict.fromkeys([*classes, OTHER_CLASSES], OTHER_COLOR)
-    return colors | {name: pc.qualitative.Alphabet[i] for i, name in enumerate(named)}
+    return colors | {name: FOCUS_PALETTE[i] for i, name in enumerate(named)}
 
 
 def legend_names(values: pd.Series, colors: dict[str, str]) -> pd.Series:
