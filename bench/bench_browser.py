@@ -1,6 +1,7 @@
 """What a person waits for: every dashboard page of a big synthetic run in headless Chromium.
 
-    .venv/bin/python bench/bench_browser.py [--samples 100000] [--keep DIR] [--floor-only]
+    .venv/bin/python bench/bench_browser.py [--samples 100000] [--classes 12] [--pages Classes Home]
+                                            [--keep DIR] [--floor-only]
 
 Builds (or reuses, with --keep) a synthetic run of N samples with all its diagnostics, serves the dashboard on
 loopback and prints, per page, the seconds from navigation until the page's charts and images are drawn:
@@ -47,15 +48,18 @@ FLOOR_PAGES = {"none": "a title (Streamlit itself)", "bar": "a title and a 3-bar
                "vega-map": "the same map in Vega-Lite (box selection only)"}
 
 
-def build(runs_dir: Path, n_samples: int) -> str:
-    """A finished 12-class, 5-fold fine-tune run of `n_samples` with every diagnostic, and a small second run
-    for the Compare page; generated once into `runs_dir`."""
-    run_id = f"20250101-000000-browser{n_samples}"
+def build(runs_dir: Path, n_samples: int, n_classes: int = 12, compare: bool = True) -> str:
+    """A finished 5-fold fine-tune run of `n_samples` in `n_classes` with every diagnostic, and a small second run
+    for the Compare page (when `compare`); generated once into `runs_dir`."""
+    run_id = f"20250101-000000-browser{n_samples}" + ("" if n_classes == 12 else f"-{n_classes}classes")
     if not (runs_dir / run_id / "diagnostics.json").exists():
         started = time.perf_counter()
-        make_synthetic_run(runs_dir, run_id, n_samples, n_classes=12, n_folds=5, dim=256)
-        print(f"generated {n_samples} samples with their diagnostics in {time.perf_counter() - started:.0f}s")
-    if not (runs_dir / "20241231-000000-compare" / "diagnostics.json").exists():
+        # Past a few dozen classes the rarest get a handful of images: two image files per class keep it quick.
+        make_synthetic_run(runs_dir, run_id, n_samples, n_classes=n_classes, n_folds=5, dim=256,
+                           files_per_class=40 if n_classes <= 40 else 2)
+        print(f"generated {n_samples} samples in {n_classes} classes with their diagnostics in "
+              f"{time.perf_counter() - started:.0f}s")
+    if compare and not (runs_dir / "20241231-000000-compare" / "diagnostics.json").exists():
         make_synthetic_run(runs_dir, "20241231-000000-compare", 2000, n_classes=12, n_folds=5, dim=32)
     return run_id
 
@@ -146,15 +150,20 @@ def floor(person) -> None:
             print(f"  {what:<48} {cached:>5.2f} s (browser busy {busy:.2f})")
 
 
-def dashboard_pages(p, person, samples: int, keep: Path | None) -> None:
-    """Every page of a run of `samples` first, cached, by the sidebar and in a new browser; then the lasso."""
+def dashboard_pages(p, person, samples: int, keep: Path | None, classes: int = 12,
+                    pages: list[str] | None = None) -> None:
+    """Every page (or `pages`) of a run of `samples` in `classes` first, cached, by the sidebar and in a new
+    browser; then the lasso (when Embeddings is among them)."""
     runs_dir = keep or Path(tempfile.mkdtemp()) / "runs"
-    run_id = build(runs_dir, samples)
+    run_id = build(runs_dir, samples, classes, compare=not pages or "Compare" in pages)
     with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        print(f"{samples} samples; seconds from navigation until drawn   targets: first <= 4, cached <= 2")
+        print(f"{samples} samples, {classes} classes; seconds from navigation until drawn   "
+              "targets: first <= 4, cached <= 2")
         print(f"{'page':<14} {'first':>7} {'cached':>7} {'(browser busy)':>15} {'sidebar':>8} {'new browser':>12}")
         for name, path in page_paths():
+            if pages and name not in pages:
+                continue
             url = f"{server}/{path}?run={run_id}"
             first, _ = visit(person, url)
             cached, busy = min(visit(person, url) for _ in range(2))
@@ -165,6 +174,9 @@ def dashboard_pages(p, person, samples: int, keep: Path | None) -> None:
             stranger.close()
             flag = "" if first <= 4 and cached <= 2 else "   <- over target"
             print(f"{name:<14} {first:>7.2f} {cached:>7.2f} {busy:>15.2f} {switched:>8.2f} {fresh:>12.2f}{flag}")
+        if pages and "Embeddings" not in pages:
+            browser.close()
+            return
         seconds, heading = select_on_map(person, f"{server}/Embeddings?run={run_id}",
                                          dense_square(runs_dir / run_id))
         print(f"lasso on the Embeddings map -> gallery drawn: {seconds:.2f} s ({heading}); target <= 1")
@@ -175,6 +187,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, help="runs folder to generate into and reuse")
+    parser.add_argument("--classes", type=int, default=12, help="classes of the synthetic run")
+    parser.add_argument("--pages", nargs="+", choices=list(navigation.PAGES), help="only these pages (no floor)")
     parser.add_argument("--floor-only", action="store_true", help="only the floor pages, no run")
     args = parser.parse_args()
     with sync_playwright() as p:
@@ -184,8 +198,9 @@ def main() -> None:
             tempfile.mkdtemp(prefix="foldlens-browser-profile-"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
             headless=True, viewport=VIEWPORT)
         if not args.floor_only:
-            dashboard_pages(p, person, args.samples, args.keep)
-        floor(person)
+            dashboard_pages(p, person, args.samples, args.keep, args.classes, args.pages)
+        if not args.pages:
+            floor(person)
         person.close()
 
 

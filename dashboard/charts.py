@@ -6,10 +6,20 @@ from typing import Any
 import runs  # noqa: F401  (puts the repository on the import path, for core below)
 import streamlit as st
 
-from core.views.figures import MARGINS
+from core.views.figures import MARGINS, WORST_SHOWN
 
 
 def chart(figure: Any, **kwargs: Any) -> Any:
     """st.plotly_chart with the dashboard's defaults (full width, compact margins, no Plotly logo)."""
     figure.update_layout(**MARGINS)
     return st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, **kwargs)
+
+
+def shown_classes(n_classes: int, key: str) -> int:
+    """How many classes a per-class chart shows: past `figures.WORST_SHOWN`, the worst ones unless the reader
+    turns on the toggle (`key`) for all."""
+    if n_classes <= WORST_SHOWN:
+        return n_classes
+    every = st.toggle(f"All {n_classes} classes", key=key,
+                      help=f"Off: the {WORST_SHOWN} worst classes only, so the chart stays readable.")
+    return n_classes if every else WORST_SHOWN

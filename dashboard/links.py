@@ -86,6 +86,13 @@ def page_link(page: str, label: str, params: dict[str, str], *, where: Any = st,
     where.page_link(navigation.PAGES[page], label=label, icon=icon, query_params=params)
 
 
+def page_url(page: str, params: dict[str, str]) -> str:
+    """A relative URL of one of `navigation.PAGES` with these parameters, for a table's link column (pages sit
+    side by side under the dashboard's root, so the URL works from any page and under any base path)."""
+    path = "./" if page == navigation.HOME else f"./{page}"
+    return f"{path}?{urlencode(params)}"
+
+
 def finding_link(target: dict, run: runs.Run, label: str) -> None:
     """A link to a finding's target page with its parameters (class indices become class names)."""
     page = target.get("page", navigation.HOME)

@@ -290,13 +290,14 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
     tables = {"wrong": wrong, "label_issues": label_issues, "duplicates": duplicates, "outliers": outliers}
 
     charts = {"folds": figures.fold_bars(views.fold_gaps(metrics, "balanced_accuracy"), "balanced_accuracy"),
-              "confusion": figures.confusion_heatmap(metrics, classes, "oof"),
+              "confusion": figures.limited_confusion_heatmap(metrics, classes, "oof"),
               "curves": (figures.learning_curves(history, ["loss", "balanced_accuracy"])
                          if history is not None and len(history) else None),
-              "class_gaps": figures.class_gap_bars(views.class_gaps(metrics, classes), classes),
+              "class_gaps": figures.class_gap_bars(views.class_gaps(metrics, classes).head(figures.WORST_SHOWN),
+                                                   classes),
               "counts": figures.class_count_bars(views.class_counts(samples, classes), classes)}
     if has_test:
-        charts["confusion_test"] = figures.confusion_heatmap(metrics, classes, "ensemble")
+        charts["confusion_test"] = figures.limited_confusion_heatmap(metrics, classes, "ensemble")
     calibration = (diagnostics or {}).get("calibration")
     if calibration:
         charts["calibration"] = figures.reliability(calibration)

@@ -3,17 +3,24 @@ shaped by core.views.tables. The dashboard shows them in Streamlit's theme, the 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.colors as pc
 import plotly.graph_objects as go
 
+from core.views import confusion
 from core.views import tables as views
 
 ROLE_COLORS = {"train": "#7f7f7f", "val": "#1f77b4", "test": "#ff7f0e"}
 OUTCOME_COLORS = {"correct": "#2ca02c", "wrong": "#d62728"}
+# A chart coloured by class gives this many classes a colour of their own, the others grey.
+DISTINCT_CLASSES = 12
+OTHER_COLOR, OTHER_CLASSES = "#c7c7c7", "other classes"
+FOCUS_PALETTE = [c for c in pc.qualitative.Alphabet if c not in ("#565656", "#E2E2E2")]   # no grey but the rest's
+# A per-class chart of more classes shows this many (the worst or largest) unless asked for all.
+WORST_SHOWN = 20
 HIGHLIGHT = "#d62728"  # what a chart points out: each fold's best epoch, a failing slice's images
 MARGINS = {"margin": {"l": 10, "r": 10, "t": 50, "b": 10}, "title_x": 0}
 # The report opens offline, maybe printed: plotly's white template instead of the dashboard's Streamlit theme.
@@ -22,18 +29,30 @@ STATIC_LOOK = {"template": "plotly_white", "font": {"size": 12}}
 
 # ---------------------------------------------------------------- colours
 
-def class_colors(classes: Sequence[str]) -> dict[str, str]:
-    """The same colour for a class everywhere: its index in the run's class order picks the colour."""
-    palette = pc.qualitative.D3 if len(classes) <= 10 else pc.qualitative.Alphabet
-    if len(classes) > len(palette):
-        palette = pc.sample_colorscale("Turbo", list(np.linspace(0, 1, len(classes))))
-    return {name: palette[i % len(palette)] for i, name in enumerate(classes)}
+def class_colors(classes: Sequence[str], focus: Sequence[str] = ()) -> dict[str, str]:
+    """The same colour for a class everywhere: its index in the run's class order picks the colour. Past
+    `DISTINCT_CLASSES` classes no eye tells the colours apart, so only the first `DISTINCT_CLASSES` of `focus` (the
+    largest or worst classes of the chart; by default the first in class order) get one, and every other class is
+    grey, under the name `OTHER_CLASSES` too (one legend entry for them all, see `legend_names`)."""
+    if len(classes) <= DISTINCT_CLASSES:
+        palette = pc.qualitative.D3 if len(classes) <= 10 else pc.qualitative.Alphabet
+        return {name: palette[i] for i, name in enumerate(classes)}
+    named = [name for name in dict.fromkeys(focus) if name in classes][:DISTINCT_CLASSES]
+    named = named or list(classes[:DISTINCT_CLASSES])
+    colors = dict.fromkeys([*classes, OTHER_CLASSES], OTHER_COLOR)
+    return colors | {name: FOCUS_PALETTE[i] for i, name in enumerate(named)}
 
 
-def category_colors(color_by: str, classes: Sequence[str]) -> dict[str, str]:
+def legend_names(values: pd.Series, colors: dict[str, str]) -> pd.Series:
+    """Class names with the grey ones (`class_colors`) called `OTHER_CLASSES`, to draw them as one trace."""
+    grey = values.map(colors).eq(OTHER_COLOR) & values.ne(OTHER_CLASSES)
+    return values.where(~grey, OTHER_CLASSES)
+
+
+def category_colors(color_by: str, classes: Sequence[str], focus: Sequence[str] = ()) -> dict[str, str]:
     """Colour map of an embedding colouring (`tables.COLOR_BY`): classes for label/prediction, fixed ones otherwise."""
     if color_by in ("label", "prediction"):
-        return class_colors(classes)
+        return class_colors(classes, focus)
     return OUTCOME_COLORS if color_by == "correct" else ROLE_COLORS
 
 
@@ -101,7 +120,7 @@ def fold_bars(by_fold: pd.DataFrame, metric: str) -> go.Figure:
 
 def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
     """Train minus validation recall of every class (`tables.class_gaps`)."""
-    colors = class_colors(classes)
+    colors = class_colors(classes, focus=gaps["class"])   # the largest gaps first
     figure = go.Figure(go.Bar(x=gaps["gap"], y=gaps["class"], orientation="h",
                               marker_color=[colors[c] for c in gaps["class"]], customdata=gaps[["train", "val"]],
                               hovertemplate="%{y}: train %{customdata[0]:.1%}, val %{customdata[1]:.1%}"
@@ -113,43 +132,72 @@ def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
 # ---------------------------------------------------------------- classes and calibration
 
 def class_count_bars(counts: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
-    """Images per class (`tables.class_counts`), the test split's part pale (and named only when there is one)."""
-    colors = class_colors(classes)
+    """Images per class (`tables.class_counts`), the test split's part pale (and named only when there is one): a
+    bar per named class, or past `WORST_SHOWN` classes the long tail from the largest class to the smallest,
+    unnamed (the hover names it) so the chart keeps its height."""
+    many = len(counts) > WORST_SHOWN
+    if many:
+        counts = counts.sort_values("total", ascending=False, kind="stable")
+    colors = class_colors(classes, focus=counts.sort_values("total", ascending=False, kind="stable")["class"])
     figure = go.Figure()
     has_test = bool(counts["test"].sum())
+    title = "Images per class" + (" (pale = test split)" if has_test else "")
     for split, opacity in (("cv", 1.0), ("test", 0.45))[:1 + has_test]:
-        figure.add_bar(y=counts["class"], x=counts[split], name=split, orientation="h", opacity=opacity,
-                       marker_color=[colors[c] for c in counts["class"]],
-                       hovertemplate="%{y}: %{x} images (" + split + ")<extra></extra>")
-    return _finish(figure, barmode="stack", title="Images per class" + (" (pale = test split)" if has_test else ""), xaxis_title="images",
+        names, sizes = counts["class"], counts[split]
+        figure.add_bar(**({"x": names, "y": sizes} if many else {"y": names, "x": sizes, "orientation": "h"}),
+                       name=split, opacity=opacity, marker_color=[colors[c] for c in counts["class"]],
+                       hovertemplate=("%{x}: %{y}" if many else "%{y}: %{x}") + " images (" + split + ")<extra></extra>")
+    if many:
+        return _finish(figure, barmode="stack", showlegend=False, height=380, xaxis_showticklabels=False,
+                       xaxis_title=f"{len(counts)} classes, largest to smallest (hover for the name)",
+                       yaxis_title="images", title=title)
+    return _finish(figure, barmode="stack", title=title, xaxis_title="images",
                    yaxis_title=None, showlegend=False, height=140 + 28 * len(counts), yaxis_autorange="reversed")
 
 
 def confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: bool = True,
                       clickable: bool = False) -> go.Figure:
-    """The confusion matrix of one source, by row share (the count beneath) or by count. `clickable` lays an
-    invisible marker on every cell, since heatmaps emit no selection events and markers do: a clicked point's
-    customdata is [true index, predicted index, images]."""
-    counts = views.confusion(metrics, source, normalize=False)
-    values = views.confusion(metrics, source, normalize=True) if share else counts
+    """The confusion matrix of one source (`matrix_heatmap`)."""
+    return matrix_heatmap(views.confusion(metrics, source, normalize=False), classes,
+                          f"Confusion matrix, {views.source_label(source)}", share=share, clickable=clickable)
+
+
+def limited_confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: bool = True) -> go.Figure:
+    """The confusion matrix of one source at any class count: past `confusion.MANY_CLASSES` classes, the classes
+    most involved in errors, clustered, the rest summed in "other" (`confusion.clustered_confusion`)."""
+    if len(classes) <= confusion.MANY_CLASSES:
+        return confusion_heatmap(metrics, classes, source, share=share)
+    limited, names = confusion.clustered_confusion(views.confusion(metrics, source, normalize=False), classes)
+    title = f"Confusion of the {len(names) - 1} classes most involved in errors, {views.source_label(source)}"
+    return matrix_heatmap(limited, names, title, share=share, cell=26)
+
+
+def matrix_heatmap(counts: np.ndarray, names: list[str], title: str, *, share: bool = True,
+                   clickable: bool = False, cell: int = 42) -> go.Figure:
+    """A confusion matrix of counts, shown by row share (the count beneath) or by count, `cell` pixels a row.
+    `clickable` lays an invisible marker on every cell, since heatmaps emit no selection events and markers do: a
+    clicked point's customdata is [true index, predicted index, images]."""
+    counts = np.asarray(counts, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0) if share else counts
     text = [[f"{value:.0%}<br>({int(count)})" if share else f"{int(count)}" for value, count in zip(row, row_counts)]
             for row, row_counts in zip(values, counts)]
     hover = "true %{y} → predicted %{x}: " + ("%{z:.1%} (%{customdata} images)" if share else "%{customdata} images")
     shares_range = {"zmin": 0, "zmax": 1} if share else {}
-    figure = go.Figure(go.Heatmap(z=values, x=classes, y=classes, colorscale="Blues", text=text,
+    figure = go.Figure(go.Heatmap(z=values, x=names, y=names, colorscale="Blues", text=text,
                                   texttemplate="%{text}", showscale=False, customdata=counts.astype(int),
                                   hovertemplate=hover + "<extra></extra>", hoverinfo="skip" if clickable else None,
                                   **shares_range))
-    n = len(classes)
+    n = len(names)
     if clickable:
         true_index, pred_index = np.divmod(np.arange(n * n), n)
-        figure.add_scatter(x=[classes[p] for p in pred_index], y=[classes[t] for t in true_index], mode="markers",
+        figure.add_scatter(x=[names[p] for p in pred_index], y=[names[t] for t in true_index], mode="markers",
                            marker={"size": max(12, 360 // n), "symbol": "square", "opacity": 0.01},
                            customdata=np.column_stack([true_index, pred_index, counts.ravel()]), showlegend=False,
                            hovertemplate="true %{y} → predicted %{x}: %{customdata[2]} images"
                                          "<extra>click to show</extra>")
-    title = f"Confusion matrix, {views.source_label(source)}" + (": row % (count)" if share else "")
-    return _finish(figure, title=title, xaxis_title="predicted class", yaxis_title="true class", height=180 + 42 * n,
+    return _finish(figure, title=title + (": row % (count)" if share else ""), xaxis_title="predicted class",
+                   yaxis_title="true class", height=180 + cell * n,
                    xaxis_range=[-0.5, n - 0.5], yaxis_range=[n - 0.5, -0.5],  # no padding around the markers
                    xaxis_tickangle=-30 if n > 4 else 0, clickmode="event+select" if clickable else None)
 
@@ -183,12 +231,13 @@ def reliability(calibration: dict, after: dict | None = None, what: str = "out-o
 
 def embedding_map(points: pd.DataFrame, classes: list[str], projection: str, total: int) -> go.Figure:
     """Backbone map coloured by given label; mistakes drawn as crosses. SVG scatter (no WebGL needed)."""
-    colors = class_colors(classes)
+    colors = class_colors(classes, focus=points["true_name"].value_counts().index)   # the largest classes
+    names = legend_names(points["true_name"], colors)
     figure = go.Figure()
     hover = points["path"] + "<br>" + points["true_name"] + " → " + points["pred_name"]
-    for name in classes:
+    for name in [*classes, OTHER_CLASSES]:
         for correct, symbol in ((True, "circle"), (False, "x")):
-            mask = (points["true_name"] == name) & (points["correct"] == correct)
+            mask = (names == name) & (points["correct"] == correct)
             if mask.any():
                 figure.add_scatter(x=points.loc[mask, "x"], y=points.loc[mask, "y"], mode="markers",
                                    name=name if correct else f"{name} (mistake)", legendgroup=name,

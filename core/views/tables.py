@@ -203,6 +203,13 @@ def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def worst_classes(spread: pd.DataFrame, n: int) -> list[str]:
+    """The `n` classes of lowest mean validation recall in a `per_class_spread` frame, worst first (a class without
+    a recall last)."""
+    recall = spread[spread["score"] == "recall"].sort_values("mean", na_position="last", kind="stable")
+    return recall["class"].head(n).tolist()
+
+
 def per_class_table(metrics: dict, classes: list[str]) -> pd.DataFrame:
     """Per class, as text: validation precision, recall and F1 (mean ± std over folds, '–' where no fold defines
     them), pooled validation support, and the test ensemble's recall of its test images with the 95% interval

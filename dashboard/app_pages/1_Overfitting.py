@@ -2,6 +2,7 @@
 by fold and by class."""
 from __future__ import annotations
 
+import charts
 import links
 import page_setup
 import streamlit as st
@@ -30,7 +31,8 @@ with left:
     card = next(c for c in views.headline_cards(metrics) if c["metric"] == score)
     st.caption(f"{card['title']} **{card['value']}**  \n" + "  \n".join(card["lines"]))
 with right:
-    chart(figures.class_gap_bars(views.class_gaps(metrics, run.classes), run.classes))
+    gaps = views.class_gaps(metrics, run.classes)
+    chart(figures.class_gap_bars(gaps.head(charts.shown_classes(len(gaps), "gap_all")), run.classes))
     st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare ones. "
                "A fold without images of a class on both sides is left out of that class's gap.")
 

@@ -1,17 +1,26 @@
-"""Classes: confusion matrix (click a cell to see its images), per-class scores with their spread over folds."""
+"""Classes: confusion matrix (click a cell to see its images), per-class scores with their spread over folds.
+A run of many classes opens on its most confused pairs and a matrix limited to the classes most involved in errors."""
 from __future__ import annotations
 
 import activation_maps
+import charts
 import gallery
 import links
 import page_setup
+import pandas as pd
 import plotly.graph_objects as go
+import runs
 import streamlit as st
 from charts import chart
 from formatting import plain
 
-from core.views import figures
+from core.views import confusion, figures
 from core.views import tables as views
+
+
+def confused_pairs(run: runs.Run) -> pd.DataFrame:
+    return confusion.confused_pairs(run.table("predictions"), run.classes)
+
 
 run = page_setup.for_run("Classes")
 metrics, classes = run.json("metrics"), run.classes
@@ -26,9 +35,31 @@ fold = links.choice("Predictions", "fold", list(fold_values), "oof", where=left,
                          "test = the held-out test set, predicted by the mean of the fold models.")
 scale = links.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
 source = fold_values[fold]
-with st.columns([3, 2])[0]:
-    event = chart(figures.confusion_heatmap(metrics, classes, source, share=scale == "row %", clickable=True),
-                  on_select="rerun", selection_mode="points", key="confusion")
+many = len(classes) > confusion.MANY_CLASSES
+if many:
+    st.subheader("Most confused pairs")
+    pairs = runs.cached(confused_pairs, run)
+    pairs["images"] = [links.page_url("Misclassified", {"run": run.run_id, "fold": "oof", "role": "val",
+                                                        "true": t, "pred": p})
+                       for t, p in zip(pairs["true"], pairs["predicted"])]
+    st.dataframe(views.as_percentages(pairs.drop(columns=["true_index", "pred_index"]),
+                                      ["share", "fold min", "fold max"]),
+                 hide_index=True, width="stretch", height=min(420, 38 + 35 * len(pairs)),
+                 column_config={"images": st.column_config.LinkColumn("images", display_text="show")})
+    st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
+               "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
+               "the split). *show* opens the images in Misclassified.")
+    chart(figures.limited_confusion_heatmap(metrics, classes, source, share=scale == "row %"))
+    st.caption("Classes confused with each other sit together; the rest are summed in *other*. Drag to zoom, "
+               "double-click to reset.")
+    counts = views.confusion(metrics, source, normalize=False)
+    st.download_button("Full confusion matrix (CSV)", confusion.confusion_csv(counts, classes),
+                       file_name=f"{run.run_id}-confusion-{fold}.csv", mime="text/csv", icon=":material/download:")
+    event = None
+else:
+    with st.columns([3, 2])[0]:
+        event = chart(figures.confusion_heatmap(metrics, classes, source, share=scale == "row %", clickable=True),
+                      on_select="rerun", selection_mode="points", key="confusion")
 
 # A clicked cell becomes the pair shown below (and in the URL); the pickers can also choose it directly.
 points = event.selection.points if event else []
@@ -39,8 +70,11 @@ if points and st.session_state.get("_clicked") != points[0].get("customdata"):
 st.subheader("Images of one cell")
 left, right, _ = st.columns([2, 2, 3])
 # A finding about one class (`class` parameter) opens on that class's row.
-true = links.choice("True class", "true", classes, st.query_params.get("class", classes[0]), where=left)
-off_diagonal = next((c for c in classes if c != true), true)
+# Many classes: the most confused pair to begin with.
+top = pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None}
+true = links.choice("True class", "true", classes, st.query_params.get("class", top["true"]), where=left)
+off_diagonal = top["predicted"] if true == top["true"] and top["predicted"] else next(
+    (c for c in classes if c != true), true)
 pred = links.choice("Predicted class", "pred", classes, off_diagonal, where=right)
 cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
                        classes.index(true), classes.index(pred))
@@ -50,7 +84,11 @@ gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.ch
 
 st.subheader("Per-class scores")
 spread = views.per_class_spread(metrics, classes)
-colors = figures.class_colors(classes)
+shown = charts.shown_classes(len(classes), "scores_all")
+if shown < len(classes):   # the worst classes, worst first
+    worst = views.worst_classes(spread, shown)
+    spread = spread.set_index("class").loc[worst].reset_index()
+colors = figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES))
 left, right = st.columns([2, 3], gap="large")   # the table carries test recall with its interval
 with left:
     figure = go.Figure()
@@ -63,7 +101,8 @@ with left:
                            customdata=part[["min", "max"]],
                            hovertemplate=f"%{{x}} {score}: %{{y:.1%}} (folds %{{customdata[0]:.0%}}–"
                                          f"%{{customdata[1]:.0%}})<extra></extra>")
-    figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)",
+    figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)"
+                               + ("" if shown == len(classes) else f": the {shown} classes of lowest recall"),
                          xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
                          height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
     chart(figure)

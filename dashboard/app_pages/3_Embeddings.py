@@ -62,8 +62,8 @@ def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str
                                     "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                     "colorbar": {"title": {"text": "confidence"}}})
     else:
-        colors = figures.category_colors(color, run.classes)
-        for value, group in drawn.groupby("color", sort=False):
+        colors = figures.category_colors(color, run.classes, focus=drawn["color"].value_counts().index)
+        for value, group in drawn.groupby(figures.legend_names(drawn["color"], colors), sort=False):
             trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
                                f"to see the images ({len(points)} images)",

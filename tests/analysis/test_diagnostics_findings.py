@@ -12,6 +12,7 @@ from core.analysis.diagnostics.findings import (
     label_issue_findings,
     outlier_findings,
     overfitting_findings,
+    separability_findings,
     small_test_support_findings,
 )
 from core.analysis.diagnostics.imbalance import imbalance
@@ -216,3 +217,22 @@ def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
     assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
     [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
     assert f["severity"] == "low" and "test" not in f["title"] and "more have" not in f["evidence"]
+
+
+def test_many_failing_classes_make_one_finding_naming_the_worst_few_and_counting_the_rest():
+    classes = [f"k{i:02d}" for i in range(40)]
+    # k00..k29 each keep 1 + i % 4 of their 10 images (recall 10–40%), the others all 10.
+    confusion = [[0] * 40 for _ in classes]
+    for i in range(40):
+        kept = 1 + i % 4 if i < 30 else 10
+        confusion[i][i], confusion[i][(i + 1) % 40] = kept, 10 - kept
+    result = imbalance(dict.fromkeys(classes, 10), _oof(confusion, classes), classes)
+    fails = [f for f in class_findings(result, TH) if f["id"].startswith("class-fails")]
+    assert len(fails) == 1
+    [found] = fails
+    assert found["id"] == "class-fails:k00" and found["target"]["params"]["class"] == "k00"   # the worst first
+    assert found["title"] == "30 classes fail: k00 (recall 10%), k04 (recall 10%), k08 (recall 10%) and 27 more"
+    many = [{"class": c, "agreement": 0.1 + i / 100, "chance": 0.025, "inseparable": True}
+            for i, c in enumerate(classes)]
+    [inseparable] = separability_findings(many, TH)
+    assert inseparable["title"] == "Features cannot separate k00, k01, k02 and 37 more"

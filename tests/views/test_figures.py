@@ -15,10 +15,34 @@ from core.views import tables as views
 def test_a_class_keeps_its_colour_and_many_classes_still_get_distinct_ones() -> None:
     three = figures.class_colors(["a", "b", "c"])
     assert figures.class_colors(["a", "b"]) == {"a": three["a"], "b": three["b"]}   # by index in the class order
-    for n in (4, 12, 40):   # D3, Alphabet, a Turbo sample
+    for n in (4, 12):   # D3, Alphabet
         assert len(set(figures.class_colors([f"c{i}" for i in range(n)]).values())) == n
     assert figures.category_colors("correct", ["a"]) == figures.OUTCOME_COLORS
     assert figures.category_colors("role", ["a"]) == figures.ROLE_COLORS
+
+
+def test_past_a_dozen_classes_only_the_focus_gets_colours_and_the_rest_is_one_grey_group() -> None:
+    classes = [f"c{i}" for i in range(40)]
+    focus = classes[::-1]   # e.g. the largest classes first
+    colors = figures.class_colors(classes, focus)
+    distinct = {name for name, colour in colors.items() if colour != figures.OTHER_COLOR}
+    assert distinct == set(focus[:figures.DISTINCT_CLASSES])
+    assert len({colors[name] for name in distinct}) == figures.DISTINCT_CLASSES
+    assert set(figures.class_colors(classes).values()) - {figures.OTHER_COLOR}   # no focus: the first classes
+    names = figures.legend_names(pd.Series(["c39", "c0", "c1"]), colors)
+    assert names.tolist() == ["c39", figures.OTHER_CLASSES, figures.OTHER_CLASSES]
+
+
+def test_many_class_charts_stay_bounded() -> None:
+    classes = [f"c{i:03d}" for i in range(300)]
+    counts = pd.DataFrame({"class": classes, "cv": range(300, 0, -1), "test": 1})
+    counts["total"] = counts["cv"] + 1
+    figure = figures.class_count_bars(counts.sample(frac=1, random_state=0), classes)
+    assert figure.layout.height <= 400 and list(figure.data[0].x[:2]) == ["c000", "c001"]   # largest first
+    points = pd.DataFrame({"x": 0.0, "y": 0.0, "path": "p", "true_name": classes, "pred_name": classes,
+                           "correct": True})
+    legend = {trace.name for trace in figures.embedding_map(points, classes, "UMAP", 300).data}
+    assert len(legend) == figures.DISTINCT_CLASSES + 1 and figures.OTHER_CLASSES in legend
 
 
 def test_the_confusion_matrix_takes_clicks_only_when_asked(runs_dir) -> None:  # noqa: F811
@@ -71,3 +95,15 @@ def test_class_counts_name_the_pale_test_part_only_when_there_is_a_test_split() 
     assert "pale = test split" in with_test.layout.title.text and [t.name for t in with_test.data] == ["cv", "test"]
     cv_only = figures.class_count_bars(views.class_counts(samples.assign(split="cv"), ["a", "b"]), ["a", "b"])
     assert cv_only.layout.title.text == "Images per class" and [t.name for t in cv_only.data] == ["cv"]
+
+
+def test_a_confusion_matrix_of_many_classes_is_limited_to_those_most_involved_in_errors() -> None:
+    classes = [f"c{i:03d}" for i in range(100)]
+    matrix = np.diag(np.full(100, 9)) + np.eye(100, k=1, dtype=int)   # every class mistaken once for the next
+    metrics = {"oof": {"val": {"confusion": matrix.tolist()}}}
+    figure = figures.limited_confusion_heatmap(metrics, classes, "oof")
+    [heatmap] = figure.data
+    assert len(heatmap.x) == 26 and heatmap.x[-1] == "other" and figure.layout.height < 900
+    assert np.asarray(heatmap.customdata).sum() == matrix.sum()
+    few = {"oof": {"val": {"confusion": [[3, 1], [0, 4]]}}}
+    assert list(figures.limited_confusion_heatmap(few, ["a", "b"], "oof").data[0].x) == ["a", "b"]

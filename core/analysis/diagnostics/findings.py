@@ -110,22 +110,37 @@ def small_test_support_findings(o: dict, th: Thresholds) -> list[dict]:
         "Classes", **{"class": named[0]["class"]})]
 
 
+def _failing(imb: dict, th: Thresholds) -> list[dict]:
+    """Classes whose out-of-fold recall is under the medium threshold, worst first (a class without validation
+    images has nothing to fail on)."""
+    rows = [r for r in imb["per_class"] if r["recall"] is not None and r["recall"] < th.class_recall_medium]
+    return sorted(rows, key=lambda r: r["recall"])
+
+
 def class_findings(imb: dict, th: Thresholds) -> list[dict]:
+    """One finding for the failing classes however many there are: the worst described, the next few named and
+    the rest counted (the Classes page lists them all); and one for imbalance."""
     out = []
-    for row in imb["per_class"]:
-        recall = row["recall"]   # None when the class has no validation image: nothing to fail on
-        if recall is None or recall >= th.class_recall_medium:
-            continue
-        severity = "high" if recall < th.class_recall_high else "medium"
+    failing = _failing(imb, th)
+    if failing:
+        row = failing[0]
+        severity = "high" if row["recall"] < th.class_recall_high else "medium"
         collapse = (f"; {row['collapse_share']:.0%} are predicted as {row['collapse_into']}"
                     if row["collapse_share"] >= th.collapse_share else "")
+        worst = f"{row['class']} fails: validation recall {row['recall']:.0%} of {row['support']}{collapse}"
+        named = failing[:th.test_classes_named]
+        more = f" and {len(failing) - len(named)} more" if len(failing) > len(named) else ""
+        listed = ", ".join(f"{r['class']} (recall {r['recall']:.0%})" for r in named)
+        title = worst if len(failing) == 1 else f"{len(failing)} classes fail: {listed}{more}"
         out.append(finding(
-            f"class-fails:{row['class']}", severity,
-            f"{row['class']} fails: validation recall {row['recall']:.0%} of {row['support']}{collapse}",
+            f"class-fails:{row['class']}", severity, title,
             f"Out-of-fold recall of {row['class']} is {row['recall']:.1%} over "
             f"{_count(row['support'], 'validation image')} "
             f"(F1 {row['f1']:.2f}); the class it is most often mistaken for is {row['collapse_into']} "
-            f"({row['collapse_share']:.0%} of its images).",
+            f"({row['collapse_share']:.0%} of its images)."
+            + ("" if len(failing) == 1 else
+               f" {len(failing)} classes have a recall under {th.class_recall_medium:.0%}; the per-class table of "
+               "the Classes page lists them all."),
             "Classes", **{"class": row["class"], "fold": "oof"}))
     ratio = imb["ratio"]
     severity = ratio and _level(ratio, th.imbalance_medium, th.imbalance_high, th.imbalance_low)
@@ -328,19 +343,26 @@ def outlier_findings(out_summary: dict) -> list[dict]:
         "Data", tab="outliers")]
 
 
-def separability_findings(rows: list[dict]) -> list[dict]:
+def separability_findings(rows: list[dict], th: Thresholds) -> list[dict]:
+    """One finding for the classes the pretrained features do not group, lowest agreement first: the worst
+    described, a few named, the rest counted."""
+    rows = sorted((r for r in rows if r["inseparable"]), key=lambda r: r["agreement"])
+    if not rows:
+        return []
+    r, named = rows[0], rows[:th.test_classes_named]
+    more = f" and {len(rows) - len(named)} more" if len(rows) > len(named) else ""
     return [finding(
-        f"inseparable:{r['class']}", "medium", f"Features cannot separate {r['class']}",
+        f"inseparable:{r['class']}", "medium", f"Features cannot separate {', '.join(n['class'] for n in named)}{more}",
         f"Only {r['agreement']:.0%} of the backbone-space nearest neighbours of {r['class']} images share its label "
-        f"(chance {r['chance']:.0%}): the pretrained features do not group this class.",
-        "Embeddings", space="backbone", color="label", **{"class": r["class"]})
-        for r in rows if r["inseparable"]]
+        f"(chance {r['chance']:.0%}): the pretrained features do not group this class."
+        + ("" if len(rows) == 1 else f" {len(rows)} classes are like it."),
+        "Embeddings", space="backbone", color="label", **{"class": r["class"]})]
 
 
 def findings(diag: dict, th: Thresholds) -> list[dict]:
     groups_used = bool(diag["groups_used"])
     class_list = class_findings(diag["imbalance"], th)
-    failing = {f["target"]["params"]["class"] for f in class_list if f["id"].startswith("class-fails:")}
+    failing = {r["class"] for r in _failing(diag["imbalance"], th)}
     found = (overfitting_findings(diag["overfitting"], groups_used, th)
              + heldout_vs_validation_findings(diag["overfitting"])
              + small_test_support_findings(diag["overfitting"], th) + class_list
@@ -351,7 +373,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + label_conflict_findings(diag["duplicates"]["label_conflicts"])
              + duplicate_findings(diag["duplicates"], groups_used, th)
              + outlier_findings(diag["outliers"])
-             + separability_findings(diag["separability"])
+             + separability_findings(diag["separability"], th)
              + shortcut_findings(diag.get("image_properties"), th)
              + image_quality_findings(diag.get("image_properties"), th)
              + slice_findings(diag.get("slices")))

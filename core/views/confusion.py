@@ -1,0 +1,82 @@
+"""Confusion that stays readable at any class count: the most confused pairs, a matrix ordered so that classes
+confused with each other sit together and limited to the classes most involved in errors, and the full matrix as CSV.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+# A run with more classes than this opens the Classes page on the pairs and the limited matrix.
+MANY_CLASSES = 15
+OTHER = "other"
+
+
+def oof_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Every fold model's validation rows: each cross-validation image once, predicted by the model that did not
+    train on it."""
+    return predictions[(predictions["model"] != "ensemble") & (predictions["role"] == "val")]
+
+
+def confused_pairs(predictions: pd.DataFrame, classes: Sequence[str], top: int = 20) -> pd.DataFrame:
+    """The `top` most frequent (true, predicted) mistakes of the out-of-fold predictions, each direction a pair of
+    its own: count, share of the true class's images, and that share's mean, min and max over the folds (a pair
+    made by one fold alone is a fluke of the split more than a habit of the model)."""
+    rows = oof_rows(predictions)
+    support = rows.groupby("label").size()
+    fold_support = rows.groupby(["fold", "label"]).size()
+    wrong = rows[rows["label"] != rows["pred"]]
+    counts = wrong.groupby(["label", "pred"]).size().sort_values(ascending=False, kind="stable").head(top)
+    by_fold = wrong.groupby(["fold", "label", "pred"]).size()
+    folds = sorted(rows["fold"].unique())
+    records = []
+    for (true, pred), count in counts.items():
+        shares = [by_fold.get((fold, true, pred), 0) / fold_support[(fold, true)]
+                  for fold in folds if (fold, true) in fold_support.index]
+        records.append({"true": classes[true], "predicted": classes[pred], "count": int(count),
+                        "share": count / support[true], "fold min": min(shares), "fold max": max(shares),
+                        "true_index": int(true), "pred_index": int(pred)})
+    return pd.DataFrame(records, columns=["true", "predicted", "count", "share", "fold min", "fold max",
+                                          "true_index", "pred_index"])
+
+
+def clustered_confusion(matrix: np.ndarray, classes: Sequence[str], max_classes: int = 25
+                        ) -> tuple[np.ndarray, list[str]]:
+    """The confusion matrix limited to the `max_classes` classes most involved in errors (mistakes made plus
+    mistakes received), the others summed into a last row and column "other", and ordered by average-linkage
+    clustering on 1 − the symmetrised row-normalised confusion, so classes confused with each other sit together.
+    Counts are kept: every image is still in the returned matrix."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    matrix = np.asarray(matrix, dtype=float)
+    errors = matrix - np.diag(np.diag(matrix))
+    involvement = errors.sum(axis=0) + errors.sum(axis=1)
+    keep = np.sort(np.argsort(-involvement, kind="stable")[:max_classes])
+    if len(keep) > 1:
+        totals = matrix.sum(axis=1, keepdims=True)
+        shares = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)[np.ix_(keep, keep)]
+        distance = 1 - np.minimum(1, (shares + shares.T) / 2)
+        np.fill_diagonal(distance, 0)
+        keep = keep[leaves_list(linkage(squareform(distance, checks=False), method="average"))]
+    names = [classes[i] for i in keep]
+    rest = np.setdiff1d(np.arange(len(classes)), keep)
+    if not len(rest):
+        return matrix[np.ix_(keep, keep)], names
+    limited = np.zeros((len(keep) + 1, len(keep) + 1))
+    limited[:-1, :-1] = matrix[np.ix_(keep, keep)]
+    limited[:-1, -1] = matrix[np.ix_(keep, rest)].sum(axis=1)
+    limited[-1, :-1] = matrix[np.ix_(rest, keep)].sum(axis=0)
+    limited[-1, -1] = matrix[np.ix_(rest, rest)].sum()
+    return limited, [*names, OTHER]
+
+
+def confusion_csv(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
+    """The full matrix as CSV: one row per true class, one column per predicted class, counts."""
+    frame = pd.DataFrame(np.asarray(matrix).astype(int), index=list(classes), columns=list(classes))
+    frame.index.name = "true \\ predicted"
+    buffer = io.StringIO()
+    frame.to_csv(buffer)
+    return buffer.getvalue().encode()

@@ -1,0 +1,77 @@
+"""A run of many classes: the Classes page opens on the most confused pairs and a limited clustered matrix, and
+per-class charts show the worst classes unless asked for all."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dashboard_fixtures import open_page
+
+from core.testing.synthetic import make_synthetic_run
+from core.views.figures import WORST_SHOWN
+
+MANY, FEW = "20250110-120000-many", "20250110-120000-few"
+N_CLASSES = 30
+
+
+@pytest.fixture(scope="module")
+def many_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs_dir = tmp_path_factory.mktemp("many") / "runs"
+    make_synthetic_run(runs_dir, MANY, 300, N_CLASSES, 3, 16, seed=5, files_per_class=2, epochs=3, diagnostics=False)
+    make_synthetic_run(runs_dir, FEW, 90, 3, 3, 16, seed=6, files_per_class=2, epochs=3, diagnostics=False)
+    return runs_dir
+
+
+@pytest.fixture()
+def env(many_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(many_runs))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    return many_runs
+
+
+def test_many_classes_open_on_the_confused_pairs_each_linking_to_its_images(env: Path) -> None:
+    app = open_page("Classes", run=MANY)
+    assert not app.exception
+    pairs = app.dataframe[0].value
+    assert list(pairs.columns[:3]) == ["true", "predicted", "count"] and pairs["count"].is_monotonic_decreasing
+    first = pairs.iloc[0]
+    assert first["images"] == (f"./Misclassified?run={MANY}&fold=oof&role=val&true={first['true']}"
+                               f"&pred={first['predicted']}")
+    # the gallery below opens on the most confused pair
+    assert [app.selectbox(key=k).value for k in ("true", "pred")] == [first["true"], first["predicted"]]
+    [matrix] = [c for c in app.get("plotly_chart") if "most involved in errors" in c.proto.spec]
+    assert "other" in matrix.proto.spec
+    assert app.get("download_button")   # the full matrix as CSV
+
+
+def test_per_class_scores_show_the_worst_classes_with_a_toggle_for_all(env: Path) -> None:
+    app = open_page("Classes", run=MANY)
+    toggle = app.toggle(key="scores_all")
+    assert f"the {WORST_SHOWN} classes of lowest recall" in _specs(app)
+    toggle.set_value(True).run()
+    assert f"the {WORST_SHOWN} classes of lowest recall" not in _specs(app)
+
+
+def test_few_classes_keep_the_clickable_matrix(env: Path) -> None:
+    app = open_page("Classes", run=FEW)
+    assert not app.exception and not app.get("download_button") and not app.toggle
+    assert "most involved in errors" not in _specs(app)
+    assert "click to show" in _specs(app)   # the full matrix, a marker on every cell
+
+
+def test_overfitting_shows_the_largest_gaps_unless_asked_for_all(env: Path) -> None:
+    app = open_page("Overfitting", run=MANY)
+    assert not app.exception and app.toggle(key="gap_all").value is False
+    assert len(_gap_bars(app)) == WORST_SHOWN
+    app.toggle(key="gap_all").set_value(True).run()
+    assert len(_gap_bars(app)) == N_CLASSES
+
+
+def _gap_bars(app) -> list[str]:
+    [gaps] = [json.loads(c.proto.spec) for c in app.get("plotly_chart") if "Recall gap by class" in c.proto.spec]
+    return gaps["data"][0]["y"]
+
+
+def _specs(app) -> str:
+    return " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
