@@ -146,7 +146,8 @@ def class_count_bars(counts: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
         names, sizes = counts["class"], counts[split]
         figure.add_bar(**({"x": names, "y": sizes} if many else {"y": names, "x": sizes, "orientation": "h"}),
                        name=split, opacity=opacity, marker_color=[colors[c] for c in counts["class"]],
-                       hovertemplate=("%{x}: %{y}" if many else "%{y}: %{x}") + " images (" + split + ")<extra></extra>")
+                       hovertemplate=("%{x}: %{y}" if many else "%{y}: %{x}")
+                       + " images (" + split + ")<extra></extra>")
     if many:
         return _finish(figure, barmode="stack", showlegend=False, height=380, xaxis_showticklabels=False,
                        xaxis_title=f"{len(counts)} classes, largest to smallest (hover for the name)",
