@@ -41,8 +41,12 @@ class Thresholds:
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
     neighbours: int = 15                  # k of the kNN graph (UMAP, duplicate candidates, separability)
     # near-duplicates: cosine similarity of mean-centred backbone embeddings (full dimension); the same
-    # setting joins split units under --dedup-groups near
-    near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY
+    # setting joins split units under --dedup-groups near. A fixed cosine fits no embedding of every dataset
+    # (look-alike products sit at 0.7-0.9), so the threshold used is calibrated on the data's own nearest-
+    # neighbour similarities: median + z * 1.4826 * MAD of each image's best cosine, kept within floor..ceiling
+    near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY   # the floor
+    near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
+    near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
