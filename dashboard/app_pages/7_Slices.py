@@ -52,9 +52,7 @@ if block is None or run.table("slices") is None:
 
 table = explain_views.slice_table(block)
 if table.empty:
-    st.success(f"No failing slice: none of the {block['candidates']} clusters checked in each embedding space fails "
-               f"well above the run's out-of-fold error ({block['run_error']:.0%}) consistently across folds.",
-               icon=":material/check_circle:")
+    st.success(explain_views.no_slice_message(block), icon=":material/check_circle:")
     links.share_link()
     st.stop()
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from diagnostics_fixtures import Spec, make_run
 
 from core.analysis.diagnostics import run_diagnostics
+from core.analysis.diagnostics.neighbours import prepare
+from core.analysis.diagnostics.slices import REASONS, error_p_value, failing_slices
+from core.analysis.diagnostics.thresholds import Thresholds
 from core.store import run_store
 
 LEARNABLE = {"class_scale": 3.0, "group_scale": 1.0}   # a low run error, so a failing group stands out
@@ -35,4 +40,45 @@ def test_a_run_without_a_failing_kind_has_no_slice(tmp_path: Path) -> None:
     run_diagnostics(run, log=lambda line: None)
     diag = run_store.read_json(run / "diagnostics.json")
     assert diag["slices"]["found"] == [] and len(pd.read_parquet(run / "slices.parquet")) == 0
+    assert diag["slices"]["examined"]["backbone"]["clusters"] >= 2 and diag["slices"]["examined"]["backbone"]["passed"] == 0
     assert not any(f["id"].startswith("slice:") for f in run_store.read_json(run / "findings.json")["findings"])
+
+
+def _small_run(seed: int, planted: int, n: int = 400, base: float = 0.12, bad: float = 0.45):
+    """A ~400-image run: 12 kinds of image plus `planted` images of one more kind, wrong out of fold at `bad`
+    against `base` elsewhere (a moderate slice), over 5 folds drawn at random."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.normal(size=(12, 64)) * 2.0
+    x = np.concatenate([kinds[rng.integers(0, 12, size=n - planted)],
+                        np.tile(rng.normal(size=64) * 2.0, (planted, 1))]) + rng.normal(size=(n, 64))
+    wrong = rng.random(n) < np.r_[np.full(n - planted, base), np.full(planted, bad)]
+    label = rng.integers(0, 3, size=n)
+    samples = pd.DataFrame({"sample_id": np.arange(n), "fold": rng.integers(0, 5, size=n)})
+    oof = pd.DataFrame({"sample_id": np.arange(n), "label": label, "pred": np.where(wrong, (label + 1) % 3, label),
+                        "confidence": 0.8})
+    th = Thresholds()
+    return failing_slices([prepare("backbone", x.astype(np.float32), th)], samples, oof, ["a", "b", "c"], None, th)
+
+
+def test_a_moderate_slice_in_a_400_image_run_is_found_and_every_examined_cluster_is_counted() -> None:
+    members, block = _small_run(seed=2, planted=30)   # seed 2: a per-fold share test missed it (5 members a fold)
+    [found] = block["found"]
+    assert set(members["sample_id"]) <= set(range(370, 400)) and found["size"] >= 15
+    assert found["error"] > 2 * found["run_error"] and found["p_value"] <= 0.01
+    tally = block["examined"]["backbone"]
+    assert tally["clusters"] == 16 and tally["passed"] == 1
+    assert sum(tally[reason] for reason in REASONS) == tally["clusters"]
+
+
+def test_a_400_image_run_without_a_failing_kind_has_no_slice_and_says_why() -> None:
+    for seed in range(3):
+        members, block = _small_run(seed=seed, planted=0)
+        tally = block["examined"]["backbone"]
+        assert block["found"] == [] and len(members) == 0 and tally["passed"] == 0
+        assert tally["clusters"] == 16 and tally["not_worse"] >= 12
+
+
+def test_the_permutation_p_value_is_exact_for_a_small_cluster() -> None:
+    # 4 of 5 drawn from 20 images with 5 mistakes: C(5,4)C(15,1)+C(5,5) over C(20,5)
+    assert error_p_value(4, 5, 5, 20) == pytest.approx((5 * 15 + 1) / 15504)
+    assert error_p_value(0, 5, 5, 20) == pytest.approx(1.0)

@@ -71,8 +71,8 @@ class Thresholds:
     slice_min_size: int = 8               # fewer members (cv) than this is never a slice
     slice_error_lift: float = 1.5         # error at least this multiple of the run's ...
     slice_error_margin: float = 0.15      # ... and this many points above it
-    slice_p_value: float = 0.01           # binomial test of the errors against the run's rate
-    slice_fold_share: float = 0.75        # above the run's error in at least this share of its folds
+    slice_p_value: float = 0.01           # permutation test (exact) of the cluster's errors against the rest's
+    # and, without the fold where it errs most, still slice_error_lift times the run's error (not one fold's)
     slice_overlap: float = 0.5            # a slice sharing this share (Jaccard) with a better one is dropped
     slice_max: int = 8                    # slices kept, best first
     slice_property_auc: float = 0.75      # a property describes a slice when AUC(slice vs rest) is this far out
