@@ -4,6 +4,7 @@ import pandas as pd
 from core.analysis.diagnostics.duplicates import duplicates
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.testing.alarms import look_alikes, plant_copy
 
 
 def _samples(fold, split, sha=None):
@@ -74,18 +75,9 @@ def test_identical_files_under_different_labels_are_listed_as_label_conflicts():
                                            "paths": ["c/4.jpg", "c/9.jpg", "c/30.jpg"]}]
 
 
-def _look_alikes(n, shared, seed=0):
-    """Distinct items of three look-alike classes: each image is its class's look plus its own detail, so that
-    nearest neighbours sit at cosine 0.7-0.9 (greyscale product photos) without any being the same item."""
-    rng = np.random.default_rng(seed)
-    looks = rng.normal(size=(3, 256))
-    x = looks[np.arange(n) % 3] * shared + rng.normal(size=(n, 256))
-    return x
-
-
 def test_distinct_look_alikes_with_high_similarity_are_not_called_near_duplicates():
     n = 240
-    embedding = _look_alikes(n, shared=1.8).astype(np.float16)
+    embedding = look_alikes(n, shared=1.8).astype(np.float16)
     pairs, summary = _run(_samples([i % 3 for i in range(n)], ["cv"] * n), embedding)
     assert summary["sweep"][2]["pairs"] > 50          # a fixed cosine of 0.70 would flag many of them ...
     assert summary["near"]["pairs"] == 0 and len(pairs) == 0   # ... the calibrated one flags none
@@ -95,8 +87,7 @@ def test_distinct_look_alikes_with_high_similarity_are_not_called_near_duplicate
 
 def test_a_slightly_noised_copy_among_look_alikes_is_a_near_duplicate():
     n = 240
-    x = _look_alikes(n, shared=1.8)
-    x[8] = x[100] * 1.02 + np.random.default_rng(1).normal(size=256) * 0.15   # the same image, resized and noised
+    x = plant_copy(look_alikes(n, shared=1.8), original=100, copy=8)   # the same image, resized and noised
     pairs, summary = _run(_samples([i % 3 for i in range(n)], ["cv"] * n), x.astype(np.float16))
     assert set(zip(pairs["sample_id_a"], pairs["sample_id_b"])) == {(8, 100)}
     assert pairs["leakage"].all() and summary["near"]["pairs"] == 1

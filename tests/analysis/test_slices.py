@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from diagnostics_fixtures import Spec, make_run
@@ -14,6 +13,7 @@ from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.slices import REASONS, error_p_value, failing_slices
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.store import run_store
+from core.testing.alarms import small_run
 
 LEARNABLE = {"class_scale": 3.0, "group_scale": 1.0}   # a low run error, so a failing group stands out
 
@@ -44,20 +44,10 @@ def test_a_run_without_a_failing_kind_has_no_slice(tmp_path: Path) -> None:
     assert not any(f["id"].startswith("slice:") for f in run_store.read_json(run / "findings.json")["findings"])
 
 
-def _small_run(seed: int, planted: int, n: int = 400, base: float = 0.12, bad: float = 0.45):
-    """A ~400-image run: 12 kinds of image plus `planted` images of one more kind, wrong out of fold at `bad`
-    against `base` elsewhere (a moderate slice), over 5 folds drawn at random."""
-    rng = np.random.default_rng(seed)
-    kinds = rng.normal(size=(12, 64)) * 2.0
-    x = np.concatenate([kinds[rng.integers(0, 12, size=n - planted)],
-                        np.tile(rng.normal(size=64) * 2.0, (planted, 1))]) + rng.normal(size=(n, 64))
-    wrong = rng.random(n) < np.r_[np.full(n - planted, base), np.full(planted, bad)]
-    label = rng.integers(0, 3, size=n)
-    samples = pd.DataFrame({"sample_id": np.arange(n), "fold": rng.integers(0, 5, size=n)})
-    oof = pd.DataFrame({"sample_id": np.arange(n), "label": label, "pred": np.where(wrong, (label + 1) % 3, label),
-                        "confidence": 0.8})
+def _small_run(seed: int, planted: int):
+    x, samples, oof = small_run(seed, planted)
     th = Thresholds()
-    return failing_slices([prepare("backbone", x.astype(np.float32), th)], samples, oof, ["a", "b", "c"], None, th)
+    return failing_slices([prepare("backbone", x, th)], samples, oof, ["a", "b", "c"], None, th)
 
 
 def test_a_moderate_slice_in_a_400_image_run_is_found_and_every_examined_cluster_is_counted() -> None:
