@@ -57,7 +57,7 @@ if table.empty:
     st.stop()
 
 st.caption(f"Clusters of similar images (k-means in each embedding space) whose out-of-fold error is well above the "
-           f"run's **{block['run_error']:.0%}** in most folds, ranked by the errors they add. Pick one to see where "
+           f"run's **{block['run_error']:.0%}**, not in one fold only, ranked by the errors they add. Pick one to see where "
            "it lies and what it holds.")
 st.dataframe(table.drop(columns="description"), hide_index=True, width="stretch", column_config={
     **{c: st.column_config.NumberColumn(format="percent") for c in ("error", "run_error", "fold_min", "fold_max")},
