@@ -24,11 +24,11 @@ def split_units(samples: pd.DataFrame, use_groups: bool, dedup: str, embedding: 
     n = len(samples)
     groups = samples["group"].to_numpy(dtype=object) if use_groups else None
     by_group = join_units(n, [groups])
-    pairs = None
+    pairs, cut = None, None
     if dedup == "near":
         from core.analysis.diagnostics.duplicates import near_duplicate_pairs  # lazy: only near needs the kNN machinery
         from core.analysis.diagnostics.thresholds import Thresholds
-        pairs = near_duplicate_pairs(embedding, Thresholds(near_duplicate_similarity=similarity))
+        pairs, cut = near_duplicate_pairs(embedding, Thresholds(near_duplicate_similarity=similarity))
     unit = join_units(n, [groups, samples["sha256"].to_numpy() if dedup != "off" else None], pairs)
     n_units = int(unit.max()) + 1 if n else 0
     sizes = np.bincount(unit, minlength=n_units)
@@ -36,7 +36,8 @@ def split_units(samples: pd.DataFrame, use_groups: bool, dedup: str, embedding: 
     parts = pd.Series(by_group).groupby(unit).nunique().to_numpy()
     return SplitUnits(unit, {
         "dedup_groups": dedup,
-        "near_duplicate_similarity": similarity if dedup == "near" else None,
+        "near_duplicate_similarity": similarity if dedup == "near" else None,   # the floor
+        "near_threshold": cut,   # calibrated on the data's nearest-neighbour cosines, never below the floor
         "near_pairs": None if pairs is None else int(len(pairs)),
         "units": n_units,
         "merged_units": int((parts > 1).sum()),
@@ -51,7 +52,7 @@ def describe(summary: dict) -> str:
     if dedup == "off":
         return f"splits: {summary['units']} units (--dedup-groups off)"
     how = ("identical files" if dedup == "exact" else
-           f"identical files and near-duplicates (cosine ≥ {summary['near_duplicate_similarity']:.2f})")
+           f"identical files and near-duplicates (cosine ≥ {summary['near_threshold']:.2f}, calibrated)")
     if not summary["merged_units"]:
         return f"splits: {summary['units']} units; no {how} to join"
     return (f"splits: {summary['units']} units; {summary['merged_units']} of them join "

@@ -85,6 +85,27 @@ def slice_table(block: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+_WHY = {"too_small": "too small to judge", "not_worse": "not worse enough than the run",
+        "one_fold": "worse in one fold only", "not_significant": "not significantly worse (permutation test)"}
+
+
+def no_slice_message(block: dict) -> str:
+    """Why no slice was found: what was examined in each space and the first test each cluster failed."""
+    examined = block.get("examined")
+    head = f"No failing slice at the run's out-of-fold error of {block['run_error']:.0%}."
+    if examined is None:   # diagnostics.json before the count was recorded
+        return head + " Run `diagnose` again to see what was examined."
+    parts = []
+    for space, tally in examined.items():
+        if not tally["clusters"]:
+            parts.append(f"{space}: no cluster formed")
+            continue
+        why = ", ".join(f"{tally[k]} {text}" for k, text in _WHY.items()
+                        if tally.get(k))
+        parts.append(f"{space}: {tally['clusters']} clusters examined ({why})")
+    return head + " " + "; ".join(parts) + "."
+
+
 def slice_points(coords: pd.DataFrame, members: pd.DataFrame, slice_name: str) -> pd.DataFrame:
     """Map points of the slice's space with `in_slice`, the slice's points last so they are drawn on top."""
     inside = set(members.loc[members["slice"] == slice_name, "sample_id"].astype(int))

@@ -53,14 +53,12 @@ if block is None or run.table("slices") is None:
 
 table = explain_views.slice_table(block)
 if table.empty:
-    st.success(f"No failing slice: none of the {block['candidates']} clusters checked in each embedding space fails "
-               f"well above the run's out-of-fold error ({block['run_error']:.0%}) consistently across folds.",
-               icon=":material/check_circle:")
+    st.success(explain_views.no_slice_message(block), icon=":material/check_circle:")
     links.share_link()
     st.stop()
 
 st.caption(f"Clusters of similar images (k-means in each embedding space) whose out-of-fold error is well above the "
-           f"run's **{block['run_error']:.0%}** in most folds, ranked by the errors they add. Pick one to see where "
+           f"run's **{block['run_error']:.0%}**, not in one fold only, ranked by the errors they add. Pick one to see where "
            "it lies and what it holds.")
 st.dataframe(table.drop(columns="description"), hide_index=True, width="stretch", column_config={
     **{c: st.column_config.NumberColumn(format="percent") for c in ("error", "run_error", "fold_min", "fold_max")},

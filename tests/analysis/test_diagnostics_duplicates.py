@@ -4,6 +4,7 @@ import pandas as pd
 from core.analysis.diagnostics.duplicates import duplicates
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.thresholds import Thresholds
+from core.testing.alarms import look_alikes, plant_copy
 
 
 def _samples(fold, split, sha=None):
@@ -72,3 +73,21 @@ def test_identical_files_under_different_labels_are_listed_as_label_conflicts():
     _, summary = _run(samples, _embedding_with_pairs(n, []))
     assert summary["label_conflicts"] == [{"sha256": "h4", "labels": ["c", "d"], "sample_ids": [4, 9, 30],
                                            "paths": ["c/4.jpg", "c/9.jpg", "c/30.jpg"]}]
+
+
+def test_distinct_look_alikes_with_high_similarity_are_not_called_near_duplicates():
+    n = 240
+    embedding = look_alikes(n, shared=1.8).astype(np.float16)
+    pairs, summary = _run(_samples([i % 3 for i in range(n)], ["cv"] * n), embedding)
+    assert summary["sweep"][2]["pairs"] > 50          # a fixed cosine of 0.70 would flag many of them ...
+    assert summary["near"]["pairs"] == 0 and len(pairs) == 0   # ... the calibrated one flags none
+    threshold = summary["threshold"]
+    assert threshold["floor"] <= threshold["nn_median"] < threshold["similarity"] <= threshold["ceiling"]
+
+
+def test_a_slightly_noised_copy_among_look_alikes_is_a_near_duplicate():
+    n = 240
+    x = plant_copy(look_alikes(n, shared=1.8), original=100, copy=8)   # the same image, resized and noised
+    pairs, summary = _run(_samples([i % 3 for i in range(n)], ["cv"] * n), x.astype(np.float16))
+    assert set(zip(pairs["sample_id_a"], pairs["sample_id_b"])) == {(8, 100)}
+    assert pairs["leakage"].all() and summary["near"]["pairs"] == 1

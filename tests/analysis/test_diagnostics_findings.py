@@ -148,10 +148,18 @@ def test_leaking_near_duplicates_are_high_and_contained_ones_are_reported_as_inf
     [leak] = duplicate_findings(_dup(20, 14), False, TH)
     assert (leak["id"], leak["severity"]) == ("leakage", "high")
     assert leak["title"] == "Leakage: 14 near-duplicate pairs cross train and validation"
-    assert "splits ignore groups" in leak["evidence"]
+    assert "no group column" in leak["evidence"] and "ignore" not in leak["evidence"]
+    [leak] = duplicate_findings(_dup(20, 14), False, TH, has_groups=True)   # grouped data run with --no-groups
+    assert "splits ignore the dataset's groups (--no-groups)" in leak["evidence"]
     [kept] = duplicate_findings(_dup(20, 0, same_group=20), True, TH)
     assert (kept["id"], kept["severity"]) == ("duplicates-contained", "info")
     assert duplicate_findings(_dup(0, 0), True, TH) == []
+
+
+def test_the_leakage_finding_names_the_calibrated_threshold_the_pairs_were_found_at():
+    dup = {**_dup(20, 14), "threshold": {"similarity": 0.93}}
+    [leak] = duplicate_findings(dup, False, TH)
+    assert "(cosine ≥ 0.93)" in leak["evidence"]
 
 
 def test_on_grouped_folds_leaking_pairs_are_named_as_different_groups_and_counts_of_one_read_singular():

@@ -27,8 +27,8 @@ def test_identical_files_are_one_unit_even_across_groups_and_without_a_group_col
     sha = ["h0", "h1", "h0", "h3", "h1", "h5"]
     plain = split_units(samples_with(sha), use_groups=False, dedup="exact")
     assert plain.unit[0] == plain.unit[2] and plain.unit[1] == plain.unit[4]
-    assert plain.summary == {"dedup_groups": "exact", "near_duplicate_similarity": None, "near_pairs": None,
-                             "units": 4, "merged_units": 2, "samples_in_merged_units": 4, "samples_sharing_a_unit": 4}
+    assert plain.summary == {"dedup_groups": "exact", "near_duplicate_similarity": None, "near_threshold": None,
+                             "near_pairs": None, "units": 4, "merged_units": 2, "samples_in_merged_units": 4, "samples_sharing_a_unit": 4}
     grouped = split_units(samples_with(sha, ["g1", "g1", "g2", "g3", "g4", "g4"]), use_groups=True, dedup="exact")
     # g1 and g2 share a file, g1 and g4 share one: g1, g2, g4 and their members are one unit
     assert len(set(grouped.unit[[0, 1, 2, 4, 5]])) == 1 and grouped.unit[3] != grouped.unit[0]
@@ -51,7 +51,7 @@ def test_near_joins_near_identical_embeddings_at_the_diagnostics_threshold_and_r
     assert units.summary["units"] == n - 3 and units.summary["near_pairs"] == 4   # 0-2 are near too
     assert units.summary["near_duplicate_similarity"] == NEAR_DUPLICATE_SIMILARITY
     assert Thresholds().near_duplicate_similarity == NEAR_DUPLICATE_SIMILARITY   # one setting for both
-    assert "near-duplicates (cosine ≥ 0.70)" in describe(units.summary) and "2 of them join 5 images" in describe(
+    assert "near-duplicates (cosine ≥ 0.70, calibrated)" in describe(units.summary) and "2 of them join 5 images" in describe(
         units.summary)
 
 

@@ -38,11 +38,30 @@ def pair_keys(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(a, dtype=np.int64) * n + np.asarray(b, dtype=np.int64)
 
 
-def near_duplicate_pairs(embedding: np.ndarray, th: Thresholds) -> np.ndarray:
+def calibrated_threshold(pairs: pd.DataFrame, n: int, th: Thresholds) -> dict:
+    """The cosine from which a candidate pair is near, and how it was derived: an outlier (robust z above
+    `near_duplicate_z`) among the images' nearest-neighbour similarities, clipped to the floor and ceiling.
+    Distinct look-alikes raise the median with them; a copy stands out above it. pairs: a, b, similarity."""
+    best = np.full(n, -1.0)
+    np.maximum.at(best, pairs["a"].to_numpy(), pairs["similarity"].to_numpy(dtype=float))
+    np.maximum.at(best, pairs["b"].to_numpy(), pairs["similarity"].to_numpy(dtype=float))
+    best = best[best > -1.0]
+    median = float(np.median(best)) if len(best) else 0.0
+    mad = float(np.median(np.abs(best - median))) if len(best) else 0.0
+    outlier = median + th.near_duplicate_z * 1.4826 * mad
+    return {"similarity": float(np.clip(outlier, th.near_duplicate_similarity, th.near_duplicate_ceiling)),
+            "nn_median": median, "nn_mad": mad, "z": th.near_duplicate_z,
+            "floor": th.near_duplicate_similarity, "ceiling": th.near_duplicate_ceiling,
+            "rule": "median + z * 1.4826 * MAD of each image's nearest-neighbour cosine, within floor..ceiling"}
+
+
+def near_duplicate_pairs(embedding: np.ndarray, th: Thresholds) -> tuple[np.ndarray, float]:
     """(a, b) rows of every pair this diagnostic calls near (identical files included), from the backbone
-    embedding alone: `--dedup-groups near` joins them into split units before any split exists."""
+    embedding alone, and the calibrated cosine used: `--dedup-groups near` joins them into split units before
+    any split exists."""
     pairs = candidate_pairs(prepare("backbone", embedding, th), embedding)
-    return pairs.loc[pairs["similarity"] >= th.near_duplicate_similarity, ["a", "b"]].to_numpy()
+    cut = calibrated_threshold(pairs, len(embedding), th)["similarity"]
+    return pairs.loc[pairs["similarity"] >= cut, ["a", "b"]].to_numpy(), cut
 
 
 def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
@@ -64,9 +83,10 @@ def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
     exact = pd.DataFrame({"a": ea, "b": eb, "similarity": np.ones(len(ea), dtype=np.float32), "kind": "exact"})
     candidates = candidate_pairs(backbone, embedding)
     n = len(samples)
+    threshold = calibrated_threshold(candidates, n, th)
     candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), pair_keys(ea, eb, n))]
     candidates = flag_leakage(candidates.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), samples)
-    near = candidates[candidates["similarity"] >= th.near_duplicate_similarity].assign(kind="near")
+    near = candidates[candidates["similarity"] >= threshold["similarity"]].assign(kind="near")
     pairs = pd.concat([exact.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), near.drop(
         columns=["crosses_folds", "touches_test", "leakage"])], ignore_index=True)
     pairs = flag_leakage(pairs, samples)
@@ -77,6 +97,7 @@ def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
     pairs = pairs.sort_values(["kind", "similarity"], ascending=[True, False], kind="stable")[COLUMNS]
     pairs = pairs.astype({"sample_id_a": "int64", "sample_id_b": "int64"}).reset_index(drop=True)
     summary = summarize(pairs, candidates, samples)
+    summary["threshold"] = threshold
     summary["label_conflicts"] = label_conflicts(samples.set_index("sample_id"))
     return pairs, summary
 

@@ -244,7 +244,7 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
         "Misclassified", fold="oof", tab="label_issues")]
 
 
-def _leakage_consequence(exact: dict, near: dict, groups_used: bool) -> str:
+def _leakage_consequence(exact: dict, near: dict, groups_used: bool, has_groups: bool) -> str:
     """What the leaking pairs mean, saying only what is known: identical files are the same image; a near pair
     is two images whose features are close, which may or may not be the same item."""
     out = []
@@ -258,15 +258,19 @@ def _leakage_consequence(exact: dict, near: dict, groups_used: bool) -> str:
                    f"under two groups; only the second makes held-out scores optimistic (see them side by side on "
                    f"the Data page).")
     elif near["leaking"]:
-        out.append(" The splits ignore groups; whether a near pair shows one item twice is not known from the "
-                   "features alone. If it does, held-out scores are optimistic; a group column (used unless "
-                   "--no-groups) or --dedup-groups near keeps such images on one side (see them side by side on the "
-                   "Data page).")
+        # say "ignore groups" only of a dataset that has them (--no-groups); without a group column there is none
+        how = ("The splits ignore the dataset's groups (--no-groups)" if has_groups
+               else "The dataset has no group column")
+        out.append(f" {how}; whether a near pair shows one item twice is not known from the features alone. If it "
+                   "does, held-out scores are optimistic; a group column (used unless --no-groups) or "
+                   "--dedup-groups near keeps such images on one side (see them side by side on the Data page).")
     return "".join(out)
 
 
-def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dict]:
+def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds, has_groups: bool = False) -> list[dict]:
     exact, near = dup["exact"], dup["near"]
+    # the calibrated cosine the pairs were found at (diagnostics.json before it was recorded: the fixed one)
+    cut = dup.get("threshold", {}).get("similarity", th.near_duplicate_similarity)
     out = []
     leaking = exact["leaking"] + near["leaking"]
     if leaking:
@@ -287,9 +291,9 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
         out.append(finding(
             "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
             f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
-            f"{th.near_duplicate_similarity:.2f}), {exact['leaking']} exact and {near['leaking']} near "
+            f"{cut:.2f}), {exact['leaking']} exact and {near['leaking']} near "
             f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set."
-            f"{_leakage_consequence(exact, near, groups_used)}",
+            f"{_leakage_consequence(exact, near, groups_used, has_groups)}",
             "Data", tab="duplicates"))
     contained = near["pairs"] - near["leaking"]
     if contained and not (out and out[0]["severity"] == "high"):
@@ -301,7 +305,7 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds) -> list[dic
             f"Near-duplicates: {_count(near['pairs'], 'pair')} found, {contained / near['pairs']:.0%} kept on one "
             f"side of every split",
             f"{_count(near['pairs'], 'near-duplicate pair')} {_agree(near['pairs'], 'has', 'have')} backbone cosine "
-            f"≥ {th.near_duplicate_similarity:.2f}{groups}; {how} {contained} of them out of any train/validation "
+            f"≥ {cut:.2f}{groups}; {how} {contained} of them out of any train/validation "
             f"or test crossing.",
             "Data", tab="duplicates"))
     if exact["pairs"] and not exact["leaking"]:
@@ -371,7 +375,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + prediction_set_findings(diag.get("conformal"), th)
              + label_issue_findings(diag["label_issues"], th)
              + label_conflict_findings(diag["duplicates"]["label_conflicts"])
-             + duplicate_findings(diag["duplicates"], groups_used, th)
+             + duplicate_findings(diag["duplicates"], groups_used, th, bool(diag.get("has_groups", groups_used)))
              + outlier_findings(diag["outliers"])
              + separability_findings(diag["separability"], th)
              + shortcut_findings(diag.get("image_properties"), th)

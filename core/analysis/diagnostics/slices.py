@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
+from scipy.stats import hypergeom
 from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
 
@@ -27,36 +27,62 @@ def _fold_errors(wrong: np.ndarray, folds: np.ndarray) -> dict[str, float]:
     return {str(int(k)): float(wrong[folds == k].mean()) for k in np.unique(folds)}
 
 
-def candidate_slices(space: Space, cv: pd.DataFrame, th: Thresholds) -> list[dict]:
-    """Clusters of one space that pass every test. cv: sample_id, fold, wrong for cv samples (samples order
-    among them); the cluster of a test sample is kept too, for the gallery, but only cv samples are scored."""
+REASONS = ("too_small", "not_worse", "one_fold", "not_significant", "passed")
+
+
+def error_p_value(errors: int, size: int, total_errors: int, total: int) -> float:
+    """One-sided permutation test of a cluster's errors against the rest: the chance that `size` images drawn
+    at random from the run hold at least `errors` mistakes. Computed exactly (hypergeometric), so it is valid
+    at any size, where a binomial test against the run's rate (which counts the cluster itself) is not."""
+    return float(hypergeom.sf(errors - 1, total, total_errors, size))
+
+
+def _without_worst_fold(per_fold: dict[str, float], fold_sizes: dict[str, int]) -> float:
+    """The cluster's error over its folds but the one where it errs most (a per-fold share test fails at 5
+    members a fold by chance; this asks only whether the excess survives losing its likeliest source)."""
+    worst = max(per_fold, key=per_fold.get)
+    rest = [k for k in per_fold if k != worst]
+    return sum(per_fold[k] * fold_sizes[k] for k in rest) / sum(fold_sizes[k] for k in rest)
+
+
+def _verdict(size: int, errors: int, per_fold: dict[str, float], fold_sizes: dict[str, int], run_error: float,
+             total_errors: int, total: int, th: Thresholds) -> tuple[str, float | None]:
+    """Why a cluster is no slice (the first test it fails, cheapest first), or "passed"; with its p-value."""
+    if size < th.slice_min_size:
+        return "too_small", None
+    if errors / size < max(th.slice_error_lift * run_error, run_error + th.slice_error_margin):
+        return "not_worse", None
+    if len(per_fold) < 2 or _without_worst_fold(per_fold, fold_sizes) < th.slice_error_lift * run_error:
+        return "one_fold", None   # one fold's accident, not a kind of image
+    p_value = error_p_value(errors, size, total_errors, total)
+    return ("not_significant" if p_value > th.slice_p_value else "passed"), p_value
+
+
+def candidate_slices(space: Space, cv: pd.DataFrame, th: Thresholds) -> tuple[list[dict], dict[str, int]]:
+    """Clusters of one space that pass every test, and how many clusters were examined and why the others
+    failed (`REASONS`). cv: sample_id, fold, wrong for cv samples (samples order among them); the cluster of a
+    test sample is kept too, for the gallery, but only cv samples are scored."""
     assignment = clusters(space.unit, th)
     run_error = float(cv["wrong"].mean())
     ids = cv["sample_id"].to_numpy()
     wrong = cv["wrong"].to_numpy(dtype=bool)
     folds = cv["fold"].to_numpy(dtype=int)
-    found = []
+    found, tally = [], dict.fromkeys(REASONS, 0)
     for cluster in np.unique(assignment):
         members = np.flatnonzero(assignment[ids] == cluster)
         size, errors = len(members), int(wrong[members].sum())
-        if size < th.slice_min_size:
-            continue
-        error = errors / size
-        if error < max(th.slice_error_lift * run_error, run_error + th.slice_error_margin):
-            continue
         per_fold = _fold_errors(wrong[members], folds[members])
-        above = np.mean([value > run_error for value in per_fold.values()])
-        if len(per_fold) < 2 or above < th.slice_fold_share:   # one fold's accident, not a kind of image
-            continue
-        p_value = float(binomtest(errors, size, run_error, alternative="greater").pvalue)
-        if p_value > th.slice_p_value:
+        fold_sizes = {str(int(k)): int(n) for k, n in zip(*np.unique(folds[members], return_counts=True))}
+        verdict, p_value = _verdict(size, errors, per_fold, fold_sizes, run_error, int(wrong.sum()), len(wrong), th)
+        tally[verdict] += 1
+        if verdict != "passed":
             continue
         found.append({"space": space.name, "members": ids[members].tolist(),
                       "all_members": np.flatnonzero(assignment == cluster).tolist(), "size": size, "errors": errors,
-                      "error": error, "run_error": run_error, "fold_errors": per_fold,
+                      "error": errors / size, "run_error": run_error, "fold_errors": per_fold,
                       "fold_std": float(np.std(list(per_fold.values()))), "p_value": p_value,
                       "excess_errors": errors - run_error * size})
-    return found
+    return found, {"clusters": len(np.unique(assignment)), **tally}
 
 
 def _jaccard(a: list[int], b: list[int]) -> float:
@@ -108,7 +134,10 @@ def failing_slices(spaces: list[Space], samples: pd.DataFrame, oof: pd.DataFrame
     cv = oof[["sample_id", "label", "pred", "confidence"]].merge(samples[["sample_id", "fold"]], on="sample_id")
     cv["wrong"] = cv["label"] != cv["pred"]
     cv = cv.sort_values("sample_id", ignore_index=True)
-    found = [c for space in spaces for c in candidate_slices(space, cv, th)]
+    found, examined = [], {}
+    for space in spaces:
+        passed, examined[space.name] = candidate_slices(space, cv, th)
+        found += passed
     found.sort(key=lambda c: -c["excess_errors"])
     kept: list[dict] = []
     for candidate in found:
@@ -138,4 +167,4 @@ def failing_slices(spaces: list[Space], samples: pd.DataFrame, oof: pd.DataFrame
              else pd.DataFrame({"slice": pd.Series(dtype=str), "space": pd.Series(dtype=str),
                                 "sample_id": pd.Series(dtype=np.int64)}))
     return table, {"file": "slices.parquet", "run_error": float(cv["wrong"].mean()), "candidates": len(found),
-                   "found": rows}
+                   "examined": examined, "found": rows}

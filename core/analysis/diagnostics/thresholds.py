@@ -41,8 +41,12 @@ class Thresholds:
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
     neighbours: int = 15                  # k of the kNN graph (UMAP, duplicate candidates, separability)
     # near-duplicates: cosine similarity of mean-centred backbone embeddings (full dimension); the same
-    # setting joins split units under --dedup-groups near
-    near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY
+    # setting joins split units under --dedup-groups near. A fixed cosine fits no embedding of every dataset
+    # (look-alike products sit at 0.7-0.9), so the threshold used is calibrated on the data's own nearest-
+    # neighbour similarities: median + z * 1.4826 * MAD of each image's best cosine, kept within floor..ceiling
+    near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY   # the floor
+    near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
+    near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
@@ -67,8 +71,8 @@ class Thresholds:
     slice_min_size: int = 8               # fewer members (cv) than this is never a slice
     slice_error_lift: float = 1.5         # error at least this multiple of the run's ...
     slice_error_margin: float = 0.15      # ... and this many points above it
-    slice_p_value: float = 0.01           # binomial test of the errors against the run's rate
-    slice_fold_share: float = 0.75        # above the run's error in at least this share of its folds
+    slice_p_value: float = 0.01           # permutation test (exact) of the cluster's errors against the rest's
+    # and, without the fold where it errs most, still slice_error_lift times the run's error (not one fold's)
     slice_overlap: float = 0.5            # a slice sharing this share (Jaccard) with a better one is dropped
     slice_max: int = 8                    # slices kept, best first
     slice_property_auc: float = 0.75      # a property describes a slice when AUC(slice vs rest) is this far out
