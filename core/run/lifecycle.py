@@ -26,8 +26,8 @@ from core.errors import UserError
 from core.evaluate import compute_metrics, ensemble_table
 from core.run.execution import FoldExecutor
 from core.run.executors import LocalExecutor
-from core.run.source_splits import shared_record, source_splits
 from core.run.source_splits import describe as describe_splits
+from core.run.source_splits import shared_record, source_splits
 from core.run.split_units import describe as describe_units
 from core.run.split_units import split_units
 from core.store import run_store as store
