@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 from core.config import Augmentation, resize_side
 from core.data.dataset import load_rgb
 from core.store.run_store import write_array
 from core.training.device import FastPaths, choose_fast_paths
+from core.training.progress import bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,7 +86,7 @@ def feature_batches(backbone: nn.Module, loader: Iterable, device: torch.device,
     backbone.eval().to(device)
     if fast.channels_last:
         backbone.to(memory_format=torch.channels_last)
-    for images, _ in tqdm(loader, desc="features", unit="batch", leave=False):
+    for images, _ in bar(loader, desc="features", unit="batch", leave=False):
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
             pooled = backbone(images).float()

@@ -16,10 +16,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
-from tqdm.auto import tqdm
 
 from core.config import RunConfig
 from core.training.device import FastPaths, choose_fast_paths
+from core.training.progress import bar
 
 
 @dataclass
@@ -91,12 +91,12 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
                                                  warmup_cosine(cfg.warmup_epochs * steps, cfg.epochs * steps))
     result = FitResult(best_state={}, best_epoch=0, epochs_run=0, stopped_early=False)
     best_score = -1.0
-    epochs = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False)
+    epochs = bar(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False)
     for epoch in epochs:
         lr = optimizer.param_groups[-1]["lr"]  # the head's group is last
         model.train()
         logits_seen, labels_seen = [], []
-        batches = tqdm(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
+        batches = bar(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
         for inputs, targets in batches:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
