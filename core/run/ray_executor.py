@@ -22,10 +22,10 @@ import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.errors import UserError
 from core.run.execution import ExecutionSettings, FoldFailed
