@@ -57,9 +57,13 @@ def page_urls(server: str, run_id: str) -> list[str]:
 
 def server_rss_mb() -> float:
     """Resident memory of the streamlit server this process started (its child)."""
-    (server,) = [child for child in psutil.Process().children(recursive=True)
-                 if "streamlit" in " ".join(child.cmdline())]
-    return server.memory_info().rss / 2**20
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "streamlit" in " ".join(child.cmdline()):
+                return child.memory_info().rss / 2**20
+        except psutil.Error:  # a browser process that has just exited
+            continue
+    raise RuntimeError("the streamlit server is not running")
 
 
 async def open_page(context, url: str) -> tuple[float, str | None]:
