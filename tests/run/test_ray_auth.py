@@ -26,6 +26,7 @@ def test_a_cluster_without_it_gets_one_line_saying_how_to_turn_it_on(mode):
 def test_a_node_reports_the_mode_its_processes_were_started_with(env, expected):
     """What the task on a joined cluster's node returns: Ray reads the mode from its process's environment."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    out = subprocess.run([sys.executable, "-c", "from core.run.ray_auth import node_auth_mode; print(node_auth_mode())"],
-                         env={**base, **env}, capture_output=True, text=True, check=True, timeout=120)
+    probe = "from core.run.ray_auth import node_auth_mode; print(node_auth_mode())"
+    out = subprocess.run([sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True,
+                         check=True, timeout=120)
     assert out.stdout.strip() == expected
