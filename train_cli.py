@@ -141,6 +141,9 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="early stopping: epochs without a better validation balanced accuracy (default: %(default)s)")
     add("--compile", default=DEFAULTS.compile, choices=["auto", "on", "off"],
         help="torch.compile the network when fine-tuning on CUDA (default: %(default)s)")
+    add("--cpu-fast-paths", default=DEFAULTS.cpu_fast_paths, metavar="NAMES",
+        help="fine-tuning on the CPU: take CUDA's fast paths here too, any of compile,bf16,channels_last "
+             "(slower on most CPUs; the tests use it to run those branches without a GPU; default: none)")
     add("--num-workers", type=int, default=DEFAULTS.num_workers,
         help="DataLoader workers; -1 picks from the CPU count (default: %(default)s)")
     add("--image-input", default=DEFAULTS.image_input, choices=["auto", "resident", "loader"],

@@ -23,6 +23,7 @@ DEDUP_GROUPS = ("exact", "near", "off")
 # Conformal prediction sets: the share of images whose true class their set should hold. One setting for the
 # diagnostics (Thresholds.conformal_coverage) and `serve` (ServeSettings.coverage); `predict --coverage` takes any.
 CONFORMAL_COVERAGE = 0.9
+FAST_PATHS = ("compile", "bf16", "channels_last")  # CUDA's speed-ups, which --cpu-fast-paths also takes on the CPU
 
 
 def default_cache_dir() -> Path:
@@ -82,7 +83,9 @@ class RunConfig:
     augment_strength: float = 1.0      # finetune: scales every augmentation (Augmentation.at_strength)
     patience: int = 8                  # early stopping on validation balanced accuracy
     # speed
-    compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only)
+    compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only unless below)
+    cpu_fast_paths: str = ""           # finetune on the CPU: any of compile,bf16,channels_last (CUDA's fast paths,
+                                       # run here so the suite exercises them where no GPU is)
     num_workers: int = -1              # DataLoader workers; -1 = pick from the CPU count
     image_input: str = "auto"          # finetune: auto | resident (decoded once, augmented on the device) | loader
     threads: int = 0                   # torch CPU threads in every fold job, whatever runs it; 0 = 1 in head mode,
@@ -115,6 +118,10 @@ class RunConfig:
                                      ("--dedup-groups", self.dedup_groups, DEDUP_GROUPS)):
             if value not in allowed:
                 raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
+        unknown = parse_fast_paths(self.cpu_fast_paths) - set(FAST_PATHS)
+        if unknown:
+            raise UserError(f"--cpu-fast-paths {self.cpu_fast_paths}: unknown {', '.join(sorted(unknown))}; "
+                            f"name any of {', '.join(FAST_PATHS)}, comma-separated")
         for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
                             ("--image-size", self.image_size)):
             if value < 1:
@@ -154,6 +161,11 @@ def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:
         else:
             parts += ["--" + field.name.replace("_", "-"), str(value)]
     return shlex.join(parts)
+
+
+def parse_fast_paths(setting: str) -> frozenset[str]:
+    """"compile, bf16" -> {"compile", "bf16"}; RunConfig.validate refuses names not in FAST_PATHS."""
+    return frozenset(name.strip() for name in setting.split(",") if name.strip())
 
 
 def check_split_settings(folds: int, test_size: float) -> None:

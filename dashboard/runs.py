@@ -63,7 +63,7 @@ class Run:
 
     def has(self, name: str) -> bool:
         """Whether the run has this table yet, without reading it (predictions of 100k images: half a million
-        rows, and every cached read of a table copies it)."""
+        rows)."""
         return (Path(self.path) / f"{name}.parquet").exists()
 
     def json(self, name: str) -> Any:
@@ -85,10 +85,19 @@ def run_of(entry: run_store.RunEntry) -> Run:
 
 
 # ---------------------------------------------------------------- cached reads (keyed by run_signature)
+# A run's tables are read once and shared by every session (st.cache_resource): st.cache_data would hand each
+# call its own unpickled copy, so 20 people on a 50,000-image run held 20 copies of its predictions. Each caller
+# gets a shallow copy: pandas copies on write, so a column a page adds or a value it sets stays its own and the
+# shared table never changes. Bounded by entries: a few runs' tables at once.
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _table(path: str, signature: tuple, name: str) -> pd.DataFrame | None:
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_table(path: str, signature: tuple, name: str) -> pd.DataFrame | None:
     return run_store.read_table(Path(path), name)
+
+
+def _table(path: str, signature: tuple, name: str) -> pd.DataFrame | None:
+    table = _shared_table(path, signature, name)
+    return None if table is None else table.copy(deep=False)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -96,10 +105,14 @@ def _json(path: str, signature: tuple, name: str) -> Any:
     return run_store.read_optional_json(Path(path), name)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, role: str) -> pd.DataFrame:
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _shared_rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, role: str) -> pd.DataFrame:
     return views.prediction_rows(_table(path, signature, "predictions"), _table(path, signature, "samples"),
                                  list(classes), source, role)
+
+
+def _rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, role: str) -> pd.DataFrame:
+    return _shared_rows(path, signature, classes, source, role).copy(deep=False)
 
 
 def cached(function: Callable, run: Run, *args: Any) -> Any:

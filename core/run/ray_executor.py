@@ -10,6 +10,8 @@ path (so on a cluster, every node needs this checkout at the same path, like the
 
 A local instance started here is private to this process: every server on the loopback interface, Ray's
 token authentication on with a token of its own, its own short temporary folder, and stopped when the block ends.
+Joining a cluster whose nodes run without token authentication prints a one-line warning. Fold tasks show no
+progress bars (one line per fold reaches the driver's log, not a carriage-return line per bar).
 """
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.errors import UserError
 from core.run.execution import ExecutionSettings, FoldFailed
+from core.run.ray_auth import auth_warning, node_auth_mode
 from core.training import fold_job
+from core.training.progress import PROGRESS_ENV
 
 # Ray's single-machine mode (its default on macOS and Windows): the node's address is the loopback one and
 # every Ray server binds to it. Read when ray is imported, so it is set before the first import.
@@ -100,6 +104,9 @@ def _connection(address: str | None) -> Iterator[str]:
         raise UserError(f"--ray-address {address}: cannot connect ({exc}); start the cluster with `ray start` "
                         f"or check the address") from exc
     try:
+        warning = auth_warning(address, ray.get(ray.remote(node_auth_mode).options(num_cpus=0).remote()))
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         yield "auto" if address == "auto" else "address"
     finally:
         ray.shutdown()
@@ -124,6 +131,12 @@ def check_request_fits(gpus: float, cpus: float, nodes: list[dict]) -> None:
                     f"{len(alive)}); ask for less per fold")
 
 
+def fold_task(job: Callable[[Path, int], dict], run_dir: str, fold: int) -> dict:
+    """What a Ray worker runs: the fold job, without progress bars (they reach the driver as long lines)."""
+    os.environ[PROGRESS_ENV] = "folds"
+    return job(run_dir, fold)
+
+
 @dataclass
 class RayExecutor:
     gpus_per_fold: float
@@ -140,9 +153,9 @@ class RayExecutor:
 
     def run_folds(self, run_dir: Path, folds: list[int]) -> Iterator[dict]:
         import ray
-        task = ray.remote(self.job).options(num_gpus=self.gpus_per_fold, num_cpus=self.cpus_per_fold,
-                                            max_retries=self.max_retries, retry_exceptions=False)
-        pending = {task.remote(str(Path(run_dir).resolve()), k): k for k in folds}
+        task = ray.remote(fold_task).options(num_gpus=self.gpus_per_fold, num_cpus=self.cpus_per_fold,
+                                             max_retries=self.max_retries, retry_exceptions=False)
+        pending = {task.remote(self.job, str(Path(run_dir).resolve()), k): k for k in folds}
         try:
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)

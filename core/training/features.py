@@ -15,12 +15,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 from core.config import Augmentation, resize_side
 from core.data.dataset import load_rgb
 from core.store.cache_store import touch
 from core.store.run_store import write_array
+from core.training.device import FastPaths, choose_fast_paths
+from core.training.progress import bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,21 +79,25 @@ def inference_batch_size(batch_size: int, device: torch.device) -> int:
 
 
 @torch.inference_mode()
-def feature_batches(backbone: nn.Module, loader: Iterable, device: torch.device) -> Iterator[np.ndarray]:
-    """Pooled features of each batch the loader yields, in order (bf16 autocast on CUDA)."""
+def feature_batches(backbone: nn.Module, loader: Iterable, device: torch.device,
+                    fast: FastPaths | None = None) -> Iterator[np.ndarray]:
+    """Pooled features of each batch the loader yields, in order (bf16 autocast and channels_last on CUDA, or
+    as `fast` says)."""
+    fast = fast or choose_fast_paths(device, compile_setting="off")
     backbone.eval().to(device)
-    if device.type == "cuda":
+    if fast.channels_last:
         backbone.to(memory_format=torch.channels_last)
-    for images, _ in tqdm(loader, desc="features", unit="batch", leave=False):
+    for images, _ in bar(loader, desc="features", unit="batch", leave=False):
         images = images.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
             pooled = backbone(images).float()
         yield pooled.cpu().numpy()   # outside autocast: it must not stay on in the caller's code between batches
 
 
-def compute_features(backbone: nn.Module, loader: Iterable, device: torch.device) -> np.ndarray:
+def compute_features(backbone: nn.Module, loader: Iterable, device: torch.device,
+                     fast: FastPaths | None = None) -> np.ndarray:
     """Pooled features of every image the loader yields, in order."""
-    return np.concatenate(list(feature_batches(backbone, loader, device)))
+    return np.concatenate(list(feature_batches(backbone, loader, device, fast)))
 
 
 def feature_cache_key(arch_record: dict, weights_sha256: str, image_size: int) -> str:

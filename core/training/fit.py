@@ -16,9 +16,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
-from tqdm.auto import tqdm
 
 from core.config import RunConfig
+from core.training.device import FastPaths, choose_fast_paths
+from core.training.progress import bar
 
 
 @dataclass
@@ -61,52 +62,44 @@ def epoch_metrics(losses: list[torch.Tensor], logits: list[torch.Tensor], labels
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device,
+                   bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     logits, labels = [], []
     for inputs, targets in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits.append(model(inputs.to(device, non_blocking=True)).float().cpu())
         labels.append(targets)
     return torch.cat(logits), torch.cat(labels)
 
 
-COMPILE_MIN_IMAGES = 800_000  # ~60 s of compilation pays back at ~1.4x faster steps after about this many
-
-
-def wants_compile(setting: str, device: torch.device, planned_images: int) -> bool:
-    """--compile: on = always on CUDA, off = never, auto = on CUDA when the run is long enough to amortise it."""
-    if device.type != "cuda" or setting == "off":
-        return False
-    return setting == "on" or planned_images >= COMPILE_MIN_IMAGES
-
-
 def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, val_loader: DataLoader,
         train_labels: np.ndarray, num_classes: int, cfg: RunConfig, device: torch.device,
-        desc: str = "train", compile_model: bool = False, batch_progress: bool = True) -> FitResult:
+        desc: str = "train", fast: FastPaths | None = None, batch_progress: bool = True) -> FitResult:
     """Train `model` on `train_loader`, select the epoch with the best validation balanced accuracy.
 
     The loaders may be DataLoaders or anything yielding (inputs, targets) with a length, e.g. device-resident
-    batches. `compile_model` compiles the training forward only; evaluation stays eager (no recompiles for
-    eval mode or odd batch sizes).
+    batches. `fast` (default: the device's own, never compiled) says whether to compile the training forward
+    (evaluation stays eager: no recompiles for eval mode or odd batch sizes) and to run under bf16 autocast.
     """
+    fast = fast or choose_fast_paths(device, compile_setting="off")
     weight = class_weights(train_labels, num_classes).to(device) if cfg.balance == "weights" else None
     optimizer = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
-    forward = torch.compile(model) if compile_model else model
+    forward = torch.compile(model) if fast.compile else model
     steps = len(train_loader)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                  warmup_cosine(cfg.warmup_epochs * steps, cfg.epochs * steps))
     result = FitResult(best_state={}, best_epoch=0, epochs_run=0, stopped_early=False)
     best_score = -1.0
-    epochs = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False)
+    epochs = bar(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False)
     for epoch in epochs:
         lr = optimizer.param_groups[-1]["lr"]  # the head's group is last
         model.train()
         logits_seen, labels_seen = [], []
-        batches = tqdm(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
+        batches = bar(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
         for inputs, targets in batches:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
                 logits = forward(inputs)
             loss = F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -120,7 +113,7 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
         # Reported loss is plain cross-entropy so train and validation curves are comparable.
         train_row = epoch_metrics([F.cross_entropy(train_logits, train_labels_seen, reduction="none")],
                                   [train_logits], [train_labels_seen])
-        val_logits, val_labels = predict_logits(model, val_loader, device)
+        val_logits, val_labels = predict_logits(model, val_loader, device, fast.bf16)
         val_row = epoch_metrics([F.cross_entropy(val_logits, val_labels, reduction="none")], [val_logits], [val_labels])
         result.history += [{"epoch": epoch, "phase": "train", "lr": lr, **train_row},
                            {"epoch": epoch, "phase": "val", "lr": lr, **val_row}]

@@ -19,9 +19,9 @@ from core.config import RunConfig
 from core.evaluate import prediction_table
 from core.store import run_store as store
 from core.training.backbone_space import ensure_backbone_embeddings
-from core.training.device import pick_device
+from core.training.device import choose_fast_paths, pick_device
 from core.training.features import compute_features, eval_transform, image_loader, inference_batch_size, train_transform
-from core.training.fit import balanced_sampler, fit, wants_compile
+from core.training.fit import balanced_sampler, fit
 from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
 from core.training.models import Architecture, rebuild_classifier
 from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
@@ -70,7 +70,6 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     model = recorded_classifier(info).to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
     paths = image_paths(info, samples)
     resident = (fits_on_device(len(paths), cfg.image_size, device) if cfg.image_input == "auto"
@@ -89,12 +88,14 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
               {"params": model.head.parameters(), "lr": cfg.lr}]
     train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
-    compile_model = wants_compile(cfg.compile, device, cfg.epochs * len(train_batches) * cfg.batch_size)
+    fast = choose_fast_paths(device, cfg.compile, cfg.cpu_fast_paths, cfg.epochs * len(train_batches) * cfg.batch_size)
+    if fast.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     source = "images decoded once into device memory" if images is not None else "images read through a DataLoader"
-    log(f"fold {fold}: {source}{', network compiled' if compile_model else ''}")
+    log(f"fold {fold}: " + ", ".join(filter(None, [source, fast.describe()])))
     result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
-                 num_classes, cfg, device, desc=f"fold {fold}", compile_model=compile_model)
-    embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device)
+                 num_classes, cfg, device, desc=f"fold {fold}", fast=fast)
+    embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device, fast)
     with torch.inference_mode():
         probs = torch.softmax(model.head(torch.from_numpy(embedding).to(device)).float(), 1).cpu().numpy()
     return result, probs, embedding, {"model": result.best_state}
