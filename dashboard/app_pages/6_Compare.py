@@ -11,7 +11,7 @@ import tiles
 from charts import chart
 from formatting import plain
 
-from core.numbers import metric_name, spread
+from core.numbers import metric_name, points, spread
 from core.store import run_store
 from core.views import cleaned_compare
 from core.views import tables as views
@@ -108,8 +108,8 @@ if difference is None:
 else:
     classes = metrics[base]["classes"]
     figure = go.Figure(go.Heatmap(z=difference, x=classes, y=classes, colorscale="RdBu_r", zmid=0,
-                                  text=[[f"{v:+.0%}" for v in row] for row in difference], texttemplate="%{text}",
-                                  hovertemplate="true %{y} → predicted %{x}: %{z:+.1%}<extra></extra>",
+                                  text=[[points(v) for v in row] for row in difference], texttemplate="%{text}",
+                                  hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
                                   colorbar={"title": {"text": "Δ share"}}))
     # The run names go in the caption: in a title they would not fit beside the matrix.
     figure.update_layout(title="Row-normalised OOF confusion, difference",
