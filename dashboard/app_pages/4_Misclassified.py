@@ -44,8 +44,8 @@ if mistakes.open:
         wrong = runs.cached(wrong_rows, run, fold, role, true, pred)
         true_index, pred_index = (None if name == "all" else classes.index(name) for name in (true, pred))
         total = views.mistakes_out_of(run.rows(views.source_for(fold, role), role), true_index, pred_index)
-        scope = (f"images of **{true}**" if true != "all" else
-                 f"predictions of **{pred}**" if pred != "all" else "predictions")
+        scope = (f"images of **{plain(true)}**" if true != "all" else
+                 f"predictions of **{plain(pred)}**" if pred != "all" else "predictions")
         st.caption(f"**{len(wrong)}** wrong of {total} {scope} ({percent(len(wrong) / max(1, total))}), "
                    "most confidently wrong first. A confident mistake on a clean image is a model problem; on a "
                    "badged one it is often the data.")

@@ -146,6 +146,7 @@ def parsed_training_command(command: str) -> RunConfig:
     assert argv[:2] == ["python", "train_cli.py"]
     args = vars(train_cli.train_parser().parse_args(argv[2:]))
     assert not args.pop("resume") and not args.pop("prepare_only")
+    assert not args.pop("print_id") and not args.pop("assemble_only")
     train_cli.execution_settings(args)
     return RunConfig(**args)
 

@@ -244,6 +244,7 @@ def test_best_settings_become_a_train_cli_command_that_parses_back():
     assert argv[:2] == ["python", "train_cli.py"]
     parsed = vars(train_cli.train_parser().parse_args(argv[2:]))
     assert not parsed.pop("resume") and not parsed.pop("prepare_only")
+    assert not parsed.pop("print_id") and not parsed.pop("assemble_only")
     train_cli.execution_settings(parsed)
     cfg = RunConfig(**parsed)
     assert (cfg.data, cfg.folds, cfg.weights, cfg.runs_dir) == ("/d/shoes.csv", 3, "none", "out")

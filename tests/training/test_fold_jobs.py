@@ -66,7 +66,8 @@ def test_a_fold_job_that_fails_while_writing_leaves_no_fold_folder(tmp_path, fol
     def full_disk(obj, path):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(fold_job.torch, "save", full_disk)
-    assert cli(tmp_path, "fold", run_dir.name, "0") == 1
+    assert cli(tmp_path, "fold", run_dir.name, "0") == 2   # a full disk is the user's to fix: one line, as bad input
+    assert "no space left writing" in capsys.readouterr().err
     assert list((run_dir / "folds").iterdir()) == []  # neither folds/fold0 nor a temporary folder
 
 
