@@ -2,7 +2,7 @@
 link to this view, and links to other pages with their parameters."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlencode, urlsplit
 
 import navigation
@@ -13,18 +13,15 @@ LINK_KEYS = "_link_keys"   # session state: the widget keys the link to this vie
 
 
 def choice(label: str, key: str, options: Sequence[str], default: str | None = None, *, kind: str = "selectbox",
-           where: Any = st, help: str | None = None, format_func: Callable[[str], str] = str) -> str:
+           where: Any = st, help: str | None = None) -> str:
     """A single-choice widget whose value is the URL parameter `key` (Streamlit's query-param binding), so
-    a copied link restores it. Options are the URL values themselves, which keeps links readable; `format_func`
-    only changes how they are shown."""
+    a copied link restores it. Options are the URL values themselves, which keeps links readable."""
     options = list(options)
     index = options.index(default) if default in options else 0
     remember(key)
     if kind == "radio":
-        return where.radio(label, options, index=index, key=key, bind="query-params", horizontal=True, help=help,
-                           format_func=format_func)
-    return where.selectbox(label, options, index=index, key=key, bind="query-params", help=help,
-                           format_func=format_func)
+        return where.radio(label, options, index=index, key=key, bind="query-params", horizontal=True, help=help)
+    return where.selectbox(label, options, index=index, key=key, bind="query-params", help=help)
 
 
 def tabs(labels: Sequence[str], key: str = "tab") -> list[Any]:

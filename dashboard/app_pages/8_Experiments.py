@@ -62,8 +62,7 @@ def remedies_view() -> None:
             st.info("No effects yet: they appear when the remedy runs and the learning curve are done.")
         else:
             metrics = views.effect_metrics(effects)
-            metric = links.choice("Metric", "metric", metrics, kind="radio", help="Overall, or one class's recall.",
-                                  format_func=views.metric_label)
+            metric = links.choice("Metric", "metric", metrics, kind="radio", help="Overall, or one class's recall.")
             rows = views.forest_rows(effects, metric)
             figure = px.scatter(rows, x="difference", y="remedy", color="scope", symbol="verdict",
                                 error_x="plus", error_x_minus="minus", hover_data=["low", "high", "verdict"],
