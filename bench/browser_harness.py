@@ -48,8 +48,10 @@ def serve_streamlit(script: str, script_args: list[str] | None = None, env: dict
     """`streamlit run SCRIPT -- SCRIPT_ARGS` (a path from the repository root) on 127.0.0.1; yields its URL,
     stops it afterwards."""
     port = free_port()
+    # The `streamlit` command beside this Python, as `make demo` runs it: unlike `python -m streamlit`, it does
+    # not put the working folder on the import path, so a page that imports core too early fails here as well.
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+        [str(Path(sys.executable).with_name("streamlit")), "run", script, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--", *(script_args or [])],
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

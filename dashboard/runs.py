@@ -12,12 +12,13 @@ from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
-from formatting import literal
 from streamlit.errors import StreamlitAPIException
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `streamlit run dashboard/Home.py` puts only dashboard/ on the path
     sys.path.insert(0, str(REPO_ROOT))
+
+from formatting import literal  # noqa: E402  (it imports core: after the path is set)
 
 from core.store import run_check, run_store  # noqa: E402
 from core.store.freshness import replaced_folds, stale_note  # noqa: E402
