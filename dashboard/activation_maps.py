@@ -40,22 +40,38 @@ def _explainer(path: str, signature: tuple, cache_dir: str) -> Any:
 def overlays(run: runs.Run, rows: pd.DataFrame, which: str) -> dict:
     """{row index: overlay PNG path} of the rows' predicted or true class maps, computing the missing ones (from
     the fold model that made each prediction) in one batch; empty when off or when the run has no checkpoints."""
+    ready, missing = cached_overlays(run, rows, which)
+    if missing and compute(run, missing):
+        ready, _ = cached_overlays(run, rows, which)
+    return ready
+
+
+def cached_overlays(run: runs.Run, rows: pd.DataFrame, which: str) -> tuple[dict, list]:
+    """({row index: overlay PNG path} of the maps already computed, [requests still to compute]); a file lookup,
+    no torch. Rows whose fold model has no checkpoint have neither (a caption says why)."""
     requests = explain_views.map_requests(rows, which)
     if not requests:
-        return {}
-    cache_dir = str(default_cache_dir())
-    cache = _overlay_cache(run.path, run.signature, cache_dir)
+        return {}, []
+    cache = _overlay_cache(run.path, run.signature, str(default_cache_dir()))
     usable = {index: request for index, request in requests.items() if cache.available(request.model)}
     if len(usable) < len(requests):
         st.caption(":gray[Class activation maps need the fold checkpoints (folds/fold*/model.pt), which this run "
                    "does not have for every model.]")
-    missing = [request for request in usable.values() if not cache.path(request).exists()]
+    ready = {index: str(cache.path(request)) for index, request in usable.items() if cache.path(request).exists()}
+    return ready, [request for index, request in usable.items() if index not in ready]
+
+
+def compute(run: runs.Run, missing: list) -> bool:
+    """Compute the missing maps in one batch (torch and the fold models load here, once per server); whether all
+    of them are now in the cache (False, with a warning, when they cannot be had: a moved image, a broken
+    checkpoint)."""
+    cache_dir = str(default_cache_dir())
     try:
-        if missing:
-            with st.spinner(f"Computing {len(missing)} class activation maps (once; "
-                            f"`python train_cli.py explain {run.run_id}` precomputes them)…"):
-                _explainer(run.path, run.signature, cache_dir).overlays(missing)
-    except Exception as exc:   # a moved image or a broken checkpoint: the gallery still shows the images
+        with st.spinner(f"Adding {len(missing)} class activation maps (once; "
+                        f"`python train_cli.py explain {run.run_id}` precomputes them)…"):
+            _explainer(run.path, run.signature, cache_dir).overlays(missing)
+    except Exception as exc:   # the gallery still shows the images
         st.warning(f"Class activation maps unavailable: {exc}", icon=":material/hide_image:")
-        return {}
-    return {index: str(cache.path(request)) for index, request in usable.items()}
+        return False
+    cache = _overlay_cache(run.path, run.signature, cache_dir)
+    return all(cache.path(request).exists() for request in missing)

@@ -39,14 +39,17 @@ def paged_gallery(rows: pd.DataFrame, run: runs.Run, *, per_page: int = 18, key:
 def gallery(rows: pd.DataFrame, run: runs.Run, *, columns: int = 6, key: str = "gallery",
             caption: Callable[[pd.Series], str] = prediction_caption, cam: str = "off") -> None:
     """Thumbnails (`path` column) with a caption and buttons each (see `image`). With `cam` "predicted" or "true"
-    (prediction rows only) each thumbnail has its class activation map beside it."""
-    maps = activation_maps.overlays(run, rows, cam)
-    columns = min(columns, 4) if maps else columns   # image and map side by side need the room
+    (prediction rows only) each thumbnail has its class activation map beside it. The images are drawn at once;
+    maps not computed yet are computed below them and the page is drawn again with them."""
+    maps, missing = activation_maps.cached_overlays(run, rows, cam)
+    columns = min(columns, 4) if maps or missing else columns   # image and map side by side need the room
     for position, row in tiles.grid(rows, columns):
         detail = (int(row["sample_id"]), str(row["model"]), int(row["pred"]), int(row["label"])) \
             if {"model", "pred", "label"} <= set(row.index) else None   # a prediction: maps on opening
         image(run, row["path"], caption(row), key=f"{key}-{position}", sample_id=row.get("sample_id"),
               cam=maps.get(position), detail=detail)
+    if missing and activation_maps.compute(run, missing):
+        st.rerun()   # cached now: the next pass draws them beside their images
 
 
 def image(run: runs.Run, relative: str, caption: str, key: str, *, sample_id: int | None = None,

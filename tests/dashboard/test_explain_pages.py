@@ -40,6 +40,17 @@ def test_galleries_show_each_images_map_beside_it(trained_env, trained_runs, pag
     assert not without.exception and len(without.image) == len(with_maps.image) // 2
 
 
+def test_a_gallery_whose_maps_cannot_be_made_shows_its_images_once_and_says_why(trained_env, trained_runs,
+                                                                                monkeypatch) -> None:
+    from core.analysis import explain
+    calls = []
+    monkeypatch.setattr(explain.Explainer, "overlays", lambda self, requests, log=None: calls.append(len(requests)))
+    app = open_page_slow("Misclassified", run=trained_runs["head"].name, cam="predicted")
+    assert not app.exception and app.image   # the images, drawn before the maps were tried
+    assert len(calls) == 1   # tried once: a map that never appears does not draw the page again and again
+    assert not list((trained_env / "gradcam").rglob("*.png"))
+
+
 def test_a_run_without_checkpoints_shows_images_and_says_why_there_are_no_maps(dashboard_env) -> None:
     app = open_page_slow("Misclassified", run=COMPLETE)
     assert not app.exception and app.image
