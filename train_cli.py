@@ -113,6 +113,9 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
     add("--redraw-splits", action="store_true",
         help="on a manifest cleaned from another run (review.json beside it): draw the splits anew from the images' "
              "content instead of keeping that run's test split and folds for the images both share (default: keep)")
+    add("--drop-small-classes", action="store_true",
+        help="train without the classes that have too few images (groups) for every fold and the test split; "
+             "run.json and a finding list them with their counts (default: refuse the run, naming them all)")
     add("--repeat", type=int, default=DEFAULTS.repeat,
         help="which draw of the folds, for repeated k-fold: the test split stays, the folds are drawn anew "
              "(default: %(default)s; `--repeats R` trains draws 0..R-1)")
