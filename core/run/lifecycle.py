@@ -225,7 +225,7 @@ def assemble(run_dir: Path) -> dict:
     predictions = pd.concat([predictions, ensemble_table(predictions, info["classes"])], ignore_index=True)
     history = pd.concat([pd.read_parquet(store.fold_dir(run_dir, k) / "history.parquet") for k in finished],
                         ignore_index=True)
-    metrics = compute_metrics(predictions, info["classes"])
+    metrics = compute_metrics(predictions, info["classes"], info.get("superclasses"))
     store.write_parquet(run_dir / "predictions.parquet", predictions)
     store.write_parquet(run_dir / "history.parquet", history)
     store.write_json(run_dir / "metrics.json", metrics)

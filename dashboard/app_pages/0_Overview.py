@@ -12,7 +12,7 @@ import streamlit as st
 from charts import chart
 from formatting import plain
 
-from core.views import figures
+from core.views import dropped, figures
 from core.views import tables as views
 
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
@@ -70,6 +70,9 @@ with right:
     smallest, largest = counts["total"].min(), counts["total"].max()
     st.caption(f"{len(samples)} images, {len(run.classes)} classes; largest/smallest class ratio "
                f"{largest / max(1, smallest):.1f}.")
+    left_out = dropped.dropped_summary(run.info)
+    if left_out:   # the model cannot predict these: say so where the classes are counted
+        st.warning(plain(left_out), icon=":material/playlist_remove:")
 
 configuration = st.expander("Configuration", key="configuration", on_change="rerun")
 if configuration.open:   # drawn only when opened: a table's scripts are a sizeable part of a page load
