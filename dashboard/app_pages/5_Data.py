@@ -57,9 +57,10 @@ if balance.open:
         if len(left_out):
             st.subheader("Left out of the run")
             st.dataframe(left_out, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(left_out)))
-            st.caption(f"{plain(dropped.dropped_summary(run.info))} Units are what the splits move whole (a group, or "
-                       "identical files); a class needs one in every fold and in the test split. The model never "
-                       "saw these classes and cannot predict them.")
+            st.caption(f"{len(left_out)} classes ({int(left_out['images'].sum())} images) left out by "
+                       "--drop-small-classes. Units are what the splits move whole (a group, or identical files); a "
+                       "class needs one in every fold and in the test split. The model never saw these classes and "
+                       "cannot predict them.")
 
 if sizes.open:
     with sizes:
