@@ -142,6 +142,17 @@ def thin_class_dataset(root: Path, thin: int) -> Path:
     return root
 
 
+def test_drop_small_classes_is_a_flag_that_a_written_command_keeps() -> None:
+    import dataclasses
+    import shlex
+
+    from core.config import RunConfig, command_line
+    assert vars(train_cli.train_parser().parse_args(["--drop-small-classes"]))["drop_small_classes"] is True
+    assert vars(train_cli.train_parser().parse_args([]))["drop_small_classes"] is False
+    command = command_line(dataclasses.replace(RunConfig(), drop_small_classes=True))
+    assert shlex.split(command)[2:] == ["--drop-small-classes"]
+
+
 def test_classes_too_small_are_all_refused_at_once_then_left_out_on_request(tmp_path, capsys):
     """Seven thin classes: one line names the first five and counts the rest, the runs folder's small-classes.csv
     lists all seven; --drop-small-classes trains on the other three and records what it left out."""
