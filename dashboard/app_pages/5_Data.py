@@ -16,8 +16,7 @@ from formatting import plain
 
 from core.store import run_store
 from core.views import drift as drift_views
-from core.views import dropped
-from core.views import figures
+from core.views import dropped, figures
 from core.views import images as explain_views
 from core.views import tables as views
 

@@ -123,9 +123,11 @@ def test_every_small_class_is_named_in_one_line_however_many_there_are():
 def test_small_classes_lists_them_all_smallest_first_with_their_units():
     labels, groups = grouped([6, 2, 3, 8], group_size=2)
     small = small_classes(labels, groups, folds=3, test_size=0.2)
-    assert small.to_dict("records") == [{"label": "c1", "images": 4, "units": 2}, {"label": "c2", "images": 6, "units": 3}]
+    assert small.to_dict("records") == [{"label": "c1", "images": 4, "units": 2},
+                                        {"label": "c2", "images": 6, "units": 3}]
     text = small_classes_message(small, 3, 0.2, grouped=True, listed_in="runs/small-classes.csv", can_drop=True)
-    assert "'c1' (4 images in 2 groups); 'c2' (6 images in 3 groups)" in text and "(all listed in runs/small-classes.csv)" in text
+    assert "'c1' (4 images in 2 groups); 'c2' (6 images in 3 groups)" in text
+    assert "(all listed in runs/small-classes.csv)" in text
     assert text.endswith("or pass --drop-small-classes to train without them.")
     assert small_classes(labels, groups, folds=2, test_size=0).empty
 
