@@ -113,6 +113,9 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
     add("--redraw-splits", action="store_true",
         help="on a manifest cleaned from another run (review.json beside it): draw the splits anew from the images' "
              "content instead of keeping that run's test split and folds for the images both share (default: keep)")
+    add("--drop-small-classes", action="store_true",
+        help="train without the classes that have too few images (groups) for every fold and the test split; "
+             "run.json and a finding list them with their counts (default: refuse the run, naming them all)")
     add("--repeat", type=int, default=DEFAULTS.repeat,
         help="which draw of the folds, for repeated k-fold: the test split stays, the folds are drawn anew "
              "(default: %(default)s; `--repeats R` trains draws 0..R-1)")
@@ -405,6 +408,10 @@ def command_amazon(argv: list[str]) -> int:
     add("--seed", type=int, default=default["seed"], help="sampling seed (default: %(default)s)")
     add("--min-ratings", type=int, default=default["min_ratings"],
         help="keep products with at least this many ratings (default: %(default)s)")
+    add("--label-level", type=int, default=default["label_level"], metavar="N",
+        help="0: label = the file's category; N: the N-th entry of each product's category path, the file's category "
+             "its superclass (manifest column superclass; products without that level are left out) "
+             "(default: %(default)s)")
     add("--concurrency", type=int, default=default["concurrency"], help="downloads at once (default: %(default)s)")
     add("--progress-every", type=float, default=default["progress_every_s"], metavar="SECONDS",
         help="print images done, failed and the rate per category this often, on stderr (default: %(default)s)")
@@ -419,7 +426,7 @@ def command_amazon(argv: list[str]) -> int:
     settings = AmazonSettings(
         categories=tuple(c.strip() for c in args.categories.split(",") if c.strip()), meta=args.meta, out=args.out,
         per_class=args.per_class, images=args.images, size=args.size, seed=args.seed, min_ratings=args.min_ratings,
-        concurrency=args.concurrency, progress_every_s=args.progress_every,
+        label_level=args.label_level, concurrency=args.concurrency, progress_every_s=args.progress_every,
         http=HttpSettings(timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_wait=args.max_wait))
     from core.data.sources.amazon import build, summary
     from core.data.sources.http import FetchError

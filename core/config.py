@@ -58,7 +58,7 @@ class Augmentation:
 @dataclass
 class RunConfig:
     # data
-    data: str = str(DEMO_DATA)         # folder laid out CLASS/IMAGE, or CSV with path,label[,group]
+    data: str = str(DEMO_DATA)         # folder laid out CLASS/IMAGE, or CSV with path,label[,group][,superclass]
     use_groups: bool = True            # group-aware splits when the manifest has a group column
     dedup_groups: str = "exact"        # what else moves as one split unit: exact (identical files) | near | off
     test_size: float = 0.2             # stratified hold-out share; 0 = cross-validation only
@@ -66,6 +66,7 @@ class RunConfig:
     seed: int = 0
     redraw_splits: bool = False        # a cleaned manifest's run: draw its splits anew instead of the source run's
     repeat: int = 0                    # which draw of the folds (repeated k-fold); the test split is the same
+    drop_small_classes: bool = False   # train without the classes too small for the folds (run.json lists them)
     # model
     model: str = "resnet50"
     weights: str = "imagenet"          # imagenet | none | PATH to a state_dict

@@ -162,9 +162,31 @@ def _held_out(rows: pd.DataFrame, classes: list[str]) -> dict:
     return metrics
 
 
-def compute_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict:
+def superclass_metrics(predictions: pd.DataFrame, classes: list[str], superclasses: dict[str, str]) -> dict:
+    """metrics.json's "superclass": the same predictions read at the superclass level (a prediction's superclass is
+    its predicted class's), in compute_metrics' layout over the sorted superclass names, plus `of_class` (class ->
+    superclass) and, in the held-out blocks, how many class-level errors stay inside the true superclass."""
+    names = sorted(set(superclasses[c] for c in classes))
+    of = np.array([names.index(superclasses[c]) for c in classes], dtype=np.int64)
+    mapped = predictions.assign(label=of[predictions["label"].to_numpy()], pred=of[predictions["pred"].to_numpy()])
+    out = compute_metrics(mapped, names)
+    out["of_class"] = {c: superclasses[c] for c in classes}
+
+    def errors(rows: pd.DataFrame) -> dict:
+        wrong = rows["label"].to_numpy() != rows["pred"].to_numpy()
+        inside = of[rows["label"].to_numpy()] == of[rows["pred"].to_numpy()]
+        return {"class_errors": int(wrong.sum()), "errors_within_superclass": int((wrong & inside).sum())}
+    folds = predictions[predictions.model != "ensemble"]
+    if out["oof"]:
+        out["oof"]["val"].update(errors(folds[folds.role == "val"]))
+    if out["ensemble"]:
+        out["ensemble"]["test"].update(errors(predictions[predictions.model == "ensemble"]))
+    return out
+
+
+def compute_metrics(predictions: pd.DataFrame, classes: list[str], superclasses: dict[str, str] | None = None) -> dict:
     """metrics.json: per fold and role, pooled out-of-fold and ensemble (each with 95% intervals), summary over
-    folds, gaps."""
+    folds, gaps; with `superclasses` (class -> superclass), the same at the superclass level under "superclass"."""
     folds = predictions[predictions.model != "ensemble"]
     per_fold = {str(int(fold)): {role: _metrics_of(rows, classes) for role, rows in part.groupby("role")}
                 for fold, part in folds.groupby("fold")}
@@ -182,4 +204,5 @@ def compute_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict:
     return {"classes": classes, "folds": per_fold,
             "oof": {"val": _held_out(oof, classes)} if not oof.empty else {},
             "ensemble": {"test": _held_out(ensemble, classes)} if not ensemble.empty else {},
-            "summary": summary, "gaps": gaps}
+            "summary": summary, "gaps": gaps,
+            **({"superclass": superclass_metrics(predictions, classes, superclasses)} if superclasses else {})}

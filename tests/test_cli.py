@@ -130,3 +130,49 @@ def test_redraw_splits_is_a_flag_that_a_written_command_keeps() -> None:
     command = command_line(dataclasses.replace(RunConfig(), redraw_splits=True))
     assert shlex.split(command)[2:] == ["--redraw-splits"]
     assert "--redraw-splits" not in command_line(RunConfig())
+
+
+def thin_class_dataset(root: Path, thin: int) -> Path:
+    """The three learnable classes of the folder dataset, plus `thin` classes of two images each."""
+    from conftest import make_folder_dataset, make_image
+    make_folder_dataset(root)
+    for c in range(thin):
+        for i in range(2):
+            make_image(root / f"thin{c}" / f"{i}.png", (120, 120, 20 * c), seed=1000 + 10 * c + i)
+    return root
+
+
+def test_drop_small_classes_is_a_flag_that_a_written_command_keeps() -> None:
+    import dataclasses
+    import shlex
+
+    from core.config import RunConfig, command_line
+    assert vars(train_cli.train_parser().parse_args(["--drop-small-classes"]))["drop_small_classes"] is True
+    assert vars(train_cli.train_parser().parse_args([]))["drop_small_classes"] is False
+    command = command_line(dataclasses.replace(RunConfig(), drop_small_classes=True))
+    assert shlex.split(command)[2:] == ["--drop-small-classes"]
+
+
+def test_classes_too_small_are_all_refused_at_once_then_left_out_on_request(tmp_path, capsys):
+    """Seven thin classes: one line names the first five and counts the rest, the runs folder's small-classes.csv
+    lists all seven; --drop-small-classes trains on the other three and records what it left out."""
+    data, runs = thin_class_dataset(tmp_path / "data", thin=7), tmp_path / "runs"
+    argv = ["--data", str(data), "--runs-dir", str(runs), "--weights", "none", "--image-size", "32", "--folds", "2",
+            "--epochs", "1", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache")]
+    assert train_cli.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    listing = runs / run_store.SMALL_CLASSES_CSV
+    assert "\n" not in error and "7 classes are too small for --folds 2" in error and "and 2 more" in error
+    assert f"(all listed in {listing})" in error and "--drop-small-classes" in error
+    import pandas as pd
+    assert sorted(pd.read_csv(listing)["label"]) == [f"thin{c}" for c in range(7)]
+    assert run_store.list_runs(runs) == []
+
+    assert train_cli.main([*argv, "--drop-small-classes", "--prepare-only"]) == 0   # the folds would add nothing
+    assert "left out 7 classes too small for the folds (14 images" in capsys.readouterr().out
+    run_dir = run_store.list_runs(runs)[0].path
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["config"]["drop_small_classes"] is True and info["classes"] == ["apple", "leaf", "sky"]
+    assert info["dataset"]["dropped_classes"][0] == {"label": "thin0", "images": 2, "units": 2}
+    assert len(info["dataset"]["dropped_classes"]) == 7 and info["superclasses"] is None
+    assert set(pd.read_parquet(run_dir / "samples.parquet")["label"]) == {"apple", "leaf", "sky"}

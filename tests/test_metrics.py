@@ -130,3 +130,25 @@ def test_held_out_metrics_carry_their_intervals_and_fold_metrics_do_not():
     assert test["recall"] == {"cat": proportion_interval(1, 1), "dog": proportion_interval(1, 2)}
     assert metrics["oof"]["val"]["intervals"]["confidence"] == 0.95
     assert "intervals" not in metrics["folds"]["0"]["test"]
+
+
+def test_superclass_metrics_read_the_same_predictions_a_level_up_and_count_errors_inside_a_superclass():
+    """a, b are pets and c, d farm animals: a->b and d->c are wrong classes but the right superclass."""
+    classes = ["a", "b", "c", "d"]
+    superclasses = {"a": "pets", "b": "pets", "c": "farm", "d": "farm"}
+    labels, preds = np.array([0, 0, 0, 1, 2, 3, 3, 3]), np.array([0, 1, 2, 1, 2, 3, 2, 0])
+    rows = []
+    for fold in (0, 1):
+        for role in ("train", "val"):
+            probs = np.eye(4)[preds]
+            rows.append(prediction_table(np.arange(8) + 8 * fold, labels, probs, f"fold{fold}", fold, role, classes))
+    predictions = pd.concat(rows, ignore_index=True)
+    metrics = compute_metrics(predictions, classes, superclasses)
+    top = metrics["superclass"]
+    assert top["classes"] == ["farm", "pets"] and top["of_class"] == superclasses
+    oof = top["oof"]["val"]
+    # superclass truth: pets pets pets pets farm farm farm farm; predicted: pets pets farm pets farm farm farm pets
+    assert oof["accuracy"] == pytest.approx(6 / 8) and oof["confusion"] == [[6, 2], [2, 6]]
+    assert oof["class_errors"] == 2 * 4 and oof["errors_within_superclass"] == 2 * 2
+    assert oof["intervals"]["accuracy"] is not None and top["summary"]["val"]["accuracy"]["mean"] == 0.75
+    assert "superclass" not in compute_metrics(predictions, classes)

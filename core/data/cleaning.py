@@ -139,16 +139,19 @@ def rules_outcome(samples: pd.DataFrame, label_issues: pd.DataFrame | None, drop
 
 # ---------------------------------------------------------------- the cleaned manifest and review.json
 
-def cleaned_manifest(samples: pd.DataFrame, root: str | Path, decisions: list[Decision]) -> pd.DataFrame:
-    """path,label,group of every readable sample of the run, dropped rows removed and relabelled rows changed.
-    Paths are absolute (the run's dataset root joined with samples.path), so the CSV can be saved anywhere."""
+def cleaned_manifest(samples: pd.DataFrame, root: str | Path, decisions: list[Decision],
+                     superclasses: dict[str, str] | None = None) -> pd.DataFrame:
+    """path,label,group of every readable sample of the run, dropped rows removed and relabelled rows changed, and
+    superclass (of the row's class, relabelled or not) when the run has a hierarchy. Paths are absolute (the run's
+    dataset root joined with samples.path), so the CSV can be saved anywhere."""
     dropped = {d.sample_id for d in decisions if d.action == "drop"}
     relabelled = {d.sample_id: d.label for d in decisions if d.action == "relabel"}
     kept = samples[~samples["sample_id"].isin(dropped)]
     labels = [relabelled.get(int(i), label) for i, label in zip(kept["sample_id"], kept["label"])]
     root = Path(root)
-    return pd.DataFrame({"path": [(root / p).as_posix() for p in kept["path"]], "label": labels,
-                         "group": kept["group"].astype(object).where(kept["group"].notna(), "").to_list()})
+    manifest = pd.DataFrame({"path": [(root / p).as_posix() for p in kept["path"]], "label": labels,
+                             "group": kept["group"].astype(object).where(kept["group"].notna(), "").to_list()})
+    return manifest.assign(superclass=[superclasses[label] for label in labels]) if superclasses else manifest
 
 
 def manifest_csv(manifest: pd.DataFrame) -> bytes:
@@ -210,7 +213,7 @@ def build_cleaned(info: dict, samples: pd.DataFrame, decisions: list[Decision], 
                   runs_dir: str | Path | None = None) -> tuple[bytes, dict]:
     """The cleaned manifest's CSV bytes and its review.json record: what the Review page downloads and the
     `clean` command writes. runs_dir: where the source run was found (its training command trains there)."""
-    csv_bytes = manifest_csv(cleaned_manifest(samples, info["dataset"]["root"], decisions))
+    csv_bytes = manifest_csv(cleaned_manifest(samples, info["dataset"]["root"], decisions, info.get("superclasses")))
     return csv_bytes, review_record(info, samples, decisions, reasons, csv_bytes, rules=rules, csv_name=csv_name,
                                     runs_dir=runs_dir)
 

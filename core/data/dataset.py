@@ -19,6 +19,7 @@ from core.errors import UserError
 SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
 # Smaller is a placeholder, not a photo: web shops answer a missing image with e.g. a 1x1 pixel.
 MIN_IMAGE_SIDE = 10
+OPTIONAL_COLUMNS = ("group", "superclass")   # a manifest's columns besides path and label
 # decode_bytes refuses images above Image.MAX_IMAGE_PIXELS itself; PIL's own warning would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -31,6 +32,7 @@ class Dataset:
     classes: list[str]
     has_groups: bool
     skipped: list[dict] = field(default_factory=list)   # {path, reason}
+    superclasses: dict[str, str] | None = None          # class -> superclass (a manifest's superclass column)
 
 
 # ---------------------------------------------------------------- decoding
@@ -118,8 +120,9 @@ def _list_folder(root: Path) -> pd.DataFrame:
         for path in sorted(class_dir.rglob("*")):
             relative = path.relative_to(root)
             if path.is_file() and not _is_hidden(relative):
-                rows.append({"path": relative.as_posix(), "label": class_dir.name, "group": None})
-    return pd.DataFrame(rows, columns=["path", "label", "group"])
+                rows.append({"path": relative.as_posix(), "label": class_dir.name, "group": None,
+                             "superclass": None})
+    return pd.DataFrame(rows, columns=["path", "label", *OPTIONAL_COLUMNS])
 
 
 def _list_manifest(csv_path: Path) -> pd.DataFrame:
@@ -131,12 +134,33 @@ def _list_manifest(csv_path: Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"--data {csv_path}: missing column(s) {', '.join(missing)}; "
                         f"expected path,label and optionally group (found: {', '.join(table.columns)})")
-    if "group" not in table.columns:
-        table["group"] = None
-    else:
-        table["group"] = table["group"].str.strip().replace("", None)
+    for optional in OPTIONAL_COLUMNS:
+        if optional not in table.columns:
+            table[optional] = None
+        else:
+            table[optional] = table[optional].str.strip().replace("", None)
     table["label"] = table["label"].str.strip()
-    return table[["path", "label", "group"]]
+    return table[["path", "label", *OPTIONAL_COLUMNS]]
+
+
+def superclass_map(samples: pd.DataFrame, data: str | os.PathLike) -> dict[str, str] | None:
+    """class -> superclass from the superclass column (None when no row has one). A row without a superclass
+    takes its class's; a class with none at all, or with two, is refused."""
+    given = samples.dropna(subset=["superclass"])
+    if given.empty:
+        return None
+    per_class = given.groupby("label")["superclass"].unique()
+    for label, names in per_class.items():
+        if len(names) > 1:
+            first, second = sorted(names)[:2]
+            raise UserError(f"--data {data}: class '{label}' has two superclasses, '{first}' and '{second}'; "
+                            f"give every row of a class the same superclass")
+    without = sorted(set(samples["label"]) - set(per_class.index))
+    if without:
+        raise UserError(f"--data {data}: class '{without[0]}' has no superclass"
+                        f"{f' (nor do {len(without) - 1} other classes)' if len(without) > 1 else ''}; fill the "
+                        f"superclass column for every class, or leave it empty everywhere")
+    return {label: str(names[0]) for label, names in sorted(per_class.items())}
 
 
 def _rebase(listing: pd.DataFrame, csv_dir: Path) -> tuple[Path, pd.DataFrame]:
@@ -179,7 +203,8 @@ def scan_dataset(data: str | os.PathLike, workers: int = 4) -> Dataset:
     if len(classes) < 2:
         raise UserError(f"--data {data}: found only class '{classes[0]}'; a classifier needs at least two classes")
     return Dataset(root=root, manifest=manifest, samples=samples, classes=classes,
-                   has_groups=bool(samples.group.notna().any()), skipped=skipped)
+                   has_groups=bool(samples.group.notna().any()), skipped=skipped,
+                   superclasses=superclass_map(samples, data))
 
 
 def label_conflicts(samples: pd.DataFrame) -> list[dict]:

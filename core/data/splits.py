@@ -54,26 +54,65 @@ def _unit_ids(n: int, units) -> np.ndarray:
     return np.arange(n) if units is None else join_units(n, [units])
 
 
+NAMED_SMALL_CLASSES = 5   # classes named in the one line that refuses them; the rest are counted (and listed in a file)
+
+
+def needed_units(folds: int, test_size: float) -> int:
+    """Split units a class needs: one in every fold's validation part, and one in the test split if there is one."""
+    return folds + (1 if test_size > 0 else 0)
+
+
+def small_classes(labels: pd.Series, units, folds: int, test_size: float) -> pd.DataFrame:
+    """The classes that cannot appear in every fold (and in the test split): label, images, units (the split units
+    holding them), smallest first. `units`: a split-unit key per sample (missing = the sample alone), or None."""
+    labels = pd.Series(np.asarray(labels))
+    unit = _unit_ids(len(labels), units)
+    per_class = (pd.DataFrame({"label": labels, "unit": unit}).groupby("label")["unit"]
+                 .agg(images="size", units="nunique").reset_index())
+    small = per_class[per_class["units"] < needed_units(folds, test_size)]
+    return small.sort_values(["units", "images", "label"], kind="stable").reset_index(drop=True)
+
+
+def small_classes_message(small: pd.DataFrame, folds: int, test_size: float, grouped: bool,
+                          listed_in: str | None = None, can_drop: bool = False) -> str:
+    """One line, whatever the number of classes: the first few named with their counts, the rest counted (and the
+    file that lists them all, when given), and what to do."""
+    needed = needed_units(folds, test_size)
+
+    def counts(row) -> str:
+        return (f"{row.images} images in {row.units} group{'s' if row.units != 1 else ''}" if grouped
+                else f"{row.images} images")
+    fixes = ["add images", "lower --folds", *(["set --test-size 0"] if test_size > 0 else []),
+             *(["pass --drop-small-classes to train without " + ("it" if len(small) == 1 else "them")]
+               if can_drop else [])]
+    fix = ", ".join(fixes[:-1]) + ", or " + fixes[-1]
+    setting = f"--folds {folds}{' with a test split' if test_size > 0 else ''}"
+    grouping = " (a group, identical files and near-duplicates each count once)" if grouped else ""
+    if len(small) == 1:
+        row = next(small.itertuples())
+        return f"Class '{row.label}' has {counts(row)}{grouping}, but {setting} needs at least {needed}: {fix}."
+    named = "; ".join(f"'{row.label}' ({counts(row)})" for row in small.head(NAMED_SMALL_CLASSES).itertuples())
+    rest = len(small) - NAMED_SMALL_CLASSES
+    more = f" and {rest} more" if rest > 0 else ""
+    listed = f" (all listed in {listed_in})" if listed_in else ""
+    return (f"{len(small)} classes are too small for {setting}, which needs at least {needed} "
+            f"{'groups' if grouped else 'images'} per class{grouping}: {named}{more}{listed}; {fix}.")
+
+
 def check_enough_per_class(labels: pd.Series, units, folds: int, test_size: float) -> None:
-    """Fail before any training when a class cannot appear in every fold (and in the test split).
+    """Fail before any training when a class cannot appear in every fold (and in the test split), naming every
+    such class in one line (the first few, then a count).
 
     `units`: a split-unit key per sample (group names or unit ids; missing = the sample alone), or None."""
     check_split_settings(folds, test_size)
     labels = pd.Series(np.asarray(labels))
     unit = _unit_ids(len(labels), units)
-    grouped = len(np.unique(unit)) < len(unit)
+    small = small_classes(labels, unit, folds, test_size)
+    if len(small):   # first: leaving them out may also be what lets the test split hold every class
+        raise UserError(small_classes_message(small, folds, test_size, len(np.unique(unit)) < len(unit)))
     if test_size > 0 and np.ceil(test_size * len(labels)) < labels.nunique():
         raise UserError(f"--test-size {test_size}: {test_size:.1%} of {len(labels)} images cannot hold one image "
                         f"of each of the {labels.nunique()} classes; raise it or use --test-size 0")
-    needed = folds + (1 if test_size > 0 else 0)
-    per_class = pd.DataFrame({"label": labels, "unit": unit}).groupby("label")["unit"].agg(["size", "nunique"])
-    for label, row in per_class.iterrows():
-        if row["nunique"] < needed:
-            what = (f"{row['size']} images in {row['nunique']} group{'s' if row['nunique'] != 1 else ''} (a group, "
-                    f"identical files and near-duplicates each count once)" if grouped else f"{row['size']} images")
-            fix = "add images, lower --folds" + (", or set --test-size 0" if test_size > 0 else "")
-            raise UserError(f"Class '{label}' has {what}, but --folds {folds}"
-                            f"{' with a test split' if test_size > 0 else ''} needs at least {needed}: {fix}.")
 
 
 class _Placement:

@@ -23,6 +23,7 @@ from core.data.thumbnails import image_path, thumbnail
 from core.evaluate import HEADLINE
 from core.numbers import interval, percent, spread, with_interval
 from core.store import run_store as store
+from core.views import dropped, superclasses
 from core.views import tables as views
 from core.views.drift import drift_summary
 from core.views.maps import map_coords
@@ -326,6 +327,8 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
         "status": info.get("status"), "has_test": has_test, "has_diagnostics": diagnostics is not None,
         "dataset": info.get("dataset", {}), "n_images": len(samples), "folds_done": info.get("folds_done", []),
         "headline": headline_rows(metrics), "ensemble": _ensemble_line(metrics),
+        "superclass_headline": headline_rows(metrics["superclass"]) if "superclass" in metrics else None,
+        "superclass_errors": superclasses.errors_within(metrics), "dropped": dropped.dropped_summary(info),
         "findings": _findings(store.read_optional_json(run_dir, "findings"), run_id, dashboard_url, tables,
                               thumbs, limits),
         "per_class": per_class_rows(metrics, classes), "charts": charts,

@@ -21,11 +21,13 @@ from tqdm.auto import tqdm
 from core.config import RunConfig
 from core.data.cleaning import manifest_origin
 from core.data.dataset import label_conflicts, scan_dataset
-from core.data.splits import assign_splits, check_enough_per_class, share_warning
+from core.data.splits import assign_splits, share_warning
 from core.errors import UserError
 from core.evaluate import compute_metrics, ensemble_table
 from core.run.execution import FoldExecutor
 from core.run.executors import LocalExecutor
+from core.run.small_classes import describe as describe_dropped
+from core.run.small_classes import trainable_classes
 from core.run.source_splits import describe as describe_splits
 from core.run.source_splits import shared_record, source_splits
 from core.run.split_units import describe as describe_units
@@ -118,6 +120,7 @@ def reference_splits(cfg: RunConfig) -> pd.DataFrame:
     cfg.validate()
     dataset = scan_dataset(cfg.data)
     use_groups = dataset.has_groups and cfg.use_groups
+    dataset, _ = trainable_classes(cfg, dataset, use_groups)
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     units, *_ = plan_units(cfg, dataset.samples, use_groups, classifier.backbone, arch.to_dict(), weights.sha256,
@@ -135,20 +138,21 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     cfg.validate()
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
+    use_groups = dataset.has_groups and cfg.use_groups
+    dropped = []
+    if splits is None or cfg.drop_small_classes:   # given splits were drawn from these settings: they fit
+        dataset, dropped = trainable_classes(cfg, dataset, use_groups)
     samples = dataset.samples
     if splits is not None:
         samples, given_split, given_fold = apply_splits(samples, splits, cfg.folds)
-    use_groups = dataset.has_groups and cfg.use_groups
-    if splits is None:
-        # near-duplicates only ever join more: a class too small now stays too small, so say it before any features
-        check_enough_per_class(samples.label, split_units(samples, use_groups, "off" if cfg.dedup_groups == "off"
-                                                          else "exact").unit, cfg.folds, cfg.test_size)
     scan_seconds = time.perf_counter() - started
     # what the user gave (a manifest's images may live anywhere: a cleaned one lists them by absolute path)
     source = cfg.data if dataset.manifest is None else f"{cfg.data} (images under {dataset.root})"
     log(f"data: {len(samples)} images in {len(dataset.classes)} classes from {source}"
         f"{f', {len(dataset.skipped)} skipped' if dataset.skipped else ''}"
         f"{'; splits grouped by the group column' if use_groups else ''}")
+    if dropped:
+        log(describe_dropped(dropped))
 
     device = pick_device()
     mode, reason = resolve_train_mode(cfg.train_mode, device)
@@ -196,8 +200,10 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         "dataset": {"root": str(dataset.root), "manifest": dataset.manifest, "n_images": len(samples),
                     "n_skipped": len(dataset.skipped), "has_groups": dataset.has_groups, "groups_used": use_groups,
                     "test_share": round(test_share, 4), "split_warning": split_warning,
-                    "split_units": units.summary, "derived_from": origin, "splits_from": splits_from},
+                    "split_units": units.summary, "derived_from": origin, "splits_from": splits_from,
+                    "dropped_classes": dropped},
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
+        "superclasses": dataset.superclasses,
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
         "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
@@ -219,7 +225,7 @@ def assemble(run_dir: Path) -> dict:
     predictions = pd.concat([predictions, ensemble_table(predictions, info["classes"])], ignore_index=True)
     history = pd.concat([pd.read_parquet(store.fold_dir(run_dir, k) / "history.parquet") for k in finished],
                         ignore_index=True)
-    metrics = compute_metrics(predictions, info["classes"])
+    metrics = compute_metrics(predictions, info["classes"], info.get("superclasses"))
     store.write_parquet(run_dir / "predictions.parquet", predictions)
     store.write_parquet(run_dir / "history.parquet", history)
     store.write_json(run_dir / "metrics.json", metrics)

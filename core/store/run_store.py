@@ -22,6 +22,8 @@ EXPERIMENT_SCHEMA_VERSION = 1   # experiments/EXP_ID/experiment.json, of remedie
 RUN_JSON = "run.json"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 EXPERIMENTS_DIR = "experiments"   # RUNS_DIR/experiments/EXP_ID/: results of a group of runs, not a run
+# RUNS_DIR/small-classes.csv: every class a refused start found too small for the folds (the latest refusal's)
+SMALL_CLASSES_CSV = "small-classes.csv"
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -84,6 +86,11 @@ def write_json(path: Path, data) -> None:
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def write_array(path: Path, array: np.ndarray) -> None:

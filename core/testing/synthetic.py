@@ -28,12 +28,15 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
                        dim: int = 32, *, test_size: float = 0.2, seed: int = 0, status: str = "complete",
                        train_mode: str = "finetune", files_per_class: int = 40, epochs: int = 12,
                        data_dir: Path | None = None, created: datetime | None = None,
-                       diagnostics: bool = True, class_names: list[str] | None = None) -> Path:
+                       diagnostics: bool = True, class_names: list[str] | None = None, n_superclasses: int = 0,
+                       dropped_classes: list[dict] | None = None) -> Path:
     """Write RUNS_DIR/RUN_ID and its images (under `data_dir`, default RUNS_DIR/../synthetic-data/RUN_ID).
 
     status "running" writes only the first half of the folds (no diagnostics); "failed" also sets an error.
     `class_names` replace class_a, class_b, ... (as a CSV manifest may name classes: anything, "../x" or HTML
-    included); their images are then in folders class_000, class_001, ... Returns the run directory.
+    included); their images are then in folders class_000, class_001, ... `n_superclasses`: class i belongs to
+    superclass super_{i mod n} (run.json superclasses, metrics.json superclass). `dropped_classes`: run.json's
+    dataset.dropped_classes ({label, images, units}), as --drop-small-classes records them. Returns the run directory.
     """
     rng = np.random.default_rng(seed)
     run_dir = Path(runs_dir) / run_id
@@ -94,7 +97,8 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
                                                  "epochs_run": epochs, "stopped_early": False, "seconds": 1.0})
     run_store.write_parquet(run_dir / "history.parquet", history)
     run_store.write_parquet(run_dir / "predictions.parquet", predictions)
-    run_store.write_json(run_dir / "metrics.json", compute_metrics(predictions, classes))
+    superclasses = {c: f"super_{i % n_superclasses}" for i, c in enumerate(classes)} if n_superclasses else None
+    run_store.write_json(run_dir / "metrics.json", compute_metrics(predictions, classes, superclasses))
 
     config = RunConfig(data=str(data_root), folds=n_folds, seed=seed, test_size=test_size, epochs=epochs,
                        train_mode=train_mode, name="synthetic", runs_dir=str(runs_dir)).to_dict()
@@ -105,8 +109,9 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
         "status": status, "error": "CUDA out of memory in fold 1 (synthetic failure)" if status == "failed" else None,
         "config": config,
         "dataset": {"root": str(data_root), "manifest": None, "n_images": n_samples, "n_skipped": 2,
-                    "has_groups": False, "groups_used": False},
-        "classes": classes, "class_counts": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
+                    "has_groups": False, "groups_used": False, "dropped_classes": dropped_classes or []},
+        "classes": classes, "superclasses": superclasses,
+        "class_counts": {c: int((labels == i).sum()) for i, c in enumerate(classes)},
         "device": "cpu (synthetic)", "train_mode": train_mode,
         "train_mode_reason": "synthetic run: nothing was trained",
         "model": {"name": "resnet50", "feature_dim": dim, "stride_on_1x1": False},

@@ -12,7 +12,7 @@ import streamlit as st
 from charts import chart
 from formatting import plain
 
-from core.views import figures
+from core.views import dropped, figures, superclasses
 from core.views import tables as views
 
 SEVERITY_ICON = {"high": ":material/error:", "medium": ":material/warning:", "low": ":material/info:",
@@ -45,6 +45,12 @@ for column, card in zip(st.columns(3), views.headline_cards(metrics)):
     with column.container(border=True):
         st.metric(card["title"], card["value"], help=card["help"])
         st.markdown("  \n".join(card["lines"]))
+# A run with a class hierarchy: the same predictions read a level up (a prediction's superclass is its class's).
+super_cards = superclasses.superclass_cards(metrics)
+if super_cards:
+    for column, card in zip(st.columns(3), super_cards):
+        column.metric(card["title"], card["value"], help=f"At the superclass level: {card['lines'][0]}. {card['help']}")
+    st.caption(f"{superclasses.errors_within(metrics) or ''} Confusion between superclasses: on Classes.")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -70,6 +76,9 @@ with right:
     smallest, largest = counts["total"].min(), counts["total"].max()
     st.caption(f"{len(samples)} images, {len(run.classes)} classes; largest/smallest class ratio "
                f"{largest / max(1, smallest):.1f}.")
+    left_out = dropped.dropped_summary(run.info)
+    if left_out:   # the model cannot predict these: say so where the classes are counted
+        st.warning(plain(left_out), icon=":material/playlist_remove:")
 
 configuration = st.expander("Configuration", key="configuration", on_change="rerun")
 if configuration.open:   # drawn only when opened: a table's scripts are a sizeable part of a page load

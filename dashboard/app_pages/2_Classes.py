@@ -14,7 +14,7 @@ import streamlit as st
 from charts import chart
 from formatting import plain
 
-from core.views import confusion, figures
+from core.views import confusion, figures, superclasses
 from core.views import tables as views
 
 
@@ -113,5 +113,24 @@ with right:
                "validation images (or predictions) of a class leaves its recall (precision) out. Test recall is "
                "the ensemble's on the class's test images, with its 95% interval: a wide one says the test split "
                "holds too few of them to judge.")
+
+super_names = superclasses.superclass_names(metrics)
+if super_names:   # the manifest's superclass column: the same predictions a level up
+    st.subheader("Superclasses", anchor="superclasses")
+    block = superclasses.superclass_metrics(metrics)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        chart(figures.limited_confusion_heatmap(block, super_names, source, share=scale == "row %")
+              if len(super_names) > confusion.MANY_CLASSES else
+              figures.matrix_heatmap(views.confusion(block, source, normalize=False), super_names,
+                                     f"Superclass confusion, {views.source_label(source)}", share=scale == "row %"))
+    with right:
+        st.dataframe(views.per_class_table(block, super_names).set_index("class").rename_axis("superclass"),
+                     width="stretch")
+        st.caption(f"{plain(superclasses.errors_within(metrics) or '')} A prediction's superclass is its predicted "
+                   "class's; an error inside a superclass confuses close relatives, one across superclasses is "
+                   "farther off.")
+    with st.expander("Classes of each superclass"):
+        st.dataframe(superclasses.members(metrics), hide_index=True, width="stretch")
 
 links.share_link()

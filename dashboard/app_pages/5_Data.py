@@ -16,7 +16,7 @@ from formatting import plain
 
 from core.store import run_store
 from core.views import drift as drift_views
-from core.views import figures
+from core.views import dropped, figures
 from core.views import images as explain_views
 from core.views import tables as views
 
@@ -52,6 +52,14 @@ if balance.open:
             st.dataframe(counts, hide_index=True, width="stretch",
                          column_config={"share": st.column_config.NumberColumn(format="percent")})
             st.caption("cv = images in cross-validation folds; test = held-out test split.")
+        left_out = dropped.dropped_classes(run.info)
+        if len(left_out):
+            st.subheader("Left out of the run")
+            st.dataframe(left_out, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(left_out)))
+            st.caption(f"{len(left_out)} classes ({int(left_out['images'].sum())} images) left out by "
+                       "--drop-small-classes. Units are what the splits move whole (a group, or identical files); a "
+                       "class needs one in every fold and in the test split. The model never saw these classes and "
+                       "cannot predict them.")
 
 if sizes.open:
     with sizes:

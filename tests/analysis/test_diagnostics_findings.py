@@ -5,6 +5,7 @@ from diagnostics_fixtures import missing_class_metrics
 from core.analysis.diagnostics.findings import (
     calibration_findings,
     class_findings,
+    dropped_class_findings,
     duplicate_findings,
     finding,
     heldout_vs_validation_findings,
@@ -244,3 +245,15 @@ def test_many_failing_classes_make_one_finding_naming_the_worst_few_and_counting
             for i, c in enumerate(classes)]
     [inseparable] = separability_findings(many, TH)
     assert inseparable["title"] == "Features cannot separate k00, k01, k02 and 37 more"
+
+
+def test_classes_left_out_are_one_finding_naming_the_smallest_and_counting_the_rest():
+    dropped = [{"label": f"thin{i}", "images": 2 + i, "units": 2 + i} for i in range(40)]
+    [f] = dropped_class_findings(dropped, TH.test_classes_named)
+    assert f["id"] == "dropped-classes" and f["title"] == "40 classes left out: too few images for the folds"
+    assert "thin0 (2 images), thin1 (3 images), thin2 (4 images) and 37 more" in f["evidence"]
+    assert f"({sum(2 + i for i in range(40))} images)" in f["evidence"]
+    assert f["target"] == {"page": "Data", "params": {"tab": "balance"}}
+    [one] = dropped_class_findings(dropped[:1], TH.test_classes_named)
+    assert one["title"].startswith("1 class left out") and "cannot predict it" in one["evidence"]
+    assert dropped_class_findings([], TH.test_classes_named) == []

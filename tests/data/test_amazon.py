@@ -399,3 +399,34 @@ def test_a_full_disk_during_downloads_is_one_line_and_the_rerun_finishes_the_sam
         faults.free()
         assert amazon(*options) == 0
     assert read_manifest(tmp_path / "out" / "manifest.csv") == world.rows
+
+
+def test_label_level_labels_by_the_category_path_with_the_file_category_as_superclass(tmp_path):
+    """--label-level 2: Kitchen and Bath under Home, Puzzles under Toys; a path one entry long is left out, and a
+    sub-category under both files becomes one class per file; the manifest trains with its hierarchy."""
+    paths = {"Home": {"H1": ["Home", "Kitchen"], "H2": ["Home", "Bath"], "H3": ["Home"], "H4": ["Home", "Accessories"]},
+             "Toys": {"T1": ["Toys", "Puzzles"], "T2": ["Toys", "Accessories"]}}
+    with LoopbackServer() as server:
+        world = World(server)
+        for category, products in paths.items():
+            records = []
+            for asin, path in products.items():
+                url = world.good(category, asin, "MAIN", f"ID{asin}")
+                records.append(record(asin, [{"large": url, "variant": "MAIN", "hi_res": None}], categories=path))
+            (tmp_path / "meta").mkdir(exist_ok=True)
+            (tmp_path / "meta" / f"meta_{category}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            assert amazon("--categories", "Home,Toys", "--meta", str(tmp_path / "meta"), "--out",
+                          str(tmp_path / "out"), "--label-level", "2", *FAST) == 0
+    rows = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert {path: (row["label"], row["superclass"]) for path, row in rows.items()} == {
+        "Home/H1_MAIN.jpg": ("Kitchen", "Home"), "Home/H2_MAIN.jpg": ("Bath", "Home"),
+        "Home/H4_MAIN.jpg": ("Home / Accessories", "Home"), "Toys/T1_MAIN.jpg": ("Puzzles", "Toys"),
+        "Toys/T2_MAIN.jpg": ("Toys / Accessories", "Toys")}
+    info = json.loads((tmp_path / "out" / "build.json").read_text())
+    assert info["classes"]["Home"]["without_category_level"] == 1
+    assert "1 products without a category level 2" in printed.getvalue()
+    from core.data.dataset import scan_dataset
+    assert scan_dataset(tmp_path / "out" / "manifest.csv").superclasses == {
+        "Bath": "Home", "Home / Accessories": "Home", "Kitchen": "Home", "Puzzles": "Toys",
+        "Toys / Accessories": "Toys"}

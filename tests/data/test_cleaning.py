@@ -75,6 +75,19 @@ def test_the_cleaned_manifest_applies_the_choices_and_is_read_by_data_from_anywh
     assert (dataset.samples.label == "class_c").sum() == (manifest.label == "class_c").sum()
 
 
+def test_a_run_with_superclasses_keeps_them_in_its_cleaned_manifest(run, tmp_path) -> None:
+    samples, info = run_store.read_table(run, "samples"), info_of(run)
+    hierarchy = {"class_a": "first", "class_b": "first", "class_c": "second", "class_d": "second"}
+    relabel = int(samples.index[samples.label == "class_a"][0])
+    manifest = cleaning.cleaned_manifest(samples, info["dataset"]["root"], [Decision(relabel, "relabel", "class_c")],
+                                         hierarchy)
+    assert list(manifest.columns) == ["path", "label", "group", "superclass"]
+    assert manifest.superclass[relabel] == "second"   # the new class's superclass
+    saved = tmp_path / "cleaned.csv"
+    saved.write_bytes(cleaning.manifest_csv(manifest))
+    assert scan_dataset(saved).superclasses == hierarchy
+
+
 def test_review_json_says_what_changed_why_and_for_which_manifest(run) -> None:
     samples, info = run_store.read_table(run, "samples"), info_of(run)
     decisions = [Decision(7, "relabel", "class_b"), Decision(20, "drop")]

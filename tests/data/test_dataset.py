@@ -122,3 +122,48 @@ def test_a_run_names_the_manifest_it_was_given_not_only_the_folder_of_its_images
     root = run_store.read_json(run / "run.json")["dataset"]["root"]
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("data: ")]
     assert line == f"data: 24 images in 3 classes from {manifest} (images under {root})"
+
+
+def with_superclasses(csv_path: Path, superclass: dict[str, str], rows: int | None = None) -> Path:
+    """The manifest with a superclass column filled from `superclass` by label (the first `rows` rows only)."""
+    import pandas as pd
+    table = pd.read_csv(csv_path)
+    table["superclass"] = [superclass.get(label, "") if rows is None or i < rows else ""
+                           for i, label in enumerate(table["label"])]
+    table.to_csv(csv_path, index=False)
+    return csv_path
+
+
+def test_a_superclass_column_maps_every_class_to_its_superclass(csv_dataset, tmp_path):
+    dataset = scan_dataset(with_superclasses(csv_dataset, {"apple": "food", "leaf": "nature", "sky": "nature"}))
+    assert dataset.superclasses == {"apple": "food", "leaf": "nature", "sky": "nature"}
+    assert scan_dataset(make_folder_dataset(tmp_path / "folder")).superclasses is None   # a folder has no hierarchy
+
+
+def test_without_superclass_values_there_is_no_hierarchy_and_empty_cells_take_their_class_s(csv_dataset):
+    assert scan_dataset(with_superclasses(csv_dataset, {})).superclasses is None
+    # only the first row of each class carries it (rows are by class, 8 each)
+    table_path = with_superclasses(csv_dataset, {"apple": "food", "leaf": "nature", "sky": "nature"})
+    import pandas as pd
+    table = pd.read_csv(table_path, keep_default_na=False)
+    table.loc[table.index % 8 != 0, "superclass"] = ""
+    table.to_csv(table_path, index=False)
+    assert scan_dataset(table_path).superclasses["leaf"] == "nature"
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"apple": "food", "leaf": "nature"}, "class 'sky' has no superclass"),
+    (None, "class 'leaf' has two superclasses, 'green' and 'nature'"),
+])
+def test_a_class_without_or_with_two_superclasses_is_refused_in_one_line(csv_dataset, mapping, message):
+    import pandas as pd
+    if mapping is None:
+        with_superclasses(csv_dataset, {"apple": "food", "leaf": "nature", "sky": "nature"})
+        table = pd.read_csv(csv_dataset, keep_default_na=False)
+        table.loc[table.index[table["label"] == "leaf"][-1], "superclass"] = "green"
+        table.to_csv(csv_dataset, index=False)
+    else:
+        with_superclasses(csv_dataset, mapping)
+    with pytest.raises(UserError) as error:
+        scan_dataset(csv_dataset)
+    assert message in str(error.value) and str(csv_dataset) in str(error.value) and "\n" not in str(error.value)

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.data.splits import SHARE_TOLERANCE, assign_splits, join_units, share_warning
+from core.data.splits import (
+    NAMED_SMALL_CLASSES,
+    SHARE_TOLERANCE,
+    assign_splits,
+    join_units,
+    share_warning,
+    small_classes,
+    small_classes_message,
+)
 from core.errors import UserError
 
 
@@ -98,6 +106,30 @@ def test_class_too_small_for_the_folds_is_refused_naming_the_class(groups, neede
     message = str(error.value)
     assert "'c'" in message and f"{4 if not groups else 8} images" in message and needed in message
     assert "\n" not in message
+
+
+def test_every_small_class_is_named_in_one_line_however_many_there_are():
+    """200 thin classes: the line names the thinnest few with their counts and counts the rest."""
+    labels = pd.Series(["big"] * 40 + ["other"] * 40 + [f"thin{i:03d}" for i in range(200) for _ in range(1 + i % 4)])
+    with pytest.raises(UserError) as error:
+        assign_splits(labels, None, folds=5, test_size=0.2, seed=0)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 600
+    assert message.startswith("200 classes are too small for --folds 5 with a test split, which needs at least 6")
+    assert "'thin000' (1 images)" in message and f"and {200 - NAMED_SMALL_CLASSES} more" in message
+    assert "'big'" not in message and "'thin003'" not in message   # thin003 has 4 images: not among the first
+
+
+def test_small_classes_lists_them_all_smallest_first_with_their_units():
+    labels, groups = grouped([6, 2, 3, 8], group_size=2)
+    small = small_classes(labels, groups, folds=3, test_size=0.2)
+    assert small.to_dict("records") == [{"label": "c1", "images": 4, "units": 2},
+                                        {"label": "c2", "images": 6, "units": 3}]
+    text = small_classes_message(small, 3, 0.2, grouped=True, listed_in="runs/small-classes.csv", can_drop=True)
+    assert "'c1' (4 images in 2 groups); 'c2' (6 images in 3 groups)" in text
+    assert "(all listed in runs/small-classes.csv)" in text
+    assert text.endswith("or pass --drop-small-classes to train without them.")
+    assert small_classes(labels, groups, folds=2, test_size=0).empty
 
 
 def test_samples_without_a_group_are_each_their_own_unit():

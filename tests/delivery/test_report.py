@@ -159,3 +159,19 @@ def test_a_50000_sample_run_gives_a_bounded_file(tmp_path):
     size = len(report.render_report(context).encode())
     print(f"50,000-sample report: {size / 1e6:.1f} MB")
     assert size < 20e6
+
+
+def test_a_run_with_superclasses_and_classes_left_out_reports_both(tmp_path):
+    dropped = [{"label": "thin<b>", "images": 2, "units": 2}]
+    run = make_synthetic_run(tmp_path / "runs", "20250401-000000-hier", 120, 6, 3, 8, seed=4, files_per_class=2,
+                             diagnostics=False, n_superclasses=2, dropped_classes=dropped)
+    context = report.report_context(run, None, cache_dir=str(tmp_path / "cache"))
+    assert [row["metric"] for row in context["superclass_headline"]] == ["accuracy", "balanced accuracy", "macro f1"]
+    html = report.render_report(context)
+    assert "At the superclass level" in html and "Class errors that stay inside the true superclass" in html
+    assert "1 class (2 images) left out" in html and "thin&lt;b&gt; (2)" in html
+    flat = report.report_context(make_synthetic_run(tmp_path / "runs", "20250401-000001-flat", 60, 3, 3, 8,
+                                                    seed=4, files_per_class=2, diagnostics=False),
+                                 None, cache_dir=str(tmp_path / "cache"))
+    assert flat["superclass_headline"] is None and flat["dropped"] is None
+    assert "At the superclass level" not in report.render_report(flat)

@@ -240,3 +240,13 @@ def test_prediction_set_rows_pair_each_class_marginal_and_class_conditional_numb
     assert rows.loc[1, "most often with"].startswith(("a ", "c "))
     no_test = conformal_sets(probs[:800], labels[:800], probs[:0], labels[:0], ["a", "b", "c"], Thresholds())
     assert views.prediction_set_rows(no_test).empty
+
+
+def test_classes_left_out_are_a_table_and_a_short_line_that_counts_past_the_first_few():
+    from core.views.dropped import NAMED, dropped_classes, dropped_summary
+    info = {"dataset": {"dropped_classes": [{"label": f"t{i}", "images": 2, "units": 1} for i in range(NAMED + 3)]}}
+    assert dropped_classes(info).columns.tolist() == ["class", "images", "units"] and len(dropped_classes(info)) == 8
+    text = dropped_summary(info)
+    assert text.startswith("8 classes (16 images) left out") and "t0 (2), t1 (2)" in text and text.endswith(
+        "and 3 more.")
+    assert dropped_summary({"dataset": {}}) is None and dropped_classes({}).empty

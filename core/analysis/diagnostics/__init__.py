@@ -72,6 +72,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
         "thresholds": th.to_dict(),
         "groups_used": bool(run.info.get("dataset", {}).get("groups_used", False)),
         "has_groups": bool(run.info.get("dataset", {}).get("has_groups", False)),
+        "dropped_classes": run.info.get("dataset", {}).get("dropped_classes", []),
         "overfitting": overfitting(run.metrics, run.history, th),
         "imbalance": imbalance(run.info["class_counts"], run.metrics["oof"]["val"], classes),
         "confusion": confusion(run.metrics, classes),

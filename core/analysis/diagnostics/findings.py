@@ -334,6 +334,25 @@ def label_conflict_findings(conflicts: list[dict]) -> list[dict]:
         "Data", tab="duplicates")]
 
 
+def dropped_class_findings(dropped: list[dict], named: int) -> list[dict]:
+    """Classes left out of the run (--drop-small-classes): the model never sees them and predicts none of them, so
+    nothing here says how they would fare. One finding, the smallest few named with their counts."""
+    if not dropped:
+        return []
+    n, images = len(dropped), sum(d["images"] for d in dropped)
+    classes = f"{n} class{'' if n == 1 else 'es'}"
+    listed = ", ".join(f"{d['label']} ({_count(d['images'], 'image')})" for d in dropped[:named])
+    more = f" and {n - named} more" if n > named else ""
+    return [finding(
+        "dropped-classes", "medium",
+        f"{classes} left out: too few images for the folds",
+        f"{classes} ({_count(images, 'image')}) {_agree(n, 'was', 'were')} too small to appear in every "
+        f"fold and the test split, and {_agree(n, 'was', 'were')} left out (--drop-small-classes): {listed}{more}. "
+        f"The model cannot predict {_agree(n, 'it', 'them')}, and an image of {_agree(n, 'it', 'one')} gets another "
+        f"class; add images to train {_agree(n, 'it', 'them')}.",
+        "Data", tab="balance")]
+
+
 def outlier_findings(out_summary: dict) -> list[dict]:
     n = out_summary["count"]
     if n == 0:
@@ -374,6 +393,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + calibration_findings(diag["calibration"], th)
              + prediction_set_findings(diag.get("conformal"), th)
              + label_issue_findings(diag["label_issues"], th)
+             + dropped_class_findings(diag.get("dropped_classes", []), th.test_classes_named)
              + label_conflict_findings(diag["duplicates"]["label_conflicts"])
              + duplicate_findings(diag["duplicates"], groups_used, th, bool(diag.get("has_groups", groups_used)))
              + outlier_findings(diag["outliers"])

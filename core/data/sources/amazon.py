@@ -2,7 +2,9 @@
 
 Output: <out>/<Category>/<parent_asin>_<variant>.jpg, manifest.csv (path, label, group = parent_asin, url,
 variant, title, sha256) and build.json (the command, counts asked for and obtained, every failure with its
-reason). The label is the metadata file's category (the records' own category fields are unreliable). The
+reason). The label is the metadata file's category (the records' own category fields are unreliable), or with
+--label-level N the N-th entry of the record's category path, the file's category then its superclass (manifest
+column superclass; products without that level are left out). The
 metadata (McAuley Lab) carries no licence and is meant for research: a build records URLs and hashes, and the
 project never ships the images.
 """
@@ -56,6 +58,7 @@ class Product:
     parent_asin: str
     title: str
     photos: tuple[Photo, ...]
+    subcategory: str | None = None  # --label-level N: the N-th entry of its category path
 
 
 @dataclass
@@ -68,6 +71,7 @@ class CategoryScan:
     duplicate_records: int = 0
     below_min_ratings: int = 0
     without_images: int = 0
+    without_category_level: int = 0   # --label-level N: products whose category path is shorter
     eligible: int = 0
     duplicate_image_ids: list[dict] = field(default_factory=list)
     candidates: list[Product] = field(default_factory=list)
@@ -86,6 +90,7 @@ def check_settings(settings: AmazonSettings) -> None:
     checks = [(settings.per_class is not None and settings.per_class < 1, f"--per-class {settings.per_class}",
                "at least 1"),
               (settings.min_ratings < 0, f"--min-ratings {settings.min_ratings}", "0 or more"),
+              (settings.label_level < 0, f"--label-level {settings.label_level}", "0 or more"),
               (settings.concurrency < 1, f"--concurrency {settings.concurrency}", "at least 1"),
               (settings.progress_every_s < 0, f"--progress-every {settings.progress_every_s}", "0 or more"),
               (settings.http.timeout <= 0, f"--timeout {settings.http.timeout:g}", "more than 0 seconds"),
@@ -238,6 +243,10 @@ def _product(record: dict | None, scan: CategoryScan, seen_products: set[str], i
     if _ratings(record) < settings.min_ratings:
         scan.below_min_ratings += 1
         return None
+    subcategory = category_level(record, settings.label_level)
+    if settings.label_level and subcategory is None:
+        scan.without_category_level += 1
+        return None
     photos = []
     for photo in choose_photos(record.get("images"), settings):
         taken = sorted(photo.image_ids & id_owner.keys())
@@ -250,7 +259,16 @@ def _product(record: dict | None, scan: CategoryScan, seen_products: set[str], i
     if not photos:
         scan.without_images += 1
         return None
-    return Product(asin, " ".join(str(record.get("title") or "").split()), tuple(photos))
+    return Product(asin, " ".join(str(record.get("title") or "").split()), tuple(photos), subcategory)
+
+
+def category_level(record: dict, level: int) -> str | None:
+    """The `level`-th entry (1 = first) of the record's category path, None when it has none that deep."""
+    path = record.get("categories")
+    if level < 1 or not isinstance(path, list) or len(path) < level:
+        return None
+    name = " ".join(str(path[level - 1] or "").split())
+    return name or None
 
 
 def _check_enough(scan: CategoryScan, settings: AmazonSettings) -> None:
@@ -305,9 +323,11 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
                         continue
                     good += 1
                     reused += found["reused"]
-                    rows.append({"path": f"{scan.category}/{_file_name(product, photo)}", "label": scan.category,
+                    rows.append({"path": f"{scan.category}/{_file_name(product, photo)}",
+                                 "label": product.subcategory or scan.category,
                                  "group": product.parent_asin, "url": photo.url, "variant": photo.variant,
-                                 "title": product.title, "sha256": found["sha256"]})
+                                 "title": product.title, "sha256": found["sha256"],
+                                 **({"superclass": scan.category} if settings.label_level else {})})
                 if good:
                     obtained += 1
                     bar.update()
@@ -315,7 +335,8 @@ def download_category(scan: CategoryScan, settings: AmazonSettings, client: http
     progress.finish(scan.category)
     counts = {"meta": scan.source, "records": scan.records, "malformed_lines": scan.malformed_lines,
               "duplicate_records": scan.duplicate_records, "below_min_ratings": scan.below_min_ratings,
-              "without_images": scan.without_images, "duplicate_image_ids": len(scan.duplicate_image_ids),
+              "without_images": scan.without_images, "without_category_level": scan.without_category_level,
+              "duplicate_image_ids": len(scan.duplicate_image_ids),
               "eligible_products": scan.eligible, "asked": asked, "obtained": obtained, "images": len(rows),
               "failed_images": len(failures), "reused_images": reused}
     return {"counts": counts, "rows": rows, "failures": failures}
@@ -343,9 +364,19 @@ def _start_output(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _write_manifest(path: Path, rows: list[dict]) -> None:
+def qualify_shared_labels(rows: list[dict]) -> list[dict]:
+    """A sub-category found under two categories ("Accessories") would be one class in two superclasses: such a
+    label becomes "Category / Accessories", one class per category."""
+    homes: dict[str, set[str]] = {}
+    for row in rows:
+        homes.setdefault(row["label"], set()).add(row["superclass"])
+    return [{**row, "label": f"{row['superclass']} / {row['label']}"} if len(homes[row["label"]]) > 1 else row
+            for row in rows]
+
+
+def _write_manifest(path: Path, rows: list[dict], hierarchy: bool) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS + (["superclass"] if hierarchy else []))
         writer.writeheader()
         writer.writerows(rows)
 
@@ -373,6 +404,8 @@ def build(settings: AmazonSettings, command: list[str]) -> dict:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     rows = [row for result in results.values() for row in result["rows"]]
+    if settings.label_level:
+        rows = qualify_shared_labels(rows)
     info = {
         "format": BUILD_FORMAT,
         "command": command,
@@ -387,7 +420,7 @@ def build(settings: AmazonSettings, command: list[str]) -> dict:
     for scan in scans:  # temporary files of downloads an interruption cut short
         for leftover in (out / scan.category).glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-    _write_manifest(out / "manifest.csv", rows)
+    _write_manifest(out / "manifest.csv", rows, bool(settings.label_level))
     write_json(out / "build.json", info)   # last: its presence marks the build complete
     return info
 
@@ -417,7 +450,9 @@ def summary(info: dict) -> str:
             lines.append(f"  {sum(reasons.values()) - sum(n for _, n in reasons.most_common(8)):>6}  other reasons")
     dropped = {"duplicate records": sum(c["duplicate_records"] for c in classes.values()),
                "images whose ID another product already has": len(info["duplicate_image_ids"]),
-               "malformed lines": sum(c["malformed_lines"] for c in classes.values())}
+               "malformed lines": sum(c["malformed_lines"] for c in classes.values()),
+               f"products without a category level {settings.get('label_level', 0)}":
+                   sum(c.get("without_category_level", 0) for c in classes.values())}
     if any(dropped.values()):
         lines += ["", "Dropped: " + ", ".join(f"{n} {what}" for what, n in dropped.items() if n)]
     if info["identical_images"]:

@@ -24,6 +24,8 @@ class AmazonSettings:
     size: str = "large"             # large (~500 px) or hi_res (up to 1500 px); the other one when missing
     seed: int = 0
     min_ratings: int = 0            # keep products with at least this many ratings
+    label_level: int = 0            # 0: label = the file's category; N: the N-th entry of the record's category
+                                    # path, with the file's category as its superclass
     concurrency: int = 8            # downloads at once
     progress_every_s: float = 10.0  # seconds between progress lines (images done, failed, rate) on stderr
     http: HttpSettings = field(default_factory=HttpSettings)
