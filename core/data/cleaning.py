@@ -207,14 +207,14 @@ def merge_reasons(decisions: list[Decision], mapping: dict[str, str]) -> dict[in
 
 
 def merge_command(run_id: str, groups: list[tuple[str, str]], merged_name: str | None = None,
-                  out: str = "merged.csv") -> str:
+                  out: str = "merged.csv", runs_dir: str | Path | None = None) -> str:
     """The `clean` command that merges each (A, B) of `groups`, quoted for a shell (what the dashboard offers)."""
     argv = ["python", "train_cli.py", "clean", run_id]
     for a, b in groups:
         argv += ["--merge-classes", f"{a},{b}"]
     if merged_name:
         argv += ["--merged-name", merged_name]
-    return shlex.join([*argv, "--out", out])
+    return shlex.join([*argv, "--out", out, *(["--runs-dir", str(runs_dir)] if runs_dir else [])])
 
 
 # ---------------------------------------------------------------- the cleaned manifest and review.json

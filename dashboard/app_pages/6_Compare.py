@@ -82,8 +82,9 @@ if pairs:
     shown = changed.dropna(subset=["sample_id_a"]).head(12).assign(sample_id=lambda f: f["sample_id_a"].astype(int))
     shown = shown.merge(source.table("samples")[["sample_id", "path"]], on="sample_id")
     tiles.plain_gallery(shown, source, caption=lambda row: (
-        f"**{row['change']}** · {plain(row['label_a'])}" + (f" → **{plain(row['label_b'])}**" if row["change"] == "relabelled"
-                                                     else "") + f"  \n#{row['sample_id']} in {source.run_id}"))
+        f"**{row['change']}** · {plain(row['label_a'])}"
+        + (f" → **{plain(row['label_b'])}**" if row["change"] in ("relabelled", "merged") else "")
+        + f"  \n#{row['sample_id']} in {source.run_id}"))
 
 headline = views.compare_headline(metrics)
 st.subheader("Headline metrics")
