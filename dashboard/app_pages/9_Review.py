@@ -47,7 +47,7 @@ def merge_section() -> None:
                     f"{percent(row['fold min'])} to {percent(row['fold max'])}).")
     st.markdown("Relabel every image of both as one class, in a new manifest (the run itself is not changed):")
     st.code(cleaning.merge_command(run.run_id, [(a, b)], name.strip() or None, runs_dir=Path(run.path).parent),
-            language="bash")
+            language="bash", wrap_lines=True)
     st.caption("It writes merged.csv and its review.json and prints the command that trains on it with this run's "
                "settings and splits; the Compare page then scores the two runs on the merged classes. Add more "
                "`--merge-classes` for several merges, and `--drop-label-issues` or `--drop-exact-duplicates` to "
