@@ -21,16 +21,17 @@ from core.analysis.diagnostics.thresholds import Thresholds
 
 def overlap_matrix(labels: np.ndarray, probs: np.ndarray, n_classes: int) -> np.ndarray:
     """Estimated overlapping images per pair (symmetric, zero diagonal): cleanlab's joint of given and true labels
-    times the number of images, both directions added."""
+    times the number of images, both directions added. `probs` rows sum to 1."""
     from cleanlab.count import estimate_joint  # lazy: the training machine has no cleanlab
 
-    probs = probs / probs.sum(axis=1, keepdims=True)   # float32 rounding: cleanlab wants rows summing to 1
     joint = np.zeros((n_classes, n_classes))
     present = np.unique(labels)
-    if len(present) >= 2:   # cleanlab needs two classes; a fold may lack some, estimated on those present
-        local = np.searchsorted(present, labels)
+    if len(present) == n_classes:
+        joint = estimate_joint(labels=labels, pred_probs=probs)
+    elif len(present) >= 2:   # cleanlab needs every class it is given; a fold may lack some: those present
         sub = probs[:, present]
-        joint[np.ix_(present, present)] = estimate_joint(labels=local, pred_probs=sub / sub.sum(axis=1, keepdims=True))
+        joint[np.ix_(present, present)] = estimate_joint(labels=np.searchsorted(present, labels),
+                                                         pred_probs=sub / sub.sum(axis=1, keepdims=True))
     overlap = (joint + joint.T) * len(labels)
     np.fill_diagonal(overlap, 0)
     return overlap
@@ -62,6 +63,7 @@ def overlapping_classes(oof: pd.DataFrame, probs: np.ndarray, classes: list[str]
     summary = {"pairs": [], "found": 0, "tested": n_pairs, "n_folds": len(fold_ids)}
     if k < 3 or not len(oof):   # with two classes every error is between them: chance cannot be told apart
         return summary
+    probs = probs / probs.sum(axis=1, keepdims=True)   # float32 rounding: cleanlab wants rows summing to 1
     overlap = overlap_matrix(labels, probs, k)
     confusion = np.zeros((k, k))
     np.add.at(confusion, (labels, preds), 1)
