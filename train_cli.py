@@ -15,6 +15,8 @@
                                                 build an image dataset from Amazon Reviews 2023 metadata
   python train_cli.py clean RUN_ID --drop-label-issues 0.05 --drop-exact-duplicates --out cleaned.csv
                                                 a cleaned manifest (+ review.json) from a run's diagnostics
+  python train_cli.py clean RUN_ID --merge-classes A,B --out merged.csv
+                                                ... with two classes the data cannot separate made one
   python train_cli.py report RUN_ID             one self-contained HTML report of a run (opens offline)
   python train_cli.py predict RUN_ID IMAGES...  classify image files or folders with the run's fold models
   python train_cli.py predict RUN_ID IMAGES... --coverage 0.9
@@ -446,23 +448,35 @@ def command_amazon(argv: list[str]) -> int:
 
 def command_clean(argv: list[str]) -> int:
     parser = run_parser("clean", "Write a cleaned manifest (path,label,group CSV for --data) and review.json beside "
-                        "it, dropping what the run's diagnostics flag. The run itself is not changed.")
+                        "it, dropping what the run's diagnostics flag or merging classes. The run itself is not "
+                        "changed.")
     parser.add_argument("--drop-label-issues", type=float, metavar="QUALITY",
                         help="drop suspected label errors (cleanlab) whose label quality is below QUALITY, e.g. 0.05")
     parser.add_argument("--drop-exact-duplicates", action="store_true",
                         help="drop every identical file but the first (lowest sample id) of its set")
+    parser.add_argument("--merge-classes", action="append", default=[], metavar="A,B",
+                        help="relabel every image of A and B as one class \"A+B\" (classes the data cannot "
+                             "separate); repeat it for several merges")
+    parser.add_argument("--merged-name", metavar="NAME", help="the merged class's name (with one --merge-classes)")
     add_out(parser, "manifest", "cleaned.csv")
     add_runs_dir(parser)
     args = parser.parse_args(argv)
     from core.data import cleaning
     from core.store import run_store
     entry = run_store.require_run(args.runs_dir, args.run_id)
-    if args.drop_label_issues is None and not args.drop_exact_duplicates:
-        raise UserError("clean: nothing to do; give --drop-label-issues QUALITY and/or --drop-exact-duplicates")
+    if args.drop_label_issues is None and not args.drop_exact_duplicates and not args.merge_classes:
+        raise UserError("clean: nothing to do; give --drop-label-issues QUALITY, --drop-exact-duplicates and/or "
+                        "--merge-classes A,B")
     if args.drop_label_issues is not None and not 0 < args.drop_label_issues <= 1:
         raise UserError(f"--drop-label-issues {args.drop_label_issues}: a label quality in (0, 1], e.g. 0.05")
+    if args.merged_name is not None and len(args.merge_classes) != 1:
+        raise UserError("--merged-name names one merge: give exactly one --merge-classes with it")
+    classes = list(entry.info.get("classes") or [])
+    where = f"the run's classes are listed under \"classes\" in {entry.path / run_store.RUN_JSON}"
+    groups = [cleaning.parse_merge(text, classes, where) for text in args.merge_classes]
+    merges = cleaning.merge_map(groups, [args.merged_name] * len(groups), classes)
     review, outcome = cleaning.clean_run(entry.path, entry.info, args.drop_label_issues, args.drop_exact_duplicates,
-                                         file_to_write(args.out))
+                                         file_to_write(args.out), merges)
     record = run_store.read_json(review)
     print(f"wrote {args.out} ({outcome}) and {review}\ntrain on it:\n  {record['command']}")
     return 0

@@ -8,9 +8,11 @@ both files as downloads, `train_cli.py clean` writes them where it is told.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,6 +139,84 @@ def rules_outcome(samples: pd.DataFrame, label_issues: pd.DataFrame | None, drop
     return "; ".join(parts)
 
 
+# ---------------------------------------------------------------- merged classes
+
+MERGE_JOIN = "+"   # the merged class's default name: "A+B"
+
+
+def _split_classes(parts: list[str], known: set[str]) -> list[str] | None:
+    """The comma-separated `parts` read as known class names (a name may hold commas), or None."""
+    if not parts:
+        return []
+    for end in range(1, len(parts) + 1):
+        name = ",".join(parts[:end]).strip()
+        rest = _split_classes(parts[end:], known) if name in known else None
+        if rest is not None:
+            return [name, *rest]
+    return None
+
+
+def parse_merge(text: str, classes: list[str], where: str) -> list[str]:
+    """The classes of one --merge-classes value "A,B[,C...]". A class name may itself hold a comma: the value is
+    read as the first split into known class names. `where` says where the names can be seen, for the error line."""
+    parts, known = text.split(","), set(classes)
+    group = _split_classes(parts, known)
+    if group is None:
+        unknown = next(p.strip() for p in parts if p.strip() not in known)
+        close = difflib.get_close_matches(unknown, classes, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"--merge-classes {text!r}: no class {unknown!r}{hint}; {where}")
+    if len(set(group)) < 2:
+        raise UserError(f"--merge-classes {text!r}: name two or more different classes, e.g. A,B")
+    return list(dict.fromkeys(group))
+
+
+def merge_map(groups: list[list[str]], names: list[str | None], classes: list[str]) -> dict[str, str]:
+    """{old class: merged class} of every merged group (`names[i]` or "A+B"). A class may be in one group only, and
+    a merged name may be one of its own group's classes, never another class of the run."""
+    mapping: dict[str, str] = {}
+    for group, name in zip(groups, names):
+        name = (name or MERGE_JOIN.join(group)).strip()
+        if not name:
+            raise UserError("--merged-name: give a class name that is not empty")
+        if name in classes and name not in group:
+            raise UserError(f"--merged-name {name!r} is another class of the run; add it to the classes to merge")
+        for old in group:
+            if old in mapping:
+                raise UserError(f"--merge-classes: {old!r} is in two merges; name each class once")
+            mapping[old] = name
+    if any(mapping.get(new, new) != new for new in mapping.values()):
+        raise UserError("--merge-classes: a merged name is a class of another merge; give each merge its own name")
+    return mapping
+
+
+def merge_decisions(samples: pd.DataFrame, mapping: dict[str, str], skip: set[int] = frozenset()) -> list[Decision]:
+    """A relabel to the merged class for every image of a merged class (except those in `skip`, e.g. dropped)."""
+    moved = samples[samples["label"].isin(mapping) & ~samples["sample_id"].isin(skip)]
+    return [Decision(int(i), "relabel", mapping[label]) for i, label in zip(moved["sample_id"], moved["label"])
+            if mapping[label] != label]
+
+
+def merge_reasons(decisions: list[Decision], mapping: dict[str, str]) -> dict[int, str]:
+    """review.json's reason of each merged image: which classes became one."""
+    groups: dict[str, list[str]] = {}
+    for old, new in mapping.items():
+        groups.setdefault(new, []).append(old)
+    return {d.sample_id: f"classes {' and '.join(groups[d.label])} merged into {d.label}" for d in decisions
+            if d.action == "relabel" and d.label in groups}
+
+
+def merge_command(run_id: str, groups: list[tuple[str, str]], merged_name: str | None = None,
+                  out: str = "merged.csv", runs_dir: str | Path | None = None) -> str:
+    """The `clean` command that merges each (A, B) of `groups`, quoted for a shell (what the dashboard offers)."""
+    argv = ["python", "train_cli.py", "clean", run_id]
+    for a, b in groups:
+        argv += ["--merge-classes", f"{a},{b}"]
+    if merged_name:
+        argv += ["--merged-name", merged_name]
+    return shlex.join([*argv, "--out", out, *(["--runs-dir", str(runs_dir)] if runs_dir else [])])
+
+
 # ---------------------------------------------------------------- the cleaned manifest and review.json
 
 def cleaned_manifest(samples: pd.DataFrame, root: str | Path, decisions: list[Decision],
@@ -219,18 +299,24 @@ def build_cleaned(info: dict, samples: pd.DataFrame, decisions: list[Decision], 
 
 
 def clean_run(run_dir: str | Path, info: dict, drop_label_issues: float | None, drop_exact_duplicates: bool,
-              out: str | Path) -> tuple[Path, str]:
-    """`train_cli.py clean`: rule-based decisions from the run's diagnostics, written as `out` plus review.json
-    beside it. Returns the review.json path and what the rules dropped and kept (`rules_outcome`)."""
+              out: str | Path, merges: dict[str, str] | None = None) -> tuple[Path, str]:
+    """`train_cli.py clean`: rule-based decisions from the run's diagnostics, then every image of a merged class
+    relabelled to its merged class (`merges`: old -> new, from `merge_map`; a dropped image stays dropped), written
+    as `out` plus review.json beside it. Returns the review.json path and what was done (`rules_outcome`)."""
     run_dir = Path(run_dir)
     samples, label_issues = read_table(run_dir, "samples"), read_table(run_dir, "label_issues")
     decisions = rule_decisions(samples, label_issues, drop_label_issues, drop_exact_duplicates)
     reasons = evidence([d.sample_id for d in decisions], label_issues, read_table(run_dir, "duplicates"),
                        read_table(run_dir, "outliers"))
-    rules = {"drop_label_issues": drop_label_issues, "drop_exact_duplicates": drop_exact_duplicates}
-    csv_bytes, record = build_cleaned(info, samples, decisions, reasons, rules=rules, csv_name=str(out),
+    merged = merge_decisions(samples, merges or {}, {d.sample_id for d in decisions})
+    reasons.update(merge_reasons(merged, merges or {}))
+    rules = {"drop_label_issues": drop_label_issues, "drop_exact_duplicates": drop_exact_duplicates,
+             "merge_classes": merges or None}
+    csv_bytes, record = build_cleaned(info, samples, decisions + merged, reasons, rules=rules, csv_name=str(out),
                                       runs_dir=run_dir.parent)
     outcome = rules_outcome(samples, label_issues, drop_label_issues, drop_exact_duplicates, decisions)
+    if merged:
+        outcome += f"; {len(merged)} images relabelled into " + ", ".join(sorted(set(merges.values())))
     return write_cleaned(out, csv_bytes, record), outcome
 
 

@@ -2,7 +2,9 @@
 
 The cleaned run names its source in run.json (`dataset.derived_from.source_run`, copied from the review.json
 beside the manifest). Images are matched across the two runs by their absolute file path, so the comparison
-needs nothing but the two run directories.
+needs nothing but the two run directories. Classes merged by the cleaning (`clean --merge-classes A,B`) are read
+from the two runs as well: a source class the cleaned run lacks, whose images all carry one label there, was merged
+into it. The like-for-like scores then read the source's labels and predictions of A and B as A+B.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from core.views.tables import per_class_spread
 
-CHANGES = ("relabelled", "dropped", "added", "unchanged")
+CHANGES = ("relabelled", "merged", "dropped", "added", "unchanged")   # merged: relabelled into its merged class
 
 
 def source_run(info: dict) -> str | None:
@@ -37,13 +39,30 @@ def _by_file(samples: pd.DataFrame, root: str) -> pd.DataFrame:
                          else pd.array([None] * len(samples), dtype="Int64")})
 
 
-def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame, root_b: str) -> pd.DataFrame:
+def class_merges(samples_a: pd.DataFrame, root_a: str, classes_a: list[str], samples_b: pd.DataFrame, root_b: str,
+                 classes_b: list[str]) -> dict[str, str]:
+    """{source class: cleaned class} for each class of A that B no longer has, whose images in both runs all carry
+    one label in B (and for that label itself, when it is a class of A that took the others in)."""
+    both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on=["file", "copy"], suffixes=("_a", "_b"))
+    mapping = {}
+    for old, labels in both.groupby("label_a")["label_b"]:
+        if old not in classes_b and labels.nunique() == 1:
+            mapping[old] = labels.iloc[0]
+    for new in set(mapping.values()) & set(classes_a):
+        mapping[new] = new   # "merge B into A": A keeps its name
+    return mapping if len(mapping) > len(set(mapping.values())) else {}   # a rename alone is no merge
+
+
+def image_changes(samples_a: pd.DataFrame, root_a: str, samples_b: pd.DataFrame, root_b: str,
+                  merges: dict[str, str] | None = None) -> pd.DataFrame:
     """Every image of either run, matched by absolute path: file, sample_id/label/split/fold in A and in B, and
-    `change`: relabelled, dropped (in A only), added (in B only) or unchanged. Changed images first."""
+    `change`: merged (relabelled into its merged class, `merges` from `class_merges`), relabelled, dropped (in A
+    only), added (in B only) or unchanged. Changed images first."""
     both = _by_file(samples_a, root_a).merge(_by_file(samples_b, root_b), on=["file", "copy"], how="outer",
                                              suffixes=("_a", "_b")).drop(columns="copy")
-    change = np.select([both["label_a"].isna(), both["label_b"].isna(), both["label_a"] != both["label_b"]],
-                       ["added", "dropped", "relabelled"], "unchanged")
+    merged = both["label_a"].map(merges or {}).eq(both["label_b"])
+    change = np.select([both["label_a"].isna(), both["label_b"].isna(), both["label_a"] == both["label_b"], merged],
+                       ["added", "dropped", "unchanged", "merged"], "relabelled")
     both["change"] = pd.Categorical(change, categories=CHANGES, ordered=True)
     for side in ("a", "b"):
         both[f"sample_id_{side}"] = both[f"sample_id_{side}"].astype("Int64")
@@ -73,18 +92,26 @@ def moves_sentence(moves: dict[str, int]) -> str:
             "before the splits were kept), so part of any difference is which images each fold was measured on.")
 
 
+# the like-for-like images: same file and label, a merged class's images read as the merged class in both runs
+SAME = ("unchanged", "merged")
+
+
 def like_for_like_denominator(changes: pd.DataFrame, oof_a: pd.DataFrame, oof_b: pd.DataFrame) -> dict[str, int]:
-    """Why the like-for-like table scores the images it does: how many it scores, and how many of each run's
-    images it leaves out as relabelled, dropped, added, or not cross-validated by both (test in either run)."""
+    """Why the like-for-like table scores the images it does: how many it scores (`merged` of them read as their
+    merged class), and how many of each run's images it leaves out as relabelled, dropped, added, or not
+    cross-validated by both (test in either run)."""
     counts = change_counts(changes)
-    unchanged = changes[changes["change"] == "unchanged"]
-    both = unchanged["sample_id_a"].isin(oof_a["sample_id"]) & unchanged["sample_id_b"].isin(oof_b["sample_id"])
-    return {"images": int(both.sum()), "relabelled": counts["relabelled"], "dropped": counts["dropped"],
+    same = changes[changes["change"].isin(SAME)]
+    both = same["sample_id_a"].isin(oof_a["sample_id"]) & same["sample_id_b"].isin(oof_b["sample_id"])
+    return {"images": int(both.sum()), "merged": int((both & (same["change"] == "merged")).sum()),
+            "relabelled": counts["relabelled"], "dropped": counts["dropped"],
             "added": counts["added"], "not_cross_validated_by_both": int((~both).sum())}
 
 
 def denominator_caption(denominator: dict[str, int]) -> str:
-    return (f"Scored on {denominator['images']} images: those both runs cross-validated (each predicted by a "
+    merged = (f", {denominator['merged']} of them in merged classes (the source's labels and predictions of the "
+              "merged classes read as the merged class)" if denominator.get("merged") else "")
+    return (f"Scored on {denominator['images']} images{merged}: those both runs cross-validated (each predicted by a "
             f"fold model that did not train on it) with the same file and label. Left out: "
             f"{denominator['relabelled']} relabelled, {denominator['dropped']} dropped, {denominator['added']} added, "
             f"and {denominator['not_cross_validated_by_both']} unchanged images not out-of-fold in both runs (in the test "
@@ -92,22 +119,41 @@ def denominator_caption(denominator: dict[str, int]) -> str:
 
 
 def unchanged_scores(changes: pd.DataFrame, oof_a: pd.DataFrame, oof_b: pd.DataFrame,
-                     run_a: str, run_b: str) -> pd.DataFrame:
-    """Both runs scored on the same images: those neither run changed (same file, same label) that both
-    cross-validated, each predicted by the fold model that did not train on it.
+                     run_a: str, run_b: str, merges: dict[str, str] | None = None) -> pd.DataFrame:
+    """Both runs scored on the same images: those neither run changed (same file, same label, or relabelled only
+    into its merged class) that both cross-validated, each predicted by the fold model that did not train on it.
+    With `merges` (from `class_merges`) the source's labels and predictions of merged classes are read as the
+    merged class, so both runs are scored on the cleaned run's classes: a source that tells A from B no better
+    than chance is not charged for it.
 
     oof_a/oof_b: out-of-fold `views.prediction_rows` of each run (sample_id, true_name, pred_name)."""
-    same = changes[(changes["change"] == "unchanged") & changes["sample_id_a"].isin(oof_a["sample_id"])
+    same = changes[changes["change"].isin(SAME) & changes["sample_id_a"].isin(oof_a["sample_id"])
                    & changes["sample_id_b"].isin(oof_b["sample_id"])]
     rows = []
     for run_id, side, oof in ((run_a, "a", oof_a), (run_b, "b", oof_b)):
         picked = oof.set_index("sample_id").loc[same[f"sample_id_{side}"].astype(int)]
-        truth, pred = picked["true_name"].to_numpy(), picked["pred_name"].to_numpy()
+        mapping = (merges or {}) if side == "a" else {}
+        truth, pred = (picked[column].map(lambda c: mapping.get(c, c)).to_numpy() for column in ("true_name",
+                                                                                               "pred_name"))
         rows.append({"run": run_id, "images": len(picked),
                      "accuracy": accuracy_score(truth, pred) if len(picked) else np.nan,
                      "balanced_accuracy": balanced_accuracy_score(truth, pred) if len(picked) else np.nan,
                      "macro_f1": f1_score(truth, pred, average="macro", zero_division=0) if len(picked) else np.nan})
     return pd.DataFrame(rows)
+
+
+def merged_metrics(metrics: dict, merges: dict[str, str], classes: list[str]) -> dict | None:
+    """The source run's pooled out-of-fold confusion with each merged class summed into its merged class, in the
+    cleaned run's class order `classes`: a metrics.json holding that matrix alone, for the confusion difference.
+    None when a source class has no place among `classes` (dropped whole, or renamed)."""
+    source = list(metrics.get("classes", []))
+    target = [merges.get(c, c) for c in source]
+    if "oof" not in metrics or not set(target) <= set(classes):
+        return None
+    into = np.zeros((len(source), len(classes)))
+    into[np.arange(len(source)), [classes.index(c) for c in target]] = 1
+    matrix = into.T @ np.asarray(metrics["oof"]["val"]["confusion"], dtype=float) @ into
+    return {"classes": list(classes), "oof": {"val": {"confusion": matrix.tolist()}}}
 
 
 def per_class_side_by_side(metrics_by_run: dict[str, dict], score: str = "recall") -> pd.DataFrame:

@@ -80,3 +80,22 @@ def confusion_csv(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer)
     return buffer.getvalue().encode()
+
+
+def both_sides(rows: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
+    """The images of a pair of classes the model mixes up: a predicted as b and b predicted as a, most confident
+    first (the gallery of two classes the data may not separate)."""
+    picked = rows[((rows["label"] == a) & (rows["pred"] == b)) | ((rows["label"] == b) & (rows["pred"] == a))]
+    return picked.sort_values("confidence", ascending=False, ignore_index=True)
+
+
+OVERLAP_COLUMNS = ["class A", "class B", "overlap", "fold min", "fold max", "confused", "expected by chance"]
+
+
+def overlapping_pairs(diagnostics: dict | None) -> pd.DataFrame:
+    """The pairs of classes the data cannot separate (diagnostics.json's overlapping_classes that passed every
+    rule), largest overlap first: cleanlab's estimated share of the pair's images on the other side, its range
+    over folds, and the out-of-fold confusions between the two against chance. Empty for an older run."""
+    rows = [r for r in ((diagnostics or {}).get("overlapping_classes") or {}).get("pairs", []) if r["significant"]]
+    return pd.DataFrame([[r["a"], r["b"], r["share"], r["fold_min"], r["fold_max"], r["confused"],
+                          round(r["expected"], 1)] for r in rows], columns=OVERLAP_COLUMNS)

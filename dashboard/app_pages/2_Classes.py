@@ -67,8 +67,24 @@ if points and st.session_state.get("_clicked") != points[0].get("customdata"):
     st.session_state["_clicked"] = points[0].get("customdata")
     st.session_state["true"], st.session_state["pred"] = (classes[int(i)] for i in points[0]["customdata"][:2])
 
+overlapping = confusion.overlapping_pairs(run.json("diagnostics"))
+if len(overlapping):
+    st.subheader("Classes the data cannot separate")
+    overlapping["images"] = [links.page_url("Classes", {"run": run.run_id, "true": a, "pred": b, "sides": "both"})
+                             for a, b in zip(overlapping["class A"], overlapping["class B"])]
+    overlapping["merge"] = [links.page_url("Review", {"run": run.run_id, "merge_a": a, "merge_b": b})
+                            for a, b in zip(overlapping["class A"], overlapping["class B"])]
+    st.dataframe(views.as_percentages(overlapping, ["overlap", "fold min", "fold max"]), hide_index=True,
+                 width="stretch", column_config={
+                     "images": st.column_config.LinkColumn("images", display_text="both sides"),
+                     "merge": st.column_config.LinkColumn("merge", display_text="command")})
+    st.caption("overlap = cleanlab's estimate of the share of the pair's out-of-fold images that belong on the other "
+               "side (fold min–max: the same in each fold); confused = the model's out-of-fold mistakes between the "
+               "two, against those expected if its errors went to every class in proportion to its size. Merge "
+               "them, or relabel their images: *both sides* shows them, *command* gives the merge to copy.")
+
 st.subheader("Images of one cell")
-left, right, _ = st.columns([2, 2, 3])
+left, right, other = st.columns([2, 2, 3])
 # A finding about one class (`class` parameter) opens on that class's row.
 # Many classes: the most confused pair to begin with.
 top = pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None}
@@ -76,10 +92,22 @@ true = links.choice("True class", "true", classes, st.query_params.get("class", 
 off_diagonal = top["predicted"] if true == top["true"] and top["predicted"] else next(
     (c for c in classes if c != true), true)
 pred = links.choice("Predicted class", "pred", classes, off_diagonal, where=right)
-cell = views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"),
-                       classes.index(true), classes.index(pred))
-st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{plain(true)}** predicted as **{plain(pred)}**, "
-           "most confident first.")
+# both: the two sides of a pair the data may not separate (a finding about overlapping classes opens on it)
+sides = links.choice("Sides", "sides", ["one", "both"], "one", kind="radio", where=other,
+                     help="one = true → predicted only; both = also predicted → true: the pair's mistakes either way")
+rows = run.rows(source, "test" if source == "ensemble" else "val")
+if sides == "both" and true != pred:
+    cell = confusion.both_sides(rows, classes.index(true), classes.index(pred))
+    st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} of **{plain(true)}** predicted as "
+               f"**{plain(pred)}** and of **{plain(pred)}** predicted as **{plain(true)}**, most confident first. "
+               "Many either way, at similar confidence: the two classes may be one kind of image (merge them on "
+               "the Review page) or labelled inconsistently (relabel).")
+    links.page_link("Review", f"Merge {plain(true)} and {plain(pred)}: the command",
+                    {"run": run.run_id, "merge_a": true, "merge_b": pred}, icon=":material/merge:")
+else:
+    cell = views.cell_rows(rows, classes.index(true), classes.index(pred))
+    st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{plain(true)}** predicted as "
+               f"**{plain(pred)}**, most confident first.")
 gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.choice())
 
 st.subheader("Per-class scores")

@@ -45,10 +45,15 @@ pairs = cleaned_compare.cleaning_pairs({entry.run_id: entry.info for entry in en
 if pairs:
     source, cleaned = (runs.run_of(run_store.find_run(folder, run_id)) for run_id in pairs[0])
     st.subheader("What the cleaning did")
-    changes = cleaned_compare.image_changes(source.table("samples"), source.info["dataset"]["root"],
-                                            cleaned.table("samples"), cleaned.info["dataset"]["root"])
+    sides = [(r.table("samples"), r.info["dataset"]["root"], r.classes) for r in (source, cleaned)]
+    merges = cleaned_compare.class_merges(*sides[0], *sides[1])
+    changes = cleaned_compare.image_changes(*sides[0][:2], *sides[1][:2], merges)
     counts = cleaned_compare.change_counts(changes)
-    st.markdown(f"**{cleaned.run_id}** was trained on a manifest cleaned from **{source.run_id}**: "
+    merged_into = {new: [old for old, into in merges.items() if into == new] for new in merges.values()}
+    merged = (f"{counts['merged']} merged ("
+              + "; ".join(f"{' and '.join(map(plain, olds))} into {plain(new)}" for new, olds in merged_into.items())
+              + "), " if merges else "")
+    st.markdown(f"**{cleaned.run_id}** was trained on a manifest cleaned from **{source.run_id}**: {merged}"
                 f"{counts['relabelled']} images relabelled, {counts['dropped']} dropped, {counts['added']} added, "
                 f"{counts['unchanged']} unchanged.  \n"
                 + cleaned_compare.moves_sentence(cleaned_compare.split_moves(changes)))
@@ -57,7 +62,8 @@ if pairs:
                "the model getting better. The table below scores both runs on the same images, the ones neither "
                "run changed, each predicted by a fold model that did not train on it.", icon=":material/balance:")
     oof_source, oof_cleaned = source.rows("oof"), cleaned.rows("oof")
-    scores = cleaned_compare.unchanged_scores(changes, oof_source, oof_cleaned, source.run_id, cleaned.run_id)
+    scores = cleaned_compare.unchanged_scores(changes, oof_source, oof_cleaned, source.run_id, cleaned.run_id,
+                                              merges)
     st.dataframe(views.as_percentages(scores, views.HEADLINE).set_index("run"), width="stretch")
     st.caption(cleaned_compare.denominator_caption(
         cleaned_compare.like_for_like_denominator(changes, oof_source, oof_cleaned)))
@@ -76,8 +82,9 @@ if pairs:
     shown = changed.dropna(subset=["sample_id_a"]).head(12).assign(sample_id=lambda f: f["sample_id_a"].astype(int))
     shown = shown.merge(source.table("samples")[["sample_id", "path"]], on="sample_id")
     tiles.plain_gallery(shown, source, caption=lambda row: (
-        f"**{row['change']}** · {plain(row['label_a'])}" + (f" → **{plain(row['label_b'])}**" if row["change"] == "relabelled"
-                                                     else "") + f"  \n#{row['sample_id']} in {source.run_id}"))
+        f"**{row['change']}** · {plain(row['label_a'])}"
+        + (f" → **{plain(row['label_b'])}**" if row["change"] in ("relabelled", "merged") else "")
+        + f"  \n#{row['sample_id']} in {source.run_id}"))
 
 headline = views.compare_headline(metrics)
 st.subheader("Headline metrics")
@@ -103,10 +110,18 @@ with right:
 st.subheader("Confusion difference")
 base, other = list(metrics)[0], list(metrics)[-1]
 difference = views.confusion_difference(metrics[base], metrics[other])
+merged_note, classes = "", metrics[base]["classes"]
+if difference is None and pairs and merges and {base, other} == set(pairs[0]):
+    # the source's matrix with its merged classes summed, so the two subtract class for class
+    summed = {run_id: cleaned_compare.merged_metrics(metrics[run_id], merges, metrics[pairs[0][1]]["classes"])
+              if run_id == pairs[0][0] else metrics[run_id] for run_id in (base, other)}
+    if None not in summed.values():
+        difference = views.confusion_difference(summed[base], summed[other])
+        classes = metrics[pairs[0][1]]["classes"]
+        merged_note = f" {source.run_id}'s merged classes are summed into their merged class."
 if difference is None:
     st.info(f"{base} and {other} do not have the same classes, so their confusion matrices cannot be subtracted.")
 else:
-    classes = metrics[base]["classes"]
     figure = go.Figure(go.Heatmap(z=difference, x=classes, y=classes, colorscale="RdBu_r", zmid=0,
                                   text=[[points(v) for v in row] for row in difference], texttemplate="%{text}",
                                   hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
@@ -118,6 +133,6 @@ else:
     with st.columns([3, 2])[0]:
         chart(figure)
     st.caption(f"**{other}** minus **{base}**. On the diagonal, red means {other} predicts that class correctly "
-               "more often; off the diagonal, red means more of that confusion.")
+               f"more often; off the diagonal, red means more of that confusion.{merged_note}")
 
 links.share_link()

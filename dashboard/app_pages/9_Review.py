@@ -1,5 +1,5 @@
 """Review: the images gathered on the other pages, the action proposed for each, and the cleaned manifest to
-download (the run itself is never changed)."""
+download; and the command that merges two classes (the run itself is never changed)."""
 from __future__ import annotations
 
 import base64
@@ -9,10 +9,12 @@ import links
 import page_setup
 import review_list
 import streamlit as st
+from formatting import percent
 
 from core.config import default_cache_dir
 from core.data import cleaning
 from core.data.thumbnails import image_path, thumbnail
+from core.views import confusion
 
 THUMBNAILS = 300   # rows shown with a thumbnail; a longer list still downloads whole
 EDITOR_VERSION = "_review_editor_version"
@@ -20,9 +22,42 @@ EDITOR_VERSION = "_review_editor_version"
 run = page_setup.for_run("Review")
 samples = run.table("samples")
 decisions = review_list.decisions(run)
+
+
+def merge_section() -> None:
+    """Two classes made one: the `clean --merge-classes` command to copy (the dashboard never writes a run)."""
+    st.subheader("Merge two classes")
+    found = confusion.overlapping_pairs(run.json("diagnostics"))
+    classes = run.classes
+    first = found.iloc[0] if len(found) else {"class A": classes[0], "class B": classes[min(1, len(classes) - 1)]}
+    left, middle, right = st.columns(3)
+    a = links.choice("Class", "merge_a", classes, first["class A"], where=left)
+    b = links.choice("and class", "merge_b", classes, first["class B"], where=middle)
+    name = right.text_input("Merged class name", value="", placeholder=cleaning.MERGE_JOIN.join((a, b)),
+                            help="Empty: the two names joined by +")
+    if a == b:
+        st.info("Pick two different classes.", icon=":material/merge:")
+        return
+    found_pair = found[((found["class A"] == a) & (found["class B"] == b))
+                       | ((found["class A"] == b) & (found["class B"] == a))]
+    if len(found_pair):
+        row = found_pair.iloc[0]
+        st.markdown(f"The diagnostics found that the data cannot separate these two: cleanlab puts "
+                    f"{percent(row['overlap'])} of their out-of-fold images on the other side (per fold "
+                    f"{percent(row['fold min'])} to {percent(row['fold max'])}).")
+    st.markdown("Relabel every image of both as one class, in a new manifest (the run itself is not changed):")
+    st.code(cleaning.merge_command(run.run_id, [(a, b)], name.strip() or None, runs_dir=Path(run.path).parent),
+            language="bash", wrap_lines=True)
+    st.caption("It writes merged.csv and its review.json and prints the command that trains on it with this run's "
+               "settings and splits; the Compare page then scores the two runs on the merged classes. Add more "
+               "`--merge-classes` for several merges, and `--drop-label-issues` or `--drop-exact-duplicates` to "
+               "clean in the same step.")
+
+
 if not decisions:
     st.info("The review list is empty. Add images from any gallery (Classes, Embeddings, Misclassified, Data) "
             "with **Add to review list**, or one image with its **Review** button.", icon=":material/checklist:")
+    merge_section()
     links.share_link()
     st.stop()
 
@@ -87,4 +122,5 @@ st.caption(f"The new run then records that it was cleaned from **{run.run_id}** 
            f"`python train_cli.py clean {run.run_id} --drop-label-issues 0.05 --drop-exact-duplicates "
            "--out cleaned.csv` (rule-based, without a hand-made list).")
 
+merge_section()
 links.share_link()

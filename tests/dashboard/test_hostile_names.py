@@ -79,7 +79,7 @@ def test_plain_text_escapes_every_markup_character_and_keeps_the_text(text):
 
 # Every URL parameter a page reads (links.choice/tabs/pager keys, the review list, the run picker's neighbours).
 PARAMS = ["tab", "true", "pred", "fold", "role", "scale", "class", "experiment", "metric", "property", "by", "space",
-          "color", "slice", "gap_metric", "page", "with", "review", "source", "cam"]
+          "color", "slice", "gap_metric", "page", "with", "review", "source", "cam", "sides", "merge_a", "merge_b"]
 VALUES = ["<script>alert(1)</script>", "-1", "99999999999999999999", "", "../../etc/passwd", "%00\x00\x1b[31m",
           "a" * 5000, "1,2,x,,drop", "[click](javascript:alert(1))", "NaN", "0.5", "review:1:2:3"]
 

@@ -133,7 +133,7 @@ def test_clean_command_writes_the_manifest_and_review_json_and_leaves_the_run_al
     review = json.loads((out.parent / "review.json").read_text())
     samples = run_store.read_table(run, "samples")
     assert review["source_run"] == run.name
-    assert review["rules"] == {"drop_label_issues": 0.05, "drop_exact_duplicates": True}
+    assert review["rules"] == {"drop_label_issues": 0.05, "drop_exact_duplicates": True, "merge_classes": None}
     assert len(pd.read_csv(out)) == len(samples) - review["counts"]["drop"]
     assert f"--data {out}" in capsys.readouterr().out
     assert cleaning.manifest_origin(out) == {"source_run": run.name, "review": str(out.parent / "review.json")}
@@ -224,3 +224,65 @@ def test_the_review_table_round_trips_and_flags_a_relabel_without_a_class(run) -
     table.loc[0, "new_label"] = samples.label[7]
     kept, problems = cleaning.decisions_from_table(table)
     assert kept == [Decision(7, "keep")] and problems == ["#2: pick the new class to relabel it to"]
+
+
+# ---------------------------------------------------------------- merged classes
+
+def test_merge_classes_relabels_both_sides_into_one_class_and_keeps_the_rest(run, tmp_path, capsys) -> None:
+    out = tmp_path / "merged.csv"
+    assert train_cli.main(["clean", run.name, "--runs-dir", str(run.parent), "--merge-classes", "class_b,class_c",
+                           "--out", str(out)]) == 0
+    samples, manifest = run_store.read_table(run, "samples"), pd.read_csv(out)
+    merged = samples.label.isin(["class_b", "class_c"])
+    assert len(manifest) == len(samples)
+    assert (manifest.label[merged.to_numpy()] == "class_b+class_c").all()
+    assert manifest.label[~merged.to_numpy()].to_list() == samples.label[~merged].to_list()
+    review = json.loads((tmp_path / "review.json").read_text())
+    assert review["rules"]["merge_classes"] == {"class_b": "class_b+class_c", "class_c": "class_b+class_c"}
+    assert review["counts"]["relabel"] == merged.sum()
+    assert review["changes"][0]["reason"] == "classes class_b and class_c merged into class_b+class_c"
+    said = capsys.readouterr().out
+    assert f"{merged.sum()} images relabelled into class_b+class_c" in said and f"--data {out}" in said
+    # the cleaned manifest names its source, so a run on it keeps the source's splits
+    assert cleaning.manifest_origin(out)["source_run"] == run.name
+
+
+def test_merges_combine_with_drops_and_take_a_name(run, tmp_path) -> None:
+    out = tmp_path / "merged.csv"
+    assert train_cli.main(["clean", run.name, "--runs-dir", str(run.parent), "--merge-classes", "class_a,class_d",
+                           "--merged-name", "ad", "--drop-label-issues", "0.05", "--out", str(out)]) == 0
+    review = json.loads((tmp_path / "review.json").read_text())
+    dropped = {c["sample_id"] for c in review["changes"] if c["action"] == "drop"}
+    assert dropped == {3, 7}   # a dropped image is not relabelled as well
+    assert set(pd.read_csv(out).label) == {"ad", "class_b", "class_c"}
+    relabelled = [c for c in review["changes"] if c["action"] == "relabel"]
+    assert relabelled and not {c["sample_id"] for c in relabelled} & dropped
+
+
+def test_several_merges_and_class_names_with_commas() -> None:
+    classes = ["red, dark", "red", "blue", "green"]
+    where = "see run.json"
+    assert cleaning.parse_merge("red, dark,red", classes, where) == ["red, dark", "red"]
+    groups = [cleaning.parse_merge("red, dark,red", classes, where), cleaning.parse_merge("blue,green", classes, where)]
+    assert cleaning.merge_map(groups, [None, None], classes) == {
+        "red, dark": "red, dark+red", "red": "red, dark+red", "blue": "blue+green", "green": "blue+green"}
+    assert cleaning.merge_map([["red", "blue"]], ["red"], classes) == {"red": "red", "blue": "red"}
+    command = cleaning.merge_command("RUN", [("red, dark", "red")], "reds")
+    assert shlex.split(command) == ["python", "train_cli.py", "clean", "RUN", "--merge-classes", "red, dark,red",
+                                    "--merged-name", "reds", "--out", "merged.csv"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--merge-classes", "class_a,clas_b"], "no class 'clas_b' (did you mean 'class_b'?); the run's classes are "
+                                            "listed under \"classes\" in "),
+    (["--merge-classes", "class_a,class_a"], "name two or more different classes"),
+    (["--merge-classes", "class_a,class_b", "--merge-classes", "class_b,class_c"], "'class_b' is in two merges"),
+    (["--merge-classes", "class_a,class_b", "--merged-name", "class_c"], "--merged-name 'class_c' is another class"),
+    (["--merged-name", "x", "--drop-exact-duplicates"], "--merged-name names one merge"),
+])
+def test_merge_classes_bad_input_exits_2_with_one_line(run, args, message, capsys, tmp_path) -> None:
+    assert train_cli.main(["clean", run.name, "--runs-dir", str(run.parent), *args,
+                           "--out", str(tmp_path / "m.csv")]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "m.csv").exists()

@@ -33,7 +33,8 @@ def test_images_are_matched_by_file_and_named_relabelled_dropped_or_unchanged() 
     assert changes[["file", "change"]].astype(str).values.tolist() == [
         ["/data/x/1.png", "relabelled"], ["/data/x/2.png", "dropped"], ["/data/x/3.png", "unchanged"],
         ["/data/x/4.png", "unchanged"]]
-    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "dropped": 1, "added": 0, "unchanged": 2}
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "merged": 0, "dropped": 1, "added": 0,
+                                                      "unchanged": 2}
 
 
 def test_scores_on_unchanged_images_use_only_images_both_runs_cross_validated() -> None:
@@ -69,10 +70,64 @@ def test_like_for_like_denominator_says_what_it_leaves_out() -> None:
     changes = cleaned_compare.image_changes(a, "/d", b, "/d")
     oof_a, oof_b = oof(a[a.split == "cv"], ["cat"] * 4), oof(b, ["cat"] * 5)
     denominator = cleaned_compare.like_for_like_denominator(changes, oof_a, oof_b)
-    assert denominator == {"images": 2, "relabelled": 1, "dropped": 1, "added": 1, "not_cross_validated_by_both": 1}
+    assert denominator == {"images": 2, "merged": 0, "relabelled": 1, "dropped": 1, "added": 1,
+                           "not_cross_validated_by_both": 1}
     assert denominator["images"] == cleaned_compare.unchanged_scores(changes, oof_a, oof_b, "A", "B")["images"][0]
     caption = cleaned_compare.denominator_caption(denominator)
     assert caption.startswith("Scored on 2 images") and "1 relabelled, 1 dropped, 1 added" in caption
+
+
+def merged_samples() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cat and dog merged into cat+dog; one owl relabelled to cat+dog by hand (not a merge: owl is still a class)."""
+    a = samples([("1.png", "cat", "cv"), ("2.png", "dog", "cv"), ("3.png", "dog", "cv"), ("4.png", "owl", "cv"),
+                 ("5.png", "owl", "cv"), ("6.png", "cat", "cv")])
+    b = samples([("1.png", "cat+dog", "cv"), ("2.png", "cat+dog", "cv"), ("3.png", "cat+dog", "cv"),
+                 ("4.png", "owl", "cv"), ("5.png", "cat+dog", "cv")])
+    return a, b
+
+
+def test_merged_classes_are_read_from_the_two_runs_and_their_images_counted_as_merged() -> None:
+    a, b = merged_samples()
+    merges = cleaned_compare.class_merges(a, "/d", ["cat", "dog", "owl"], b, "/d", ["cat+dog", "owl"])
+    assert merges == {"cat": "cat+dog", "dog": "cat+dog"}
+    changes = cleaned_compare.image_changes(a, "/d", b, "/d", merges)
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "merged": 3, "dropped": 1, "added": 0,
+                                                      "unchanged": 1}
+    # merged into one of its own classes ("dog" takes cat in): dog keeps its name, cat's images are merged
+    b_kept = b.assign(label=b.label.replace("cat+dog", "dog"))
+    assert cleaned_compare.class_merges(a, "/d", ["cat", "dog", "owl"], b_kept, "/d", ["dog", "owl"]) == {
+        "cat": "dog", "dog": "dog"}
+    # a class renamed alone is no merge, and an ordinary cleaning has none
+    renamed = b.assign(label=b.label.replace("owl", "bird"))
+    assert "owl" not in cleaned_compare.class_merges(a, "/d", ["cat", "dog", "owl"], renamed, "/d",
+                                                     ["cat+dog", "bird"])
+    assert cleaned_compare.class_merges(a, "/d", ["cat", "dog", "owl"], a, "/d", ["cat", "dog", "owl"]) == {}
+
+
+def test_like_for_like_scores_read_the_sources_merged_classes_as_one() -> None:
+    a, b = merged_samples()
+    merges = cleaned_compare.class_merges(a, "/d", ["cat", "dog", "owl"], b, "/d", ["cat+dog", "owl"])
+    changes = cleaned_compare.image_changes(a, "/d", b, "/d", merges)
+    # the source splits cat from dog at random (2 of 3 wrong between them) but never calls them owl
+    oof_a = oof(a, ["dog", "cat", "dog", "owl", "owl", "cat"])
+    oof_b = oof(b, ["cat+dog", "cat+dog", "cat+dog", "owl", "owl"])
+    scores = cleaned_compare.unchanged_scores(changes, oof_a, oof_b, "A", "B", merges).set_index("run")
+    # scored: 1, 2, 3 (merged) and 4 (unchanged); 5 was relabelled by hand, 6 dropped
+    assert scores["images"].to_list() == [4, 4]
+    assert scores.at["A", "accuracy"] == 1.0 and scores.at["B", "accuracy"] == 1.0
+    without = cleaned_compare.unchanged_scores(changes, oof_a, oof_b, "A", "B").set_index("run")
+    assert without.at["A", "accuracy"] == 0.5   # on its own classes, its split of cat from dog counts against it
+    denominator = cleaned_compare.like_for_like_denominator(changes, oof_a, oof_b)
+    assert denominator["images"] == 4 and denominator["merged"] == 3
+    assert "4 images, 3 of them in merged classes" in cleaned_compare.denominator_caption(denominator)
+
+
+def test_the_sources_confusion_is_summed_into_the_merged_classes_in_the_cleaned_runs_order() -> None:
+    metrics = {"classes": ["cat", "dog", "owl"], "oof": {"val": {"confusion": [[5, 4, 1], [3, 6, 0], [0, 2, 8]]}}}
+    merged = cleaned_compare.merged_metrics(metrics, {"cat": "cat+dog", "dog": "cat+dog"}, ["owl", "cat+dog"])
+    assert merged["classes"] == ["owl", "cat+dog"]
+    assert merged["oof"]["val"]["confusion"] == [[8, 2], [1, 18]]
+    assert cleaned_compare.merged_metrics(metrics, {}, ["cat", "dog"]) is None   # owl has no place
 
 
 def test_pairs_are_found_from_the_cleaned_runs_record() -> None:
@@ -121,7 +176,7 @@ def test_a_run_trained_on_a_cleaned_manifest_records_its_source(cleaned_pair) ->
     changes = cleaned_compare.image_changes(
         run_store.read_table(source, "samples"), run_store.read_json(source / "run.json")["dataset"]["root"],
         run_store.read_table(target, "samples"), info["dataset"]["root"])
-    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "dropped": 1, "added": 0,
+    assert cleaned_compare.change_counts(changes) == {"relabelled": 1, "merged": 0, "dropped": 1, "added": 0,
                                                       "unchanged": len(changes) - 2}
     assert changes.file[changes.change == "dropped"].str.endswith("apple_copy.jpg").all()
     assert changes[changes.change == "relabelled"][["label_a", "label_b"]].values.tolist() == [["leaf", "sky"]]
@@ -154,3 +209,39 @@ def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pa
                for c in app.caption)
     scores = app.dataframe[0].value
     assert scores.index.to_list() == [source.name, target.name] and (scores["images"] > 0).all()
+
+
+@pytest.fixture(scope="module")
+def merged_pair(cleaned_pair, tmp_path_factory) -> tuple[Path, Path]:
+    """The source of `cleaned_pair` with leaf and sky merged by `clean --merge-classes`, trained from the CLI."""
+    source, _ = cleaned_pair
+    out = tmp_path_factory.mktemp("merge") / "merged.csv"
+    assert train_cli.main(["clean", source.name, "--runs-dir", str(source.parent), "--merge-classes", "leaf,sky",
+                           "--out", str(out)]) == 0
+    assert train_cli.main(["--data", str(out), "--runs-dir", str(source.parent), *TINY, "--name", "merged"]) == 0
+    return source, next(p for p in source.parent.iterdir() if p.name.endswith("merged"))
+
+
+def test_compare_page_scores_a_merged_rerun_on_the_merged_classes(merged_pair, tmp_path, monkeypatch) -> None:
+    from dashboard_fixtures import HOME, PAGES
+    from streamlit.testing.v1 import AppTest
+    source, target = merged_pair
+    info = run_store.read_json(target / "run.json")
+    assert info["classes"] == ["apple", "leaf+sky"]
+    assert info["dataset"]["splits_from"]["method"] == "source_run" and info["dataset"]["splits_from"]["new"] == 0
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(target.parent))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    app = AppTest.from_file(HOME, default_timeout=60)
+    app.query_params["run"] = target.name
+    app.switch_page(PAGES["Compare"])
+    app.run()
+    assert not app.exception, app.exception
+    assert app.multiselect(key="with").value == [source.name]
+    text = "\n".join(m.value for m in app.markdown)
+    assert "16 merged (leaf and sky into leaf+sky), 0 images relabelled, 0 dropped" in text
+    scored = next(c.value for c in app.caption if c.value.startswith("Scored on "))
+    assert "of them in merged classes" in scored
+    scores = app.dataframe[0].value
+    assert scores.index.to_list() == [source.name, target.name] and (scores["images"] > 8).all()
+    assert not any("cannot be subtracted" in i.body for i in app.info)
+    assert any("merged classes are summed into their merged class" in c.value for c in app.caption)

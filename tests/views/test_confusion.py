@@ -71,3 +71,19 @@ def test_csv_holds_the_full_matrix() -> None:
     frame = pd.read_csv(io.BytesIO(confusion.confusion_csv(matrix, ["a", "b"])), index_col=0)
     assert frame.index.tolist() == ["a", "b"] and frame.columns.tolist() == ["a", "b"]
     assert frame.to_numpy().tolist() == [[5, 1], [2, 4]]
+
+
+def test_both_sides_of_a_pair_are_its_mistakes_either_way_most_confident_first() -> None:
+    rows = pd.DataFrame({"sample_id": range(6), "label": [0, 0, 1, 1, 2, 0], "pred": [1, 0, 0, 2, 0, 1],
+                         "confidence": [0.6, 0.9, 0.8, 0.7, 0.95, 0.5]})
+    assert confusion.both_sides(rows, 0, 1)["sample_id"].to_list() == [2, 0, 5]
+    assert confusion.both_sides(rows, 1, 0)["sample_id"].to_list() == [2, 0, 5]
+
+
+def test_overlapping_pairs_are_the_found_ones_of_the_diagnostics() -> None:
+    pair = {"a": "dog", "b": "owl", "share": 0.4, "fold_min": 0.3, "fold_max": 0.5, "confused": 40, "expected": 9.04,
+            "significant": True}
+    diagnostics = {"overlapping_classes": {"pairs": [pair, {**pair, "a": "cat", "significant": False}]}}
+    table = confusion.overlapping_pairs(diagnostics)
+    assert table.values.tolist() == [["dog", "owl", 0.4, 0.3, 0.5, 40, 9.0]]
+    assert confusion.overlapping_pairs({}).empty and confusion.overlapping_pairs(None).empty

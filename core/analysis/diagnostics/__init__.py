@@ -25,6 +25,7 @@ from core.analysis.diagnostics.label_issues import summarize as summarize_label_
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.outliers import outliers
 from core.analysis.diagnostics.overfitting import overfitting
+from core.analysis.diagnostics.overlapping_classes import overlapping_classes
 from core.analysis.diagnostics.run_data import load_run
 from core.analysis.diagnostics.separability import separability
 from core.analysis.diagnostics.slices import failing_slices
@@ -87,6 +88,9 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th)
     diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
     step("label_issues")
+
+    diag["overlapping_classes"] = overlapping_classes(oof, probs, classes, th)
+    step("overlapping_classes")
 
     cache_dir = cache_dir or run.info["config"].get("cache_dir")
     spaces = []

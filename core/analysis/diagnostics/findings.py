@@ -7,7 +7,7 @@ from core.numbers import interval, metric_name, percent, points, with_interval
 
 SEVERITIES = ("high", "medium", "low", "info")
 PAGES = ("Home", "Overfitting", "Classes", "Embeddings", "Misclassified", "Data", "Compare", "Slices")
-PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab", "property", "slice")
+PARAMS = ("fold", "class", "true", "pred", "role", "space", "color", "tab", "property", "slice", "sides")
 
 
 def finding(id: str, severity: str, title: str, evidence: str, page: str, **params: str) -> dict:
@@ -167,6 +167,31 @@ def confusion_findings(pairs: list[dict], failing: set[str], th: Thresholds) -> 
                 f"{p['pred']}: the most confused pair.",
                 "Misclassified", fold="oof", true=p["true"], pred=p["pred"])]
     return []
+
+
+def overlapping_class_findings(overlap: dict | None, th: Thresholds) -> list[dict]:
+    """One finding for the pairs of classes the model splits far more than chance: the largest described, a few
+    named, the rest counted. Older runs' diagnostics have no "overlapping_classes"."""
+    rows = [r for r in (overlap or {}).get("pairs", []) if r["significant"]]
+    if not rows:
+        return []
+    r, named = rows[0], rows[:th.test_classes_named]
+    found = overlap["found"]
+    more = f" and {_count(found - len(named), 'more pair')}" if found > len(named) else ""
+    spread = (f"; per fold {percent(r['fold_min'])} to {percent(r['fold_max'])}" if r["fold_min"] is not None
+              else "")
+    return [finding(
+        f"overlapping-classes:{r['a']}|{r['b']}", "medium",
+        "Classes the data cannot separate: " + ", ".join(f"{n['a']} and {n['b']}" for n in named) + more
+        + ": merge them or relabel",
+        f"cleanlab estimates that {r['overlapping']:.0f} of the {r['images']} out-of-fold images of {r['a']} and "
+        f"{r['b']} ({percent(r['share'])}{spread}) belong on the other side of the pair. The model confuses the "
+        f"two {_count(r['confused'], 'time')} ({r['a_as_b']} {r['a']} as {r['b']}, {r['b_as_a']} the other way), "
+        f"where {r['expected']:.1f} would be expected if its errors on them went to every other class in "
+        f"proportion to its size. Merge them (python train_cli.py clean RUN_ID --merge-classes "
+        f"\"{r['a']},{r['b']}\") or relabel their images."
+        + ("" if found == 1 else f" {found} pairs are like it."),
+        "Classes", true=r["a"], pred=r["b"], sides="both")]
 
 
 def calibration_findings(cal: dict, th: Thresholds) -> list[dict]:
@@ -386,10 +411,14 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
     groups_used = bool(diag["groups_used"])
     class_list = class_findings(diag["imbalance"], th)
     failing = {r["class"] for r in _failing(diag["imbalance"], th)}
+    # a confused pair inside an overlapping pair is already said by the overlap finding
+    overlapping = {r[side] for r in (diag.get("overlapping_classes") or {}).get("pairs", []) if r["significant"]
+                   for side in ("a", "b")}
     found = (overfitting_findings(diag["overfitting"], groups_used, th)
              + heldout_vs_validation_findings(diag["overfitting"])
              + small_test_support_findings(diag["overfitting"], th) + class_list
-             + confusion_findings(diag["confusion"]["oof"], failing, th)
+             + overlapping_class_findings(diag.get("overlapping_classes"), th)
+             + confusion_findings(diag["confusion"]["oof"], failing | overlapping, th)
              + calibration_findings(diag["calibration"], th)
              + prediction_set_findings(diag.get("conformal"), th)
              + label_issue_findings(diag["label_issues"], th)

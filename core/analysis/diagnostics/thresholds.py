@@ -21,6 +21,12 @@ class Thresholds:
     class_recall_high: float = 0.25
     collapse_share: float = 0.30          # name the class a failing class is mostly predicted as, from this share
     confused_pair_share: float = 0.20     # a true->pred pair worth a finding: share of the true class's images
+    # overlapping classes: cleanlab's estimated overlap of a pair (share of its images that belong on the other side)
+    overlap_share: float = 0.20           # a pair overlaps from this share ...
+    overlap_min_images: int = 5           # ... with at least this many out-of-fold confusions between the two ...
+    overlap_p_value: float = 0.01         # ... more than chance (binomial, Bonferroni over all pairs) ...
+    overlap_fold_share: float = 0.5       # ... and in at least this share of the folds (half of overlap_share there)
+    overlap_listed: int = 20              # pairs written in diagnostics.json, those found first
     # imbalance: largest / smallest class count
     imbalance_low: float = 1.5
     imbalance_medium: float = 3.0
