@@ -28,6 +28,7 @@ from core.analysis.diagnostics.overfitting import overfitting
 from core.analysis.diagnostics.run_data import load_run
 from core.analysis.diagnostics.separability import separability
 from core.analysis.diagnostics.slices import failing_slices
+from core.analysis.diagnostics.tail import tail
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.analysis.diagnostics.umap_maps import umap_maps
 from core.store import run_store
@@ -74,6 +75,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
         "has_groups": bool(run.info.get("dataset", {}).get("has_groups", False)),
         "overfitting": overfitting(run.metrics, run.history, th),
         "imbalance": imbalance(run.info["class_counts"], run.metrics["oof"]["val"], classes),
+        "tail": tail(run.metrics, classes, th),
         "confusion": confusion(run.metrics, classes),
         "calibration": calibration(probs, labels, th.calibration_bins),
     }
