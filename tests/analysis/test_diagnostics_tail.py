@@ -2,9 +2,9 @@
 import pytest
 
 from core.analysis.diagnostics.findings import tail_findings
-from core.analysis.diagnostics.tail import round_down, tail, training_images
+from core.analysis.diagnostics.tail import round_down, tail
 from core.analysis.diagnostics.thresholds import Thresholds
-from core.evaluate import compute_metrics
+from core.evaluate import compute_metrics, training_counts
 from core.testing.synthetic import class_predictions
 
 TH = Thresholds()
@@ -21,7 +21,7 @@ def test_the_cut_is_a_round_number_at_or_below_the_value():
 
 def test_training_images_are_the_mean_over_folds_of_the_training_part():
     predictions, classes = class_predictions([30, 6], [0.9, 0.9])
-    assert training_images(compute_metrics(predictions, classes), classes) == {classes[0]: 20.0, classes[1]: 4.0}
+    assert training_counts(compute_metrics(predictions, classes), classes) == {classes[0]: 20.0, classes[1]: 4.0}
 
 
 def test_a_failing_tail_is_one_finding_naming_it_and_the_remedy():

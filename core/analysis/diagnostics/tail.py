@@ -15,13 +15,7 @@ import math
 import numpy as np
 
 from core.analysis.diagnostics.thresholds import Thresholds
-from core.evaluate import proportion_interval
-
-
-def training_images(metrics: dict, classes: list[str]) -> dict[str, float]:
-    """Per class: its images in a fold's training part, mean over the folds that have a training part."""
-    folds = [f["train"]["per_class"] for f in metrics.get("folds", {}).values() if "train" in f]
-    return {name: float(np.mean([f[name]["support"] for f in folds])) if folds else 0.0 for name in classes}
+from core.evaluate import proportion_interval, training_counts
 
 
 def round_down(value: float) -> float:
@@ -44,7 +38,7 @@ def tail(metrics: dict, classes: list[str], th: Thresholds) -> dict | None:
     oof = metrics.get("oof", {}).get("val")
     if not oof or len(classes) < 2:
         return None
-    counts = training_images(metrics, classes)
+    counts = training_counts(metrics, classes)
     largest, smallest = max(counts.values()), min(counts.values())
     cut = round_down(math.sqrt(largest * smallest))
     has_tail = smallest > 0 and largest >= th.tail_min_ratio * smallest
