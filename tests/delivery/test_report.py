@@ -61,7 +61,7 @@ def test_the_report_of_a_complete_run_has_every_section_and_links_them_to_the_da
     for anchor in ("summary", "findings", "classes", "overfitting", "calibration", "map", "mistakes",
                    "label-issues", "leakage", "data", "method", "config"):
         assert f'id="{anchor}"' in html
-    assert html.count("Plotly.newPlot") == 9
+    assert html.count("Plotly.newPlot") == 10
     sets = context["conformal"]["marginal"]["test"]
     assert f"ensemble's sets hold it in {100 * sets['coverage']:.1f}% of {sets['n']} images" in html
     assert "<script src" not in html and "<link" not in html  # nothing loaded from elsewhere
