@@ -182,8 +182,10 @@ def tail_scatter(frame: pd.DataFrame, cut: float | None = None) -> go.Figure:
                           f"%{{customdata[3]:.0%}}), %{{customdata[1]:.3g}} training images per fold, "
                           f"%{{customdata[4]}} validation images<extra></extra>")
     if cut:
-        figure.add_vline(x=cut, line_dash="dash", line_color="#7f7f7f",
-                         annotation_text=f"tail: under {cut:g}", annotation_position="top left")
+        figure.add_vline(x=cut, line_dash="dash", line_color="#7f7f7f")
+        # an annotation on a log axis takes log10 of its position (a shape takes the value itself)
+        figure.add_annotation(x=np.log10(cut), y=1, yref="paper", text=f"tail: under {cut:g}", showarrow=False,
+                              xanchor="right", yanchor="bottom", font={"color": "#7f7f7f"})
     return _finish(figure, title="Recall ◆ and precision ○ against training images (mean over folds, bars: fold "
                                  "min–max)", xaxis_type="log", xaxis_title="training images per fold (log scale)",
                    yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[-0.03, 1.05], height=420,
