@@ -94,3 +94,30 @@ def test_predict_on_the_posthoc_run_applies_the_adjustment_like_its_test_ensembl
     assert train_cli.main(["predict", run.name, *paths, "--out", str(out), "--runs-dir", str(run.parent)]) == 0
     columns = [prob_column(c) for c in CLASSES]
     np.testing.assert_allclose(pd.read_csv(out)[columns].to_numpy(), ensemble[columns].to_numpy(), atol=1e-4)
+
+
+def test_a_fold_trained_with_the_setting_ends_as_the_derived_one(experiment, tmp_path):
+    """The fold job applies --logit-adjust-posthoc after training: retraining the baseline's fold 0 with it gives
+    the head and probabilities the remedy derived without training."""
+    import shutil
+
+    from core.training.fold_job import run_fold
+    copy = tmp_path / experiment["baseline"].name
+    shutil.copytree(experiment["baseline"], copy)
+    info = run_store.read_json(copy / "run.json")
+    info["config"]["logit_adjust_posthoc"] = 1.0
+    run_store.write_json(copy / "run.json", info)
+    run_fold(copy, 0, replace=True)
+    derived = run_store.fold_dir(experiment["logit-adjust-posthoc"], 0)
+    trained = torch.load(run_store.fold_dir(copy, 0) / "model.pt", weights_only=True)["head"]
+    torch.testing.assert_close(trained["bias"], torch.load(derived / "model.pt", weights_only=True)["head"]["bias"])
+    paths = pd.read_parquet(copy / "samples.parquet").set_index("sample_id").path
+    derived_paths = pd.read_parquet(experiment["logit-adjust-posthoc"] / "samples.parquet").set_index("sample_id").path
+    mine = pd.read_parquet(run_store.fold_dir(copy, 0) / "predictions.parquet")
+    theirs = pd.read_parquet(derived / "predictions.parquet")
+    columns = [prob_column(c) for c in CLASSES]
+    joined = mine.assign(path=paths.loc[mine.sample_id].to_numpy()).merge(
+        theirs.assign(path=derived_paths.loc[theirs.sample_id].to_numpy()), on=["path", "role"])
+    assert len(joined) == len(mine)
+    np.testing.assert_allclose(joined[[c + "_x" for c in columns]].to_numpy(),
+                               joined[[c + "_y" for c in columns]].to_numpy(), atol=1e-5)
