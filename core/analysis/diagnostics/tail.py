@@ -4,9 +4,10 @@ A class's training images are the mean over folds of its images in the fold's tr
 `train` support): what each fold model learned it from. The tail is the classes under a cut that adapts to the
 data: the geometric mean of the largest and the smallest class's training images (the middle of the range on
 the log scale the chart draws), rounded down to 1, 2 or 5 x 10^k so a person can say it ("under 10 training
-images"); there is no tail unless the largest class has `tail_min_ratio` times the smallest's. The tail counts as failing only when the pooled recall of its validation
-images lies wholly below the rest's (both 95% exact binomial intervals) and its mean class recall is at least
-`tail_recall_gap` under theirs: a few unlucky small classes do not make a finding.
+images"); there is no tail unless the largest class has `tail_min_ratio` times the smallest's. The tail counts
+as failing only when the pooled recall of its validation images lies wholly below the rest's (both 95% exact
+binomial intervals) and its mean class recall is at least `tail_recall_gap` under theirs: a few unlucky small
+classes do not make a finding.
 """
 from __future__ import annotations
 
