@@ -140,6 +140,12 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="cross-entropy label smoothing (default: %(default)s)")
     add("--balance", default=DEFAULTS.balance, choices=["none", "weights", "sampler"],
         help="class imbalance: none, class-weighted loss, or a weighted sampler (default: %(default)s)")
+    add("--logit-adjust-loss", type=float, default=DEFAULTS.logit_adjust_loss, metavar="TAU",
+        help="long tail: train on the logit-adjusted loss, cross-entropy of logits + TAU × log(class prior of "
+             "the fold's training part) (Menon et al. 2021; 1 is theirs; default: %(default)s = off)")
+    add("--logit-adjust-posthoc", type=float, default=DEFAULTS.logit_adjust_posthoc, metavar="TAU",
+        help="long tail: after training, subtract TAU × log(class prior of the fold's training part) from the "
+             "logits, in the saved head, so predict and serve apply it too (default: %(default)s = off)")
     add("--augment-strength", type=float, default=DEFAULTS.augment_strength,
         help="finetune: scales crop, rotation and colour jitter; 0 = none, 2 = strong (default: %(default)s)")
     add("--patience", type=int, default=DEFAULTS.patience,

@@ -81,6 +81,9 @@ class RunConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.0
     balance: str = "none"              # none | weights | sampler
+    logit_adjust_loss: float = 0.0     # tau of the logit-adjusted loss (Menon et al. 2021): logits + tau*log(prior)
+    logit_adjust_posthoc: float = 0.0  # tau of post hoc logit adjustment: logits - tau*log(prior) after training
+                                       # (folded into the saved head); priors from each fold's training part
     augment_strength: float = 1.0      # finetune: scales every augmentation (Augmentation.at_strength)
     patience: int = 8                  # early stopping on validation balanced accuracy
     # speed
@@ -145,6 +148,10 @@ class RunConfig:
             raise UserError(f"--patience {self.patience}: must be at least 1 epoch")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
+        for name, value in (("--logit-adjust-loss", self.logit_adjust_loss),
+                            ("--logit-adjust-posthoc", self.logit_adjust_posthoc)):
+            if not 0 <= value <= 10:
+                raise UserError(f"{name} {value}: must be in [0, 10] (0 = off; 1 = Menon et al.'s default)")
 
 
 def command_line(cfg: RunConfig, always: Collection[str] = ()) -> str:

@@ -37,9 +37,8 @@ def prediction_table(sample_ids: np.ndarray, labels: np.ndarray, probs: np.ndarr
         "fold": pd.array([fold] * len(labels), dtype="Int64"), "role": role,
         "label": np.asarray(labels, dtype=np.int64), "pred": pred.astype(np.int64),
         "confidence": probs.max(1), "loss": -np.log(np.clip(picked, 1e-12, None)).astype(np.float32)})
-    for index, name in enumerate(classes):
-        table[prob_column(name)] = probs[:, index]
-    return table
+    # all columns at once: one insert per class is quadratic in the class count
+    return pd.concat([table, pd.DataFrame(probs, columns=[prob_column(name) for name in classes])], axis=1)
 
 
 def _defined(value: float) -> float | None:
@@ -153,6 +152,13 @@ def metric_intervals(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
     out["recall"] = {name: proportion_interval(correct[y_true == i].sum(), (y_true == i).sum(), settings.confidence)
                      for i, name in enumerate(classes)}
     return out
+
+
+def training_counts(metrics: dict, classes: list[str]) -> dict[str, float]:
+    """Per class: its images in a fold's training part (metrics.json's `train` support), mean over the folds: what
+    each fold model learned the class from. 0 without folds."""
+    folds = [f["train"]["per_class"] for f in metrics.get("folds", {}).values() if "train" in f]
+    return {name: float(np.mean([f[name]["support"] for f in folds])) if folds else 0.0 for name in classes}
 
 
 def _held_out(rows: pd.DataFrame, classes: list[str]) -> dict:

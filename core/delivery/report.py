@@ -296,7 +296,9 @@ def report_context(run_dir: Path, dashboard_url: str | None = None, limits: Repo
                          if history is not None and len(history) else None),
               "class_gaps": figures.class_gap_bars(views.class_gaps(metrics, classes).head(figures.WORST_SHOWN),
                                                    classes),
-              "counts": figures.class_count_bars(views.class_counts(samples, classes), classes)}
+              "counts": figures.class_count_bars(views.class_counts(samples, classes), classes),
+              "tail": figures.tail_scatter(views.scores_by_training_images(metrics, classes),
+                                           views.tail_cut(diagnostics))}
     if has_test:
         charts["confusion_test"] = figures.limited_confusion_heatmap(metrics, classes, "ensemble")
     calibration = (diagnostics or {}).get("calibration")

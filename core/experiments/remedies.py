@@ -24,6 +24,7 @@ class Remedy:
     overrides: dict                        # RunConfig fields and their new values
     modes: tuple[str, ...] = BOTH_MODES    # training modes where it changes anything
     drops_label_issues: bool = False       # train without the baseline's flagged likely label errors
+    posthoc: bool = False                  # trains nothing: the baseline's fold models, adjusted (experiments/posthoc)
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -31,6 +32,11 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("balance-sampler", "class-balanced sampling of training batches (--balance sampler)",
            {"balance": "sampler"}),
     Remedy("label-smoothing", "cross-entropy label smoothing 0.1 (--label-smoothing 0.1)", {"label_smoothing": 0.1}),
+    Remedy("logit-adjust-loss", "long tail: logit-adjusted cross-entropy, tau 1 (--logit-adjust-loss 1)",
+           {"logit_adjust_loss": 1.0}),
+    Remedy("logit-adjust-posthoc", "long tail: the baseline's fold models with post hoc logit adjustment, tau 1 "
+                                   "(--logit-adjust-posthoc 1); nothing is retrained",
+           {"logit_adjust_posthoc": 1.0}, posthoc=True),
     Remedy("drop-label-errors", "train and validate without the images the baseline's diagnostics flag as likely "
                                 "label errors (cleanlab)", {}, drops_label_issues=True),
     Remedy("other-backbone", "a bigger backbone (--model resnet101), ImageNet weights", {"model": "resnet101"}),

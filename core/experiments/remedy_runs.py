@@ -15,6 +15,7 @@ from core.config import RunConfig
 from core.errors import UserError
 from core.experiments.effects import EffectSettings, effects_table, format_effects
 from core.experiments.learning_curve import CurveSettings, format_fits, learning_curve
+from core.experiments.posthoc import derive_posthoc_folds
 from core.experiments.remedies import Remedy, default_set, remedy_config, remedy_named, skip_reason
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import complete_run, new_run_id, resume, start_run
@@ -128,17 +129,21 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
     runs_dir = Path(cfg.runs_dir)
     record = {"kind": "remedies", "id": document["experiment_id"]}
 
-    def finished(run_id: str | None, start: Callable[[], Path], on_start: Callable[[Path], None]) -> tuple[Path, bool]:
+    def finished(run_id: str | None, start: Callable[[], Path], on_start: Callable[[Path], None],
+                 before_folds: Callable[[Path], object] = lambda run_dir: None) -> tuple[Path, bool]:
         """(the run `run_id`, completed if it is not, or a new run from `start` when there is none to resume;
-        whether any of it was trained now). `on_start` records a new run's id before it trains."""
+        whether any of it was trained now). `on_start` records a new run's id before it trains; `before_folds`
+        may write folds that then need no training."""
         entry = store.find_run(runs_dir, run_id) if run_id else None
         if entry is not None and entry.status == "complete":
             return entry.path, False
         if entry is not None and entry.info is not None:
             log(f"resuming run {run_id}")
+            before_folds(entry.path)
             return resume(runs_dir, run_id, executor), True
         run_dir = start()
         on_start(run_dir)
+        before_folds(run_dir)
         return complete_run(run_dir, time.perf_counter(), executor), True
 
     def record_baseline(run_dir: Path) -> None:
@@ -189,7 +194,9 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
                 remedy_config(cfg, remedy), splits=run_splits,
                 record={"experiment": {**record, "role": "remedy", "remedy": remedy.name,
                                        "splits_from": baseline.name,
-                                       "left_out": 0 if dropped is None else len(dropped)}}), record_remedy)
+                                       "left_out": 0 if dropped is None else len(dropped)}}), record_remedy,
+                before_folds=(lambda run_dir: derive_posthoc_folds(baseline, run_dir)) if remedy.posthoc
+                else (lambda run_dir: None))
             remedy_runs[remedy.name] = run_dir
             entry.update(run_id=run_dir.name, status="complete")
         except KeyboardInterrupt:

@@ -254,3 +254,28 @@ def classifier_outputs(n: int, n_classes: int = 5, *, signal: float | np.ndarray
     labels = (true.cumsum(1) < rng.random((n, 1))).sum(1).clip(max=n_classes - 1)
     reported = np.exp(sharpness * (logits - logits.max(1, keepdims=True)))
     return reported / reported.sum(1, keepdims=True), labels
+
+
+def class_predictions(counts: list[int], recalls: list[float], n_folds: int = 3, seed: int = 0,
+                      test_share: float = 0.0) -> tuple[pd.DataFrame, list[str]]:
+    """predictions.parquet of an imagined k-fold run (and its classes): class i has counts[i] images spread over
+    the folds (every `1/test_share`-th in the test split), each fold model is right on its training images and on a
+    held-out image of class i with probability recalls[i], else predicts class (i + 1) mod C."""
+    rng = np.random.default_rng(seed)
+    classes = [f"class_{i:03d}" for i in range(len(counts))]
+    labels = np.repeat(np.arange(len(counts)), counts)
+    position = np.concatenate([np.arange(n) for n in counts])
+    is_test = (position % round(1 / test_share) == 0) if test_share else np.zeros(len(labels), bool)
+    folds = np.where(is_test, -1, position % n_folds)
+    ids = np.arange(len(labels))
+    tables = []
+    for k in range(n_folds):
+        right = rng.random(len(labels)) < np.asarray(recalls)[labels]
+        pred = np.where((folds != k) & (folds >= 0) | right, labels, (labels + 1) % len(counts))
+        probs = np.full((len(labels), len(counts)), 0.1 / max(1, len(counts) - 1), dtype=np.float32)
+        probs[ids, pred] = 0.9
+        for role, mask in (("train", (folds != k) & (folds >= 0)), ("val", folds == k), ("test", folds < 0)):
+            if mask.any():
+                tables.append(prediction_table(ids[mask], labels[mask], probs[mask], f"fold{k}", k, role, classes))
+    predictions = pd.concat(tables, ignore_index=True)
+    return pd.concat([predictions, ensemble_table(predictions, classes)], ignore_index=True), classes

@@ -1,7 +1,7 @@
 """One training loop for both modes: a head on cached features, or the whole network on images.
 
-AdamW, warm-up then cosine learning rate, optional label smoothing and class balancing, early
-stopping on validation balanced accuracy keeping the best epoch's weights.
+AdamW, warm-up then cosine learning rate, optional label smoothing, class balancing and logit-adjusted loss,
+early stopping on validation balanced accuracy keeping the best epoch's weights.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from core.config import RunConfig
 from core.training.device import FastPaths, choose_fast_paths
+from core.training.logit_adjust import adjusted_cross_entropy, log_prior
 from core.training.progress import bar
 
 
@@ -84,6 +85,7 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
     """
     fast = fast or choose_fast_paths(device, compile_setting="off")
     weight = class_weights(train_labels, num_classes).to(device) if cfg.balance == "weights" else None
+    prior = log_prior(train_labels, num_classes).to(device)   # the fold's training part only
     optimizer = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     forward = torch.compile(model) if fast.compile else model
     steps = len(train_loader)
@@ -101,7 +103,8 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
                 logits = forward(inputs)
-            loss = F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=cfg.label_smoothing)
+            loss = adjusted_cross_entropy(logits.float(), targets, prior, cfg.logit_adjust_loss, weight=weight,
+                                          label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -23,6 +23,7 @@ from core.training.device import choose_fast_paths, pick_device
 from core.training.features import compute_features, eval_transform, image_loader, inference_batch_size, train_transform
 from core.training.fit import balanced_sampler, fit
 from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
+from core.training.logit_adjust import adjust_head, log_prior, posthoc_offset
 from core.training.models import Architecture, rebuild_classifier
 from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
 from core.training.weights import recorded_classifier
@@ -40,6 +41,16 @@ def _train_loader(inputs, labels: np.ndarray, cfg: RunConfig, generator: torch.G
     return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler)
 
 
+def _adjust_posthoc(model: nn.Module, head: nn.Linear, train_labels: np.ndarray, cfg: RunConfig, num_classes: int,
+                    checkpoint: dict, key: str) -> dict:
+    """Post hoc logit adjustment (cfg.logit_adjust_posthoc) folded into the trained head's bias, and the
+    checkpoint that saves it; the checkpoint unchanged when it is off."""
+    if not cfg.logit_adjust_posthoc:
+        return checkpoint
+    adjust_head(head, posthoc_offset(log_prior(train_labels, num_classes), cfg.logit_adjust_posthoc))
+    return {key: {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}}
+
+
 def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
               fold: int, num_classes: int):
     """Head mode: a linear layer on frozen backbone features (on one CPU thread by default: fold_threads)."""
@@ -55,9 +66,11 @@ def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunCon
                  _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
                  loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}",
                  batch_progress=False)  # a head epoch takes milliseconds: a bar per epoch would only flicker
+    checkpoint = _adjust_posthoc(head, head, labels[parts["train"]], cfg, num_classes, {"head": result.best_state},
+                                 "head")
     with torch.inference_mode():
         probs = torch.softmax(head.eval()(x.to(device)).float(), 1).cpu().numpy()
-    return result, probs, None, {"head": result.best_state}
+    return result, probs, None, checkpoint
 
 
 def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
@@ -95,10 +108,12 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     log(f"fold {fold}: " + ", ".join(filter(None, [source, fast.describe()])))
     result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
                  num_classes, cfg, device, desc=f"fold {fold}", fast=fast)
+    checkpoint = _adjust_posthoc(model, model.head, labels[parts["train"]], cfg, num_classes,
+                                 {"model": result.best_state}, "model")
     embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device, fast)
     with torch.inference_mode():
         probs = torch.softmax(model.head(torch.from_numpy(embedding).to(device)).float(), 1).cpu().numpy()
-    return result, probs, embedding, {"model": result.best_state}
+    return result, probs, embedding, checkpoint
 
 
 def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):

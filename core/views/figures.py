@@ -156,6 +156,42 @@ def class_count_bars(counts: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
                    yaxis_title=None, showlegend=False, height=140 + 28 * len(counts), yaxis_autorange="reversed")
 
 
+SCORE_MARKS = {"recall": ("diamond", "#1f77b4"), "precision": ("circle-open", "#ff7f0e")}
+
+
+def tail_scatter(frame: pd.DataFrame, cut: float | None = None) -> go.Figure:
+    """Recall and precision of every class against its training images (`tables.scores_by_training_images`), log
+    x, the fold min–max as error bars: two traces whatever the class count (the hover names the class), each class
+    nudged sideways by a fixed few percent so classes of equal size do not hide each other; `cut` (the long-tail
+    diagnostic's) drawn as a line."""
+    frame = frame[frame["train_images"] > 0]
+    classes = frame["class"].unique()
+    nudge = dict(zip(classes, np.exp(np.random.default_rng(0).uniform(-0.06, 0.06, len(classes)))))
+    figure = go.Figure()
+    for score, (symbol, color) in SCORE_MARKS.items():
+        part = frame[frame["score"] == score]
+        figure.add_scatter(
+            x=part["train_images"] * part["class"].map(nudge), y=part["mean"], mode="markers", name=score,
+            marker={"symbol": symbol, "size": 7 if len(classes) > WORST_SHOWN else 10, "color": color,
+                    "opacity": 0.8},
+            error_y={"type": "data", "symmetric": False, "array": part["max"] - part["mean"],
+                     "arrayminus": part["mean"] - part["min"], "thickness": 0.8, "width": 0, "color": color},
+            customdata=np.column_stack([part["class"], part["train_images"], part["min"], part["max"],
+                                        part["support"]]),
+            hovertemplate=f"%{{customdata[0]}}: {score} %{{y:.1%}} (folds %{{customdata[2]:.0%}}–"
+                          f"%{{customdata[3]:.0%}}), %{{customdata[1]:.3g}} training images per fold, "
+                          f"%{{customdata[4]}} validation images<extra></extra>")
+    if cut:
+        figure.add_vline(x=cut, line_dash="dash", line_color="#7f7f7f")
+        # an annotation on a log axis takes log10 of its position (a shape takes the value itself)
+        figure.add_annotation(x=np.log10(cut), y=1, yref="paper", text=f"tail: under {cut:g}", showarrow=False,
+                              xanchor="right", yanchor="bottom", font={"color": "#7f7f7f"})
+    return _finish(figure, title="Recall ◆ and precision ○ against training images (mean over folds, bars: fold "
+                                 "min–max)", xaxis_type="log", xaxis_title="training images per fold (log scale)",
+                   yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[-0.03, 1.05], height=420,
+                   legend={"orientation": "h", "y": -0.2})
+
+
 def confusion_heatmap(metrics: dict, classes: list[str], source: str, *, share: bool = True,
                       clickable: bool = False) -> go.Figure:
     """The confusion matrix of one source (`matrix_heatmap`)."""

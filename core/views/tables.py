@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from core.evaluate import HEADLINE
+from core.evaluate import HEADLINE, training_counts
 from core.numbers import interval, metric_name, percent, points, spread, with_interval
 
 ROLES = ("train", "val", "test")
@@ -201,6 +201,21 @@ def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
                          "min": values.min(), "max": values.max(),
                          "support": pooled.get(name, {}).get("support", 0)})
     return pd.DataFrame(rows)
+
+
+def scores_by_training_images(metrics: dict, classes: list[str]) -> pd.DataFrame:
+    """Per class and score (recall, precision): its training images (mean per fold, `training_counts`), the mean
+    over folds' validation sets with the fold min and max, and pooled validation support: the long-tail chart."""
+    spread_frame = per_class_spread(metrics, classes)
+    frame = spread_frame[spread_frame["score"].isin(["recall", "precision"])].copy()
+    frame["train_images"] = frame["class"].map(training_counts(metrics, classes))
+    return frame[["class", "score", "train_images", "mean", "min", "max", "std", "support"]].reset_index(drop=True)
+
+
+def tail_cut(diagnostics: dict | None) -> float | None:
+    """The long-tail diagnostic's cut in training images, when the run has a tail (older runs: None)."""
+    tail = (diagnostics or {}).get("tail")
+    return tail["cut"] if tail and tail["n_tail"] else None
 
 
 def worst_classes(spread: pd.DataFrame, n: int) -> list[str]:

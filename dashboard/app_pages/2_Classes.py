@@ -160,5 +160,13 @@ if super_names:   # the manifest's superclass column: the same predictions a lev
                    "farther off.")
     with st.expander("Classes of each superclass"):
         st.dataframe(superclasses.members(metrics), hide_index=True, width="stretch")
+st.subheader("Scores against training images")
+chart(figures.tail_scatter(views.scores_by_training_images(metrics, classes), views.tail_cut(run.json("diagnostics"))))
+st.caption("Every class at its number of training images per fold (log scale), recall ◆ and precision ○ as the "
+           "mean over the folds' validation sets, the bars from the lowest fold to the highest; hover a mark for "
+           "its class. Classes left of the dashed line are the long tail (fewer training images than the geometric "
+           "mean of the largest and smallest class's, rounded down): when their recall sits well under the rest's, "
+           "logit adjustment (`train_cli.py remedies --remedies logit-adjust-posthoc,logit-adjust-loss`) moves "
+           "predictions toward them.")
 
 links.share_link()

@@ -53,6 +53,15 @@ def test_per_class_scores_show_the_worst_classes_with_a_toggle_for_all(env: Path
     assert f"the {WORST_SHOWN} classes of lowest recall" not in _specs(app)
 
 
+def test_scores_against_training_images_are_two_traces_on_a_log_axis(env: Path) -> None:
+    app = open_page("Classes", run=MANY)
+    [spec] = [json.loads(c.proto.spec) for c in app.get("plotly_chart") if "against training images" in c.proto.spec]
+    assert [trace["name"] for trace in spec["data"]] == ["recall", "precision"]
+    assert spec["layout"]["xaxis"]["type"] == "log"
+    assert len({row[0] for row in spec["data"][0]["customdata"]}) == N_CLASSES   # a mark per class, named on hover
+    assert spec["layout"].get("showlegend") is not False   # two entries, never one per class
+
+
 def test_few_classes_keep_the_clickable_matrix(env: Path) -> None:
     app = open_page("Classes", run=FEW)
     assert not app.exception and not app.get("download_button") and not app.toggle

@@ -50,7 +50,7 @@ def test_the_report_of_a_complete_run_has_every_section_and_links_them_to_the_da
     assert all(f["link"].startswith("http://dash:8501/") and f"run={COMPLETE}" in f["link"]
                for f in context["findings"])
     assert set(context["charts"]) == {"folds", "confusion", "confusion_test", "curves", "class_gaps", "counts",
-                                      "calibration", "calibration_test", "map"}
+                                      "tail", "calibration", "calibration_test", "map"}
     assert context["map_total"] == context["map_shown"] == 240
     assert len(context["worst"]) == 24 and all(card["src"].startswith("data:image/jpeg;base64,")
                                                for card in context["worst"])
@@ -61,7 +61,7 @@ def test_the_report_of_a_complete_run_has_every_section_and_links_them_to_the_da
     for anchor in ("summary", "findings", "classes", "overfitting", "calibration", "map", "mistakes",
                    "label-issues", "leakage", "data", "method", "config"):
         assert f'id="{anchor}"' in html
-    assert html.count("Plotly.newPlot") == 9
+    assert html.count("Plotly.newPlot") == 10
     sets = context["conformal"]["marginal"]["test"]
     assert f"ensemble's sets hold it in {100 * sets['coverage']:.1f}% of {sets['n']} images" in html
     assert "<script src" not in html and "<link" not in html  # nothing loaded from elsewhere

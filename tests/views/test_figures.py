@@ -107,3 +107,24 @@ def test_a_confusion_matrix_of_many_classes_is_limited_to_those_most_involved_in
     assert np.asarray(heatmap.customdata).sum() == matrix.sum()
     few = {"oof": {"val": {"confusion": [[3, 1], [0, 4]]}}}
     assert list(figures.limited_confusion_heatmap(few, ["a", "b"], "oof").data[0].x) == ["a", "b"]
+
+
+def test_the_long_tail_chart_is_two_traces_on_a_log_axis_however_many_classes() -> None:
+    from core.evaluate import compute_metrics
+    from core.testing.synthetic import class_predictions
+    counts = [int(c) for c in np.geomspace(60, 3, 300)]            # 300 classes, a long tail
+    predictions, classes = class_predictions(counts, np.linspace(0.9, 0.2, 300).tolist())
+    metrics = compute_metrics(predictions, classes)
+    frame = views.scores_by_training_images(metrics, classes)
+    assert len(frame) == 2 * 300 and set(frame["score"]) == {"recall", "precision"}
+    row = frame[(frame["class"] == classes[0]) & (frame["score"] == "recall")].iloc[0]
+    assert row["train_images"] == 40 and row["min"] <= row["mean"] <= row["max"]
+    figure = figures.tail_scatter(frame, cut=20)
+    assert [trace.name for trace in figure.data] == ["recall", "precision"]
+    assert figure.layout.xaxis.type == "log" and len(figure.data[0].x) == 300
+    assert figure.layout.shapes[0].x0 == 20                        # the tail's cut
+    # each mark sits within a few percent of its class's count, and its hover names the class
+    np.testing.assert_allclose(figure.data[0].x / frame[frame["score"] == "recall"]["train_images"], 1, atol=0.07)
+    assert figure.data[0].customdata[0][0] == classes[0] and "%{customdata[0]}" in figure.data[0].hovertemplate
+    assert views.tail_cut({"tail": {"cut": 20.0, "n_tail": 3}}) == 20 and views.tail_cut({}) is None
+    assert views.tail_cut({"tail": {"cut": 20.0, "n_tail": 0}}) is None

@@ -29,6 +29,7 @@ from core.analysis.diagnostics.overlapping_classes import overlapping_classes
 from core.analysis.diagnostics.run_data import load_run
 from core.analysis.diagnostics.separability import separability
 from core.analysis.diagnostics.slices import failing_slices
+from core.analysis.diagnostics.tail import tail
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.analysis.diagnostics.umap_maps import umap_maps
 from core.store import run_store
@@ -76,6 +77,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
         "dropped_classes": run.info.get("dataset", {}).get("dropped_classes", []),
         "overfitting": overfitting(run.metrics, run.history, th),
         "imbalance": imbalance(run.info["class_counts"], run.metrics["oof"]["val"], classes),
+        "tail": tail(run.metrics, classes, th),
         "confusion": confusion(run.metrics, classes),
         "calibration": calibration(probs, labels, th.calibration_bins),
     }

@@ -155,6 +155,42 @@ def class_findings(imb: dict, th: Thresholds) -> list[dict]:
     return out
 
 
+def _images(value: float) -> str:
+    """A cut or a count of training images as a person says it: 10, 2.5."""
+    return f"{value:g}"
+
+
+def tail_findings(t: dict | None, th: Thresholds) -> list[dict]:
+    """One finding for the long tail: the classes with few training images fail where the others do not, beyond
+    chance (`tail.tail` decides); names the worst few and the remedy that needs no retraining."""
+    if not t or not t["fails"]:
+        return []
+    cut, n = _images(t["cut"]), t["n_tail"]
+    classes = f"{n} {_agree(n, 'class', 'classes')}"
+    rows = [r for r in t["tail_classes"] if r["recall"] is not None]
+    named = rows[:th.tail_classes_named]
+    more = f" and {len(rows) - len(named)} more" if len(rows) > len(named) else ""
+    listed = ", ".join(f"{r['class']} ({percent(r['recall'])}, {_images(round(r['train_images'], 1))} training "
+                       f"images)" for r in named)
+    tp, hp = t["tail_pooled"], t["head_pooled"]
+    severity = "high" if t["tail_mean_recall"] < th.class_recall_high else "medium"
+    return [finding(
+        "long-tail", severity,
+        f"{classes} with under {cut} training images: mean recall {percent(t['tail_mean_recall'])} "
+        f"against {percent(t['head_mean_recall'])}",
+        f"Out of fold, the {classes} with fewer than {cut} training images per fold (the tail: under the "
+        f"geometric mean of the largest class's {_images(round(t['largest'], 1))} and the smallest's "
+        f"{_images(round(t['smallest'], 1))}, rounded down) "
+        f"{_agree(n, 'has', 'have')} mean recall {percent(t['tail_mean_recall'])} against "
+        f"{percent(t['head_mean_recall'])} for the other {t['n_head']}; pooled over their validation images "
+        f"{with_interval(tp['recall'], tp['interval'])} of {tp['n']} against "
+        f"{with_interval(hp['recall'], hp['interval'])} of {hp['n']}, lower in {t['folds_lower']} of "
+        f"{len(t['folds'])} folds. Worst: {listed}{more}. The model favours the classes it saw most: try "
+        f"`train_cli.py remedies --remedies logit-adjust-posthoc,logit-adjust-loss` (post hoc needs no "
+        f"retraining; both compared fold-paired with this run's settings), or collect more images of these classes.",
+        "Classes", fold="oof", **({"class": named[0]["class"]} if named else {}))]
+
+
 def confusion_findings(pairs: list[dict], failing: set[str], th: Thresholds) -> list[dict]:
     """The worst confused pair, unless its class already has a 'fails' finding that names it."""
     for p in pairs:
@@ -418,6 +454,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + heldout_vs_validation_findings(diag["overfitting"])
              + small_test_support_findings(diag["overfitting"], th) + class_list
              + overlapping_class_findings(diag.get("overlapping_classes"), th)
+             + tail_findings(diag.get("tail"), th)
              + confusion_findings(diag["confusion"]["oof"], failing | overlapping, th)
              + calibration_findings(diag["calibration"], th)
              + prediction_set_findings(diag.get("conformal"), th)

@@ -27,6 +27,14 @@ class Thresholds:
     overlap_p_value: float = 0.01         # ... more than chance (binomial, Bonferroni over all pairs) ...
     overlap_fold_share: float = 0.5       # ... and in at least this share of the folds (half of overlap_share there)
     overlap_listed: int = 20              # pairs written in diagnostics.json, those found first
+    # long tail: classes with fewer training images (per fold) than the geometric mean of the largest and the
+    # smallest class's, rounded down to 1, 2 or 5 x 10^k, when the largest has tail_min_ratio times the smallest's;
+    # a finding when their mean recall is tail_recall_gap under the others' and their pooled recall's 95% interval
+    # lies wholly below the others'
+    tail_min_ratio: float = 4.0
+    tail_recall_gap: float = 0.15
+    tail_min_classes: int = 2
+    tail_classes_named: int = 5          # the worst tail classes named in the finding, the rest counted
     # imbalance: largest / smallest class count
     imbalance_low: float = 1.5
     imbalance_medium: float = 3.0
