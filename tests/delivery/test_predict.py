@@ -170,16 +170,21 @@ def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_run
 
 
 @pytest.mark.parametrize("mode", ["head", "finetune"])
-def test_the_ood_score_of_an_image_is_its_distance_in_the_run_s_own_pretrained_space(mode, tiny_runs,  # noqa: F811
-                                                                                     tmp_path):
-    """Predicting the run's test images scores them as the reference scores their stored backbone features: the
-    features predict computes (head: the heads' inputs; finetune: one more pretrained pass) are the run's space."""
+def test_the_ood_score_of_an_image_is_its_distance_in_the_models_own_feature_spaces(mode, tiny_runs,  # noqa: F811
+                                                                                  tmp_path):
+    """Predicting the run's test images scores them as the reference scores their stored features: the features
+    predict computes on the way to the probabilities (head: the heads' inputs, backbone.npy; finetune: each fold
+    network's own, fold{k}.npy) are the spaces the reference was built in."""
     run = tiny_runs[mode]
     paths, ensemble = stored_test_ensemble(run)
     code, table = run_predict(run, tmp_path, *paths)
     assert code == 0
-    reference = ood.load_reference(run)
-    stored = np.load(run / "embeddings" / "backbone.npy")[ensemble["sample_id"].to_numpy()]
+    info = json.loads((run / "run.json").read_text())
+    spaces = ood.serving_spaces(info, info["folds_done"])
+    assert spaces == (["backbone"] if mode == "head" else [f"fold{k}" for k in info["folds_done"]])
+    reference = ood.load_reference(run, spaces)
+    rows = ensemble["sample_id"].to_numpy()
+    stored = {space: np.load(run / "embeddings" / f"{space}.npy")[rows] for space in spaces}
     np.testing.assert_allclose(table["ood_score"], reference.scores(stored), atol=2e-3)
     assert (table["ood_threshold"] == reference.threshold).all()
     assert table["out_of_distribution"].tolist() == (table["ood_score"] > reference.threshold).tolist()
@@ -187,8 +192,8 @@ def test_the_ood_score_of_an_image_is_its_distance_in_the_run_s_own_pretrained_s
 
 def test_an_image_out_of_distribution_says_so_in_place_of_its_class(tiny_runs, tmp_path, capsys,  # noqa: F811
                                                                     monkeypatch):
-    def strict(run_dir):   # a threshold no image is under: every readable image is out of distribution
-        return dataclasses.replace(ood.load_reference(run_dir), threshold=-1.0)
+    def strict(run_dir, spaces):   # a threshold no image is under: every readable image is out of distribution
+        return dataclasses.replace(ood.load_reference(run_dir, spaces), threshold=-1.0)
     monkeypatch.setattr(predict, "load_reference", strict)
     new = tmp_path / "new.png"
     Image.new("RGB", (40, 30), (90, 90, 200)).save(new)
