@@ -159,6 +159,34 @@ def test_classes_with_too_few_calibration_images_are_in_every_set_and_named_in_a
                         "prediction set holds them")]
 
 
+def test_raps_sets_are_fitted_with_the_settings_given(tiny_runs, tmp_path):  # noqa: F811
+    from core.analysis.confidence import load_confidence
+    from core.config import SetSettings
+    run = tiny_runs["head"]
+    paths, _ = stored_test_ensemble(run)
+    code, table = run_predict(run, tmp_path, *paths, extra=("--coverage", "0.6", "--set-method", "raps",
+                                                            "--raps-lambda", "0.2", "--raps-k-reg", "1"))
+    assert code == 0
+    classes = ["apple", "leaf", "sky"]
+    confidence = load_confidence(run, classes, 0.6, settings=SetSettings("raps", 0.2, 1))
+    probs = table[[prob_column(c) for c in classes]].to_numpy()
+    assert table["prediction_set"].str.split("|").tolist() == confidence.labels(confidence.sets(probs), probs)
+    assert confidence.describe()["method"] == "raps" and confidence.describe()["raps_lambda"] == 0.2
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--raps-lambda", "-1", "--raps-lambda -1.0: give a penalty of 0 or more (e.g. 0.05)"),
+    ("--raps-lambda", "nan", "--raps-lambda nan: give a penalty of 0 or more (e.g. 0.05)"),
+    ("--raps-k-reg", "-2", "--raps-k-reg -2: give a number of classes, 0 or more (e.g. 1)")])
+def test_bad_raps_settings_are_one_line_of_bad_input(option, value, message, tiny_runs, tmp_path,  # noqa: F811
+                                                     capsys):
+    run = tiny_runs["head"]
+    code, table = run_predict(run, tmp_path, str(tmp_path), extra=("--coverage", "0.9", "--set-method", "raps",
+                                                                   option, value))
+    assert code == 2 and table is None
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
 @pytest.mark.parametrize("value", ["1.5", "0", "ninety"])
 def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_runs, tmp_path, capsys):  # noqa: F811
     run = tiny_runs["head"]
