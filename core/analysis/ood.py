@@ -72,10 +72,16 @@ class OodReference:
         return np.mean([kth_distance(index, normalised(np.asarray(features[space])), self.k)
                         for space, index in self.indexes.items()], axis=0)
 
+    def space_words(self) -> str:
+        """Where the distances are measured, in words."""
+        if list(self.indexes) == ["backbone"]:
+            return "the pretrained backbone's feature space"
+        return f"each fold network's own feature space (mean over {len(self.indexes)} folds)"
+
     def describe(self) -> dict:
         """What a reader needs to interpret a score (predict's CSV note, GET /model)."""
-        return {"method": "distance to the k-th nearest training image, unit-length features the classifier reads "
-                          "(Sun et al. 2022), averaged over the spaces",
+        return {"method": f"distance to the k-th nearest training image in {self.space_words()}, unit-length "
+                          f"features (Sun et al. 2022)",
                 "spaces": list(self.indexes), "k": self.k, "n_reference": self.n_reference,
                 "threshold": self.threshold, "quantile": self.quantile, "calibration": self.calibration,
                 "n_calibration": self.n_calibration}

@@ -256,9 +256,8 @@ def ood_warning(table: pd.DataFrame, reference: OodReference | None) -> str | No
         return None
     return (f"warning: {flagged} of the {int(table['error'].isna().sum())} images are out of distribution "
             f"(out_of_distribution = True): farther from the training images than {reference.quantile:.0%} of "
-            f"held-out images of known classes (distance to the k-th nearest training image in the pretrained "
-            f"space, k = {reference.k}); "
-            f"their predicted class is a guess")
+            f"held-out images of known classes (distance to the k-th nearest training image in "
+            f"{reference.space_words()}, k = {reference.k}); their predicted class is a guess")
 
 
 def collect_inputs(arguments: list[str], command: str = "predict") -> list[Path]:
