@@ -548,6 +548,9 @@ def command_predict(argv: list[str]) -> int:
     from core.training.device import describe_device
     coverage = None if args.coverage is None else check_coverage(args.coverage)
     sets = set_settings(args)
+    if coverage is None and sets != SetSettings():
+        raise UserError("--set-method, --raps-lambda and --raps-k-reg shape prediction sets, which predict makes only "
+                        "with --coverage: add e.g. --coverage 0.9")
     out = file_to_write(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)

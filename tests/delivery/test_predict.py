@@ -174,6 +174,15 @@ def test_raps_sets_are_fitted_with_the_settings_given(tiny_runs, tmp_path):  # n
     assert confidence.describe()["method"] == "raps" and confidence.describe()["raps_lambda"] == 0.2
 
 
+def test_set_settings_without_coverage_are_a_mistake_said_in_one_line(tiny_runs, tmp_path, capsys):  # noqa: F811
+    run = tiny_runs["head"]
+    code, table = run_predict(run, tmp_path, str(tmp_path), extra=("--set-method", "raps"))
+    assert code == 2 and table is None
+    assert capsys.readouterr().err.strip() == (
+        "error: --set-method, --raps-lambda and --raps-k-reg shape prediction sets, which predict makes only with "
+        "--coverage: add e.g. --coverage 0.9")
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--raps-lambda", "-1", "--raps-lambda -1.0: give a penalty of 0 or more (e.g. 0.05)"),
     ("--raps-lambda", "nan", "--raps-lambda nan: give a penalty of 0 or more (e.g. 0.05)"),
