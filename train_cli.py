@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import NoReturn
 
 # settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
-from core.config import DEDUP_GROUPS, RunConfig
+from core.config import DEDUP_GROUPS, SET_METHODS, RunConfig, SetSettings
 from core.data.sources.settings import AmazonSettings, HttpSettings
 from core.delivery.serve_settings import TOKEN_ENV, ServeSettings
 from core.errors import UserError
@@ -84,6 +84,19 @@ def add_confidence_options(parser: argparse.ArgumentParser, help: str, default: 
     parser.add_argument("--class-conditional", action="store_true",
                         help="hold the coverage for every class on its own (a rare class gets its own guarantee; "
                              "its sets grow instead), not only on average over images")
+    default = SetSettings()
+    parser.add_argument("--set-method", choices=SET_METHODS, default=default.method,
+                        help="conformal score: aps (adaptive sets) or raps (adaptive sets with a penalty on classes "
+                             "ranked beyond --raps-k-reg, for shorter sets) (default: %(default)s)")
+    parser.add_argument("--raps-lambda", type=float, default=default.raps_lambda, metavar="PENALTY",
+                        help="raps: added to a class's score per rank beyond k-reg (default: %(default)s)")
+    parser.add_argument("--raps-k-reg", type=int, default=default.raps_k_reg, metavar="K",
+                        help="raps: classes ranked this high or higher are not penalised (default: %(default)s)")
+
+
+def set_settings(args: argparse.Namespace) -> SetSettings:
+    """The checked --set-method, --raps-lambda and --raps-k-reg."""
+    return SetSettings(args.set_method, args.raps_lambda, args.raps_k_reg).check()
 
 
 def file_to_write(path: str) -> Path:
@@ -561,12 +574,16 @@ def command_predict(argv: list[str]) -> int:
     from core.store import run_store
     from core.training.device import describe_device
     coverage = None if args.coverage is None else check_coverage(args.coverage)
+    sets = set_settings(args)
+    if coverage is None and sets != SetSettings():
+        raise UserError("--set-method, --raps-lambda and --raps-k-reg shape prediction sets, which predict makes only "
+                        "with --coverage: add e.g. --coverage 0.9")
     out = file_to_write(args.out)
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     paths = predict.collect_inputs(args.inputs)
     ensemble = predict.load_ensemble(run_dir)
     confidence = None if coverage is None else load_confidence(run_dir, ensemble.classes, coverage,
-                                                               args.class_conditional)
+                                                               args.class_conditional, sets)
     if confidence is not None and confidence.always_in():
         print(f"warning: too few out-of-fold images to bound {', '.join(confidence.always_in())} at coverage "
               f"{coverage:g}: every prediction set holds {'it' if len(confidence.always_in()) == 1 else 'them'}",
@@ -613,6 +630,7 @@ def command_serve(argv: list[str]) -> int:
     from core.delivery import predict, serve
     from core.store import run_store
     coverage = check_coverage(args.coverage)
+    sets = set_settings(args)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not serve.is_loopback(args.host) and token is None and not args.no_token:
         raise UserError(f"--host {args.host}: anyone who can reach it could use the model; set a token with "
@@ -626,7 +644,7 @@ def command_serve(argv: list[str]) -> int:
     settings = ServeSettings(max_file_bytes=int(args.max_file_mb * 1024 * 1024), max_files=args.max_files,
                              max_batch=args.max_batch, token=token, tta=args.tta, coverage=coverage,
                              class_conditional=args.class_conditional)
-    confidence = load_confidence(run_dir, ensemble.classes, coverage, args.class_conditional)
+    confidence = load_confidence(run_dir, ensemble.classes, coverage, args.class_conditional, sets)
     app = serve.create_app(ensemble, run_store.read_optional_json(run_dir, "metrics"), settings, confidence)
     print(f"serving run {ensemble.run_id} ({len(ensemble.folds)} fold models) on http://{args.host}:{args.port} "
           f"(API docs at /docs{', bearer token required' if token else ''})", file=sys.stderr)

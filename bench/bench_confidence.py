@@ -1,7 +1,7 @@
 """Prediction sets and calibration a user can act on: coverage, set size, ECE, and what sets cost in `serve`.
 
     .venv/bin/python bench/bench_confidence.py [RUN_ID] [--runs-dir runs] [--synthetic-samples 4000]
-                                               [--requests 60] [--no-serve]
+                                               [--requests 40] [--folds 5] [--no-serve]
 
 For a real run (default: the newest complete run with a test split under --runs-dir; train the demo with
 `python train_cli.py --folds 5`) and a generated one (core/testing/synthetic.py, 6 imbalanced classes): sets are
@@ -11,14 +11,14 @@ single fold models (the model the calibration rows came from, where the guarante
 0.8 / 0.9 / 0.95, marginal and class-conditional: coverage ± its binomial standard error, mean set size, the
 worst class's coverage. Then ECE and log loss of the test ensemble before and after temperature scaling.
 
-Serve latency: the real run's models loaded once, two apps over them (core.delivery.serve.create_app), one with
-prediction sets and one without; one-image requests alternate between them (so load from other processes hits
-both alike) and the median and mean latency of each are printed.
+Serve latency (`--requests`, `--folds`): head and finetune mode, each with and without prediction sets + OOD scores
+(see `serve_latency`), on generated runs with untrained ResNet-50 fold models.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -76,43 +76,79 @@ def measure(run_dir: Path) -> None:
           f"{before['accuracy']:.3f}")
 
 
-def serve_latency(run_dir: Path, requests: int) -> None:
+def fake_run(runs_dir: Path, mode: str, folds: int) -> Path:
+    """A generated run (core/testing/synthetic.py) with untrained ResNet-50 fold models of the right shapes: what
+    a request costs does not depend on the weights."""
+    import torch
+
+    from core.testing.synthetic import make_synthetic_run
+    from core.training.models import Architecture, rebuild_classifier
+
+    run_dir = make_synthetic_run(runs_dir, mode, n_samples=200, n_classes=3, n_folds=folds, dim=2048,
+                                 train_mode=mode, files_per_class=8, diagnostics=False)
+    info = run_store.read_json(run_dir / run_store.RUN_JSON)
+    for k in range(folds):
+        network = rebuild_classifier(Architecture.from_dict(info["model"]), len(info["classes"]))
+        torch.save({"head": network.head.state_dict()} if mode == "head" else {"model": network.state_dict()},
+                   run_store.fold_dir(run_dir, k) / "model.pt")
+    return run_dir
+
+
+def serve_latency(requests: int, folds: int) -> None:
+    """POST /predict of one image, in process, to apps over the same loaded models: without prediction sets and
+    OOD scores (what serve answered before them) and with both; in finetune mode also with one more ResNet-50
+    pass per image, what scoring OOD in the pretrained space would add (the choice core/analysis/ood.py did not
+    make). Requests to the apps of a mode alternate, so load from other processes hits all alike; medians."""
+    import dataclasses
+
+    import torch
     from fastapi.testclient import TestClient
 
     from core.analysis.confidence import load_confidence
     from core.delivery import predict, serve
+    from core.training.weights import recorded_classifier
 
-    ensemble = predict.load_ensemble(run_dir)
-    confidence = load_confidence(run_dir, ensemble.classes, 0.9)
-    clients = {"without sets": TestClient(serve.create_app(ensemble)),
-               "with sets": TestClient(serve.create_app(ensemble, confidence=confidence))}
-    samples = pd.read_parquet(run_dir / "samples.parquet").head(20)
-    root = Path(ensemble.info["dataset"]["root"])
-    bodies = [(Path(p).name, (root / p).read_bytes()) for p in samples["path"]]
-    for client in clients.values():   # warm-up: first-batch allocations, the inference thread
-        for name, data in bodies[:3]:
-            assert client.post("/predict", files=[("files", (name, data, "image/png"))]).status_code == 200
-    latency = {name: [] for name in clients}
-    for i in range(requests):
-        for name in (list(clients) if i % 2 else list(clients)[::-1]):   # alternate which goes first
-            upload = [("files", bodies[i % len(bodies)])]
-            started = time.perf_counter()
-            answer = clients[name].post("/predict", files=upload)
-            latency[name].append(time.perf_counter() - started)
-            assert answer.status_code == 200
+    print(f"\nserve latency, {folds} fold models (untrained ResNet-50 at 224 px, 3 classes), {requests} one-image "
+          f"requests per app, alternating, in process; {platform.machine()} CPU, {os.cpu_count()} cores shared with "
+          f"other jobs:")
+    with tempfile.TemporaryDirectory() as scratch:
+        for mode in ("head", "finetune"):
+            run_dir = fake_run(Path(scratch) / "runs", mode, folds)
+            ensemble = predict.load_ensemble(run_dir, torch.device("cpu"))
+            confidence = load_confidence(run_dir, ensemble.classes, 0.9)
+            apps = {"without": serve.create_app(dataclasses.replace(ensemble, ood=None)),
+                    "with sets + OOD": serve.create_app(ensemble, confidence=confidence)}
+            if mode == "finetune":
+                extra = recorded_classifier(ensemble.info).eval()   # the cost of one more backbone pass
+                apps["+ a pretrained pass"] = serve.create_app(
+                    dataclasses.replace(ensemble, models=[*ensemble.models, extra], folds=[*ensemble.folds, -1]),
+                    confidence=confidence)
+            clients = {name: TestClient(app) for name, app in apps.items()}
+            root = Path(ensemble.info["dataset"]["root"])
+            bodies = [(Path(p).name, (root / p).read_bytes())
+                      for p in pd.read_parquet(run_dir / "samples.parquet").head(8)["path"]]
+            for client in clients.values():   # warm-up: first-batch allocations, the inference thread
+                for body in bodies[:2]:
+                    assert client.post("/predict", files=[("files", body)]).status_code == 200
+            latency = {name: [] for name in clients}
+            for i in range(requests):
+                order = list(clients)[i % len(clients):] + list(clients)[:i % len(clients)]   # rotate who goes first
+                for name in order:
+                    started = time.perf_counter()
+                    answer = clients[name].post("/predict", files=[("files", bodies[i % len(bodies)])])
+                    latency[name].append(1000 * (time.perf_counter() - started))
+                    assert answer.status_code == 200
+            base = np.median(latency["without"])
+            print(f"  {mode} mode (load average {os.getloadavg()[0]:.1f}): " + "; ".join(
+                f"{name} median {np.median(values):.0f} ms" + ("" if name == "without" else
+                                                               f" ({np.median(values) / base - 1:+.1%})")
+                for name, values in latency.items()))
     row = np.full((1, len(ensemble.classes)), 1 / len(ensemble.classes))
     started = time.perf_counter()
     for _ in range(1000):
         confidence.labels(confidence.sets(row), row), confidence.calibrated(row)
-    extra = (time.perf_counter() - started) / 1000
-    base, with_sets = (np.array(latency[n]) * 1000 for n in clients)
-    print(f"\nserve, run {run_dir.name} ({ensemble.info['train_mode']} mode, {len(ensemble.folds)} folds, "
-          f"{ensemble.image_size} px), {requests} one-image requests per app, alternating (2-core CPU shared with "
-          f"other jobs, load average {os.getloadavg()[0]:.1f}):")
-    print(f"  without sets: median {np.median(base):.1f} ms, mean {base.mean():.1f} ms; with sets: median "
-          f"{np.median(with_sets):.1f} ms, mean {with_sets.mean():.1f} ms; median difference "
-          f"{(np.median(with_sets) / np.median(base) - 1) * 100:+.1f}%")
-    print(f"  the sets and calibrated confidence of one image on their own: {extra * 1e6:.0f} µs")
+    print(f"  the sets and calibrated confidence of one image on their own: "
+          f"{(time.perf_counter() - started) * 1000:.0f} µs")
 
 
 def main() -> None:
@@ -120,7 +156,8 @@ def main() -> None:
     parser.add_argument("run_id", nargs="?")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--synthetic-samples", type=int, default=4000)
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--folds", type=int, default=5, help="fold models in the serve latency runs")
     parser.add_argument("--no-serve", action="store_true")
     args = parser.parse_args()
     from core.testing.synthetic import make_synthetic_run
@@ -136,8 +173,8 @@ def main() -> None:
         synthetic = make_synthetic_run(Path(scratch) / "runs", "synthetic", n_samples=args.synthetic_samples,
                                        n_classes=6, files_per_class=4, diagnostics=False)
         measure(synthetic)
-    if complete and not args.no_serve:
-        serve_latency(complete[0].path, args.requests)
+    if not args.no_serve:
+        serve_latency(args.requests, args.folds)
 
 
 if __name__ == "__main__":

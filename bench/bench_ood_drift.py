@@ -87,7 +87,7 @@ def serve_latency(ensemble, body: bytes, requests: int) -> dict[str, list[float]
 
     from core.delivery import serve
     clients = {"with OOD": TestClient(serve.create_app(ensemble)),
-               "without OOD": TestClient(serve.create_app(dataclasses.replace(ensemble, ood=None, pretrained=None)))}
+               "without OOD": TestClient(serve.create_app(dataclasses.replace(ensemble, ood=None)))}
     times = {name: [] for name in clients}
     upload = [("files", ("image.jpg", body, "image/jpeg"))]
     for name, client in clients.items():   # warm-up: first calls build kernels and caches
@@ -107,15 +107,15 @@ def reference_at_scale(n: int) -> None:
     features = rng.normal(0, 1, (n, 2048)).astype(np.float32)
     split = np.where(rng.random(n) < 0.2, "test", "cv")
     started = time.perf_counter()
-    reference = build_reference(features, split)
+    reference = build_reference({"backbone": features}, split)
     built = time.perf_counter() - started
     query = features[:1] + rng.normal(0, 0.1, (1, 2048)).astype(np.float32)
     times = []
     for _ in range(20):
         started = time.perf_counter()
-        reference.scores(query)
+        reference.scores({"backbone": query})
         times.append(time.perf_counter() - started)
-    print(f"reference of {reference.index.ntotal} cv images x 2048 (k = {reference.k}), calibrated on "
+    print(f"reference of {reference.n_reference} cv images x 2048 (k = {reference.k}), calibrated on "
           f"{reference.n_calibration}: built in {built:.1f} s; one image scored in {1000 * np.median(times):.1f} ms "
           f"(median of 20)")
 
@@ -150,7 +150,7 @@ def main() -> None:
     table = predict.predict_files(ensemble, paths, {})
     other = np.r_[np.zeros(len(new_known)), np.ones(len(unknown))]
     flagged = table["out_of_distribution"].astype(bool).to_numpy()
-    print(f"\nOOD reference: k = {reference.k} of {reference.index.ntotal} training images, threshold "
+    print(f"\nOOD reference: k = {reference.k} of {reference.n_reference} training images, threshold "
           f"{reference.threshold:.3f} ({reference.calibration}, {reference.n_calibration} images); models + "
           f"reference loaded in {load_s:.1f} s")
     print(f"  AUROC, held-out class vs new known-class images: kNN distance {roc_auc_score(other, table.ood_score):.3f}"

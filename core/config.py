@@ -23,6 +23,27 @@ DEDUP_GROUPS = ("exact", "near", "off")
 # Conformal prediction sets: the share of images whose true class their set should hold. One setting for the
 # diagnostics (Thresholds.conformal_coverage) and `serve` (ServeSettings.coverage); `predict --coverage` takes any.
 CONFORMAL_COVERAGE = 0.9
+SET_METHODS = ("aps", "raps")
+
+
+@dataclass(frozen=True)
+class SetSettings:
+    """How prediction sets are scored (core/analysis/conformal.py): APS, or RAPS (Angelopoulos et al. 2021), which
+    adds `raps_lambda` to a class's score for every rank it lies beyond the `raps_k_reg` most probable classes, so
+    that long tails of unlikely classes stay out of the sets. Their paper's ImageNet settings: lambda 0.01 to 0.2,
+    k_reg about the rank the true class usually has (1 or 2 here: few classes)."""
+    method: str = "aps"
+    raps_lambda: float = 0.05
+    raps_k_reg: int = 1
+
+    def check(self) -> "SetSettings":
+        if self.method not in SET_METHODS:
+            raise UserError(f"--set-method {self.method}: use one of {', '.join(SET_METHODS)}")
+        if not self.raps_lambda >= 0:   # also refuses nan
+            raise UserError(f"--raps-lambda {self.raps_lambda}: give a penalty of 0 or more (e.g. 0.05)")
+        if self.raps_k_reg < 0:
+            raise UserError(f"--raps-k-reg {self.raps_k_reg}: give a number of classes, 0 or more (e.g. 1)")
+        return self
 FAST_PATHS = ("compile", "bf16", "channels_last")  # CUDA's speed-ups, which --cpu-fast-paths also takes on the CPU
 
 

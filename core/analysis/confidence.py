@@ -17,6 +17,7 @@ import pandas as pd
 
 from core.analysis import conformal
 from core.analysis.temperature import fit_temperature, scale
+from core.config import SetSettings
 from core.errors import UserError
 from core.evaluate import prob_column
 
@@ -40,12 +41,13 @@ class Confidence:
     coverage: float
     class_conditional: bool
     temperature: float
-    thresholds: np.ndarray       # [C] APS score threshold per class (all equal unless class-conditional)
+    thresholds: np.ndarray       # [C] score threshold per class (all equal unless class-conditional)
     n_calibration: int
+    settings: SetSettings = SetSettings()   # APS or RAPS, and RAPS's penalty
 
     def sets(self, probs: np.ndarray) -> np.ndarray:
         """[n, C] bool: the classes each image could be (conformal sets of the uncalibrated probabilities)."""
-        return conformal.prediction_sets(probs, self.thresholds)
+        return conformal.prediction_sets(probs, self.thresholds, self.settings)
 
     def calibrated(self, probs: np.ndarray) -> np.ndarray:
         return scale(probs, self.temperature)
@@ -59,20 +61,24 @@ class Confidence:
         return [name for name, value in zip(self.classes, self.thresholds) if np.isinf(value)]
 
     def describe(self) -> dict:
-        return {"coverage": self.coverage, "class_conditional": self.class_conditional, "method": "aps",
+        raps = ({"raps_lambda": self.settings.raps_lambda, "raps_k_reg": self.settings.raps_k_reg}
+                if self.settings.method == "raps" else {})
+        return {"coverage": self.coverage, "class_conditional": self.class_conditional, "method": self.settings.method,
+                **raps,
                 "temperature": self.temperature, "n_calibration": self.n_calibration,
                 "always_in_sets": self.always_in(),
                 "calibrated_on": "out-of-fold predictions of the single fold models (predictions.parquet, role val)"}
 
 
 def fit_confidence(probs: np.ndarray, labels: np.ndarray, classes: list[str], coverage: float,
-                   class_conditional: bool = False) -> Confidence:
+                   class_conditional: bool = False, settings: SetSettings = SetSettings()) -> Confidence:
     """Sets and temperature from calibration probabilities [n, C] and their true labels."""
     coverage = check_coverage(coverage)
+    settings = settings.check()
     return Confidence(classes=list(classes), coverage=coverage, class_conditional=class_conditional,
                       temperature=fit_temperature(probs, labels),
-                      thresholds=conformal.thresholds(probs, labels, 1 - coverage, class_conditional),
-                      n_calibration=len(labels))
+                      thresholds=conformal.thresholds(probs, labels, 1 - coverage, class_conditional, settings),
+                      n_calibration=len(labels), settings=settings)
 
 
 def out_of_fold(predictions: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +88,7 @@ def out_of_fold(predictions: pd.DataFrame, classes: list[str]) -> tuple[np.ndarr
 
 
 def load_confidence(run_dir: Path, classes: list[str], coverage: float,
-                    class_conditional: bool = False) -> Confidence:
+                    class_conditional: bool = False, settings: SetSettings = SetSettings()) -> Confidence:
     """`fit_confidence` on the run's out-of-fold predictions; a UserError when it has none yet."""
     coverage = check_coverage(coverage)
     path = Path(run_dir) / "predictions.parquet"
@@ -92,4 +98,4 @@ def load_confidence(run_dir: Path, classes: list[str], coverage: float,
         raise UserError(f"run {Path(run_dir).name} has no out-of-fold predictions yet ({path.name}, role val) to "
                         f"calibrate prediction sets on; finish a fold first, or leave out --coverage")
     probs, labels = out_of_fold(predictions, classes)
-    return fit_confidence(probs, labels, classes, coverage, class_conditional)
+    return fit_confidence(probs, labels, classes, coverage, class_conditional, settings)

@@ -1,4 +1,5 @@
-"""Split conformal prediction sets with adaptive (APS) scores, marginal or class-conditional (Mondrian).
+"""Split conformal prediction sets with adaptive (APS) or regularised adaptive (RAPS) scores, marginal or
+class-conditional (Mondrian).
 
 A class's score is the probability mass the model puts on the classes ranked above it, so a set is the top
 classes taken in order until their mass passes a threshold (the class that passes it included): few classes
@@ -9,6 +10,11 @@ including the class) adds a second class to most sets.
 The threshold is the calibration scores' ceil((n+1)(1-alpha))-th smallest, so that a new exchangeable image's
 true class is in its set with probability at least 1 - alpha; the Mondrian variant gives each class its own
 threshold, and guarantee, from its own calibration images. The top class scores 0, so no set is empty.
+RAPS (Angelopoulos, Bates, Malik & Jordan 2021, same U = 0 end) adds lambda * max(0, rank - k_reg) to a class's
+score (rank 1 = most probable): the scores still grow with the rank, so a set is still the top classes, but a
+class far down the ranking needs more than its share of mass to get in, which keeps sets short when the model
+spreads a little probability over many classes. Its settings (`core.config.SetSettings`) are fixed, not tuned on
+the calibration images, so the split conformal guarantee holds as it is.
 Checked against MAPIE's scores and crepes' sets on the same inputs (tests/analysis/test_conformal.py).
 """
 from __future__ import annotations
@@ -17,15 +23,20 @@ import math
 
 import numpy as np
 
+from core.config import SetSettings
 
-def aps_scores(probs: np.ndarray) -> np.ndarray:
-    """[n, C] score of every candidate class: the total probability of the classes ranked above it
-    (ties broken by class index, as a stable sort does), rounded to 12 decimals so that sums of the same
-    probabilities in another order tie exactly rather than differ in the last bit."""
+
+def aps_scores(probs: np.ndarray, settings: SetSettings = SetSettings()) -> np.ndarray:
+    """[n, C] score of every candidate class: the total probability of the classes ranked above it (ties broken
+    by class index, as a stable sort does), rounded to 12 decimals so that sums of the same probabilities in
+    another order tie exactly rather than differ in the last bit; with RAPS, plus its rank penalty."""
     probs = np.asarray(probs, dtype=np.float64)
     order = np.argsort(-probs, axis=1, kind="stable")
     ranked = np.take_along_axis(probs, order, axis=1)
     above = np.round(np.cumsum(ranked, axis=1) - ranked, 12)
+    if settings.method == "raps":
+        ranks = np.arange(1, probs.shape[1] + 1)
+        above = above + settings.raps_lambda * np.maximum(ranks - settings.raps_k_reg, 0)[None, :]
     scores = np.empty_like(probs)
     np.put_along_axis(scores, order, above, axis=1)
     return scores
@@ -39,21 +50,23 @@ def conformal_quantile(scores: np.ndarray, alpha: float) -> float:
     return float(scores[rank - 1]) if 1 <= rank <= len(scores) else math.inf
 
 
-def thresholds(probs: np.ndarray, labels: np.ndarray, alpha: float, class_conditional: bool = False) -> np.ndarray:
+def thresholds(probs: np.ndarray, labels: np.ndarray, alpha: float, class_conditional: bool = False,
+               settings: SetSettings = SetSettings()) -> np.ndarray:
     """[C] score threshold of each class from calibration `probs` [n, C] and their true `labels` [n]: one
     shared quantile of the true classes' scores, or (`class_conditional`) each class's quantile over its own
     calibration images only."""
     labels = np.asarray(labels)
-    true_scores = np.take_along_axis(aps_scores(probs), labels[:, None], axis=1)[:, 0]
+    true_scores = np.take_along_axis(aps_scores(probs, settings), labels[:, None], axis=1)[:, 0]
     n_classes = np.shape(probs)[1]
     if not class_conditional:
         return np.full(n_classes, conformal_quantile(true_scores, alpha))
     return np.array([conformal_quantile(true_scores[labels == c], alpha) for c in range(n_classes)])
 
 
-def prediction_sets(probs: np.ndarray, class_thresholds: np.ndarray) -> np.ndarray:
+def prediction_sets(probs: np.ndarray, class_thresholds: np.ndarray,
+                    settings: SetSettings = SetSettings()) -> np.ndarray:
     """[n, C] bool membership: every class whose score is within its threshold (the top class always)."""
-    return aps_scores(probs) <= np.asarray(class_thresholds)[None, :]
+    return aps_scores(probs, settings) <= np.asarray(class_thresholds)[None, :]
 
 
 def coverage_by_class(members: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:

@@ -4,7 +4,8 @@ The ensemble is the run's test ensemble (docs/run-format.md): the mean of the fo
 probabilities. Images are decoded as the scan decodes them and go through the run's evaluation transform
 (resize, centre crop, ImageNet normalisation). `train_cli.py predict` and the HTTP server (core/delivery/serve.py)
 both use this module. Each image also gets an out-of-distribution score (core/analysis/ood.py): its distance to the
-run's training images in the pretrained space, flagged above the threshold calibrated on held-out images.
+run's training images in the features the models read (computed by the same forward pass), flagged above the
+threshold calibrated on held-out images.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PIL import Image
 from torch import nn
 
 from core.analysis.confidence import Confidence
-from core.analysis.ood import OodReference, load_reference
+from core.analysis.ood import OodReference, load_reference, serving_spaces
 from core.data.dataset import decode_bytes, failure_reason
 from core.errors import UserError
 from core.evaluate import prob_column
@@ -42,29 +43,37 @@ class Ensemble:
     device: torch.device
     backbone: nn.Module | None   # head mode: the frozen backbone every fold's head shares
     models: list[nn.Module]      # head mode: one linear head per fold; finetune: one whole network per fold
-    ood: OodReference | None = None      # the training images in the pretrained space; None: no OOD score
-    pretrained: nn.Module | None = None  # finetune mode with `ood`: the pretrained backbone the score needs
+    ood: OodReference | None = None      # the training images in the models' feature spaces; None: no OOD score
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor, tta: bool = False,
-                      embeddings: list[np.ndarray] | None = None) -> np.ndarray:
+                      embeddings: list[dict[str, np.ndarray]] | None = None) -> np.ndarray:
         """Mean softmax probability over the fold models (and, with `tta`, over the image and its mirror).
-        `embeddings`, when given, gets the images' pretrained features appended (the image, not its mirror): in
-        head mode the very features the heads read, in finetune mode one more pass of the pretrained backbone."""
+        `embeddings`, when given, gets the features of the images (not their mirrors) in each space of the OOD
+        reference appended, as computed on the way to the probabilities: in head mode the backbone's features the
+        heads read ("backbone"), in finetune mode each fold network's own ("fold{k}")."""
         views = [images, images.flip(-1)] if tta else [images]
         total = torch.zeros(len(images), len(self.classes))
         for view in views:
             inputs = view.to(self.device)
+            collected = {} if embeddings is not None and view is images else None
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                if embeddings is not None and view is images and self.pretrained is not None:
-                    embeddings.append(self.pretrained(inputs).float().cpu().numpy())
                 if self.backbone is not None:
                     # The heads were trained and evaluated on features stored as float16 (backbone.npy).
                     inputs = self.backbone(inputs).half().float()
-                    if embeddings is not None and view is images:
-                        embeddings.append(inputs.float().cpu().numpy())
-                for model in self.models:
-                    total += torch.softmax(model(inputs).float(), 1).cpu()
+                    if collected is not None:
+                        collected["backbone"] = inputs.cpu().numpy()
+                for fold, model in zip(self.folds, self.models):
+                    if self.backbone is None:   # finetune: a whole network, its features kept on the way
+                        features = model.backbone(inputs)
+                        if collected is not None:
+                            collected[f"fold{fold}"] = features.float().cpu().numpy()
+                        logits = model.head(features)
+                    else:
+                        logits = model(inputs)
+                    total += torch.softmax(logits.float(), 1).cpu()
+            if collected is not None:
+                embeddings.append(collected)
         return (total / (len(self.models) * len(views))).numpy()
 
 
@@ -73,8 +82,8 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool =
 
     Head mode rebuilds the frozen backbone from what run.json recorded (weights file checked by sha256; with
     `--weights none`, the seeded random initialisation, as a resumed run does) and loads each fold's head.
-    With `ood` (and embeddings/backbone.npy in the run), the OOD reference is built and, in finetune mode, the
-    pretrained backbone loaded beside the fold networks.
+    With `ood` (and the models' features of the training images in the run: embeddings/backbone.npy in head mode,
+    embeddings/fold{k}.npy in finetune mode), the OOD reference is built in those spaces.
     """
     run_dir = Path(run_dir)
     info = store.read_json(run_dir / store.RUN_JSON)
@@ -88,11 +97,10 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool =
     if info["train_mode"] == "head":
         backbone = recorded_backbone(info).eval().to(device)
     models = [load_fold_model(run_dir, k).eval().to(device) for k in folds]
-    reference = load_reference(run_dir) if ood else None
-    pretrained = recorded_backbone(info).eval().to(device) if reference and backbone is None else None
+    reference = load_reference(run_dir, serving_spaces(info, folds)) if ood else None
     return Ensemble(run_id=run_dir.name, info=info, classes=list(info["classes"]), folds=folds,
                     image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models,
-                    ood=reference, pretrained=pretrained)
+                    ood=reference)
 
 
 # ---------------------------------------------------------------- images in, probabilities out
@@ -107,7 +115,7 @@ def preprocess(ensemble: Ensemble, image: Image.Image) -> torch.Tensor:
 
 
 def classify_inputs(ensemble: Ensemble, inputs: list[torch.Tensor], tta: bool = False,
-                    batch_size: int | None = None, embeddings: list[np.ndarray] | None = None) -> np.ndarray:
+                    batch_size: int | None = None, embeddings: list[dict[str, np.ndarray]] | None = None) -> np.ndarray:
     """Probabilities [len(inputs), n_classes] of preprocessed images, in batches (`embeddings`: as
     `Ensemble.probabilities`)."""
     size = batch_size or batch_size_for(ensemble)
@@ -117,16 +125,20 @@ def classify_inputs(ensemble: Ensemble, inputs: list[torch.Tensor], tta: bool = 
 
 
 def classify(ensemble: Ensemble, images: list[Image.Image], tta: bool = False,
-             batch_size: int | None = None, embeddings: list[np.ndarray] | None = None) -> np.ndarray:
+             batch_size: int | None = None, embeddings: list[dict[str, np.ndarray]] | None = None) -> np.ndarray:
     """Probabilities [len(images), n_classes] of decoded RGB images, in batches."""
     return classify_inputs(ensemble, [preprocess(ensemble, image) for image in images], tta, batch_size, embeddings)
 
 
-def ood_scores(ensemble: Ensemble, embeddings: list[np.ndarray]) -> np.ndarray | None:
-    """The OOD score of each image whose pretrained features `probabilities` collected; None without a reference."""
+def ood_scores(ensemble: Ensemble, embeddings: list[dict[str, np.ndarray]]) -> np.ndarray | None:
+    """The OOD score of each image whose features `probabilities` collected, batch after batch; None without a
+    reference."""
     if ensemble.ood is None:
         return None
-    return ensemble.ood.scores(np.concatenate(embeddings) if embeddings else np.zeros((0, 1), dtype=np.float32))
+    if not embeddings:
+        return np.zeros(0)
+    return ensemble.ood.scores({space: np.concatenate([batch[space] for batch in embeddings])
+                                for space in ensemble.ood.indexes})
 
 
 def add_ood_columns(table: pd.DataFrame, scores: np.ndarray | None, reference: OodReference | None) -> pd.DataFrame:
@@ -193,19 +205,22 @@ def predict_files(ensemble: Ensemble, paths: list[Path], splits: dict[str, str],
     cv (the models trained on it, so its prediction is optimistic), test (held out), or empty; then the OOD
     columns (`add_ood_columns`)."""
     size = batch_size_for(ensemble)
-    probs, errors, digests, embeddings = [], {}, [], []
+    probs, scores, errors, digests = [], [], {}, []
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes without holding the GIL
         for start in range(0, len(paths), size):
             decoded, batch_digests = zip(*pool.map(_read, paths[start:start + size]))
             digests += batch_digests
             errors.update({start + i: d for i, d in enumerate(decoded) if isinstance(d, str)})
             images = [d for d in decoded if not isinstance(d, str)]
-            if images:
+            if images:   # scored batch by batch: features of a large folder would not fit in memory
+                embeddings = [] if ensemble.ood is not None else None
                 probs.append(classify(ensemble, images, tta, size, embeddings))
+                scores.append(ood_scores(ensemble, embeddings or []))
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(ensemble.classes)), dtype=np.float32)
     table = result_table([str(p) for p in paths], stacked, errors, ensemble.classes)
     table["in_run_split"] = pd.Series([splits.get(d) for d in digests], dtype="string")
-    return add_ood_columns(table, ood_scores(ensemble, embeddings), ensemble.ood)
+    return add_ood_columns(table, np.concatenate(scores) if ensemble.ood is not None and scores else None,
+                           ensemble.ood)
 
 
 def add_prediction_sets(table: pd.DataFrame, confidence: Confidence) -> pd.DataFrame:
@@ -241,9 +256,8 @@ def ood_warning(table: pd.DataFrame, reference: OodReference | None) -> str | No
         return None
     return (f"warning: {flagged} of the {int(table['error'].isna().sum())} images are out of distribution "
             f"(out_of_distribution = True): farther from the training images than {reference.quantile:.0%} of "
-            f"held-out images of known classes (distance to the k-th nearest training image in the pretrained "
-            f"space, k = {reference.k}); "
-            f"their predicted class is a guess")
+            f"held-out images of known classes (distance to the k-th nearest training image in "
+            f"{reference.space_words()}, k = {reference.k}); their predicted class is a guess")
 
 
 def collect_inputs(arguments: list[str], command: str = "predict") -> list[Path]:

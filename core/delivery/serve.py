@@ -4,8 +4,8 @@ The models are loaded once (core/delivery/predict.py). One inference thread runs
 forwards would only compete for the same cores and multiply peak memory); the images of every request that
 arrived while it was busy go into its next batch together, so concurrent requests share a forward pass and
 a lone request waits for nothing. Bad input gets a 4xx with a one-line `detail`; the server keeps serving.
-Every answer carries each image's out-of-distribution score and flag (core/analysis/ood.py), computed in the same
-forward pass (head mode) and an image out of distribution says so in `note`.
+Every answer carries each image's out-of-distribution score and flag (core/analysis/ood.py), from the features the
+same forward pass computes, and an image out of distribution says so in `note`.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ImagePrediction(BaseModel):
                                              "first: the true class is in it for `coverage` of images")
     calibrated_confidence: float | None = Field(None, description="the prediction's probability after "
                                                 "temperature scaling fitted on the run's out-of-fold predictions")
-    ood_score: float | None = None              # distance to the k-th nearest training image (pretrained space)
+    ood_score: float | None = None              # distance to the k-th nearest training image (models' features)
     ood_threshold: float | None = None          # the 95th percentile of held-out images' scores
     out_of_distribution: bool | None = None     # ood_score above ood_threshold; None: the run has no reference
     note: str | None = None                     # said when the image is out of distribution

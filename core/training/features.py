@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
@@ -27,9 +28,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+MAX_ASPECT = 16   # long side / short side kept before the evaluation resize (see `crop_extreme_aspect`)
+
+
+def crop_extreme_aspect(image: Image.Image) -> Image.Image:
+    """The centre of an image whose long side is more than MAX_ASPECT times its short side, cut to that ratio.
+    Resizing the short side first would otherwise blow a thin strip up: a 100-byte 1 x 40,000 PNG (under any pixel
+    limit) would become 256 x 10,240,000 pixels, about 8 GB, of which the centre crop keeps 224 x 224. The crop
+    keeps far more than that centre, and images up to MAX_ASPECT are untouched."""
+    short, long = sorted(image.size)
+    if long <= MAX_ASPECT * short:
+        return image
+    keep = MAX_ASPECT * short
+    if image.width > image.height:
+        left = (image.width - keep) // 2
+        return image.crop((left, 0, left + keep, image.height))
+    top = (image.height - keep) // 2
+    return image.crop((0, top, image.width, top + keep))
+
+
 def eval_transform(image_size: int) -> v2.Compose:
-    """Resize the short side to resize_side(size) and centre-crop: torchvision's ImageNet evaluation recipe."""
-    return v2.Compose([v2.PILToTensor(), v2.Resize(resize_side(image_size), antialias=True),
+    """Resize the short side to resize_side(size) and centre-crop: torchvision's ImageNet evaluation recipe (after
+    `crop_extreme_aspect`)."""
+    return v2.Compose([crop_extreme_aspect, v2.PILToTensor(), v2.Resize(resize_side(image_size), antialias=True),
                        v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 from crepes import ConformalClassifier
-from mapie.conformity_scores import APSConformityScore
+from mapie.conformity_scores import APSConformityScore, RAPSConformityScore
 
 from core.analysis import conformal
+from core.config import SetSettings
 from core.testing.synthetic import classifier_outputs
 
 CLASSES = [f"c{i}" for i in range(5)]
@@ -37,9 +38,42 @@ def test_scores_are_mapies_cumulative_probability_of_the_true_class_less_its_own
     assert (conformal.aps_scores(probs)[np.arange(400), probs.argmax(1)] == 0).all()
 
 
+RAPS = SetSettings("raps", raps_lambda=0.1, raps_k_reg=2)
+
+
+@pytest.mark.parametrize("lam, k_reg", [(0.1, 2), (0.01, 1), (0.5, 3)])
+def test_raps_scores_are_mapies_regularised_scores_of_the_same_aps_end(lam, k_reg):
+    """MAPIE's RAPS adds lambda * max(0, rank - k) (rank 1-based) to its APS score: ours adds the same to ours."""
+    probs, labels = classifier_outputs(400, seed=4)
+    settings = SetSettings("raps", raps_lambda=lam, raps_k_reg=k_reg)
+    ours = np.take_along_axis(conformal.aps_scores(probs, settings), labels[:, None], axis=1)[:, 0]
+    cumulative, rank = APSConformityScore.get_true_label_cumsum_proba(labels, probs, np.arange(len(CLASSES)))
+    aps_end = cumulative - probs[np.arange(400), labels][:, None]
+    theirs = RAPSConformityScore._regularize_conformity_score(np.array([k_reg]), lam, aps_end, rank)
+    np.testing.assert_allclose(ours, theirs.ravel(), atol=1e-12)
+    assert (rank > k_reg).any() and (rank <= k_reg).any()   # both sides of the penalty's corner are exercised
+    assert (conformal.aps_scores(probs, settings)[np.arange(400), probs.argmax(1)] == 0).all()   # never empty
+
+
+def test_raps_without_a_penalty_is_aps_and_a_penalty_keeps_unlikely_classes_out():
+    probs, labels = classifier_outputs(3000, signal=1.5, seed=5)
+    cal, new = slice(0, 1500), slice(1500, None)
+    aps = conformal.prediction_sets(probs[new], conformal.thresholds(probs[cal], labels[cal], 0.1))
+    zero = SetSettings("raps", raps_lambda=0.0, raps_k_reg=1)
+    same = conformal.prediction_sets(probs[new], conformal.thresholds(probs[cal], labels[cal], 0.1, settings=zero),
+                                     zero)
+    assert (aps == same).all()
+    raps = conformal.prediction_sets(probs[new], conformal.thresholds(probs[cal], labels[cal], 0.1, settings=RAPS),
+                                     RAPS)
+    assert raps.sum(1).max() < aps.sum(1).max()   # the long sets are cut
+    ranks = np.argsort(np.argsort(-probs[new], axis=1, kind="stable"), axis=1)
+    assert (raps == (ranks < raps.sum(1, keepdims=True))).all()   # still the top classes in order
+
+
+@pytest.mark.parametrize("settings", [SetSettings(), RAPS], ids=["aps", "raps"])
 @pytest.mark.parametrize("class_conditional", [False, True])
 @pytest.mark.parametrize("alpha", [0.2, 0.1, 0.05])
-def test_sets_are_crepes_sets_on_the_same_scores(class_conditional, alpha):
+def test_sets_are_crepes_sets_on_the_same_scores(class_conditional, alpha, settings):
     # class sizes chosen so that alpha * (n + 1) is never a whole number: there crepes keeps p = alpha
     # (one order statistic more conservative) while the ceil((n+1)(1-alpha)) rule drops it
     sizes = [83, 120, 57, 211, 96]
@@ -47,9 +81,10 @@ def test_sets_are_crepes_sets_on_the_same_scores(class_conditional, alpha):
     keep = np.concatenate([np.flatnonzero(labels == c)[:size] for c, size in enumerate(sizes)])
     probs, labels = probs[keep], labels[keep]
     test_probs, _ = classifier_outputs(300, signal=2.5, seed=3)
-    cal_scores = conformal.aps_scores(probs)[np.arange(len(labels)), labels]
-    ours = conformal.prediction_sets(test_probs, conformal.thresholds(probs, labels, alpha, class_conditional))
-    theirs = crepes_sets(cal_scores, labels, conformal.aps_scores(test_probs), alpha, class_conditional)
+    cal_scores = conformal.aps_scores(probs, settings)[np.arange(len(labels)), labels]
+    ours = conformal.prediction_sets(test_probs, conformal.thresholds(probs, labels, alpha, class_conditional,
+                                                                      settings), settings)
+    theirs = crepes_sets(cal_scores, labels, conformal.aps_scores(test_probs, settings), alpha, class_conditional)
     assert (ours == theirs).all()
     assert ours.sum(1).min() >= 1 and 1 < ours.sum(1).mean() < 5   # neither trivial nor everything
 
@@ -64,12 +99,13 @@ def test_the_quantile_has_the_finite_sample_correction_and_is_infinite_with_too_
     assert conformal.prediction_sets(probs, thresholds).all()
 
 
+@pytest.mark.parametrize("settings", [SetSettings(), RAPS], ids=["aps", "raps"])
 @pytest.mark.parametrize("coverage", [0.8, 0.9, 0.95])
-def test_coverage_holds_on_exchangeable_data_within_sampling_error(coverage):
+def test_coverage_holds_on_exchangeable_data_within_sampling_error(coverage, settings):
     n_cal, n_test = 2000, 20000
     probs, labels = classifier_outputs(n_cal + n_test, sharpness=3.0, seed=12)   # over-confident: still holds
-    members = conformal.prediction_sets(probs[n_cal:],
-                                        conformal.thresholds(probs[:n_cal], labels[:n_cal], 1 - coverage))
+    members = conformal.prediction_sets(probs[n_cal:], conformal.thresholds(
+        probs[:n_cal], labels[:n_cal], 1 - coverage, settings=settings), settings)
     result = conformal.coverage_by_class(members, labels[n_cal:], CLASSES)
     # Over calibration sets, coverage is Beta distributed around k / (n+1), sd about sqrt(a(1-a)/n_cal); the
     # test split adds its own binomial error. Only a floor: without APS's random term, scores tie (every image

@@ -55,3 +55,19 @@ def test_coverage_short_of_the_target_beyond_sampling_error_is_a_finding(coverag
             "mean_set_size": 1.2, "per_class": []}
     found = prediction_set_findings({"coverage": 0.9, "marginal": {"test": test}}, TH)
     assert [f["id"] for f in found] == (["coverage-shortfall"] if fires else [])
+
+
+@pytest.mark.parametrize("coverage, n, fires", [(0.64, 14, True), (0.80, 14, False), (1.0, 3, False),
+                                                (0.0, 3, True)])
+def test_a_class_whose_class_conditional_sets_fall_short_beyond_sampling_error_is_named(coverage, n, fires):
+    """The error is that of a share at the target (at 0% the observed share's own error is 0 and passes anything)."""
+    row = {"class": "rare", "n": n, "coverage": coverage, "mean_set_size": 1.5}
+    good = {"class": "common", "n": 200, "coverage": 0.9, "mean_set_size": 1.2}
+    overall = {"n": n + 200, "coverage": 0.9, "coverage_se": 0.02, "mean_set_size": 1.2, "per_class": [good, row]}
+    found = prediction_set_findings({"coverage": 0.9, "marginal": {"test": overall},
+                                     "class_conditional": {"test": overall}}, TH)
+    assert [f["id"] for f in found] == (["class-coverage-shortfall"] if fires else [])
+    if fires:
+        assert found[0]["title"] == (f"Class-conditional prediction sets fall short for 1 class: rare "
+                                     f"{coverage:.1%} of {n}")
+        assert "common" not in found[0]["evidence"]

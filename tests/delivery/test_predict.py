@@ -159,6 +159,43 @@ def test_classes_with_too_few_calibration_images_are_in_every_set_and_named_in_a
                         "prediction set holds them")]
 
 
+def test_raps_sets_are_fitted_with_the_settings_given(tiny_runs, tmp_path):  # noqa: F811
+    from core.analysis.confidence import load_confidence
+    from core.config import SetSettings
+    run = tiny_runs["head"]
+    paths, _ = stored_test_ensemble(run)
+    code, table = run_predict(run, tmp_path, *paths, extra=("--coverage", "0.6", "--set-method", "raps",
+                                                            "--raps-lambda", "0.2", "--raps-k-reg", "1"))
+    assert code == 0
+    classes = ["apple", "leaf", "sky"]
+    confidence = load_confidence(run, classes, 0.6, settings=SetSettings("raps", 0.2, 1))
+    probs = table[[prob_column(c) for c in classes]].to_numpy()
+    assert table["prediction_set"].str.split("|").tolist() == confidence.labels(confidence.sets(probs), probs)
+    assert confidence.describe()["method"] == "raps" and confidence.describe()["raps_lambda"] == 0.2
+
+
+def test_set_settings_without_coverage_are_a_mistake_said_in_one_line(tiny_runs, tmp_path, capsys):  # noqa: F811
+    run = tiny_runs["head"]
+    code, table = run_predict(run, tmp_path, str(tmp_path), extra=("--set-method", "raps"))
+    assert code == 2 and table is None
+    assert capsys.readouterr().err.strip() == (
+        "error: --set-method, --raps-lambda and --raps-k-reg shape prediction sets, which predict makes only with "
+        "--coverage: add e.g. --coverage 0.9")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--raps-lambda", "-1", "--raps-lambda -1.0: give a penalty of 0 or more (e.g. 0.05)"),
+    ("--raps-lambda", "nan", "--raps-lambda nan: give a penalty of 0 or more (e.g. 0.05)"),
+    ("--raps-k-reg", "-2", "--raps-k-reg -2: give a number of classes, 0 or more (e.g. 1)")])
+def test_bad_raps_settings_are_one_line_of_bad_input(option, value, message, tiny_runs, tmp_path,  # noqa: F811
+                                                     capsys):
+    run = tiny_runs["head"]
+    code, table = run_predict(run, tmp_path, str(tmp_path), extra=("--coverage", "0.9", "--set-method", "raps",
+                                                                   option, value))
+    assert code == 2 and table is None
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
 @pytest.mark.parametrize("value", ["1.5", "0", "ninety"])
 def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_runs, tmp_path, capsys):  # noqa: F811
     run = tiny_runs["head"]
@@ -170,16 +207,21 @@ def test_a_coverage_outside_zero_to_one_is_one_line_of_bad_input(value, tiny_run
 
 
 @pytest.mark.parametrize("mode", ["head", "finetune"])
-def test_the_ood_score_of_an_image_is_its_distance_in_the_run_s_own_pretrained_space(mode, tiny_runs,  # noqa: F811
-                                                                                     tmp_path):
-    """Predicting the run's test images scores them as the reference scores their stored backbone features: the
-    features predict computes (head: the heads' inputs; finetune: one more pretrained pass) are the run's space."""
+def test_the_ood_score_of_an_image_is_its_distance_in_the_models_own_feature_spaces(mode, tiny_runs,  # noqa: F811
+                                                                                  tmp_path):
+    """Predicting the run's test images scores them as the reference scores their stored features: the features
+    predict computes on the way to the probabilities (head: the heads' inputs, backbone.npy; finetune: each fold
+    network's own, fold{k}.npy) are the spaces the reference was built in."""
     run = tiny_runs[mode]
     paths, ensemble = stored_test_ensemble(run)
     code, table = run_predict(run, tmp_path, *paths)
     assert code == 0
-    reference = ood.load_reference(run)
-    stored = np.load(run / "embeddings" / "backbone.npy")[ensemble["sample_id"].to_numpy()]
+    info = json.loads((run / "run.json").read_text())
+    spaces = ood.serving_spaces(info, info["folds_done"])
+    assert spaces == (["backbone"] if mode == "head" else [f"fold{k}" for k in info["folds_done"]])
+    reference = ood.load_reference(run, spaces)
+    rows = ensemble["sample_id"].to_numpy()
+    stored = {space: np.load(run / "embeddings" / f"{space}.npy")[rows] for space in spaces}
     np.testing.assert_allclose(table["ood_score"], reference.scores(stored), atol=2e-3)
     assert (table["ood_threshold"] == reference.threshold).all()
     assert table["out_of_distribution"].tolist() == (table["ood_score"] > reference.threshold).tolist()
@@ -187,8 +229,8 @@ def test_the_ood_score_of_an_image_is_its_distance_in_the_run_s_own_pretrained_s
 
 def test_an_image_out_of_distribution_says_so_in_place_of_its_class(tiny_runs, tmp_path, capsys,  # noqa: F811
                                                                     monkeypatch):
-    def strict(run_dir):   # a threshold no image is under: every readable image is out of distribution
-        return dataclasses.replace(ood.load_reference(run_dir), threshold=-1.0)
+    def strict(run_dir, spaces):   # a threshold no image is under: every readable image is out of distribution
+        return dataclasses.replace(ood.load_reference(run_dir, spaces), threshold=-1.0)
     monkeypatch.setattr(predict, "load_reference", strict)
     new = tmp_path / "new.png"
     Image.new("RGB", (40, 30), (90, 90, 200)).save(new)

@@ -156,6 +156,9 @@ def test_a_bad_coverage_is_refused_before_the_models_load(tiny_runs, capsys):  #
     run = tiny_runs["head"]
     assert train_cli.main(["serve", run.name, "--coverage", "1", "--runs-dir", str(run.parent)]) == 2
     assert capsys.readouterr().err.startswith("error: --coverage 1: give the share")
+    assert train_cli.main(["serve", run.name, "--set-method", "raps", "--raps-lambda", "-0.5",
+                           "--runs-dir", str(run.parent)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --raps-lambda -0.5: give a penalty of 0 or more (e.g. 0.05)"
 
 
 def test_a_public_address_needs_a_token(tiny_runs, capsys, monkeypatch):  # noqa: F811

@@ -84,3 +84,23 @@ def test_a_full_disk_during_extraction_keeps_the_whole_features_and_recomputes_o
     faults.free()
     values, computed = extract(paths, tmp_path / "cache")
     assert computed == 3 and values.shape == (5, 3)
+
+
+def test_a_thin_strip_is_cut_to_its_centre_before_the_evaluation_resize():
+    """A 1 x 40,000 image (200 bytes as PNG) would resize to 256 x 10,240,000 pixels; cut first, it costs nothing,
+    and the crop the models see is the one the full resize gives."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from core.config import resize_side
+    from core.training.features import MAX_ASPECT, crop_extreme_aspect, eval_transform
+    rng = np.random.default_rng(0)
+    strip = Image.fromarray(rng.integers(0, 255, (20, 1000, 3), dtype=np.uint8))   # 50 : 1
+    cut = crop_extreme_aspect(strip)
+    assert cut.size == (MAX_ASPECT * 20, 20)
+    recipe = v2.Compose([v2.PILToTensor(), v2.Resize(resize_side(64), antialias=True), v2.CenterCrop(64)])
+    whole, ours = recipe(strip).int(), recipe(cut).int()   # a strip small enough to resize whole, and its cut
+    assert (whole - ours).abs().float().mean() < 2   # the same pixels, up to resampling alignment
+    photo = Image.new("RGB", (640, 480))
+    assert crop_extreme_aspect(photo) is photo and crop_extreme_aspect(Image.new("RGB", (16, 1))).size == (16, 1)
+    assert eval_transform(224)(Image.new("RGB", (1, 40_000))).shape == (3, 224, 224)

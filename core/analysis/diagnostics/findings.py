@@ -1,6 +1,8 @@
 """Plain-language findings from the numbers in diagnostics.json, ranked by severity."""
 from __future__ import annotations
 
+import math
+
 from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.numbers import interval, metric_name, percent, points, with_interval
@@ -274,7 +276,28 @@ def prediction_set_findings(conformal: dict | None, th: Thresholds) -> list[dict
             f"{_count(test['n'], 'image')} (standard error {test['coverage_se']:.1%}), under the {target:.0%} they "
             f"were calibrated for on single fold models' out-of-fold predictions: the ensemble is not the model "
             f"they were calibrated on.", "Misclassified", tab="calibration"))
-    return out
+    return out + class_coverage_findings(conformal, target, th)
+
+
+def class_coverage_findings(conformal: dict, target: float, th: Thresholds) -> list[dict]:
+    """Classes whose class-conditional sets (`--class-conditional`: a guarantee per class) fall short on the test
+    split by more than `coverage_shortfall_se` standard errors of a share at the target, sqrt(t(1-t)/n): the
+    observed share's own error is 0 at 0% or 100% and would pass any class."""
+    test = (conformal.get("class_conditional") or {}).get("test")
+    short = [row for row in (test or {}).get("per_class", []) if row["n"] and row["coverage"] < target
+             - th.coverage_shortfall_se * math.sqrt(target * (1 - target) / row["n"])]
+    if not short:
+        return []
+    named = ", ".join(f"{row['class']} {percent(row['coverage'])} of {row['n']}" for row in short)
+    return [finding(
+        "class-coverage-shortfall", "low",
+        f"Class-conditional prediction sets fall short for {len(short)} {_agree(len(short), 'class', 'classes')}: "
+        f"{named}",
+        f"With --class-conditional, each class's sets are calibrated on its own out-of-fold images to hold the true "
+        f"class for {percent(target)} of its images; on the test split they hold it for {named} test images, more than "
+        f"{th.coverage_shortfall_se:g} standard errors under. Few test images, or images that come in groups (one "
+        f"product, one patient), make this share noisy; else the fold ensemble or the test split differs for this "
+        f"class from the out-of-fold images the sets were calibrated on.", "Misclassified", tab="calibration")]
 
 
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
