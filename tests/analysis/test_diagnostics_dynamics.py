@@ -44,6 +44,11 @@ def test_cartography_regions_aum_and_forgetting_averaged_over_the_folds_that_tra
     assert stats["never_learned"] == 1 and stats["forgotten"] == 1
 
 
+def test_threshold_samples_learnt_by_heart_never_lift_the_aum_threshold_above_zero():
+    threshold = aum_threshold([_fold(0, [0], [[0.5]], [[1.0]], threshold=[1.0, 2.0, 3.0])], TH)
+    assert threshold["value"] == 0.0 and threshold["percentile_value"] == pytest.approx(np.percentile([1, 2, 3], 99))
+
+
 def test_without_threshold_samples_the_aum_threshold_is_zero_and_says_why():
     threshold = aum_threshold([_fold(0, [0], [[0.5]], [[1.0]])], TH)
     assert threshold["value"] == 0.0 and "finetune" in threshold["method"]

@@ -58,11 +58,13 @@ def test_the_neighbour_vote_flags_an_image_whose_neighbours_mostly_carry_one_oth
     from core.analysis.diagnostics.label_issues import neighbour_vote
     labels = np.array([0, 0, 0, 1, 1, 2])
     neighbours = np.array([[1, 2, 3, 4], [0, 2, 3, 5], [3, 4, 5, 1], [4, 0, 1, 2], [3, 0, 1, 2], [0, 1, 3, 4]])
-    vote = neighbour_vote(neighbours, labels, 3, Thresholds())
+    vote = neighbour_vote(neighbours, labels, 3, Thresholds(neighbour_vote_share=0.5))
     assert vote["neighbour_share"].tolist() == [0.5, 0.5, 0.25, 0.25, 0.25, 0.0]
     # 0: half its neighbours say 1, half its own label: a tie is no vote against it
     assert vote["neighbours_flag"].tolist() == [False, False, True, True, True, True]
     assert vote["neighbour_index"].tolist()[2:5] == [1, 0, 0]
+    stricter = neighbour_vote(neighbours, labels, 3, Thresholds(neighbour_vote_share=0.6))
+    assert stricter["neighbours_flag"].tolist() == [False, False, False, True, True, False]
 
 
 def test_images_most_detectors_agree_on_come_first_and_single_detector_ones_are_listed_below():

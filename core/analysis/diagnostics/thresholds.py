@@ -39,8 +39,8 @@ class Thresholds:
     # label-error detectors that must agree: cleanlab (above), AUM and a kNN vote; an image is a suspected label
     # error when at least `agreeing_detectors` of them flag it, the others are listed below it
     agreeing_detectors: int = 2
-    aum_percentile: float = 99.0          # AUM threshold: this percentile of the threshold samples' AUM
-    neighbour_vote_share: float = 0.5     # kNN vote: this share of the image's backbone neighbours (k = neighbours)
+    aum_percentile: float = 99.0          # AUM threshold: this percentile of the threshold samples' AUM, at most 0
+    neighbour_vote_share: float = 0.6     # kNN vote: this share of the image's backbone neighbours (k = neighbours)
     #                                       carry one other label, and more of them than carry its own
     # training dynamics (cartography): ambiguous from this variability of the given label's probability, else
     # easy from this mean confidence, else hard to learn
