@@ -46,8 +46,7 @@ def cartography_figure(points) -> go.Figure:
 
 def dynamics_caption(row: pd.Series) -> str:
     badge = " :orange-badge[agreed label issue]" if row["agreed"] else ""
-    return (f"**{plain(row['label'])}** · {row['region']}  
-confidence {row['confidence']:.2f} · "
+    return (f"**{plain(row['label'])}** · {row['region']}  \nconfidence {row['confidence']:.2f} · "
             f"forgotten {row['forgetting']}× · #{row['sample_id']}{badge}")
 
 
@@ -106,8 +105,8 @@ if curves_tab.open:
         with right:
             gaps = views.class_gaps(metrics, run.classes)
             chart(figures.class_gap_bars(gaps.head(charts.shown_classes(len(gaps), "gap_all")), run.classes))
-            st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare ones. "
-                       "A fold without images of a class on both sides is left out of that class's gap.")
+            st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare "
+                       "ones. A fold without images of a class on both sides is left out of that class's gap.")
 
 if dynamics_tab.open:
     with dynamics_tab:

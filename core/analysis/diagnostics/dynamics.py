@@ -13,8 +13,8 @@ are added up).
   true class by its neighbours, so its margin stays low or negative. The threshold comes from threshold samples
   (head mode: a second head trained with 1/(C+1) of the images moved to a fake class, their labels wrong by
   construction): the `aum_percentile` percentile of their AUM, pooled over folds, but never above 0; an image at
-  or below it is flagged. Finetune runs have no threshold samples (a second fine-tuning per fold would double the run): the
-  threshold there is 0, the point where the model on average preferred another class.
+  or below it is flagged. Finetune runs have no threshold samples (a second fine-tuning per fold would double
+  the run): the threshold there is 0, the point where the model on average preferred another class.
 - Forgetting events (Toneva et al., 2019): epochs where a correctly predicted image becomes wrong; an image
   never predicted right in any epoch is `never_learned`.
 """
