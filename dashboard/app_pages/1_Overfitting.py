@@ -19,7 +19,7 @@ from core.views import tables as views
 
 
 
-def cartography_figure(points) -> go.Figure:
+def cartography_figure(points: pd.DataFrame, variability: float, confidence: float) -> go.Figure:
     """Variability (x) against confidence (y), one colour per band of epochs predicted right; agreed label
     issues ringed. The three regions are named where they lie."""
     figure = go.Figure()
@@ -35,8 +35,13 @@ def cartography_figure(points) -> go.Figure:
             customdata=part[["sample_id", "label", "forgetting"]].to_numpy(),
             hovertemplate="#%{customdata[0]} · %{customdata[1]}<br>confidence %{y:.2f} · variability %{x:.2f}"
                           "<br>forgetting events %{customdata[2]}<extra></extra>"))
-    for text, x, y in (("easy to learn", 0.03, 0.97), ("ambiguous", 0.42, 0.5), ("hard to learn", 0.03, 0.03)):
-        figure.add_annotation(x=x, y=y, text=text, showarrow=False, font={"color": "#666"})
+    # the regions' borders as the diagnostics drew them (diagnostics.json's thresholds)
+    figure.add_shape(type="line", x0=variability, x1=variability, y0=0, y1=1, line={"dash": "dot", "color": "#999"})
+    figure.add_shape(type="line", x0=0, x1=variability, y0=confidence, y1=confidence,
+                     line={"dash": "dot", "color": "#999"})
+    for text, x, y in (("easy to learn", 0.01, 0.99), ("ambiguous", variability + 0.01, 0.99),
+                       ("hard to learn", 0.01, 0.01)):
+        figure.add_annotation(x=x, y=y, text=text, showarrow=False, xanchor="left", font={"color": "#666"})
     figure.update_layout(title="Dataset cartography: lasso or box-select to see the images",
                          xaxis_title="variability (std of the given label's probability over epochs)",
                          yaxis_title="confidence (mean probability of the given label)", height=560,
@@ -63,7 +68,11 @@ def show_dynamics() -> None:
                         help="The map of one class: its easy, ambiguous and hard-to-learn images.")
     points = dynamics_views.cartography_points(table, run.table("samples"), run.table("label_issues"), only)
     counts = dynamics_views.region_counts(points)
-    event = chart(cartography_figure(points), on_select="rerun", selection_mode=("box", "lasso"), key="cartography")
+    # at scale a fixed random sample is drawn (as on Embeddings); a selection still takes every point in its region
+    thresholds = (run.json("diagnostics") or {}).get("thresholds", {})
+    borders = thresholds.get("cartography_variability", 0.2), thresholds.get("cartography_confidence", 0.5)
+    event = chart(cartography_figure(map_views.drawn_points(points), *borders), on_select="rerun",
+                  selection_mode=("box", "lasso"), key="cartography")
     threshold = summary.get("aum_threshold", {})
     st.caption(f"Each point is an image the folds trained on, measured at every epoch of every fold that trained "
                f"on it: {counts['easy']} easy, {counts['ambiguous']} ambiguous, {counts['hard']} hard to learn. "

@@ -74,7 +74,8 @@ if issues.open:
                 f"given **{plain(row['label'])}** → looks like **{plain(row['suggested_label'])}**  \n"
                 f"quality {row['quality']:.3f} · #{row['sample_id']}"
                 f"{' · test split' if row['affects_test_metric'] else ''}  \n"
-                + (":orange-badge[" if row["agreed"] else ":gray-badge[") + f"{row['flagged_by']}]"))
+                + (":orange-badge[" if row["agreed"] else ":gray-badge[")
+                + ("all 3 detectors" if row["flagged_by"].count(",") == 2 else row["flagged_by"]) + "]"))
 
 if calibration.open:
     with calibration:
