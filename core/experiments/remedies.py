@@ -32,7 +32,8 @@ REMEDIES: tuple[Remedy, ...] = (
            {"balance": "sampler"}),
     Remedy("label-smoothing", "cross-entropy label smoothing 0.1 (--label-smoothing 0.1)", {"label_smoothing": 0.1}),
     Remedy("drop-label-errors", "train and validate without the images the baseline's diagnostics flag as likely "
-                                "label errors (cleanlab)", {}, drops_label_issues=True),
+                                "label errors (at least 2 of the detectors cleanlab, AUM, neighbours agree)", {},
+           drops_label_issues=True),
     Remedy("other-backbone", "a bigger backbone (--model resnet101), ImageNet weights", {"model": "resnet101"}),
     Remedy("stronger-augmentation", "stronger augmentation (--augment-strength 1.5)", {"augment_strength": 1.5},
            modes=("finetune",)),
