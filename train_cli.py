@@ -470,7 +470,8 @@ def command_clean(argv: list[str]) -> int:
                         "it, dropping what the run's diagnostics flag or merging classes. The run itself is not "
                         "changed.")
     parser.add_argument("--drop-label-issues", type=float, metavar="QUALITY",
-                        help="drop suspected label errors (cleanlab) whose label quality is below QUALITY, e.g. 0.05")
+                        help="drop suspected label errors (flagged by at least 2 of the detectors cleanlab, AUM, "
+                             "neighbours) whose label quality is below QUALITY, e.g. 0.05")
     parser.add_argument("--drop-exact-duplicates", action="store_true",
                         help="drop every identical file but the first (lowest sample id) of its set")
     parser.add_argument("--merge-classes", action="append", default=[], metavar="A,B",

@@ -46,8 +46,31 @@ def image_dialog(run: runs.Run, sample_id: int) -> None:
         own = None if issues is None else issues[issues["sample_id"] == sample_id]
         suggested = None if own is None else review_list.suggestions(own) or None
         review_list.action_controls(run, [sample_id], f"dialog-{sample_id}", "this image", suggested)
+    dynamics_curve(run, sample_id)
     st.subheader("Similar images")
     similar_section(run, [sample_id], f"dialog-{sample_id}")
+
+
+def dynamics_curve(run: runs.Run, sample_id: int) -> None:
+    """The image's probability of its given label at every epoch of each fold that trained on it (none for a test
+    image or a run that kept no dynamics)."""
+    import plotly.graph_objects as go
+    from charts import chart
+
+    from core.views import dynamics as dynamics_views
+    curves = dynamics_views.dynamics_curves(Path(run.path), run.info.get("folds_done", []), sample_id)
+    if curves.empty:
+        return
+    figure = go.Figure([go.Scatter(x=part["epoch"], y=part["prob"], mode="lines+markers", name=f"fold {fold}",
+                                   customdata=part["margin"],
+                                   hovertemplate="epoch %{x}: probability %{y:.2f}, margin %{customdata:.2f}")
+                        for fold, part in curves.groupby("fold")])
+    figure.update_layout(title="Training dynamics: probability of the given label, epoch by epoch", height=260,
+                         xaxis_title="epoch", yaxis={"title": "probability", "range": [0, 1.02]},
+                         margin={"t": 40, "b": 30})
+    chart(figure)
+    st.caption("From the training passes of every fold that trained on the image. A label the model never comes to "
+               "agree with (low all along) is often wrong; one it keeps forgetting is ambiguous.")
 
 
 # ---------------------------------------------------------------- similar images

@@ -82,13 +82,27 @@ def add_decisions(decisions: list[Decision], sample_ids: list[int], action: str,
 
 # ---------------------------------------------------------------- why: the run's evidence per image
 
+def suspected_label_errors(label_issues: pd.DataFrame) -> pd.DataFrame:
+    """The listed label issues that enough detectors agree on (`agreed`); a file from before the detectors
+    listed cleanlab's alone, and all of its rows count."""
+    return label_issues[label_issues["agreed"]] if "agreed" in label_issues else label_issues
+
+
+def _detector_words(row) -> str:
+    named = [name for name, flag in (("cleanlab", getattr(row, "cleanlab", True)),
+                                     ("AUM", getattr(row, "aum_flag", False)),
+                                     ("neighbours", getattr(row, "neighbours_flag", False))) if flag]
+    return f"flagged by {', '.join(named)}; " if hasattr(row, "detectors") else ""
+
+
 def evidence(sample_ids: list[int], label_issues: pd.DataFrame | None, duplicates: pd.DataFrame | None,
              outliers: pd.DataFrame | None) -> dict[int, str]:
     """What the run's diagnostics say about each image, in words (empty when they say nothing)."""
     notes: dict[int, list[str]] = {int(i): [] for i in sample_ids}
     if label_issues is not None:
         for row in label_issues[label_issues["sample_id"].isin(notes)].itertuples():
-            notes[row.sample_id].append(f"cleanlab quality {row.quality:.2f}, suggested {row.suggested_label}")
+            notes[row.sample_id].append(f"{_detector_words(row)}cleanlab quality {row.quality:.2f}, "
+                                        f"suggested {row.suggested_label}")
     if duplicates is not None:
         for own, other in (("a", "b"), ("b", "a")):
             rows = duplicates[duplicates[f"sample_id_{own}"].isin(notes)]
@@ -106,14 +120,15 @@ def evidence(sample_ids: list[int], label_issues: pd.DataFrame | None, duplicate
 
 def rule_decisions(samples: pd.DataFrame, label_issues: pd.DataFrame | None, drop_label_issues: float | None,
                    drop_exact_duplicates: bool) -> list[Decision]:
-    """Drop every flagged label issue with quality below `drop_label_issues`, and every identical file but the
-    first (lowest sample_id) of its set."""
+    """Drop every suspected label error (agreed by enough detectors) with quality below `drop_label_issues`, and
+    every identical file but the first (lowest sample_id) of its set."""
     drop: set[int] = set()
     if drop_label_issues is not None:
         if label_issues is None:
             raise UserError("--drop-label-issues: the run has no label_issues.parquet yet; run "
                             "python train_cli.py diagnose RUN_ID first")
-        drop |= set(label_issues.loc[label_issues["quality"] < drop_label_issues, "sample_id"].astype(int))
+        suspects = suspected_label_errors(label_issues)
+        drop |= set(suspects.loc[suspects["quality"] < drop_label_issues, "sample_id"].astype(int))
     if drop_exact_duplicates:
         repeats = samples[samples["sha256"].duplicated(keep="first")]   # samples are in sample_id order
         drop |= set(repeats["sample_id"].astype(int))
@@ -129,7 +144,8 @@ def rules_outcome(samples: pd.DataFrame, label_issues: pd.DataFrame | None, drop
     flagged = set() if label_issues is None else set(label_issues["sample_id"].astype(int))
     kept_issues = len(flagged - dropped)
     if kept_issues:
-        why = (f"label quality {drop_label_issues:g} or more: more likely right than the dropped ones"
+        single = "flagged by too few detectors, or " if "agreed" in label_issues else ""
+        why = (f"{single}label quality {drop_label_issues:g} or more: more likely right than the dropped ones"
                if drop_label_issues is not None else "no --drop-label-issues given")
         parts.append(f"{kept_issues} of {len(flagged)} suspected label issues kept ({why}; check them on the "
                      "dashboard's Misclassified page, Label issues tab)")

@@ -12,6 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from core.config import RunConfig
+from core.data.cleaning import suspected_label_errors
 from core.errors import UserError
 from core.experiments.effects import EffectSettings, effects_table, format_effects
 from core.experiments.learning_curve import CurveSettings, format_fits, learning_curve
@@ -234,11 +235,12 @@ def _add_timing(document: dict, step: str, since: float) -> None:
 
 
 def _flagged_label_errors(baseline: Path) -> pd.DataFrame | None:
-    """The baseline's likely label errors (path, label, suggested label, quality); None without diagnostics."""
+    """The baseline's likely label errors, those its detectors agree on (path, label, suggested label, quality);
+    None without diagnostics."""
     path = baseline / "label_issues.parquet"
     if not path.exists():
         return None
-    return pd.read_parquet(path, columns=["path", "label", "suggested_label", "quality"])
+    return suspected_label_errors(pd.read_parquet(path))[["path", "label", "suggested_label", "quality"]]
 
 
 def write_effects(folder: Path, summary: pd.DataFrame, per_fold: pd.DataFrame, notes: list[dict],

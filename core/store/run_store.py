@@ -99,6 +99,13 @@ def write_array(path: Path, array: np.ndarray) -> None:
             np.save(handle, array)
 
 
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Several arrays in one compressed .npz (np.load reads it without pickle)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -202,6 +209,9 @@ def _lock_holder(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- layout
+
+DYNAMICS_FILE = "dynamics.npz"   # folds/fold{k}/: the training dynamics of fold k's training part
+
 
 def fold_dir(run_dir: Path, fold: int) -> Path:
     return Path(run_dir) / "folds" / f"fold{fold}"

@@ -29,14 +29,16 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
                        train_mode: str = "finetune", files_per_class: int = 40, epochs: int = 12,
                        data_dir: Path | None = None, created: datetime | None = None,
                        diagnostics: bool = True, class_names: list[str] | None = None, n_superclasses: int = 0,
-                       dropped_classes: list[dict] | None = None) -> Path:
+                       dropped_classes: list[dict] | None = None, dynamics: bool = False) -> Path:
     """Write RUNS_DIR/RUN_ID and its images (under `data_dir`, default RUNS_DIR/../synthetic-data/RUN_ID).
 
     status "running" writes only the first half of the folds (no diagnostics); "failed" also sets an error.
     `class_names` replace class_a, class_b, ... (as a CSV manifest may name classes: anything, "../x" or HTML
     included); their images are then in folders class_000, class_001, ... `n_superclasses`: class i belongs to
     superclass super_{i mod n} (run.json superclasses, metrics.json superclass). `dropped_classes`: run.json's
-    dataset.dropped_classes ({label, images, units}), as --drop-small-classes records them. Returns the run directory.
+    dataset.dropped_classes ({label, images, units}), as --drop-small-classes records them. `dynamics`: every fold
+    keeps its training dynamics (folds/fold{k}/dynamics.npz), as runs trained since they are kept do. Returns the
+    run directory.
     """
     rng = np.random.default_rng(seed)
     run_dir = Path(runs_dir) / run_id
@@ -93,6 +95,9 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
         out = run_store.fold_dir(run_dir, k)
         run_store.write_parquet(out / "history.parquet", history[history.fold == k])
         run_store.write_parquet(out / "predictions.parquet", predictions[predictions.fold == k])
+        if dynamics:
+            _write_dynamics(out, predictions[(predictions.fold == k) & (predictions.role == "train")], classes,
+                            epochs, train_mode, rng)
         run_store.write_json(out / "fold.json", {"fold": k, "status": "complete", "best_epoch": best,
                                                  "epochs_run": epochs, "stopped_early": False, "seconds": 1.0})
     run_store.write_parquet(run_dir / "history.parquet", history)
@@ -207,6 +212,22 @@ def _predictions(embeddings: np.ndarray, centroids: np.ndarray, labels: np.ndarr
     predictions = pd.concat(tables, ignore_index=True)
     ensemble = ensemble_table(predictions, classes)
     return pd.concat([predictions, ensemble], ignore_index=True) if len(ensemble) else predictions
+
+
+def _write_dynamics(out: Path, train: pd.DataFrame, classes: list[str], epochs: int, train_mode: str,
+                    rng: np.random.Generator) -> None:
+    """Each training image's given-label probability rising from chance towards the fold model's final one, with
+    noise, and the margin that goes with it; head mode also threshold samples (wrong labels: low margins)."""
+    final = train[[f"prob_{c}" for c in classes]].to_numpy()[np.arange(len(train)), train["label"].to_numpy()]
+    progress = 1 - np.exp(-np.arange(1, epochs + 1) / 3)[:, None]
+    chance = 1 / len(classes)
+    prob = np.clip(chance + (final - chance)[None] * progress + rng.normal(0, 0.05, (epochs, len(train))),
+                   0.01, 0.99)
+    margin = np.log(prob / (1 - prob))
+    threshold = rng.normal(-1.0, 0.5, len(train) // (len(classes) + 1)) if train_mode == "head" else np.empty(0)
+    run_store.write_npz(out / run_store.DYNAMICS_FILE, sample_id=train["sample_id"].to_numpy(np.int64),
+                        prob=prob.astype(np.float16), margin=margin.astype(np.float16),
+                        threshold_aum=threshold.astype(np.float16))
 
 
 def _history(done: list[int], epochs: int, rng: np.random.Generator) -> pd.DataFrame:

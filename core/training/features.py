@@ -67,16 +67,18 @@ def train_transform(image_size: int, augmentation: Augmentation = Augmentation()
 
 
 class ImageFiles(Dataset):
-    """(image tensor, label) pairs read from disk through a transform."""
+    """(image tensor, label) pairs read from disk through a transform; with `positions`, (image, label, index)
+    so a training pass can record each image's dynamics."""
 
-    def __init__(self, paths: list[Path], labels: np.ndarray, transform):
-        self.paths, self.labels, self.transform = paths, labels, transform
+    def __init__(self, paths: list[Path], labels: np.ndarray, transform, positions: bool = False):
+        self.paths, self.labels, self.transform, self.positions = paths, labels, transform, positions
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        return self.transform(load_rgb(self.paths[index])), int(self.labels[index])
+        item = self.transform(load_rgb(self.paths[index])), int(self.labels[index])
+        return (*item, index) if self.positions else item
 
 
 def default_workers() -> int:
@@ -84,9 +86,10 @@ def default_workers() -> int:
 
 
 def image_loader(paths: list[Path], labels: np.ndarray, transform, batch_size: int, shuffle: bool = False,
-                 sampler=None, num_workers: int = -1, generator=None, drop_last: bool = False) -> DataLoader:
+                 sampler=None, num_workers: int = -1, generator=None, drop_last: bool = False,
+                 positions: bool = False) -> DataLoader:
     workers = default_workers() if num_workers < 0 else num_workers
-    return DataLoader(ImageFiles(paths, labels, transform), batch_size=batch_size, shuffle=shuffle,
+    return DataLoader(ImageFiles(paths, labels, transform, positions), batch_size=batch_size, shuffle=shuffle,
                       sampler=sampler, num_workers=workers, pin_memory=torch.cuda.is_available(),
                       persistent_workers=workers > 0, generator=generator, drop_last=drop_last)
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from core.config import RunConfig
 from core.training.device import FastPaths, choose_fast_paths
+from core.training.dynamics import DynamicsRecorder
 from core.training.logit_adjust import adjusted_cross_entropy, log_prior
 from core.training.progress import bar
 
@@ -30,6 +31,7 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     history: list[dict] = field(default_factory=list)  # epoch, phase, loss, accuracy, balanced_accuracy, lr
+    dynamics: dict[str, np.ndarray] = field(default_factory=dict)  # prob, margin: [epochs, n_train] (dynamics.py)
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -76,12 +78,15 @@ def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device,
 
 def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, val_loader: DataLoader,
         train_labels: np.ndarray, num_classes: int, cfg: RunConfig, device: torch.device,
-        desc: str = "train", fast: FastPaths | None = None, batch_progress: bool = True) -> FitResult:
+        desc: str = "train", fast: FastPaths | None = None, batch_progress: bool = True,
+        dynamics: DynamicsRecorder | None = None) -> FitResult:
     """Train `model` on `train_loader`, select the epoch with the best validation balanced accuracy.
 
     The loaders may be DataLoaders or anything yielding (inputs, targets) with a length, e.g. device-resident
     batches. `fast` (default: the device's own, never compiled) says whether to compile the training forward
     (evaluation stays eager: no recompiles for eval mode or odd batch sizes) and to run under bf16 autocast.
+    With `dynamics`, training batches are (inputs, targets, positions) and every epoch's given-label probability
+    and margin of each position is recorded from the logits the step computes anyway.
     """
     fast = fast or choose_fast_paths(device, compile_setting="off")
     weight = class_weights(train_labels, num_classes).to(device) if cfg.balance == "weights" else None
@@ -99,7 +104,9 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
         model.train()
         logits_seen, labels_seen = [], []
         batches = bar(train_loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not batch_progress)
-        for inputs, targets in batches:
+        if dynamics is not None:
+            dynamics.begin_epoch(device)
+        for inputs, targets, *positions in batches:
             inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast.bf16):
                 logits = forward(inputs)
@@ -112,6 +119,10 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
             # Kept on the device until the epoch ends: a copy to the host every step would stall the GPU.
             logits_seen.append(logits.detach().float())
             labels_seen.append(targets)
+            if dynamics is not None:
+                dynamics.record(logits, targets, positions[0])
+        if dynamics is not None:
+            dynamics.end_epoch()
         train_logits, train_labels_seen = torch.cat(logits_seen).cpu(), torch.cat(labels_seen).cpu()
         # Reported loss is plain cross-entropy so train and validation curves are comparable.
         train_row = epoch_metrics([F.cross_entropy(train_logits, train_labels_seen, reduction="none")],
@@ -130,4 +141,6 @@ def fit(model: nn.Module, param_groups: list[dict], train_loader: DataLoader, va
             result.stopped_early = epoch < cfg.epochs
             break
     model.load_state_dict(result.best_state)
+    if dynamics is not None:
+        result.dynamics["prob"], result.dynamics["margin"] = dynamics.arrays()
     return result

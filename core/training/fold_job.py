@@ -6,6 +6,7 @@ Ray worker or as its own command on a cluster node, and a crashed run resumes fo
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from core.store import run_store as store
 from core.training.backbone_space import ensure_backbone_embeddings
 from core.training.device import choose_fast_paths, pick_device
 from core.training.features import compute_features, eval_transform, image_loader, inference_batch_size, train_transform
+from core.training.dynamics import DynamicsRecorder
 from core.training.fit import balanced_sampler, fit
 from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
 from core.training.logit_adjust import adjust_head, log_prior, posthoc_offset
@@ -37,8 +39,9 @@ log = tqdm.write  # prints above progress bars
 
 def _train_loader(inputs, labels: np.ndarray, cfg: RunConfig, generator: torch.Generator,
                   make_loader) -> DataLoader:
+    """Batches of (inputs, targets, positions within the training part), for the training dynamics."""
     sampler = balanced_sampler(labels, generator) if cfg.balance == "sampler" else None
-    return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler)
+    return make_loader(inputs, labels, shuffle=sampler is None, sampler=sampler, positions=True)
 
 
 def _adjust_posthoc(model: nn.Module, head: nn.Linear, train_labels: np.ndarray, cfg: RunConfig, num_classes: int,
@@ -51,25 +54,52 @@ def _adjust_posthoc(model: nn.Module, head: nn.Linear, train_labels: np.ndarray,
     return {key: {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}}
 
 
-def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
-              fold: int, num_classes: int):
-    """Head mode: a linear layer on frozen backbone features (on one CPU thread by default: fold_threads)."""
+def _head_fit(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
+              fold: int, num_classes: int, desc: str):
+    """A linear layer on frozen backbone features, its training dynamics recorded. Returns (head, fit result)."""
     generator = torch.Generator().manual_seed(cfg.seed + fold)
     head = nn.Linear(features.shape[1], num_classes)
     x = torch.from_numpy(features)
     y = torch.from_numpy(np.ascontiguousarray(labels).copy())
 
-    def loader(index, _labels, shuffle=False, sampler=None):
-        return DataLoader(TensorDataset(x[index], y[index]), batch_size=cfg.batch_size, shuffle=shuffle,
+    def loader(index, _labels, shuffle=False, sampler=None, positions=False):
+        tensors = (x[index], y[index]) + ((torch.arange(len(index)),) if positions else ())
+        return DataLoader(TensorDataset(*tensors), batch_size=cfg.batch_size, shuffle=shuffle,
                           sampler=sampler, generator=generator)
     result = fit(head.to(device), [{"params": head.parameters(), "lr": cfg.lr}],
                  _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader),
-                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=f"fold {fold}",
-                 batch_progress=False)  # a head epoch takes milliseconds: a bar per epoch would only flicker
+                 loader(parts["val"], None), labels[parts["train"]], num_classes, cfg, device, desc=desc,
+                 batch_progress=False,  # a head epoch takes milliseconds: a bar per epoch would only flicker
+                 dynamics=DynamicsRecorder(len(parts["train"])))
+    return head, result
+
+
+def threshold_aum(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
+                  fold: int, num_classes: int) -> np.ndarray:
+    """AUM of threshold samples (Pleiss et al., 2020): the head trained once more with 1/(C+1) of the training
+    part moved to an extra, fake class C. Those labels are wrong by construction, so their AUM shows where a
+    mislabelled image's AUM lies; the diagnostics take a high percentile of it as the AUM threshold."""
+    train = parts["train"]
+    rng = np.random.default_rng(cfg.seed + fold)
+    chosen = np.sort(rng.choice(len(train), size=len(train) // (num_classes + 1), replace=False))
+    fake = labels.copy()
+    fake[train[chosen]] = num_classes
+    with warnings.catch_warnings():  # the validation part never holds the fake class: sklearn says so each epoch
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        _, result = _head_fit(features, fake, parts, cfg, device, fold, num_classes + 1, f"fold {fold} AUM")
+    return np.nanmean(result.dynamics["margin"][:, chosen].astype(np.float32), axis=0).astype(np.float16)
+
+
+def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
+              fold: int, num_classes: int):
+    """Head mode: a linear layer on frozen backbone features (on one CPU thread by default: fold_threads), and
+    the threshold samples' AUM (a second head: cheap on cached features)."""
+    head, result = _head_fit(features, labels, parts, cfg, device, fold, num_classes, f"fold {fold}")
     checkpoint = _adjust_posthoc(head, head, labels[parts["train"]], cfg, num_classes, {"head": result.best_state},
                                  "head")
     with torch.inference_mode():
-        probs = torch.softmax(head.eval()(x.to(device)).float(), 1).cpu().numpy()
+        probs = torch.softmax(head.eval()(torch.from_numpy(features).to(device)).float(), 1).cpu().numpy()
+    result.dynamics["threshold_aum"] = threshold_aum(features, labels, parts, cfg, device, fold, num_classes)
     return result, probs, None, checkpoint
 
 
@@ -89,15 +119,17 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
                 else cfg.image_input == "resident")
     images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
 
-    def loader(index, _labels=None, shuffle=False, sampler=None, train=True):
+    def loader(index, _labels=None, shuffle=False, sampler=None, train=True, positions=False):
         batch_size = cfg.batch_size if train else inference_batch_size(cfg.batch_size, device)
         drop_last = train and len(index) > batch_size  # batch norm cannot train on a last batch of one image
         if images is not None:
             return ResidentBatches(images, labels, index, cfg.image_size, batch_size, train=train, sampler=sampler,
-                                   generator=generator, drop_last=drop_last, augmentation=cfg.augmentation)
+                                   generator=generator, drop_last=drop_last, augmentation=cfg.augmentation,
+                                   positions=positions)
         transform = train_transform(cfg.image_size, cfg.augmentation) if train else eval_transform(cfg.image_size)
         return image_loader([paths[i] for i in index], labels[index], transform, batch_size, shuffle=shuffle,
-                            sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last)
+                            sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last,
+                            positions=positions)
     groups = [{"params": model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_mult},
               {"params": model.head.parameters(), "lr": cfg.lr}]
     train_batches = _train_loader(parts["train"], labels[parts["train"]], cfg, generator, loader)
@@ -107,7 +139,10 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     source = "images decoded once into device memory" if images is not None else "images read through a DataLoader"
     log(f"fold {fold}: " + ", ".join(filter(None, [source, fast.describe()])))
     result = fit(model, groups, train_batches, loader(parts["val"], train=False), labels[parts["train"]],
-                 num_classes, cfg, device, desc=f"fold {fold}", fast=fast)
+                 num_classes, cfg, device, desc=f"fold {fold}", fast=fast,
+                 dynamics=DynamicsRecorder(len(parts["train"])))
+    # no threshold samples here: a second fine-tuning per fold would double the run (see docs/run-format.md)
+    result.dynamics["threshold_aum"] = np.empty(0, np.float16)
     checkpoint = _adjust_posthoc(model, model.head, labels[parts["train"]], cfg, num_classes,
                                  {"model": result.best_state}, "model")
     embedding = compute_features(model.backbone, loader(np.arange(len(paths)), train=False), device, fast)
@@ -162,6 +197,8 @@ def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
         store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
                                                               "balanced_accuracy", "lr", "is_best"]])
         torch.save(checkpoint, tmp / "model.pt")
+        store.write_npz(tmp / store.DYNAMICS_FILE, sample_id=samples.sample_id.to_numpy()[parts["train"]],
+                        **result.dynamics)
         if embedding is not None:  # in place before the fold folder appears: a done fold always has it
             store.write_array(store.embedding_path(run_dir, f"fold{fold}"), embedding.astype(np.float16))
         summary["seconds"] = round(time.perf_counter() - started, 2)

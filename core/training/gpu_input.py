@@ -143,13 +143,15 @@ class ResidentBatches:
     """(inputs, targets) batches of resident images `index`: a drop-in for the DataLoader that `fit` iterates.
 
     train=True draws a new order (or sampler draw) and new augmentations every pass; train=False yields the
-    centre crops in order. `labels` and `images` cover the whole dataset, so folds share one cache.
+    centre crops in order. With `positions`, batches are (inputs, targets, positions within `index`), for the
+    training dynamics. `labels` and `images` cover the whole dataset, so folds share one cache.
     """
 
     def __init__(self, images: torch.Tensor, labels: np.ndarray, index: np.ndarray, image_size: int,
                  batch_size: int, train: bool = False, sampler=None, generator: torch.Generator | None = None,
-                 drop_last: bool = False, augmentation: Augmentation = Augmentation()):
+                 drop_last: bool = False, augmentation: Augmentation = Augmentation(), positions: bool = False):
         self.images, self.image_size, self.batch_size = images, image_size, batch_size
+        self.positions = positions
         self.augmentation = augmentation
         self.labels = torch.tensor(np.asarray(labels), dtype=torch.long, device=images.device)
         self.index = torch.tensor(np.asarray(index), dtype=torch.long, device=images.device)
@@ -172,10 +174,12 @@ class ResidentBatches:
         return torch.arange(len(self.index))
 
     def __iter__(self):
-        order = self.index[self._order().to(self.images.device)]
+        positions = self._order().to(self.images.device)
+        order = self.index[positions]
         for b in range(len(self)):
-            chosen = order[b * self.batch_size:(b + 1) * self.batch_size]
+            batch = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            chosen = order[batch]
             images = self.images[chosen]
             inputs = (train_batch(images, self.image_size, self.device_generator, self.augmentation) if self.train
                       else eval_batch(images, self.image_size))
-            yield inputs, self.labels[chosen]
+            yield (inputs, self.labels[chosen], positions[batch]) if self.positions else (inputs, self.labels[chosen])

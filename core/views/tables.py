@@ -395,16 +395,21 @@ def duplicate_pairs(duplicates: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
-    """The label-issue table as shown: lowest label quality first, 'rank' as 'k of n' within its part (cv or
-    test), cleanlab's flag and the test-split marker. Files from before the ranking listed flagged
-    cross-validation samples only, and read that way."""
+    """The label-issue table as shown: images most detectors agree on first, then lowest label quality; 'rank'
+    as 'k of n' within its part (cv or test), which detectors flag it, cleanlab's flag and the test-split marker.
+    Files from before the ranking listed flagged cross-validation samples only, and read that way; files from
+    before the detectors count as cleanlab's alone."""
     shown = issues.assign(**{column: issues.get(column, default) for column, default in (
-        ("split", "cv"), ("flagged", True), ("affects_test_metric", False))})
-    shown = shown.sort_values(["quality", "sample_id"], ignore_index=True)
+        ("split", "cv"), ("flagged", True), ("affects_test_metric", False), ("detectors", 1), ("agreed", True))})
+    shown = shown.sort_values(["detectors", "quality", "sample_id"], ascending=[False, True, True], ignore_index=True)
     if {"rank", "part_size"} <= set(shown.columns):
         shown["rank"] = [f"{r} of {n}" for r, n in zip(shown["rank"], shown["part_size"])]
+    shown["flagged_by"] = [", ".join(name for name, column in (("cleanlab", "cleanlab"), ("AUM", "aum_flag"),
+                                                               ("neighbours", "neighbours_flag"))
+                                     if row.get(column, column == "cleanlab"))
+                           for row in shown.to_dict("records")]
     columns = ["sample_id", "path", "split", "label", "suggested_label", "quality", "suggested_confidence", "rank",
-               "flagged", "affects_test_metric"]
+               "flagged_by", "agreed", "flagged", "affects_test_metric"]
     return shown[[c for c in columns if c in shown.columns]]
 
 

@@ -63,13 +63,19 @@ if issues.open:
             page_setup.diagnostics_missing(run, "Suspected label issues appear once the diagnostics have run.",
                                            consequence="there is no list of suspected label issues")
         else:
-            st.caption(f"**{len(table)}** images whose given label disagrees with what models that never trained "
-                       "on them see (out of fold; the fold ensemble for test images), lowest label quality first. "
-                       "Check these before blaming the model; those in the test split affect the test metric.")
-            gallery.paged_gallery(views.label_issue_rows(table), run, per_page=24, key="issues", caption=lambda row: (
+            rows = views.label_issue_rows(table)
+            agreed = int(rows["agreed"].sum())
+            st.caption(f"**{agreed}** images flagged by at least 2 detectors, first; **{len(rows) - agreed}** more "
+                       "by one, below them. The detectors: cleanlab (models that never trained on the image: out of "
+                       "fold, the fold ensemble for test images), AUM (the margin during training) and the labels of "
+                       "its nearest neighbours in the pretrained space. One detector alone is often the model's own "
+                       "mistake on a hard image; those in the test split affect the test metric.")
+            gallery.paged_gallery(rows, run, per_page=24, key="issues", caption=lambda row: (
                 f"given **{plain(row['label'])}** → looks like **{plain(row['suggested_label'])}**  \n"
                 f"quality {row['quality']:.3f} · #{row['sample_id']}"
-                f"{' · test split' if row['affects_test_metric'] else ''}"))
+                f"{' · test split' if row['affects_test_metric'] else ''}  \n"
+                + (":orange-badge[" if row["agreed"] else ":gray-badge[")
+                + ("all 3 detectors" if row["flagged_by"].count(",") == 2 else row["flagged_by"]) + "]"))
 
 if calibration.open:
     with calibration:

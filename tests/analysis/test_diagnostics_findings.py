@@ -209,23 +209,38 @@ def test_identical_files_with_different_labels_are_a_high_finding_that_lists_the
     assert label_conflict_findings([]) == []
 
 
-def _label_issues(count, flagged, in_test):
+def _label_issues(count, flagged, in_test, agreed=None, detectors=("cleanlab", "AUM", "neighbours")):
     worst = {"path": "Dress/3.jpg", "split": "cv", "label": "Dress", "suggested_label": "Bag", "quality": 0.04,
              "suggested_confidence": 0.86}
+    agreed = count if agreed is None else agreed
     return {"count": count, "n": 500, "share": count / 500, "flagged": flagged, "contradicted_only": count - flagged,
-            "cv": {"count": count - in_test, "n": 400}, "test": {"count": in_test, "n": 100}, "worst": worst,
+            "detectors": list(detectors), "agreed": agreed, "agreed_share": agreed / 500, "single": count - agreed,
+            "by_detector": {"cleanlab": count, "AUM": agreed, "neighbours": agreed},
+            "cv": {"count": count - in_test, "agreed": agreed - in_test, "n": 400},
+            "test": {"count": in_test, "agreed": in_test, "n": 100}, "worst": worst,
             "worst_test": {**worst, "path": "Bag/9.jpg", "split": "test"} if in_test else None}
 
 
 def test_label_issues_in_the_test_split_are_said_to_affect_the_test_metric():
     [f] = label_issue_findings(_label_issues(6, 4, in_test=2), TH)
     assert f["severity"] == "medium"   # 1.2% of images, but two of them sit in the test split
-    assert f["title"] == ("Label issues: 6 images (1.2%) may be mislabelled, 2 in the test split "
-                          "(affects the test metric)")
-    assert "cleanlab flags 4, and 2 more have their label contradicted with at least 80%" in f["evidence"]
-    assert "2 test images are among them: the test metric scores the model against labels in doubt" in f["evidence"]
+    assert f["title"] == ("Label issues: 6 images flagged by at least 2 of 3 detectors (cleanlab, AUM, neighbours); "
+                          "0 more by one; 2 of them in the test split (affects the test metric)")
+    assert "flags 6, 2 of them by a label contradicted with at least 80%" in f["evidence"]
+    assert "2 agreed test images are listed: the test metric scores the model against labels in doubt" in f["evidence"]
     [f] = label_issue_findings(_label_issues(6, 6, in_test=0), TH)
-    assert f["severity"] == "low" and "test" not in f["title"] and "more have" not in f["evidence"]
+    assert f["severity"] == "low" and "test" not in f["title"] and "contradicted" not in f["evidence"]
+
+
+def test_the_label_issue_headline_counts_what_detectors_agree_on_and_the_rest_below():
+    [f] = label_issue_findings(_label_issues(80, 70, in_test=0, agreed=12), TH)
+    assert f["title"] == ("Label issues: 12 images flagged by at least 2 of 3 detectors (cleanlab, AUM, neighbours); "
+                          "68 more by one")
+    assert f["severity"] == "low"   # 80 listed is 16%, but the 12 agreed are 2.4%: under the 5% bar
+    assert "the area under the margin during training flags 12" in f["evidence"]
+    [f] = label_issue_findings(_label_issues(80, 70, in_test=0, agreed=30, detectors=("cleanlab", "neighbours")), TH)
+    assert f["severity"] == "medium" and "at least 2 of 2 detectors (cleanlab, neighbours)" in f["title"]
+    assert "area under the margin" not in f["evidence"]
 
 
 def test_many_failing_classes_make_one_finding_naming_the_worst_few_and_counting_the_rest():

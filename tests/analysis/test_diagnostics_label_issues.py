@@ -52,3 +52,35 @@ def test_without_a_test_split_only_the_cross_validation_part_is_ranked():
     empty = cv.iloc[:0]
     issues = label_issues(cv, cv_probs, empty, cv_probs[:0], samples, CLASSES, Thresholds())
     assert set(issues["split"]) == {"cv"} and cv_flips <= set(issues["sample_id"])
+
+
+def test_the_neighbour_vote_flags_an_image_whose_neighbours_mostly_carry_one_other_label():
+    from core.analysis.diagnostics.label_issues import neighbour_vote
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    neighbours = np.array([[1, 2, 3, 4], [0, 2, 3, 5], [3, 4, 5, 1], [4, 0, 1, 2], [3, 0, 1, 2], [0, 1, 3, 4]])
+    vote = neighbour_vote(neighbours, labels, 3, Thresholds(neighbour_vote_share=0.5))
+    assert vote["neighbour_share"].tolist() == [0.5, 0.5, 0.25, 0.25, 0.25, 0.0]
+    # 0: half its neighbours say 1, half its own label: a tie is no vote against it
+    assert vote["neighbours_flag"].tolist() == [False, False, True, True, True, True]
+    assert vote["neighbour_index"].tolist()[2:5] == [1, 0, 0]
+    stricter = neighbour_vote(neighbours, labels, 3, Thresholds(neighbour_vote_share=0.6))
+    assert stricter["neighbours_flag"].tolist() == [False, False, False, True, True, False]
+
+
+def test_images_most_detectors_agree_on_come_first_and_single_detector_ones_are_listed_below():
+    from core.analysis.diagnostics.label_issues import summarize
+    cv, cv_probs, cv_flips, _ = clean_easy_part(300, 6, 0, seed=3, sure_flips=0)
+    samples = pd.DataFrame({"sample_id": np.arange(300), "path": [f"img/{i}.jpg" for i in range(300)]})
+    flips = sorted(cv_flips)
+    dynamics = pd.DataFrame({"sample_id": np.arange(300), "aum": 1.0, "aum_flag": False})
+    dynamics.loc[flips[:3] + [10], ["aum", "aum_flag"]] = [-1.0, True]      # AUM agrees on 3 flips, and one clean
+    vote = pd.DataFrame({"neighbour_share": 1.0, "neighbour_index": 0, "neighbours_flag": False}, index=range(300))
+    vote.loc[flips[3:5] + [11, 12], ["neighbour_share", "neighbours_flag"]] = [0.1, True]
+    issues = label_issues(cv, cv_probs, cv.iloc[:0], cv_probs[:0], samples, CLASSES, Thresholds(), dynamics, vote)
+    agreed = issues[issues["agreed"]]
+    assert set(agreed["sample_id"]) == set(flips[:5]) and issues["agreed"].tolist()[:5] == [True] * 5
+    assert {10, 11, 12, flips[5]} <= set(issues.loc[~issues["agreed"], "sample_id"])
+    assert (issues["detectors_available"] == 3).all() and (issues.loc[issues["agreed"], "detectors"] == 2).all()
+    stats = summarize(issues, 300, 0, ["cleanlab", "AUM", "neighbours"])
+    assert stats["agreed"] == 5 and stats["single"] == len(issues) - 5
+    assert stats["by_detector"]["AUM"] == 4 and stats["by_detector"]["neighbours"] == 4

@@ -13,7 +13,11 @@ from core.analysis.diagnostics.findings import PAGES, PARAMS, SEVERITIES
 FILES = {
     "umap.parquet": ["sample_id", "space", "x", "y"],
     "label_issues.parquet": ["sample_id", "path", "split", "label", "suggested_label", "quality",
-                             "suggested_confidence", "rank", "part_size", "flagged", "affects_test_metric"],
+                             "suggested_confidence", "rank", "part_size", "flagged", "affects_test_metric",
+                             "cleanlab", "aum", "aum_flag", "neighbour_share", "neighbour_label", "neighbours_flag",
+                             "detectors", "detectors_available", "agreed"],
+    "dynamics.parquet": ["sample_id", "folds", "confidence", "variability", "correctness", "region", "aum",
+                         "aum_flag", "forgetting", "never_learned"],
     "duplicates.parquet": ["sample_id_a", "sample_id_b", "path_a", "path_b", "similarity", "kind",
                            "crosses_folds", "touches_test", "leakage"],
     "outliers.parquet": ["sample_id", "path", "label", "split", "distance", "z", "is_outlier"],
@@ -144,3 +148,33 @@ def test_planted_flips_on_clean_easy_data_come_first_in_cross_validation_and_in_
     finding = _ids(result)["label-issues"]
     assert "in the test split (affects the test metric)" in finding["title"]
     assert "the test metric scores the model against labels in doubt" in finding["evidence"]
+
+
+def test_kept_training_dynamics_add_aum_to_the_detectors_and_are_written_per_image(tmp_path_factory):
+    """Folds that kept their dynamics: dynamics.parquet per trained image, AUM flags the images whose margins
+    stayed negative (the planted flips here), and the three detectors agree on them."""
+    import numpy as np
+    from core.store import run_store
+    spec = Spec(grouped=False, artists=1, groups_per_class=(60, 60, 60), dim=64, class_scale=3.0, group_scale=1.0,
+                flips=6)
+    run_dir = make_run(tmp_path_factory.mktemp("runs"), spec)
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    rng = np.random.default_rng(0)
+    for fold in range(spec.folds):
+        train = samples[(samples["split"] == "cv") & (samples["fold"] != fold)]["sample_id"].to_numpy()
+        margin = rng.normal(3, 1, (8, len(train)))
+        margin[:, np.isin(train, spec.flipped)] = rng.normal(-2, 1, (8, np.isin(train, spec.flipped).sum()))
+        run_store.write_npz(run_store.fold_dir(run_dir, fold) / run_store.DYNAMICS_FILE, sample_id=train,
+                            prob=(1 / (1 + np.exp(-margin))).astype(np.float16), margin=margin.astype(np.float16),
+                            threshold_aum=rng.normal(-1.5, 0.3, 40).astype(np.float16))
+    result = run_diagnostics(run_dir, log=QUIET)
+    per_image = pd.read_parquet(run_dir / "dynamics.parquet")
+    assert len(per_image) == (samples["split"] == "cv").sum() and (per_image["folds"] == spec.folds - 1).all()
+    assert set(per_image.loc[per_image["aum_flag"], "sample_id"]) == set(spec.flipped)
+    assert result["dynamics"]["aum_threshold"]["method"] == "threshold samples"
+    issues = pd.read_parquet(run_dir / "label_issues.parquet")
+    assert set(issues.loc[issues["agreed"], "sample_id"]) >= set(spec.flipped)
+    assert issues["agreed"].tolist()[:6] == [True] * 6 and (issues["detectors_available"] == 3).all()
+    li = result["label_issues"]
+    assert li["detectors"] == ["cleanlab", "AUM", "neighbours"] and li["by_detector"]["AUM"] == 6
+    assert "of 3 detectors (cleanlab, AUM, neighbours)" in _ids(result)["label-issues"]["title"]

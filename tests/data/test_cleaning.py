@@ -124,6 +124,19 @@ def test_rules_drop_low_quality_label_issues_and_all_but_the_first_identical_fil
         assert samples[samples.sha256 == sha].sample_id.min() not in dropped   # one copy of each file stays
 
 
+def test_with_detectors_only_the_agreed_label_issues_are_dropped_and_the_evidence_names_them(run) -> None:
+    samples, issues = run_store.read_table(run, "samples"), run_store.read_table(run, "label_issues")
+    issues = issues.assign(cleanlab=True, aum_flag=[True, False, True], neighbours_flag=False, detectors=[2, 1, 2],
+                           agreed=[True, False, True])
+    assert cleaning.rule_decisions(samples, issues, 0.05, False) == [Decision(7, "drop")]   # 3 has cleanlab alone
+    assert list(cleaning.suspected_label_errors(issues).sample_id) == [7, 11]
+    said = cleaning.evidence([7, 3], issues, None, None)
+    assert said[7].startswith("flagged by cleanlab, AUM; cleanlab quality 0.02")
+    assert said[3].startswith("flagged by cleanlab; ")
+    why = cleaning.rules_outcome(samples, issues, 0.05, False, [Decision(7, "drop")])
+    assert "2 of 3 suspected label issues kept (flagged by too few detectors, or label quality 0.05" in why
+
+
 def test_clean_command_writes_the_manifest_and_review_json_and_leaves_the_run_alone(run, tmp_path, capsys) -> None:
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     out = tmp_path / "out" / "cleaned.csv"

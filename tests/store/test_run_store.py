@@ -137,3 +137,12 @@ def test_two_processes_taking_over_a_stale_lock_at_once_never_both_hold_it(tmp_p
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert overlaps.value == 0
     assert taken.value >= rounds  # the stale lock never blocks: someone takes the run every round
+
+
+def test_several_arrays_go_into_one_npz_atomically_and_read_back_without_pickle(tmp_path: Path) -> None:
+    from core.store.run_store import write_npz
+    path = tmp_path / "fold0" / "dynamics.npz"
+    write_npz(path, sample_id=np.arange(3), prob=np.full((2, 3), 0.5, np.float16))
+    with np.load(path, allow_pickle=False) as saved:
+        assert saved["sample_id"].tolist() == [0, 1, 2] and saved["prob"].dtype == np.float16
+    assert [p.name for p in path.parent.iterdir()] == ["dynamics.npz"]   # no temporary file left behind

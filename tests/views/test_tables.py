@@ -132,6 +132,20 @@ def test_label_issue_rows_show_rank_within_its_part_the_flag_and_the_test_marker
     before_ranking = issues[["sample_id", "path", "label", "suggested_label", "quality"]]   # older runs
     old = views.label_issue_rows(before_ranking)
     assert old["flagged"].all() and not old["affects_test_metric"].any() and (old["split"] == "cv").all()
+    assert (old["flagged_by"] == "cleanlab").all() and old["agreed"].all()
+
+
+def test_label_issue_rows_put_what_detectors_agree_on_first_and_name_them():
+    issues = pd.DataFrame({
+        "sample_id": [7, 3, 9], "path": ["a/7.png", "b/3.png", "a/9.png"], "split": "cv", "label": "a",
+        "suggested_label": "b", "quality": [0.01, 0.3, 0.5], "suggested_confidence": 0.6, "rank": [1, 2, 3],
+        "part_size": 96, "flagged": [True, False, False], "affects_test_metric": False,
+        "cleanlab": [True, False, False], "aum_flag": [False, True, True], "neighbours_flag": [False, True, False],
+        "detectors": [1, 2, 1], "agreed": [False, True, False]})
+    rows = views.label_issue_rows(issues)
+    assert rows["sample_id"].tolist() == [3, 7, 9]
+    assert rows["flagged_by"].tolist() == ["AUM, neighbours", "cleanlab", "AUM"]
+    assert rows["agreed"].tolist() == [True, False, False]
 
 
 def test_setting_differences_name_each_training_setting_that_differs_and_ignore_bookkeeping():

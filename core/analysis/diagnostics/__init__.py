@@ -20,7 +20,8 @@ from core.analysis.diagnostics.findings import findings
 from core.analysis.diagnostics.image_properties import image_properties, shortcut_checks
 from core.analysis.diagnostics.image_properties import summary as property_summary
 from core.analysis.diagnostics.imbalance import imbalance
-from core.analysis.diagnostics.label_issues import label_issues
+from core.analysis.diagnostics.dynamics import image_dynamics, load_dynamics, summary
+from core.analysis.diagnostics.label_issues import DETECTORS, label_issues, neighbour_vote
 from core.analysis.diagnostics.label_issues import summarize as summarize_label_issues
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.outliers import outliers
@@ -87,9 +88,10 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["conformal"] = conformal_sets(probs, labels, run.probabilities(test), test["label"].to_numpy(), classes, th)
     step("conformal")
 
-    issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th)
-    diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test))
-    step("label_issues")
+    fold_dynamics = load_dynamics(run.run_dir, run.info.get("folds_done", []))
+    per_image, aum_threshold = image_dynamics(fold_dynamics, th)
+    diag["dynamics"] = summary(per_image, aum_threshold, len(fold_dynamics)) if fold_dynamics else None
+    step("dynamics")
 
     diag["overlapping_classes"] = overlapping_classes(oof, probs, classes, th)
     step("overlapping_classes")
@@ -102,6 +104,13 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     step("neighbours")
 
     backbone = next(s for s in spaces if s.name == BACKBONE)
+    vote = neighbour_vote(backbone.index, run.samples["label_index"].to_numpy(), len(classes), th)
+    issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th,
+                          per_image if fold_dynamics else None, vote)
+    detectors = [d for d in DETECTORS if d != "AUM" or fold_dynamics]
+    diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test), detectors)
+    step("label_issues")
+
     embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
     pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th)
     step("duplicates")
@@ -131,6 +140,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     document = {"schema_version": FINDINGS_SCHEMA_VERSION, "thresholds": th.to_dict(), "findings": found}
     run_store.write_parquet(run.run_dir / "umap.parquet", maps)
     run_store.write_parquet(run.run_dir / "label_issues.parquet", issues)
+    run_store.write_parquet(run.run_dir / "dynamics.parquet", per_image)
     run_store.write_parquet(run.run_dir / "duplicates.parquet", pairs)
     run_store.write_parquet(run.run_dir / "outliers.parquet", ranked)
     run_store.write_parquet(run.run_dir / "image_properties.parquet", properties)

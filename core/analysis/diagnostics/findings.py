@@ -301,30 +301,44 @@ def class_coverage_findings(conformal: dict, target: float, th: Thresholds) -> l
 
 
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
+    """Suspected label errors: the images most detectors agree on first, the ones a single detector flags after."""
     if li["count"] == 0:
         return []
-    in_test = li["test"]["count"]
+    detectors = li.get("detectors", ["cleanlab"])
+    agreed, single = li.get("agreed", li["count"]), li.get("single", 0)
+    in_test = li["test"].get("agreed", li["test"]["count"])
     # a suspect label in the test split changes the headline number itself
-    severity = "medium" if li["share"] >= th.label_issue_share_medium or in_test else "low"
+    severity = ("medium" if li.get("agreed_share", li["share"]) >= th.label_issue_share_medium or in_test
+                else "low")
+    need = min(th.agreeing_detectors, len(detectors))
+    title = (f"Label issues: {_count(agreed, 'image')} flagged by at least {need} of {len(detectors)} detectors "
+             f"({', '.join(detectors)}); {single} more by one"
+             + (f"; {in_test} of them in the test split (affects the test metric)" if in_test else ""))
     worst = li["worst"]
     test_part = ""
     if in_test:
         t = li["worst_test"]
-        test_part = (f" {_count(in_test, 'test image')} {_agree(in_test, 'is', 'are')} among them: the test metric "
-                     f"scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the worst, "
-                     f"{t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
+        test_part = (f" {_count(in_test, 'agreed test image')} {_agree(in_test, 'is', 'are')} listed: the test "
+                     f"metric scores the model against {_agree(in_test, 'a label', 'labels')} in doubt; the "
+                     f"worst, {t['path']}, is labelled {t['label']} but the ensemble sees {t['suggested_label']} "
                      f"({t['suggested_confidence']:.0%}).")
+    by = li.get("by_detector", {"cleanlab": li["count"]})
     more = li["contradicted_only"]
-    contradicted = (f", and {more} more {_agree(more, 'has its', 'have their')} label contradicted with at least "
+    contradicted = (f", {more} of them by a label contradicted with at least "
                     f"{th.label_contradicted_confidence:.0%} on another class" if more else "")
+    evidence = {
+        "cleanlab": f"cleanlab on models that never trained on them (out-of-fold for the {li['cv']['n']} "
+                    f"cross-validation images, the fold ensemble for the {li['test']['n']} test images) flags "
+                    f"{by['cleanlab']}{contradicted}",
+        "AUM": f"the area under the margin during training flags {by.get('AUM', 0)}",
+        "neighbours": f"a vote of each image's nearest neighbours in the pretrained space flags "
+                      f"{by.get('neighbours', 0)}"}
     return [finding(
-        "label-issues", severity,
-        f"Label issues: {_count(li['count'], 'image')} ({li['share']:.1%}) may be mislabelled"
-        + (f", {in_test} in the test split (affects the test metric)" if in_test else ""),
-        f"Judged by models that never trained on them (out-of-fold for the {li['cv']['n']} cross-validation images, "
-        f"the fold ensemble for the {li['test']['n']} test images): cleanlab flags {li['flagged']}{contradicted}. "
-        f"The worst, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks like "
-        f"{worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
+        "label-issues", severity, title,
+        "Each detector is independent evidence: " + "; ".join(evidence[d] for d in detectors) + ". One detector "
+        "alone is often the model's own mistake on a hard image; images several agree on are more likely wrong "
+        f"labels. The first listed, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks "
+        f"like {worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
         "Misclassified", fold="oof", tab="label_issues")]
 
 

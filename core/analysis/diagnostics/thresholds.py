@@ -50,6 +50,16 @@ class Thresholds:
     # label issues: share of images cleanlab flags
     label_issue_share_medium: float = 0.05
     label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
+    # label-error detectors that must agree: cleanlab (above), AUM and a kNN vote; an image is a suspected label
+    # error when at least `agreeing_detectors` of them flag it, the others are listed below it
+    agreeing_detectors: int = 2
+    aum_percentile: float = 99.0          # AUM threshold: this percentile of the threshold samples' AUM, at most 0
+    neighbour_vote_share: float = 0.6     # kNN vote: this share of the image's backbone neighbours (k = neighbours)
+    #                                       carry one other label, and more of them than carry its own
+    # training dynamics (cartography): ambiguous from this variability of the given label's probability, else
+    # easy from this mean confidence, else hard to learn
+    cartography_variability: float = 0.2
+    cartography_confidence: float = 0.5
     # embedding spaces: PCA first, then one exact cosine kNN graph per space
     pca_dims: int = 50
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
