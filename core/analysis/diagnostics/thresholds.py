@@ -36,6 +36,10 @@ class Thresholds:
     # label issues: share of images cleanlab flags
     label_issue_share_medium: float = 0.05
     label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
+    # model strength: out-of-fold balanced accuracy as a share of the way from chance (1 / classes) to 100%.
+    # Below this the findings that rest on the model's probabilities say so and drop one severity level
+    # (a model right 64.5% of the time on three classes, skill 0.47, makes most label-issue flags itself)
+    model_weak_skill: float = 0.60
     # embedding spaces: PCA first, then one exact cosine kNN graph per space
     pca_dims: int = 50
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
