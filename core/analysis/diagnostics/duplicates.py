@@ -1,4 +1,5 @@
-"""Exact duplicates (same file bytes) and near-duplicates (backbone cosine), with split-leakage flags."""
+"""Exact duplicates (same file bytes), copies (the same picture resized or re-encoded: perceptual hash) and
+near-duplicates (backbone cosine), with split-leakage flags."""
 from __future__ import annotations
 
 import itertools
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis.diagnostics.neighbours import Space, centred_cosine, prepare
+from core.analysis.diagnostics.pixel_hash import close_pairs
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.data.dataset import label_conflicts
 
@@ -76,19 +78,34 @@ def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
-               th: Thresholds) -> tuple[pd.DataFrame, dict]:
-    """The pairs (exact first, then near by similarity) and their summary for diagnostics.json."""
+def copy_pairs(hashes: tuple[np.ndarray, np.ndarray] | None, embedding: np.ndarray, exact_keys: np.ndarray,
+               th: Thresholds) -> pd.DataFrame:
+    """Pairs whose perceptual hashes are within `pixel_hash_bits` but whose files differ (a, b, similarity: their
+    backbone cosine, for the record); none without hashes."""
+    if hashes is None:
+        return pd.DataFrame({"a": [], "b": [], "similarity": []}).astype({"a": "int64", "b": "int64"})
+    close = close_pairs(*hashes, th.pixel_hash_bits)
+    close = close[~np.isin(pair_keys(close["a"], close["b"], len(embedding)), exact_keys)]
+    a, b = close["a"].to_numpy(), close["b"].to_numpy()
+    return pd.DataFrame({"a": a, "b": b, "similarity": centred_cosine(embedding, a, b)})
+
+
+def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray, th: Thresholds,
+               hashes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, dict]:
+    """The pairs (copy, exact, then near by similarity) and their summary for diagnostics.json. hashes: each
+    sample's perceptual hash and whether it has one (`pixel_hash.image_hashes`); without them no copy is found."""
     ea, eb = exact_pairs(samples["sha256"])
     exact = pd.DataFrame({"a": ea, "b": eb, "similarity": np.ones(len(ea), dtype=np.float32), "kind": "exact"})
-    candidates = candidate_pairs(backbone, embedding)
     n = len(samples)
+    copies = copy_pairs(hashes, embedding, pair_keys(ea, eb, n), th).assign(kind="copy")
+    candidates = candidate_pairs(backbone, embedding)
     threshold = calibrated_threshold(candidates, n, th)
-    candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), pair_keys(ea, eb, n))]
+    known = np.concatenate([pair_keys(ea, eb, n), pair_keys(copies["a"], copies["b"], n)])
+    candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), known)]
     candidates = flag_leakage(candidates.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), samples)
     near = candidates[candidates["similarity"] >= threshold["similarity"]].assign(kind="near")
-    pairs = pd.concat([exact.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), near.drop(
-        columns=["crosses_folds", "touches_test", "leakage"])], ignore_index=True)
+    pairs = pd.concat([frame.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}) for frame in (exact, copies)]
+                      + [near.drop(columns=["crosses_folds", "touches_test", "leakage"])], ignore_index=True)
     pairs = flag_leakage(pairs, samples)
     paths = samples["path"].to_numpy()
     pairs["path_a"] = paths[pairs["sample_id_a"].to_numpy()]
@@ -111,7 +128,7 @@ def _same_group(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 def summarize(pairs: pd.DataFrame, candidates: pd.DataFrame, samples: pd.DataFrame) -> dict:
     out = {}
-    for kind in ("exact", "near"):
+    for kind in ("exact", "copy", "near"):
         rows = pairs[pairs["kind"] == kind]
         same = _same_group(samples, rows["sample_id_a"].to_numpy(), rows["sample_id_b"].to_numpy())
         out[kind] = {

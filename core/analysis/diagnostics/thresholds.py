@@ -51,6 +51,10 @@ class Thresholds:
     near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY   # the floor
     near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
     near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
+    # copies: the same picture resized or re-encoded, whatever its cosine: DCT perceptual hashes (64 bits) this
+    # close. On the demo set a half-size JPEG (quality 60) copy of a 128 px icon is 1.6 bits away on average,
+    # and 16 pairs of distinct files are within 4 bits: one emoji drawn in Fluent's 3D and flat styles
+    pixel_hash_bits: int = 4
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
