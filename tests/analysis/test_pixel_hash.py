@@ -9,7 +9,8 @@ from PIL import Image
 from core.analysis.diagnostics.duplicates import duplicates
 from core.analysis.diagnostics.findings import duplicate_findings
 from core.analysis.diagnostics.neighbours import prepare
-from core.analysis.diagnostics.pixel_hash import close_pairs, hamming, image_hashes, perceptual_hash
+from core.analysis.diagnostics.pixel_hash import (close_pairs, correlation, hamming, image_signatures,
+                                                  perceptual_hash, thumbnail)
 from core.analysis.diagnostics.thresholds import Thresholds
 
 TH = Thresholds(pca_dims=20)
@@ -42,6 +43,14 @@ def test_a_resized_recompressed_copy_is_within_the_threshold_and_different_pictu
     assert perceptual_hash(Image.new("RGB", (50, 50), (200, 10, 10))) is None   # flat: nothing to hash
 
 
+def test_thumbnails_of_a_copy_correlate_and_those_of_different_pictures_do_not():
+    pictures = [_picture(seed) for seed in range(20)]
+    thumbs = np.stack([thumbnail(p) for p in pictures] + [thumbnail(_resaved(p, 0.4, 50)) for p in pictures])
+    a, b = np.triu_indices(20, 1)
+    assert correlation(thumbs, a, b).max() < TH.copy_correlation
+    assert correlation(thumbs, np.arange(20), np.arange(20, 40)).min() >= TH.copy_correlation
+
+
 def test_close_pairs_finds_exactly_the_pairs_a_full_comparison_finds():
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, 300, dtype=np.uint64)
@@ -68,7 +77,7 @@ def test_a_copy_across_folds_is_a_leaking_copy_pair_though_its_embedding_is_far(
                             "fold": pd.array([i % 3 for i in range(n)], dtype="Int64"),
                             "sha256": [f"h{i}" for i in range(n)]})
     embedding = np.random.default_rng(1).normal(size=(n, 64)).astype(np.float16)   # no pair is near here
-    pairs, summary = duplicates(samples, prepare("backbone", embedding, TH), embedding, TH, image_hashes(paths))
+    pairs, summary = duplicates(samples, prepare("backbone", embedding, TH), embedding, TH, image_signatures(paths))
     copies = pairs[pairs["kind"] == "copy"]
     assert list(zip(copies["sample_id_a"], copies["sample_id_b"])) == [(0, 10)] and copies["leakage"].all()
     assert summary["copy"]["leaking"] == 1 and summary["near"]["pairs"] == 0

@@ -25,7 +25,7 @@ from core.analysis.diagnostics.label_issues import summarize as summarize_label_
 from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.outliers import outliers
 from core.analysis.diagnostics.overfitting import overfitting
-from core.analysis.diagnostics.pixel_hash import image_hashes
+from core.analysis.diagnostics.pixel_hash import image_signatures
 from core.analysis.diagnostics.run_data import load_run
 from core.analysis.diagnostics.separability import separability
 from core.analysis.diagnostics.slices import failing_slices
@@ -98,7 +98,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     backbone = next(s for s in spaces if s.name == BACKBONE)
     embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
     paths = [Path(run.info["dataset"]["root"]) / relative for relative in run.samples["path"]]
-    pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th, image_hashes(paths))
+    pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th, image_signatures(paths))
     step("duplicates")
 
     ranked = outliers(run.samples, backbone.unit, th)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis.diagnostics.neighbours import Space, centred_cosine, prepare
-from core.analysis.diagnostics.pixel_hash import close_pairs
+from core.analysis.diagnostics.pixel_hash import Signatures, close_pairs, correlation
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.data.dataset import label_conflicts
 
@@ -78,27 +78,35 @@ def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def copy_pairs(hashes: tuple[np.ndarray, np.ndarray] | None, embedding: np.ndarray, exact_keys: np.ndarray,
-               th: Thresholds) -> pd.DataFrame:
-    """Pairs whose perceptual hashes are within `pixel_hash_bits` but whose files differ (a, b, similarity: their
-    backbone cosine, for the record); none without hashes."""
-    if hashes is None:
-        return pd.DataFrame({"a": [], "b": [], "similarity": []}).astype({"a": "int64", "b": "int64"})
-    close = close_pairs(*hashes, th.pixel_hash_bits)
-    close = close[~np.isin(pair_keys(close["a"], close["b"], len(embedding)), exact_keys)]
-    a, b = close["a"].to_numpy(), close["b"].to_numpy()
-    return pd.DataFrame({"a": a, "b": b, "similarity": centred_cosine(embedding, a, b)})
+def copy_pairs(signatures: Signatures | None, candidates: pd.DataFrame, embedding: np.ndarray,
+               exact_keys: np.ndarray, th: Thresholds) -> pd.DataFrame:
+    """Pairs of different files showing the same picture: among the backbone kNN edges (`candidates`: a, b) and
+    the pairs whose perceptual hashes are within `pixel_hash_bits`, those whose thumbnails correlate at least
+    `copy_correlation`. a, b, similarity (their backbone cosine, for the record); none without signatures."""
+    empty = pd.DataFrame({"a": np.empty(0, np.int64), "b": np.empty(0, np.int64), "similarity": np.empty(0)})
+    if signatures is None:
+        return empty
+    n = len(embedding)
+    close = close_pairs(signatures.hashes, signatures.hashed, th.pixel_hash_bits)
+    keys = np.unique(np.concatenate([pair_keys(candidates["a"], candidates["b"], n),
+                                     pair_keys(close["a"], close["b"], n)]))
+    a, b = divmod(keys[~np.isin(keys, exact_keys)], n)
+    both = signatures.read[a] & signatures.read[b]
+    a, b = a[both], b[both]
+    same = correlation(signatures.thumbs, a, b) >= th.copy_correlation
+    a, b = a[same], b[same]
+    return pd.DataFrame({"a": a, "b": b, "similarity": centred_cosine(embedding, a, b)}) if len(a) else empty
 
 
 def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray, th: Thresholds,
-               hashes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, dict]:
-    """The pairs (copy, exact, then near by similarity) and their summary for diagnostics.json. hashes: each
-    sample's perceptual hash and whether it has one (`pixel_hash.image_hashes`); without them no copy is found."""
+               signatures: Signatures | None = None) -> tuple[pd.DataFrame, dict]:
+    """The pairs (copy, exact, then near by similarity) and their summary for diagnostics.json. signatures: the
+    images' decoded pixels, small (`pixel_hash.image_signatures`); without them no copy is found."""
     ea, eb = exact_pairs(samples["sha256"])
     exact = pd.DataFrame({"a": ea, "b": eb, "similarity": np.ones(len(ea), dtype=np.float32), "kind": "exact"})
     n = len(samples)
-    copies = copy_pairs(hashes, embedding, pair_keys(ea, eb, n), th).assign(kind="copy")
     candidates = candidate_pairs(backbone, embedding)
+    copies = copy_pairs(signatures, candidates, embedding, pair_keys(ea, eb, n), th).assign(kind="copy")
     threshold = calibrated_threshold(candidates, n, th)
     known = np.concatenate([pair_keys(ea, eb, n), pair_keys(copies["a"], copies["b"], n)])
     candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), known)]

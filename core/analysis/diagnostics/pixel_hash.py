@@ -1,16 +1,19 @@
-"""Perceptual hashes of the decoded pixels: a resized or re-encoded copy of an image is the same picture even when
-its file bytes (sha256) differ and whatever cosine the backbone gives the pair.
+"""The decoded pixels of every image, small: a resized or re-encoded copy of an image is the same picture even
+when its file bytes (sha256) differ, whatever cosine the backbone gives the pair.
 
-The hash is the DCT hash of Zauner (2010), as imagehash's `phash` computes it: the image in grey shrunk to 32x32,
-its 2-D DCT, and one bit per coefficient of the 8x8 lowest frequencies, set when above their median. Written here
-in a few lines of scipy rather than adding imagehash (which also needs PyWavelets) for one function. Pairs within
-`pixel_hash_bits` of 64 are found without comparing all pairs: two hashes that differ in at most d bits agree
-exactly on at least one of d + 1 disjoint bit chunks (pigeonhole), so only images sharing a chunk are compared.
+Two signatures per image. A DCT perceptual hash (Zauner 2010, as imagehash's `phash` computes it: grey 32x32, its
+2-D DCT, one bit per coefficient of the 8x8 lowest frequencies, set when above their median) finds candidate pairs
+among all images without comparing all pairs: two hashes at most d bits apart agree exactly on at least one of
+d + 1 disjoint bit chunks (pigeonhole). A 16x16 colour thumbnail then decides: a pair is the same picture when the
+thumbnails' correlation reaches `copy_correlation`. The hash alone is not enough: on icons on a white background
+its low frequencies sit near their median, so a copy can be 12 bits away while two different drawings are 4 apart.
+Written here in a few lines of scipy rather than adding imagehash (which also needs PyWavelets) for one function.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ SIDE = 32                 # the grey image the DCT is taken of
 LOW = 8                   # LOW x LOW lowest frequencies: 64 bits
 FLAT = 1.0                # grey standard deviation (0-255) under which an image has no picture to hash
 BITS = LOW * LOW
+THUMB = 16                # the colour thumbnail compared: THUMB x THUMB x 3 bytes per image
 WEIGHTS = np.uint64(1) << np.arange(BITS, dtype=np.uint64)[::-1]
 
 
@@ -36,21 +40,51 @@ def perceptual_hash(image: Image.Image) -> int | None:
     return int((low > np.median(low)).astype(np.uint64) @ WEIGHTS)
 
 
-def file_hash(path: Path) -> int | None:
-    """The hash of an image file decoded as training decodes it; None when it cannot be read or is flat."""
+def thumbnail(image: Image.Image) -> np.ndarray:
+    """The image as THUMB x THUMB RGB (box-averaged), flattened: what `correlation` compares."""
+    return np.asarray(image.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.uint8).ravel()
+
+
+def _signature(path: Path) -> tuple[int | None, np.ndarray | None]:
+    """The hash and thumbnail of an image file decoded as training decodes it; None, None when unreadable."""
     try:
-        return perceptual_hash(load_rgb(path))
-    except Exception:   # a file moved or broken since the scan: no hash, never a failed diagnosis
-        return None
+        image = load_rgb(path)
+    except Exception:   # a file moved or broken since the scan: no signature, never a failed diagnosis
+        return None, None
+    return perceptual_hash(image), thumbnail(image)
 
 
-def image_hashes(paths: list[Path], workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes as uint64, which are valid), one per path; a path listed twice is decoded once."""
+@dataclass(frozen=True)
+class Signatures:
+    """One row per sample: its hash (0 where `hashed` is False: flat or unreadable), its thumbnail (zeros where
+    `read` is False)."""
+    hashes: np.ndarray
+    hashed: np.ndarray
+    thumbs: np.ndarray
+    read: np.ndarray
+
+
+def image_signatures(paths: list[Path], workers: int | None = None) -> Signatures:
+    """Every path's signature; a path listed twice is decoded once."""
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:   # Pillow decodes outside the GIL
-        found = dict(zip(unique, pool.map(file_hash, unique)))
-    valid = np.array([found[p] is not None for p in paths], dtype=bool)
-    return np.array([found[p] or 0 for p in paths], dtype=np.uint64), valid
+        found = dict(zip(unique, pool.map(_signature, unique)))
+    rows = [found[p] for p in paths]
+    blank = np.zeros(THUMB * THUMB * 3, dtype=np.uint8)
+    return Signatures(hashes=np.array([h or 0 for h, _ in rows], dtype=np.uint64),
+                      hashed=np.array([h is not None for h, _ in rows], dtype=bool),
+                      thumbs=np.stack([blank if t is None else t for _, t in rows]) if rows else
+                      np.empty((0, blank.size), np.uint8),
+                      read=np.array([t is not None for _, t in rows], dtype=bool))
+
+
+def correlation(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the thumbnails of pairs (a[i], b[i]); 0 for a flat thumbnail."""
+    x, y = thumbs[a].astype(np.float64), thumbs[b].astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    return np.divide((x * y).sum(axis=1), norm, out=np.zeros(len(a)), where=norm > 0)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -51,10 +51,12 @@ class Thresholds:
     near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY   # the floor
     near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
     near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
-    # copies: the same picture resized or re-encoded, whatever its cosine: DCT perceptual hashes (64 bits) this
-    # close. On the demo set a half-size JPEG (quality 60) copy of a 128 px icon is 1.6 bits away on average,
-    # and 16 pairs of distinct files are within 4 bits: one emoji drawn in Fluent's 3D and flat styles
+    # copies: the same picture resized or re-encoded, whatever its cosine. Candidates: the backbone kNN edges and
+    # pairs whose DCT perceptual hashes (64 bits) are this close; a copy when their 16x16 colour thumbnails
+    # correlate this much. On the demo set a half-size JPEG (quality 60) copy correlates 0.983 or more, while no
+    # two images of different groups correlate over 0.91 (two drawings of one emoji by one artist can: 0.99)
     pixel_hash_bits: int = 4
+    copy_correlation: float = 0.95
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
