@@ -1,6 +1,7 @@
 """Plain-language findings from the numbers in diagnostics.json, ranked by severity."""
 from __future__ import annotations
 
+from core.analysis.diagnostics.error_rates import link_error_rates
 from core.analysis.diagnostics.hedging import hedge, model_strength
 from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
 from core.analysis.diagnostics.thresholds import Thresholds
@@ -393,7 +394,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + shortcut_findings(diag.get("image_properties"), th)
              + image_quality_findings(diag.get("image_properties"), th)
              + slice_findings(diag.get("slices")))
-    found = hedge(found, model_strength(diag, th))
+    found = link_error_rates(hedge(found, model_strength(diag, th)))
     if all(f["severity"] == "info" for f in found):
         o = diag["overfitting"]
         found.append(finding(
