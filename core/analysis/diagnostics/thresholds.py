@@ -52,11 +52,12 @@ class Thresholds:
     near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
     near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
     # copies: the same picture resized or re-encoded, whatever its cosine. Candidates: the backbone kNN edges and
-    # pairs whose DCT perceptual hashes (64 bits) are this close; a copy when their 16x16 colour thumbnails
-    # correlate this much. On the demo set a half-size JPEG (quality 60) copy correlates 0.983 or more, while no
-    # two images of different groups correlate over 0.91 (two drawings of one emoji by one artist can: 0.99)
+    # pairs whose DCT perceptual hashes (64 bits) are this close; a copy when their 16x16 colour thumbnails (each
+    # channel centred) correlate this much. A half-size JPEG (quality 60) copy correlates 0.98 or more on the demo
+    # set (0.915 or more on the benchmark's noisy generated images); different pictures at most 0.88 on either
+    # (two drawings of one emoji in one artist's 3D and flat styles can reach 0.99: one item, one group)
     pixel_hash_bits: int = 4
-    copy_correlation: float = 0.95
+    copy_correlation: float = 0.92
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
