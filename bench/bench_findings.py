@@ -176,7 +176,8 @@ def with_copies(manifest: pd.DataFrame, kind: str, n: int, folder: Path, seed: i
     rows, pairs = [], []
     for i in rng.choice(len(manifest), size=n, replace=False):
         source = Path(manifest.at[i, "path"])
-        target = folder / f"{kind}-{seed}" / source.parent.name / f"copy_{source.stem}.{'jpg' if kind != 'near' else 'png'}"
+        suffix = "png" if kind == "near" else "jpg"
+        target = folder / f"{kind}-{seed}" / source.parent.name / f"copy_{source.stem}.{suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
         if kind == "exact":
             target = target.with_suffix(source.suffix)
@@ -322,8 +323,11 @@ def demo_problems(results: Results, manifest: pd.DataFrame, work: Path, seeds: i
     scenario(results, "demo/quality", unusable)
 
     def imbalance():
-        keep = manifest[(manifest["label"] != "Health_and_Personal_Care")
-                        | (manifest.groupby("label").cumcount() < 20)].reset_index(drop=True)
+        # 20 images spread over its groups (one per group first): grouped folds need a few groups per class
+        rank = manifest.groupby("group").cumcount() * len(manifest) + np.arange(len(manifest))
+        cut = rank[manifest["label"] == "Health_and_Personal_Care"].nsmallest(20).index
+        keep = manifest[(manifest["label"] != "Health_and_Personal_Care") | manifest.index.isin(cut)]
+        keep = keep.reset_index(drop=True)
         run = read_run(train(keep, work, "demo-imbalance", 0))
         return {"kind": "imbalance", "dataset": "demo", "finding": severity(run, "imbalance")}
     scenario(results, "demo/imbalance/20", imbalance)
@@ -379,10 +383,11 @@ def print_tables(rows: list[dict]) -> None:
                 scores = [r["scores"].get(c) for r in group if r["scores"].get(c)]
                 cells.append(f"{mean(s['recall'] for s in scores):.2f} / {mean(s['precision'] for s in scores):.2f}"
                              f" / {mean(s['flagged'] for s in scores):.0f}")
-            print(f"| {dataset} | {how} {100 * rate:.0f}% | {mean(r['planted'] for r in group):.0f} | "
+            print(f"| {dataset} | {how} {100 * rate:.0f}% ({len(group)} seeds) | "
+                  f"{mean(r['planted'] for r in group):.0f} | "
                   f"{100 * mean(r['balanced_accuracy'] for r in group):.1f}% | " + " | ".join(cells)
                   + f" | {mean(r['scores']['precision_at_n'] for r in group):.2f} | "
-                  + ", ".join(sorted({r['finding'] for r in group})) + f" | ({len(group)} seeds)")
+                  + ", ".join(sorted({r['finding'] for r in group})) + " |")
     other = [r for r in rows if r["kind"] not in ("clean", "flips")]
     if other:
         print("\nOther planted problems (demo):")
