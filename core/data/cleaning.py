@@ -107,8 +107,8 @@ def evidence(sample_ids: list[int], label_issues: pd.DataFrame | None, duplicate
         for own, other in (("a", "b"), ("b", "a")):
             rows = duplicates[duplicates[f"sample_id_{own}"].isin(notes)]
             for row in rows.to_dict("records"):
-                what = ("identical file to" if row["kind"] == "exact"
-                        else f"near-duplicate (similarity {row['similarity']:.2f}) of")
+                what = {"exact": "identical file to", "copy": "the same picture (resized or re-encoded) as"}.get(
+                    row["kind"], f"near-duplicate (similarity {row['similarity']:.2f}) of")
                 notes[row[f"sample_id_{own}"]].append(f"{what} #{row[f'sample_id_{other}']}")
     if outliers is not None:
         for row in outliers[outliers["sample_id"].isin(notes) & outliers["is_outlier"]].itertuples():

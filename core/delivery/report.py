@@ -226,6 +226,7 @@ def _findings(findings: dict | None, run_id: str, dashboard_url: str | None, tab
         target = finding.get("target") or {}
         out.append({"severity": finding.get("severity", "info"), "title": finding.get("title", ""),
                     "evidence": finding.get("evidence", ""), "section": finding_section(target),
+                    "more": finding.get("more"),
                     "link": dashboard_link(dashboard_url, target.get("page", "Home"), run_id, target.get("params")),
                     "images": finding_images(finding, tables, thumbs, limits)})
     return out

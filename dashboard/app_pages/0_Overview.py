@@ -64,7 +64,9 @@ with left:
         with st.container(border=True):
             severity = finding.get("severity", "info")
             st.markdown(f"{SEVERITY_ICON.get(severity, '')} **{plain(finding.get('title', ''))}** "
-                        f":gray[({severity})]  \n{plain(finding.get('evidence', ''))}")
+                        f":gray[({severity})]  \n{plain(finding.get('evidence', ''))}"
+                        + (f"  \n:gray[How often this kind of finding is wrong: `{finding['more']}`]"
+                           if finding.get("more") else ""))
             target = finding.get("target") or {}
             links.finding_link(target, run, f"Open {target.get('page', 'Home')}")
 

@@ -79,6 +79,7 @@ def test_home_shows_headline_findings_and_counts(dashboard_env) -> None:
     assert all(m.value.endswith("%") for m in app.metric)
     assert "fold models' mean" in texts(app) and "95% interval" in texts(app)
     assert "Overfitting" in texts(app) and "Findings" in [h.value for h in app.subheader]
+    assert "How often this kind of finding is wrong: `docs/findings-error-rates.md#" in texts(app)
 
 
 def test_a_run_without_test_split_says_so_instead_of_nan(dashboard_env) -> None:

@@ -27,6 +27,7 @@ from core.analysis.diagnostics.neighbours import prepare
 from core.analysis.diagnostics.outliers import outliers
 from core.analysis.diagnostics.overfitting import overfitting
 from core.analysis.diagnostics.overlapping_classes import overlapping_classes
+from core.analysis.diagnostics.pixel_hash import image_signatures
 from core.analysis.diagnostics.run_data import load_run
 from core.analysis.diagnostics.separability import separability
 from core.analysis.diagnostics.slices import failing_slices
@@ -112,7 +113,8 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     step("label_issues")
 
     embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
-    pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th)
+    paths = [Path(run.info["dataset"]["root"]) / relative for relative in run.samples["path"]]
+    pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th, image_signatures(paths))
     step("duplicates")
 
     ranked = outliers(run.samples, backbone.unit, th)

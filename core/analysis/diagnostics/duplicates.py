@@ -1,4 +1,5 @@
-"""Exact duplicates (same file bytes) and near-duplicates (backbone cosine), with split-leakage flags."""
+"""Exact duplicates (same file bytes), copies (the same picture resized or re-encoded: perceptual hash) and
+near-duplicates (backbone cosine), with split-leakage flags."""
 from __future__ import annotations
 
 import itertools
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from core.analysis.diagnostics.neighbours import Space, centred_cosine, prepare
+from core.analysis.diagnostics.pixel_hash import Signatures, close_pairs, correlation
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.data.dataset import label_conflicts
 
@@ -76,19 +78,42 @@ def flag_leakage(frame: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray,
-               th: Thresholds) -> tuple[pd.DataFrame, dict]:
-    """The pairs (exact first, then near by similarity) and their summary for diagnostics.json."""
+def copy_pairs(signatures: Signatures | None, candidates: pd.DataFrame, embedding: np.ndarray,
+               exact_keys: np.ndarray, th: Thresholds) -> pd.DataFrame:
+    """Pairs of different files showing the same picture: among the backbone kNN edges (`candidates`: a, b) and
+    the pairs whose perceptual hashes are within `pixel_hash_bits`, those whose thumbnails correlate at least
+    `copy_correlation`. a, b, similarity (their backbone cosine, for the record); none without signatures."""
+    empty = pd.DataFrame({"a": np.empty(0, np.int64), "b": np.empty(0, np.int64), "similarity": np.empty(0)})
+    if signatures is None:
+        return empty
+    n = len(embedding)
+    close = close_pairs(signatures.hashes, signatures.hashed, th.pixel_hash_bits)
+    keys = np.unique(np.concatenate([pair_keys(candidates["a"], candidates["b"], n),
+                                     pair_keys(close["a"], close["b"], n)]))
+    a, b = divmod(keys[~np.isin(keys, exact_keys)], n)
+    both = signatures.read[a] & signatures.read[b]
+    a, b = a[both], b[both]
+    same = correlation(signatures.thumbs, a, b) >= th.copy_correlation
+    a, b = a[same], b[same]
+    return pd.DataFrame({"a": a, "b": b, "similarity": centred_cosine(embedding, a, b)}) if len(a) else empty
+
+
+def duplicates(samples: pd.DataFrame, backbone: Space, embedding: np.ndarray, th: Thresholds,
+               signatures: Signatures | None = None) -> tuple[pd.DataFrame, dict]:
+    """The pairs (copy, exact, then near by similarity) and their summary for diagnostics.json. signatures: the
+    images' decoded pixels, small (`pixel_hash.image_signatures`); without them no copy is found."""
     ea, eb = exact_pairs(samples["sha256"])
     exact = pd.DataFrame({"a": ea, "b": eb, "similarity": np.ones(len(ea), dtype=np.float32), "kind": "exact"})
-    candidates = candidate_pairs(backbone, embedding)
     n = len(samples)
+    candidates = candidate_pairs(backbone, embedding)
+    copies = copy_pairs(signatures, candidates, embedding, pair_keys(ea, eb, n), th).assign(kind="copy")
     threshold = calibrated_threshold(candidates, n, th)
-    candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), pair_keys(ea, eb, n))]
+    known = np.concatenate([pair_keys(ea, eb, n), pair_keys(copies["a"], copies["b"], n)])
+    candidates = candidates[~np.isin(pair_keys(candidates["a"], candidates["b"], n), known)]
     candidates = flag_leakage(candidates.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), samples)
     near = candidates[candidates["similarity"] >= threshold["similarity"]].assign(kind="near")
-    pairs = pd.concat([exact.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}), near.drop(
-        columns=["crosses_folds", "touches_test", "leakage"])], ignore_index=True)
+    pairs = pd.concat([frame.rename(columns={"a": "sample_id_a", "b": "sample_id_b"}) for frame in (exact, copies)]
+                      + [near.drop(columns=["crosses_folds", "touches_test", "leakage"])], ignore_index=True)
     pairs = flag_leakage(pairs, samples)
     paths = samples["path"].to_numpy()
     pairs["path_a"] = paths[pairs["sample_id_a"].to_numpy()]
@@ -111,7 +136,7 @@ def _same_group(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarr
 
 def summarize(pairs: pd.DataFrame, candidates: pd.DataFrame, samples: pd.DataFrame) -> dict:
     out = {}
-    for kind in ("exact", "near"):
+    for kind in ("exact", "copy", "near"):
         rows = pairs[pairs["kind"] == kind]
         same = _same_group(samples, rows["sample_id_a"].to_numpy(), rows["sample_id_b"].to_numpy())
         out[kind] = {

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from core.analysis.diagnostics.error_rates import link_error_rates
+from core.analysis.diagnostics.hedging import hedge, model_strength
 from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
 from core.analysis.diagnostics.thresholds import Thresholds
 from core.numbers import interval, metric_name, percent, points, with_interval
@@ -342,13 +344,18 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
         "Misclassified", fold="oof", tab="label_issues")]
 
 
-def _leakage_consequence(exact: dict, near: dict, groups_used: bool, has_groups: bool) -> str:
-    """What the leaking pairs mean, saying only what is known: identical files are the same image; a near pair
-    is two images whose features are close, which may or may not be the same item."""
+def _leakage_consequence(exact: dict, copy: dict, near: dict, groups_used: bool, has_groups: bool,
+                         th: Thresholds) -> str:
+    """What the leaking pairs mean, saying only what is known: identical files and copies are the same image; a
+    near pair is two images whose features are close, which may or may not be the same item."""
     out = []
     if exact["leaking"]:
         out.append(f" {_count(exact['leaking'], 'identical-file pair')} on both sides of a split "
                    f"{_agree(exact['leaking'], 'makes', 'make')} held-out scores optimistic.")
+    if copy["leaking"]:
+        out.append(f" {_count(copy['leaking'], 'copy pair')} (the same picture at another size or encoding: "
+                   f"perceptual hashes within {th.pixel_hash_bits} of 64 bits) on both sides of a split "
+                   f"{_agree(copy['leaking'], 'makes', 'make')} held-out scores optimistic.")
     if near["leaking"] and groups_used:
         same = near["same_group"] or 0
         out.append(f" Grouped folds keep the {_count(same, 'same-group pair')} on one side of every split, so the "
@@ -367,19 +374,23 @@ def _leakage_consequence(exact: dict, near: dict, groups_used: bool, has_groups:
 
 def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds, has_groups: bool = False) -> list[dict]:
     exact, near = dup["exact"], dup["near"]
+    # copies (perceptual hash) are absent from diagnostics.json written before they were found
+    copy = dup.get("copy", {"pairs": 0, "leaking": 0, "crosses_folds": 0, "touches_test": 0, "same_group": None})
     # the calibrated cosine the pairs were found at (diagnostics.json before it was recorded: the fixed one)
     cut = dup.get("threshold", {}).get("similarity", th.near_duplicate_similarity)
     out = []
-    leaking = exact["leaking"] + near["leaking"]
+    leaking = exact["leaking"] + copy["leaking"] + near["leaking"]
     if leaking:
-        high = exact["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
+        high = exact["leaking"] + copy["leaking"] > 0 or near["leaking"] >= th.leakage_share_high * near["pairs"]
         between = " between different groups" if groups_used else ""
 
         def pairs(key: str) -> tuple[str, int]:
-            """'2 identical-file pairs and 5 near-duplicate pairs', exact ones named first."""
+            """'2 identical-file pairs, 1 copy pair and 5 near-duplicate pairs', the surest kind named first."""
             parts = ([_count(exact[key], "identical-file pair")] if exact[key] else []) + (
+                [_count(copy[key], "copy pair")] if copy[key] else []) + (
                 [_count(near[key], "near-duplicate pair") + between] if near[key] else [])
-            return " and ".join(parts), exact[key] + near[key]
+            text = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+            return text, exact[key] + copy[key] + near[key]
         where = []
         for key, singular, plural, what in (("crosses_folds", "crosses", "cross", "train and validation"),
                                             ("touches_test", "touches", "touch", "the test set")):
@@ -388,10 +399,12 @@ def duplicate_findings(dup: dict, groups_used: bool, th: Thresholds, has_groups:
                 where.append(f"{text} {_agree(n, singular, plural)} {what}")
         out.append(finding(
             "leakage", "high" if high else "low", "Leakage: " + "; ".join(where),
-            f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
-            f"{cut:.2f}), {exact['leaking']} exact and {near['leaking']} near "
-            f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set."
-            f"{_leakage_consequence(exact, near, groups_used, has_groups)}",
+            (f"Of {exact['pairs']} exact and {_count(near['pairs'], 'near-duplicate pair')} (cosine ≥ "
+             f"{cut:.2f}), {exact['leaking']} exact and {near['leaking']} near " if not copy["pairs"] else
+             f"Of {exact['pairs']} exact, {copy['pairs']} copy and {_count(near['pairs'], 'near-duplicate pair')} "
+             f"(cosine ≥ {cut:.2f}), {exact['leaking']} exact, {copy['leaking']} copy and {near['leaking']} near ")
+            + f"{_agree(leaking, 'pair is', 'pairs are')} split across train/validation or touch the test set."
+            f"{_leakage_consequence(exact, copy, near, groups_used, has_groups, th)}",
             "Data", tab="duplicates"))
     contained = near["pairs"] - near["leaking"]
     if contained and not (out and out[0]["severity"] == "high"):
@@ -504,6 +517,7 @@ def findings(diag: dict, th: Thresholds) -> list[dict]:
              + shortcut_findings(diag.get("image_properties"), th)
              + image_quality_findings(diag.get("image_properties"), th)
              + slice_findings(diag.get("slices")))
+    found = link_error_rates(hedge(found, model_strength(diag, th)))
     if all(f["severity"] == "info" for f in found):
         o = diag["overfitting"]
         found.append(finding(

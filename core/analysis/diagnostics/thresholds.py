@@ -60,6 +60,10 @@ class Thresholds:
     # easy from this mean confidence, else hard to learn
     cartography_variability: float = 0.2
     cartography_confidence: float = 0.5
+    # model strength: out-of-fold balanced accuracy as a share of the way from chance (1 / classes) to 100%.
+    # Below this the findings that rest on the model's probabilities say so and drop one severity level
+    # (a model right 64.5% of the time on three classes, skill 0.47, makes most label-issue flags itself)
+    model_weak_skill: float = 0.60
     # embedding spaces: PCA first, then one exact cosine kNN graph per space
     pca_dims: int = 50
     pca_fit_rows: int = 10_000            # PCA is fitted on a seeded subsample of this many rows
@@ -71,6 +75,13 @@ class Thresholds:
     near_duplicate_similarity: float = NEAR_DUPLICATE_SIMILARITY   # the floor
     near_duplicate_z: float = 4.0         # an outlier among nearest-neighbour similarities ...
     near_duplicate_ceiling: float = 0.95  # ... but never above this: a resized or re-encoded copy scores higher
+    # copies: the same picture resized or re-encoded, whatever its cosine. Candidates: the backbone kNN edges and
+    # pairs whose DCT perceptual hashes (64 bits) are this close; a copy when their 16x16 colour thumbnails (each
+    # channel centred) correlate this much. A half-size JPEG (quality 60) copy correlates 0.98 or more on the demo
+    # set (0.915 or more on the benchmark's noisy generated images); different pictures at most 0.88 on either
+    # (two drawings of one emoji in one artist's 3D and flat styles can reach 0.99: one item, one group)
+    pixel_hash_bits: int = 4
+    copy_correlation: float = 0.92
     leakage_share_high: float = 0.10      # share of near-duplicate pairs crossing splits that makes leakage high
     # separability: share of a class's backbone neighbours with the same label
     separability_agreement: float = 0.50  # flagged below this ...
