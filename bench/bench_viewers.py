@@ -1,27 +1,35 @@
-"""Many people on one dashboard: concurrent headless-Chromium viewers opening the pages of a big run.
+"""Many people on one dashboard: concurrent headless-Chromium viewers reading the pages of a big run.
 
-    .venv/bin/python bench/bench_viewers.py [--viewers 20] [--minutes 5] [--images 50000] [--keep DIR]
+    .venv/bin/python bench/bench_viewers.py [--images 50000] [--viewers 20] [--loads 200] [--think 30] [--keep DIR]
 
-Builds (or reuses, with --keep) a synthetic run of N images with its diagnostics, serves the dashboard on
-loopback, then:
-  single   one viewer opens every page of the menu twice in turn, alone: its page times are the baseline;
-  many     --viewers viewers, each its own browser profile, open the pages one after another (each starting at
-           a different page) for --minutes, all on the one server.
-A page time is the seconds from navigating a new tab until the page's charts and images are drawn (the
-"drawn" of bench/browser_harness.py). An error is a page that did not draw within 60 s or showed a Streamlit
-exception. The server's resident memory is read after the 20th and the 200th page load of the many-viewer
-phase (the single phase runs first, so both are after every page has been read once) and at the end.
-Targets: no errors; p95 many <= 2 x p95 single; memory after 200 loads within 300 MB of after 20.
-All viewers run in one Chromium, on the same machine as the server: on a small machine the browsers' own
-work shares the CPU with the server, and the page times measure both.
+Builds (or reuses, with --keep) a synthetic run of --images images with its diagnostics, serves the dashboard
+on loopback with `streamlit run` (one server, one Python process), then:
+  single   one viewer opens every page of the menu twice in turn, alone (one second between pages): its page
+           times are the baseline, measured in the same run, on the same server, just before the many;
+  many     --viewers viewers, each its own browser profile, read the pages of the menu in a round (viewer k
+           starts at page k, so every page is being read at once). A viewer reads each page for a think time
+           before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
+           uniformly between half and one and a half times --think, seeded). Viewers arrive spread over the
+           first think time, as people opening a shared link do, not all in the same millisecond. The phase
+           ends after --loads page loads (or after --minutes, whichever comes first).
+A page time is the seconds from opening a new tab on the page's URL until its charts and images are drawn (the
+"drawn" of bench/browser_harness.py): the server's work and the browser's drawing. An error is a page that did
+not draw within 60 s or that shows an exception or an error box. The server's resident memory (psutil) is read
+after the 20th and after the last page load of the many phase; the server's CPU seconds per page load are
+printed for each phase, so what dominates a slow page (the server or the browsers) can be read off.
+Targets: no errors; p95 many <= 2 x p95 single; memory after --loads loads within 300 MB of after 20.
+All browsers run on the same machine as the server: on a small machine their drawing shares the CPU with the
+server, and the page times measure both (a real viewer's browser runs on the viewer's own machine).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +46,8 @@ from dashboard import navigation  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1600}
 PAGE_TIMEOUT_MS = 60_000
-MEMORY_AT = (20, 200)  # page loads of the many-viewer phase after which the server's memory is read
+FIRST_MEMORY_AT = 20    # page loads of the many phase after which the server's memory is read first
+ERRORS_SHOWN = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 
 def build(runs_dir: Path, n_images: int) -> str:
@@ -55,15 +64,24 @@ def page_urls(server: str, run_id: str) -> list[str]:
     return [f"{server}/{'' if title == navigation.HOME else title}?run={run_id}" for title in navigation.PAGES]
 
 
-def server_rss_mb() -> float:
-    """Resident memory of the streamlit server this process started (its child)."""
+def server_process() -> psutil.Process:
+    """The streamlit server this process started (its child)."""
     for child in psutil.Process().children(recursive=True):
         try:
             if "streamlit" in " ".join(child.cmdline()):
-                return child.memory_info().rss / 2**20
+                return child
         except psutil.Error:  # a browser process that has just exited
             continue
     raise RuntimeError("the streamlit server is not running")
+
+
+def rss_mb(server: psutil.Process) -> float:
+    return server.memory_info().rss / 2**20
+
+
+def cpu_s(server: psutil.Process) -> float:
+    times = server.cpu_times()
+    return times.user + times.system
 
 
 async def open_page(context, url: str) -> tuple[float, str | None]:
@@ -75,36 +93,51 @@ async def open_page(context, url: str) -> tuple[float, str | None]:
         await page.wait_for_selector('[data-testid="stAppViewContainer"] h1', timeout=PAGE_TIMEOUT_MS)
         await page.wait_for_function(DRAWN, timeout=PAGE_TIMEOUT_MS, polling=100)
         elapsed = time.perf_counter() - started
-        exceptions = await page.locator('[data-testid="stException"]').count()
-        return elapsed, f"{url}: {exceptions} exception(s) shown" if exceptions else None
+        shown = page.locator(ERRORS_SHOWN)
+        if await shown.count():
+            return elapsed, f"{url}: {(await shown.first.inner_text())[:200]!r}"
+        return elapsed, None
     except Exception as error:  # noqa: BLE001 - any failure to draw is an error to count, not a crash
         return time.perf_counter() - started, f"{url}: {type(error).__name__}: {str(error).splitlines()[0]}"
     finally:
         await page.close()
 
 
-class Tally:
-    """Page times and errors of the many-viewer phase, and the server's memory at the load counts asked for."""
+@dataclass
+class Phase:
+    """Page times and errors of the many-viewer phase, and the server's memory after the load counts asked for."""
+    server: psutil.Process
+    loads: int
+    times: list[float] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    memory: dict[int, float] = field(default_factory=dict)
+    started: int = 0   # page loads begun: the phase begins no more than `loads`
 
-    def __init__(self):
-        self.times: list[float] = []
-        self.errors: list[str] = []
-        self.memory: dict[int, float] = {}
+    def take(self) -> bool:
+        """Whether a viewer may begin another page load."""
+        self.started += 1
+        return self.started <= self.loads
 
-    def add(self, seconds: float, error: str | None) -> None:
+    def add(self, url: str, seconds: float, error: str | None) -> None:
         self.times.append(seconds)
+        self.pages.append(url)
         if error:
             self.errors.append(error)
-        if len(self.times) in MEMORY_AT:
-            self.memory[len(self.times)] = server_rss_mb()
+        if len(self.times) in (FIRST_MEMORY_AT, self.loads):
+            self.memory[len(self.times)] = rss_mb(self.server)
 
 
-async def viewer(browser, urls: list[str], first: int, deadline: float, tally: Tally) -> None:
+async def viewer(browser, urls: list[str], first: int, arrive_s: float, think_s: float, deadline: float,
+                 phase: Phase, rng: random.Random) -> None:
+    await asyncio.sleep(arrive_s)
     context = await browser.new_context(viewport=VIEWPORT)
     k = first
-    while time.monotonic() < deadline:
-        tally.add(*await open_page(context, urls[k % len(urls)]))
+    while time.monotonic() < deadline and phase.take():
+        url = urls[k % len(urls)]
+        phase.add(url, *await open_page(context, url))
         k += 1
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
     await context.close()
 
 
@@ -112,51 +145,85 @@ def p95(times: list[float]) -> float:
     return float(np.percentile(times, 95))
 
 
-async def measure(server: str, run_id: str, viewers: int, minutes: float) -> None:
-    urls = page_urls(server, run_id)
+def by_page(urls: list[str], pages: list[str], times: list[float]) -> str:
+    """Median seconds of each page, in menu order."""
+    return ", ".join(f"{title} {np.median([t for page, t in zip(pages, times) if page == url]):.1f}"
+                     for title, url in zip(navigation.PAGES, urls) if url in pages)
+
+
+async def measure(server_url: str, run_id: str, args: argparse.Namespace) -> None:
+    urls = page_urls(server_url, run_id)
+    server = server_process()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         alone = await browser.new_context(viewport=VIEWPORT)
         await open_page(alone, urls[0])  # the server's and the browser's first start, not a page time
-        single = [await open_page(alone, url) for url in urls * 2]
+        single, cpu_before = [], cpu_s(server)
+        for url in urls * 2:
+            single.append(await open_page(alone, url))
+            await asyncio.sleep(1.0)
+        single_cpu = (cpu_s(server) - cpu_before) / len(single)
         await alone.close()
         single_times = [seconds for seconds, _ in single]
+        single_errors = [error for _, error in single if error]
         print(f"single viewer: {len(single)} page loads, median {np.median(single_times):.2f} s, "
-              f"p95 {p95(single_times):.2f} s, errors {sum(1 for _, e in single if e)}; "
-              f"server memory {server_rss_mb():.0f} MB")
-        tally = Tally()
-        started = time.monotonic()
-        deadline = started + 60 * minutes
-        await asyncio.gather(*(viewer(browser, urls, k, deadline, tally) for k in range(viewers)))
-        elapsed = time.monotonic() - started
+              f"p95 {p95(single_times):.2f} s, errors {len(single_errors)}; server CPU {single_cpu:.2f} s per load; "
+              f"server memory {rss_mb(server):.0f} MB")
+        print(f"  median by page: {by_page(urls, urls * 2, single_times)}")
+        for error in single_errors[:3]:
+            print(f"  {error}")
+
+        phase, rng = Phase(server, args.loads), random.Random(0)
+        started, cpu_before = time.monotonic(), cpu_s(server)
+        deadline = started + 60 * args.minutes
+        await asyncio.gather(*(viewer(browser, urls, k, k / args.viewers * args.think, args.think, deadline, phase,
+                                      random.Random(rng.random())) for k in range(args.viewers)))
+        elapsed, many_cpu = time.monotonic() - started, cpu_s(server) - cpu_before
         await browser.close()
-    times = tally.times
-    print(f"{viewers} viewers for {elapsed / 60:.1f} min: {len(times)} page loads "
-          f"({len(times) / elapsed * 60:.0f}/min), median {np.median(times):.2f} s, p95 {p95(times):.2f} s "
-          f"= {p95(times) / p95(single_times):.1f} x single (target <= 2), errors {len(tally.errors)} (target 0)")
-    for error in tally.errors[:5]:
+    times, loads = phase.times, len(phase.times)
+    ratio = p95(times) / p95(single_times)
+    # A load that timed out counts with the time it was given up at: then p95 only says "at least this".
+    timed_out = sum("Timeout" in error for error in phase.errors + single_errors)
+    verdict = "met" if ratio <= 2 and not timed_out else "missed" if ratio > 2 else f"not shown ({timed_out} timeouts)"
+    print(f"{args.viewers} viewers (think {args.think:.0f} s) for {elapsed / 60:.1f} min: {loads} page loads "
+          f"({loads / elapsed * 60:.0f}/min), median {np.median(times):.2f} s, p95 {p95(times):.2f} s "
+          f"= {ratio:.1f} x single (target <= 2: {verdict}), "
+          f"errors {len(phase.errors)} (target 0: {'met' if not phase.errors else 'missed'})")
+    print(f"  server CPU {many_cpu / max(1, loads):.2f} s per load, {many_cpu / elapsed:.2f} of a core on average; "
+          f"load average at the end {' '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
+          f"on {psutil.cpu_count()} CPUs")
+    print(f"  median by page: {by_page(urls, phase.pages, times)}")
+    for error in phase.errors[:5]:
         print(f"  {error}")
-    memory = ", ".join(f"after {n} loads {mb:.0f} MB" for n, mb in sorted(tally.memory.items()))
-    print(f"server memory: {memory}, at the end {server_rss_mb():.0f} MB")
-    if len(tally.memory) == 2:
-        grew = tally.memory[MEMORY_AT[1]] - tally.memory[MEMORY_AT[0]]
-        print(f"  grew {grew:.0f} MB from load {MEMORY_AT[0]} to {MEMORY_AT[1]} (target <= 300)")
+    memory = ", ".join(f"after {n} loads {mb:.0f} MB" for n, mb in sorted(phase.memory.items()))
+    print(f"server memory: {memory}, at the end {rss_mb(server):.0f} MB")
+    if len(phase.memory) == 2:
+        grew = phase.memory[args.loads] - phase.memory[FIRST_MEMORY_AT]
+        print(f"  grew {grew:.0f} MB from load {FIRST_MEMORY_AT} to {args.loads} "
+              f"(target <= 300: {'met' if grew <= 300 else 'missed'})")
     else:
-        print(f"  fewer than {MEMORY_AT[1]} page loads: run longer to read the memory after {MEMORY_AT[1]}")
+        print(f"  fewer than {args.loads} page loads in {args.minutes} min: give more --minutes")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--viewers", type=int, default=20)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--images", type=int, default=50_000, help="images in the synthetic run")
+    parser.add_argument("--viewers", type=int, default=20, help="concurrent viewers in the many phase")
+    parser.add_argument("--loads", type=int, default=200,
+                        help="page loads of the many phase; the server's memory is read after 20 and after these")
+    parser.add_argument("--think", type=float, default=30.0, help="mean seconds a viewer reads a page")
+    parser.add_argument("--minutes", type=float, default=30.0, help="at most this long for the many phase")
     parser.add_argument("--keep", type=Path, help="runs folder to generate into and reuse")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)   # each phase's numbers as it ends, also into a log file
+    if args.loads <= FIRST_MEMORY_AT:
+        parser.error(f"--loads must be more than {FIRST_MEMORY_AT}")
     runs_dir = args.keep or Path(tempfile.mkdtemp()) / "runs"
     run_id = build(runs_dir, args.images)
-    print(f"{args.images} images, {len(navigation.PAGES)} pages, {psutil.cpu_count()} CPUs")
-    with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server:
-        asyncio.run(measure(server, run_id, args.viewers, args.minutes))
+    print(f"{args.images} images, {len(navigation.PAGES)} pages, {psutil.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())} before the server starts")
+    with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server_url:
+        asyncio.run(measure(server_url, run_id, args))
 
 
 if __name__ == "__main__":

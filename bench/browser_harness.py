@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -48,13 +49,16 @@ def serve_streamlit(script: str, script_args: list[str] | None = None, env: dict
     """`streamlit run SCRIPT -- SCRIPT_ARGS` (a path from the repository root) on 127.0.0.1; yields its URL,
     stops it afterwards."""
     port = free_port()
+    # The server's output goes to a file, not a pipe nobody reads: a long bench logs enough to fill a pipe,
+    # and a server blocked on a full pipe stops answering.
+    log = tempfile.TemporaryFile()
     # The `streamlit` command beside this Python, as `make demo` runs it: unlike `python -m streamlit`, it does
     # not put the working folder on the import path, so a page that imports core too early fails here as well.
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("streamlit")), "run", script, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--", *(script_args or [])],
-        cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + start_timeout_s
     try:
@@ -65,7 +69,9 @@ def serve_streamlit(script: str, script_args: list[str] | None = None, env: dict
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     process.kill()
-                    raise RuntimeError(f"streamlit did not start: {process.stdout.read().decode()[-2000:]}")
+                    process.wait()
+                    log.seek(0)
+                    raise RuntimeError(f"streamlit did not start: {log.read().decode(errors='replace')[-2000:]}")
                 time.sleep(0.25)
         yield url
     finally:
@@ -74,6 +80,7 @@ def serve_streamlit(script: str, script_args: list[str] | None = None, env: dict
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 def wait_until_drawn(page, timeout_ms: float = 60000) -> None:

@@ -9,9 +9,18 @@ import streamlit as st
 from core.views.figures import MARGINS, WORST_SHOWN
 
 
+def finished(figure: Any) -> Any:
+    """The figure with the dashboard's compact margins, marked so that `chart` draws it without changing it: what
+    a view cached with `runs.cached` returns, since every session draws that same figure at once."""
+    figure.update_layout(**MARGINS)
+    figure._finished = True
+    return figure
+
+
 def chart(figure: Any, **kwargs: Any) -> Any:
     """st.plotly_chart with the dashboard's defaults (full width, compact margins, no Plotly logo)."""
-    figure.update_layout(**MARGINS)
+    if not getattr(figure, "_finished", False):   # a shared figure is read-only: it came finished
+        finished(figure)
     return st.plotly_chart(figure, width="stretch", config={"displaylogo": False}, **kwargs)
 
 

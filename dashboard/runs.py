@@ -117,15 +117,19 @@ def _rows(path: str, signature: tuple, classes: tuple[str, ...], source: str, ro
 
 
 def cached(function: Callable, run: Run, *args: Any) -> Any:
-    """Cache a page's derived view (a function of the run's tables) by run and arguments, so a rerun that
-    only changes unrelated widgets costs a dictionary lookup."""
-    return _cached_call(function.__module__, function.__qualname__, run.path, run.signature, args, _fn=function,
-                        _run=run)
+    """A page's derived view (a function of the run's tables: a frame, a figure) computed once per run version
+    and arguments and shared by every session, like the tables: a rerun of any session costs a dictionary lookup,
+    not an unpickled copy (for a figure of 10,000 points, Plotly validates every value again on unpickling, most of
+    a page's time). A frame comes as a shallow copy (pandas copies on write); anything else is read-only: a page
+    that wants to change a figure builds its own."""
+    result = _shared_call(function.__code__.co_filename, function.__qualname__, run.path, run.signature, args,
+                          _fn=function, _run=run)
+    return result.copy(deep=False) if isinstance(result, pd.DataFrame) else result
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def _cached_call(module: str, name: str, path: str, signature: tuple, args: tuple, _fn: Callable,
-                 _run: Run) -> Any:
+# Keyed by the defining file too: page scripts all run as __main__, and two pages may name a view alike.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared_call(file: str, name: str, path: str, signature: tuple, args: tuple, _fn: Callable, _run: Run) -> Any:
     return _fn(_run, *args)
 
 

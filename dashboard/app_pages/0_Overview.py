@@ -7,9 +7,10 @@ from typing import Callable
 
 import links
 import page_setup
+import plotly.graph_objects as go
 import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 from formatting import plain
 
 from core.views import dropped, figures, superclasses
@@ -25,6 +26,14 @@ def report_builder(run: runs.Run) -> Callable[[], str]:
 
     base = links.dashboard_base_url()
     return lambda: build_report(Path(run.path), base)
+
+
+def class_counts(run: runs.Run) -> tuple[go.Figure, int, int, int]:
+    """(the class-count chart, images, smallest and largest class): once per run, shared by every session."""
+    samples = run.table("samples")
+    counts = views.class_counts(samples, run.classes)
+    return (finished(figures.class_count_bars(counts, run.classes)), len(samples), int(counts["total"].min()),
+            int(counts["total"].max()))
 
 
 run = page_setup.for_run("Overview")
@@ -72,11 +81,9 @@ with left:
 
 with right:
     st.subheader("Class counts")
-    samples = run.table("samples")
-    counts = views.class_counts(samples, run.classes)
-    chart(figures.class_count_bars(counts, run.classes))
-    smallest, largest = counts["total"].min(), counts["total"].max()
-    st.caption(f"{len(samples)} images, {len(run.classes)} classes; largest/smallest class ratio "
+    figure, images, smallest, largest = runs.cached(class_counts, run)
+    chart(figure)
+    st.caption(f"{images} images, {len(run.classes)} classes; largest/smallest class ratio "
                f"{largest / max(1, smallest):.1f}.")
     left_out = dropped.dropped_summary(run.info)
     if left_out:   # the model cannot predict these: say so where the classes are counted

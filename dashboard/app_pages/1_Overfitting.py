@@ -8,8 +8,9 @@ import links
 import page_setup
 import pandas as pd
 import plotly.graph_objects as go
+import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 from formatting import plain
 
 from core.views import dynamics as dynamics_views
@@ -18,6 +19,22 @@ from core.views import maps as map_views
 from core.views import tables as views
 
 
+def curves(run: runs.Run, metric: str, highlight: str) -> go.Figure:
+    return finished(figures.learning_curves(run.table("history"), [metric], highlight))
+
+
+def history_folds(run: runs.Run) -> list[str]:
+    return [str(k) for k in sorted(run.table("history")["fold"].unique())]
+
+
+def fold_gap_bars(run: runs.Run, score: str) -> go.Figure:
+    return finished(figures.fold_bars(views.fold_gaps(run.json("metrics"), score), score))
+
+
+def class_gap_bars(run: runs.Run, shown: int) -> go.Figure:
+    """The recall gap of the `shown` classes with the largest (`class_gaps` has a row per class)."""
+    gaps = views.class_gaps(run.json("metrics"), run.classes)
+    return finished(figures.class_gap_bars(gaps.head(shown), run.classes))
 
 def cartography_figure(points: pd.DataFrame, variability: float, confidence: float) -> go.Figure:
     """Variability (x) against confidence (y), one colour per band of epochs predicted right; agreed label
@@ -89,8 +106,8 @@ def show_dynamics() -> None:
 
 
 run = page_setup.for_run("Overfitting")
-history, metrics = run.table("history"), run.json("metrics")
-folds = [str(k) for k in sorted(history["fold"].unique())]
+metrics = run.json("metrics")
+folds = runs.cached(history_folds, run)
 
 curves_tab, dynamics_tab = links.tabs(["Learning curves", "Dynamics"])
 if curves_tab.open:
@@ -100,20 +117,20 @@ if curves_tab.open:
                               where=left)
         highlight = links.choice("Highlight fold", "fold", ["all", *folds], "all", where=right,
                                  help="Draw one fold's curves bold; the others stay faint.")
-        chart(figures.learning_curves(history, [metric], highlight))
+        chart(runs.cached(curves, run, metric, highlight))
         st.caption("A validation curve that turns up while training keeps improving means the model memorises the "
                    "training folds; the kept weights are those of the star.")
 
         left, right = st.columns(2, gap="large")
         with left:
             score = links.choice("Gap metric", "gap_metric", list(views.HEADLINE), "balanced_accuracy", kind="radio")
-            chart(figures.fold_bars(views.fold_gaps(metrics, score), score))
+            chart(runs.cached(fold_gap_bars, run, score))
             # the same metric held out, with its intervals: a gap inside them is one chance alone can make
             card = next(c for c in views.headline_cards(metrics) if c["metric"] == score)
             st.caption(f"{card['title']} **{card['value']}**  \n" + "  \n".join(card["lines"]))
         with right:
-            gaps = views.class_gaps(metrics, run.classes)
-            chart(figures.class_gap_bars(gaps.head(charts.shown_classes(len(gaps), "gap_all")), run.classes))
+            shown = charts.shown_classes(len(run.classes), "gap_all")
+            chart(runs.cached(class_gap_bars, run, shown))
             st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare "
                        "ones. A fold without images of a class on both sides is left out of that class's gap.")
 

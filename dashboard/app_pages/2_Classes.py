@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 from formatting import plain
 
 from core.views import confusion, figures, superclasses
@@ -20,6 +20,44 @@ from core.views import tables as views
 
 def confused_pairs(run: runs.Run) -> pd.DataFrame:
     return confusion.confused_pairs(run.table("predictions"), run.classes)
+
+
+def confusion_figure(run: runs.Run, source: str, share: bool, many: bool) -> go.Figure:
+    metrics = run.json("metrics")
+    if many:
+        return finished(figures.limited_confusion_heatmap(metrics, run.classes, source, share=share))
+    return finished(figures.confusion_heatmap(metrics, run.classes, source, share=share, clickable=True))
+
+
+def cell_of(run: runs.Run, source: str, true: str, pred: str) -> pd.DataFrame:
+    return views.cell_rows(run.rows(source, "test" if source == "ensemble" else "val"), run.classes.index(true),
+                           run.classes.index(pred))
+
+
+def scores(run: runs.Run, shown: int) -> tuple[go.Figure, pd.DataFrame]:
+    """Precision, recall and F1 of the `shown` classes of lowest recall (all when `shown` is every class) with
+    their spread over folds, and the per-class table."""
+    metrics, classes = run.json("metrics"), run.classes
+    spread = views.per_class_spread(metrics, classes)
+    if shown < len(classes):   # the worst classes, worst first
+        worst = views.worst_classes(spread, shown)
+        spread = spread.set_index("class").loc[worst].reset_index()
+    colors = figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES))
+    figure = go.Figure()
+    for score, symbol in (("precision", "circle"), ("recall", "diamond"), ("f1", "square")):
+        part = spread[spread["score"] == score]
+        figure.add_scatter(x=part["class"], y=part["mean"], mode="markers", name=score,
+                           marker={"symbol": symbol, "size": 11, "color": [colors[c] for c in part["class"]],
+                                   "line": {"width": 1, "color": "#333"}},
+                           error_y={"type": "data", "array": part["std"], "thickness": 1.2},
+                           customdata=part[["min", "max"]],
+                           hovertemplate=f"%{{x}} {score}: %{{y:.1%}} (folds %{{customdata[0]:.0%}}–"
+                                         f"%{{customdata[1]:.0%}})<extra></extra>")
+    figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)"
+                               + ("" if shown == len(classes) else f": the {shown} classes of lowest recall"),
+                         xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
+                         height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
+    return finished(figure), views.per_class_table(metrics, classes).set_index("class")
 
 
 run = page_setup.for_run("Classes")
@@ -49,7 +87,7 @@ if many:
     st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
                "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
                "the split). *show* opens the images in Misclassified.")
-    chart(figures.limited_confusion_heatmap(metrics, classes, source, share=scale == "row %"))
+    chart(runs.cached(confusion_figure, run, source, scale == "row %", True))
     st.caption("Classes confused with each other sit together; the rest are summed in *other*. Drag to zoom, "
                "double-click to reset.")
     counts = views.confusion(metrics, source, normalize=False)
@@ -58,7 +96,7 @@ if many:
     event = None
 else:
     with st.columns([3, 2])[0]:
-        event = chart(figures.confusion_heatmap(metrics, classes, source, share=scale == "row %", clickable=True),
+        event = chart(runs.cached(confusion_figure, run, source, scale == "row %", False),
                       on_select="rerun", selection_mode="points", key="confusion")
 
 # A clicked cell becomes the pair shown below (and in the URL); the pickers can also choose it directly.
@@ -95,9 +133,9 @@ pred = links.choice("Predicted class", "pred", classes, off_diagonal, where=righ
 # both: the two sides of a pair the data may not separate (a finding about overlapping classes opens on it)
 sides = links.choice("Sides", "sides", ["one", "both"], "one", kind="radio", where=other,
                      help="one = true → predicted only; both = also predicted → true: the pair's mistakes either way")
-rows = run.rows(source, "test" if source == "ensemble" else "val")
 if sides == "both" and true != pred:
-    cell = confusion.both_sides(rows, classes.index(true), classes.index(pred))
+    cell = confusion.both_sides(run.rows(source, "test" if source == "ensemble" else "val"), classes.index(true),
+                                classes.index(pred))
     st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} of **{plain(true)}** predicted as "
                f"**{plain(pred)}** and of **{plain(pred)}** predicted as **{plain(true)}**, most confident first. "
                "Many either way, at similar confidence: the two classes may be one kind of image (merge them on "
@@ -105,37 +143,18 @@ if sides == "both" and true != pred:
     links.page_link("Review", f"Merge {plain(true)} and {plain(pred)}: the command",
                     {"run": run.run_id, "merge_a": true, "merge_b": pred}, icon=":material/merge:")
 else:
-    cell = views.cell_rows(rows, classes.index(true), classes.index(pred))
+    cell = runs.cached(cell_of, run, source, true, pred)
     st.caption(f"{len(cell)} image{'' if len(cell) == 1 else 's'} with true class **{plain(true)}** predicted as "
                f"**{plain(pred)}**, most confident first.")
 gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.choice())
 
 st.subheader("Per-class scores")
-spread = views.per_class_spread(metrics, classes)
-shown = charts.shown_classes(len(classes), "scores_all")
-if shown < len(classes):   # the worst classes, worst first
-    worst = views.worst_classes(spread, shown)
-    spread = spread.set_index("class").loc[worst].reset_index()
-colors = figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES))
+figure, table = runs.cached(scores, run, charts.shown_classes(len(classes), "scores_all"))
 left, right = st.columns([2, 3], gap="large")   # the table carries test recall with its interval
 with left:
-    figure = go.Figure()
-    for score, symbol in (("precision", "circle"), ("recall", "diamond"), ("f1", "square")):
-        part = spread[spread["score"] == score]
-        figure.add_scatter(x=part["class"], y=part["mean"], mode="markers", name=score,
-                           marker={"symbol": symbol, "size": 11, "color": [colors[c] for c in part["class"]],
-                                   "line": {"width": 1, "color": "#333"}},
-                           error_y={"type": "data", "array": part["std"], "thickness": 1.2},
-                           customdata=part[["min", "max"]],
-                           hovertemplate=f"%{{x}} {score}: %{{y:.1%}} (folds %{{customdata[0]:.0%}}–"
-                                         f"%{{customdata[1]:.0%}})<extra></extra>")
-    figure.update_layout(title="Precision ●, recall ◆, F1 ■ (mean ± std over folds)"
-                               + ("" if shown == len(classes) else f": the {shown} classes of lowest recall"),
-                         xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
-                         height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
     chart(figure)
 with right:
-    st.dataframe(views.per_class_table(metrics, classes).set_index("class"), width="stretch")
+    st.dataframe(table, width="stretch")
     st.caption("Support = validation images of the class over all folds. A wide spread means the score "
                "depends on which images landed in the fold: too few examples to trust it. A fold without "
                "validation images (or predictions) of a class leaves its recall (precision) out. Test recall is "

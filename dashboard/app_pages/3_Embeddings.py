@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import review_dialog
 import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 
 from core.views import figures
 from core.views import maps as map_views
@@ -69,7 +69,7 @@ def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str
                                f"to see the images ({len(points)} images)",
                          xaxis_title="map x", yaxis_title="map y", height=620, dragmode="lasso",
                          legend={"itemsizing": "constant"})
-    return figure
+    return finished(figure)
 
 
 spaces, from_umap = runs.cached(map_spaces, run)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import review_list
 import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 from formatting import plain
 
 from core.store import run_store
@@ -19,6 +19,17 @@ from core.views import drift as drift_views
 from core.views import dropped, figures
 from core.views import images as explain_views
 from core.views import tables as views
+
+def class_balance(run: runs.Run) -> tuple[go.Figure, pd.DataFrame]:
+    """The images-per-class chart and table: once per run, shared by every session."""
+    counts = views.class_counts(run.table("samples"), run.classes)
+    colors = figures.class_colors(run.classes)
+    figure = go.Figure(go.Bar(x=counts["class"], y=counts["total"], marker_color=[colors[c] for c in counts["class"]],
+                              text=[f"{n} ({s:.0%})" for n, s in zip(counts["total"], counts["share"])],
+                              hovertemplate="%{x}: %{y} images<extra></extra>"))
+    figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=400)
+    return finished(figure), counts
+
 
 run = page_setup.for_run("Data")
 samples, classes = run.table("samples"), run.classes
@@ -39,12 +50,7 @@ balance, sizes, skipped, duplicates, issues, outliers, properties, drift = links
 
 if balance.open:
     with balance:
-        counts = views.class_counts(samples, classes)
-        figure = go.Figure(go.Bar(x=counts["class"], y=counts["total"],
-                                  marker_color=[colors[c] for c in counts["class"]],
-                                  text=[f"{n} ({s:.0%})" for n, s in zip(counts["total"], counts["share"])],
-                                  hovertemplate="%{x}: %{y} images<extra></extra>"))
-        figure.update_layout(title="Images per class", xaxis_title="class", yaxis_title="images", height=400)
+        figure, counts = runs.cached(class_balance, run)
         left, right = st.columns([3, 2], gap="large")
         with left:
             chart(figure)

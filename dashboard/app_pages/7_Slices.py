@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import review_dialog
 import runs
 import streamlit as st
-from charts import chart
+from charts import chart, finished
 from formatting import plain
 
 from core.views import figures
@@ -41,7 +41,7 @@ def slice_map(run: runs.Run, space: str, name: str) -> go.Figure:
     figure.update_layout(title=f"{name} on the {space} map: its {int(points['in_slice'].sum())} images in red "
                                "(test split included)",
                          xaxis_title="map x", yaxis_title="map y", height=480, legend={"orientation": "h"})
-    return figure
+    return finished(figure)
 
 
 block = (run.json("diagnostics") or {}).get("slices")

@@ -20,6 +20,7 @@ def runs(monkeypatch):
     module = importlib.import_module("runs")
     module._shared_table.clear()
     module._shared_rows.clear()
+    module._shared_call.clear()
     return module
 
 
@@ -50,6 +51,48 @@ def test_a_change_one_caller_makes_is_not_seen_by_the_next(runs, run):
     rows = run.rows("oof")
     rows.loc[rows.index[0], "correct"] = not rows["correct"].iloc[0]
     assert run.rows("oof")["correct"].iloc[0] != rows["correct"].iloc[0]
+
+
+def test_a_derived_view_is_computed_once_for_every_session_and_a_frame_stays_the_callers(runs, run):
+    calls = []
+
+    def first_rows(run, n):
+        calls.append(n)
+        return run.table("samples").head(n)
+
+    mine, theirs = runs.cached(first_rows, run, 3), runs.cached(first_rows, run, 3)
+    assert calls == [3] and mine.equals(theirs) and mine is not theirs
+    mine["note"] = "mine"
+    mine.loc[mine.index[0], "label"] = "changed"
+    again = runs.cached(first_rows, run, 3)
+    assert "note" not in again.columns and again["label"].iloc[0] != "changed"
+    runs.cached(first_rows, run, 4)
+    assert calls == [3, 4]
+
+
+def test_a_shared_figure_is_one_object_and_views_of_the_same_name_on_two_pages_are_apart(runs, run):
+    # page scripts all run as __main__: two pages may define a view of the same name
+    pages = {}
+    for page in ("1_A.py", "2_B.py"):
+        exec(compile(f"def view(run):\n    return {{'page': {page!r}}}\n", page, "exec"), pages.setdefault(page, {}))
+    a, b = (runs.cached(pages[page]["view"], run) for page in ("1_A.py", "2_B.py"))
+    assert a == {"page": "1_A.py"} and b == {"page": "2_B.py"}
+    assert runs.cached(pages["1_A.py"]["view"], run) is a
+
+
+def test_a_finished_figure_is_drawn_as_it_is(monkeypatch):
+    """Every session draws a shared figure at once: `chart` must not write into it."""
+    import plotly.graph_objects as go
+
+    monkeypatch.syspath_prepend(str(REPO / "dashboard"))
+    charts = importlib.import_module("charts")
+    shared = charts.finished(go.Figure(go.Bar(x=[1], y=[2])))
+    writes, real = [], go.Figure.update_layout
+    monkeypatch.setattr(go.Figure, "update_layout", lambda self, **kwargs: writes.append(self) or real(self, **kwargs))
+    monkeypatch.setattr(charts.st, "plotly_chart", lambda figure, **kwargs: figure)
+    assert charts.chart(shared) is shared and writes == []
+    fresh = go.Figure()
+    assert charts.chart(fresh).layout.margin.l == 10 and writes == [fresh]
 
 
 def test_every_cache_in_the_dashboard_is_bounded():
