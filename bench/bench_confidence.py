@@ -107,7 +107,7 @@ def serve_latency(run_dir: Path, requests: int) -> None:
     extra = (time.perf_counter() - started) / 1000
     base, with_sets = (np.array(latency[n]) * 1000 for n in clients)
     print(f"\nserve, run {run_dir.name} ({ensemble.info['train_mode']} mode, {len(ensemble.folds)} folds, "
-          f"{ensemble.image_size} px), {requests} one-image requests per app, alternating (2-core CPU shared with "
+          f"{ensemble.prep.size} px), {requests} one-image requests per app, alternating (2-core CPU shared with "
           f"other jobs, load average {os.getloadavg()[0]:.1f}):")
     print(f"  without sets: median {np.median(base):.1f} ms, mean {base.mean():.1f} ms; with sets: median "
           f"{np.median(with_sets):.1f} ms, mean {with_sets.mean():.1f} ms; median difference "

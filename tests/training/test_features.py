@@ -8,6 +8,7 @@ from torch import nn
 
 from core.store.hashing import file_sha256
 from core.training import features
+from core.training.preprocessing import Preprocessing
 
 
 class MeanColour(nn.Module):
@@ -32,7 +33,8 @@ class KilledOnBatch(MeanColour):
 
 
 def extract(paths: list[Path], cache: Path, backbone: nn.Module = MeanColour()) -> tuple[np.ndarray, int]:
-    return features.cached_features(backbone, paths, [file_sha256(p) for p in paths], "key", cache, 32, 4,
+    return features.cached_features(backbone, paths, [file_sha256(p) for p in paths], "key", cache,
+                                    Preprocessing.standard(32), 4,
                                     torch.device("cpu"), num_workers=0)
 
 

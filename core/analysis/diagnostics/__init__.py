@@ -35,6 +35,7 @@ from core.store import run_store
 SCHEMA_VERSION = 2            # diagnostics.json; 2: "overfitting" judges balanced accuracy and carries intervals
 FINDINGS_SCHEMA_VERSION = 1   # findings.json
 BACKBONE = "backbone"
+EMBEDDER = "embedder"         # with --embedder: the reference space for duplicates, outliers and separability
 
 
 def _require_optional() -> None:
@@ -94,9 +95,11 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
         spaces.append(prepare(name, embedding, th, cache_dir))
     step("neighbours")
 
-    backbone = next(s for s in spaces if s.name == BACKBONE)
-    embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
+    reference = EMBEDDER if EMBEDDER in run.info["spaces"] else BACKBONE
+    backbone = next(s for s in spaces if s.name == reference)
+    embedding = np.load(run_store.embedding_path(run.run_dir, reference), mmap_mode="r")
     pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th)
+    diag["reference_space"] = reference
     step("duplicates")
 
     ranked = outliers(run.samples, backbone.unit, th)
