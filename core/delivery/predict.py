@@ -27,8 +27,8 @@ from core.evaluate import prob_column
 from core.store import run_store as store
 from core.training.device import pick_device
 from core.training.features import eval_transform, inference_batch_size
-from core.training.preprocessing import Preprocessing, recorded_preprocessing
 from core.training.fold_job import done_folds, load_fold_model
+from core.training.preprocessing import Preprocessing, recorded_preprocessing
 from core.training.weights import recorded_backbone
 
 

@@ -2,7 +2,8 @@
 the device, so a GPU is never waiting on PIL.
 
 The cache holds each image resized so its short side is the recipe's resize side (core.training.preprocessing)
-and centre-cropped to that square. Evaluation takes the centre crop of the recipe's size of it (the same pixels as `features.eval_transform`);
+and centre-cropped to that square. Evaluation takes the centre crop of the recipe's size of it (the same pixels
+as `features.eval_transform`);
 training applies the augmentation families of `features.train_transform` with per-sample random parameters:
 random-resized crop (drawn as torchvision draws it, one batched roi_align), horizontal flip, rotation with white
 fill, brightness/contrast/saturation jitter (in this fixed order; torchvision shuffles it), then the recipe's

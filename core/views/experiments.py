@@ -75,8 +75,10 @@ def costs_view(costs: pd.DataFrame) -> pd.DataFrame:
     """The cost table as shown: each run's network, input size, parameters in millions and seconds per fold."""
     return pd.DataFrame({
         "remedy": costs.remedy, "model": costs.model, "input px": costs.image_size, "mode": costs.train_mode,
-        "parameters (M)": _rounded(costs.parameters, 1e6, 2), "trained (M)": _rounded(costs.trained_parameters, 1e6, 2),
-        "seconds per fold": _rounded(costs.seconds_per_fold), "features seconds (once)": _rounded(costs.features_seconds)})
+        "parameters (M)": _rounded(costs.parameters, 1e6, 2),
+        "trained (M)": _rounded(costs.trained_parameters, 1e6, 2),
+        "seconds per fold": _rounded(costs.seconds_per_fold),
+        "features seconds (once)": _rounded(costs.features_seconds)})
 
 
 def curve_points(table: pd.DataFrame) -> pd.DataFrame:

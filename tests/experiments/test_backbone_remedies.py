@@ -143,3 +143,18 @@ def test_effects_and_costs_are_written_and_printed(experiment):
     assert "cost per run" in experiment["printed"] and "1.5 M" in experiment["printed"]
     shown = costs_view(costs.reset_index())
     assert shown.loc[1, "parameters (M)"] == 1.52 and shown.loc[1, "input px"] == 224
+
+
+def test_the_experiments_page_shows_what_each_run_cost(experiment, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(experiment["runs"]))
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "Home.py"), default_timeout=120)
+    app.query_params["experiment"] = experiment["document"]["experiment_id"]
+    app.switch_page("app_pages/8_Experiments.py")
+    app.run()
+    assert not app.exception, app.exception[0].stack_trace
+    assert any("What each run cost" in m.value for m in app.markdown)
+    tables = [frame.value for frame in app.dataframe]
+    costs = next(t for t in tables if "parameters (M)" in t.columns)
+    assert list(costs.remedy) == ["baseline", f"backbone:{OTHER}"] and list(costs["input px"]) == [32, 224]
+    assert any(f"Skipped **backbone:{MISSING}**" in c.value for c in app.caption)
