@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import NoReturn
 
 # settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
-from core.config import DEDUP_GROUPS, SET_METHODS, RunConfig, SetSettings
+from core.config import DEDUP_GROUPS, PREPROCESSING, SET_METHODS, RunConfig, SetSettings
 from core.data.sources.settings import AmazonSettings, HttpSettings
 from core.delivery.serve_settings import TOKEN_ENV, ServeSettings
 from core.errors import UserError
@@ -141,6 +141,12 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="head: frozen backbone, train the head on cached features; finetune: all layers; "
              "auto: finetune with CUDA, head otherwise (default: %(default)s)")
     add("--image-size", type=int, default=DEFAULTS.image_size, help="input size in pixels (default: %(default)s)")
+    add("--preprocessing", default=DEFAULTS.preprocessing, choices=PREPROCESSING,
+        help="standard: resize to size/0.875, ImageNet mean and std, for every model; model: the model's own "
+             "weights' resize margin, mean, std and filter (default: %(default)s)")
+    add("--embedder", default=DEFAULTS.embedder, metavar="MODEL",
+        help="a second pretrained torchvision model whose features also give the diagnostics a map, neighbours "
+             "and duplicates, to compare with the run's own (default: none)")
     add("--epochs", type=int, default=DEFAULTS.epochs, help="maximum epochs per fold (default: %(default)s)")
     add("--batch-size", type=int, default=DEFAULTS.batch_size, help="batch size (default: %(default)s)")
     add("--lr", type=float, default=DEFAULTS.lr, help="head learning rate for AdamW (default: %(default)s)")

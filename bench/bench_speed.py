@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from core.training.features import ImageFiles, compute_features, eval_transform, inference_batch_size, train_transform  # noqa: E402
 from core.training.gpu_input import ResidentBatches, decode_images  # noqa: E402
 from core.training.models import Architecture, rebuild_classifier  # noqa: E402
+from core.training.preprocessing import Preprocessing  # noqa: E402
 
 PLAIN_BATCH, PLAIN_WORKERS = 32, 2
 
@@ -96,8 +97,9 @@ def network(device: torch.device, channels_last: bool = False) -> torch.nn.Modul
 
 
 def bench_training(paths, labels, images, args, device: torch.device) -> tuple[float, float]:
+    recipe = Preprocessing.standard(args.image_size)
     plain = network(device)
-    loader = DataLoader(ImageFiles(paths, labels, train_transform(args.image_size)), batch_size=PLAIN_BATCH,
+    loader = DataLoader(ImageFiles(paths, labels, train_transform(recipe)), batch_size=PLAIN_BATCH,
                         shuffle=True, num_workers=PLAIN_WORKERS, drop_last=True)
     plain_rate, _ = timed_training(plain, torch.optim.AdamW(plain.parameters(), lr=1e-4), loader, device,
                                    bf16=False, warmup=args.warmup, steps=args.steps)
@@ -105,7 +107,7 @@ def bench_training(paths, labels, images, args, device: torch.device) -> tuple[f
     cuda = device.type == "cuda"
     model = network(device, channels_last=cuda)
     forward = torch.compile(model) if cuda and args.compile == "on" else model
-    batches = ResidentBatches(images, labels, np.arange(len(labels)), args.image_size, args.batch_size, train=True,
+    batches = ResidentBatches(images, labels, np.arange(len(labels)), recipe, args.batch_size, train=True,
                               generator=torch.Generator().manual_seed(0), drop_last=True)
     ours_rate, warm_seconds = timed_training(forward, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda),
                                              batches, device, bf16=cuda, warmup=args.warmup, steps=args.steps)
@@ -121,7 +123,8 @@ def bench_embeddings(paths, labels, images, decode_seconds: float, args, device:
     plain decodes in DataLoader workers while the network runs; ours decodes every file once into the resident
     cache (`decode_seconds`, measured in main) and then only runs the network."""
     backbone = network(device).backbone.eval()
-    loader = DataLoader(ImageFiles(paths, labels, eval_transform(args.image_size)), batch_size=PLAIN_BATCH,
+    recipe = Preprocessing.standard(args.image_size)
+    loader = DataLoader(ImageFiles(paths, labels, eval_transform(recipe)), batch_size=PLAIN_BATCH,
                         num_workers=PLAIN_WORKERS)
     backbone(next(iter(loader))[0].to(device))  # warm-up, as for ours
     sync(device)
@@ -138,7 +141,7 @@ def bench_embeddings(paths, labels, images, decode_seconds: float, args, device:
         backbone(x.to(device)).cpu()
     sync(device)
     plain_both_seconds = time.perf_counter() - started
-    batches = ResidentBatches(images, labels, np.arange(len(labels)), args.image_size,
+    batches = ResidentBatches(images, labels, np.arange(len(labels)), recipe,
                               inference_batch_size(args.batch_size, device))
     compute_features(backbone, batches, device)  # warm-up: cudnn picks its kernels for this shape
     started = time.perf_counter()
@@ -247,7 +250,7 @@ def main() -> None:
         print(f"data: {len(paths)} JPEGs of {round(args.image_size * 1.6)} px wide written in "
               f"{time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        images = decode_images(paths, args.image_size, device)
+        images = decode_images(paths, Preprocessing.standard(args.image_size), device)
         sync(device)
         seconds = time.perf_counter() - started
         print(f"resident cache: {tuple(images.shape)} uint8, {images.numel() / 2**20:.0f} MiB, decoded in "

@@ -23,6 +23,9 @@ DEDUP_GROUPS = ("exact", "near", "off")
 # Conformal prediction sets: the share of images whose true class their set should hold. One setting for the
 # diagnostics (Thresholds.conformal_coverage) and `serve` (ServeSettings.coverage); `predict --coverage` takes any.
 CONFORMAL_COVERAGE = 0.9
+PREPROCESSING = ("standard", "model")  # one recipe for every network | the network's own (training/preprocessing.py)
+
+
 SET_METHODS = ("aps", "raps")
 
 
@@ -93,6 +96,9 @@ class RunConfig:
     weights: str = "imagenet"          # imagenet | none | PATH to a state_dict
     train_mode: str = "auto"           # head | finetune | auto
     image_size: int = 224
+    preprocessing: str = "standard"    # standard | model (its own weights' resize, mean, std, filter)
+    embedder: str = ""                 # a second pretrained torchvision model whose features the diagnostics'
+                                       # maps, neighbours and duplicates also use ("" = the run's own only)
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -135,12 +141,15 @@ class RunConfig:
     def validate(self) -> None:
         """Checks that need no data, so a typo fails before the scan."""
         check_model_name(self.model)
+        if self.embedder:
+            check_model_name(self.embedder, "--embedder")
         check_split_settings(self.folds, self.test_size)
         for name, value, allowed in (("--train-mode", self.train_mode, ("auto", "head", "finetune")),
                                      ("--balance", self.balance, ("none", "weights", "sampler")),
                                      ("--compile", self.compile, ("auto", "on", "off")),
                                      ("--image-input", self.image_input, ("auto", "resident", "loader")),
-                                     ("--dedup-groups", self.dedup_groups, DEDUP_GROUPS)):
+                                     ("--dedup-groups", self.dedup_groups, DEDUP_GROUPS),
+                                     ("--preprocessing", self.preprocessing, PREPROCESSING)):
             if value not in allowed:
                 raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
         unknown = parse_fast_paths(self.cpu_fast_paths) - set(FAST_PATHS)
@@ -210,7 +219,7 @@ def list_model_names() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def check_model_name(name: str) -> None:
+def check_model_name(name: str, option: str = "--model") -> None:
     names = list_model_names()
     if name not in names:
-        raise UserError(f"Unknown --model '{name}'. Valid torchvision classification models: {', '.join(names)}")
+        raise UserError(f"Unknown {option} '{name}'. Valid torchvision classification models: {', '.join(names)}")

@@ -176,3 +176,22 @@ def test_classes_too_small_are_all_refused_at_once_then_left_out_on_request(tmp_
     assert info["dataset"]["dropped_classes"][0] == {"label": "thin0", "images": 2, "units": 2}
     assert len(info["dataset"]["dropped_classes"]) == 7 and info["superclasses"] is None
     assert set(pd.read_parquet(run_dir / "samples.parquet")["label"]) == {"apple", "leaf", "sky"}
+
+
+def test_preprocessing_and_embedder_are_options_a_written_command_keeps(capsys) -> None:
+    import dataclasses
+
+    from core.config import RunConfig, command_line
+    parsed = vars(train_cli.train_parser().parse_args(["--preprocessing", "model", "--embedder", "convnext_tiny"]))
+    assert (parsed["preprocessing"], parsed["embedder"]) == ("model", "convnext_tiny")
+    command = command_line(dataclasses.replace(RunConfig(), preprocessing="model", embedder="convnext_tiny"))
+    assert "--preprocessing model --embedder convnext_tiny" in command
+    assert train_cli.main(["--preprocessing", "own"]) == 2
+    assert "invalid choice: 'own'" in capsys.readouterr().err
+
+
+def test_an_unknown_backbone_remedy_is_one_line_before_anything_trains(tmp_path, capsys) -> None:
+    assert train_cli.main(["remedies", "--runs-dir", str(tmp_path), "--remedies", "backbone:resnet9000"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: Unknown --remedies backbone:MODEL 'resnet9000'") and "\n" not in error
+    assert not any(tmp_path.iterdir())

@@ -205,10 +205,12 @@ def training_side(run_dir: Path, settings: DriftSettings) -> tuple[pd.DataFrame,
 def new_embeddings(run_dir: Path, paths: list[Path], shas: list[str]) -> np.ndarray:
     """Pretrained features of new images, as the run's reference space was made (through the feature cache)."""
     from core.training.backbone_space import pretrained_features
+    from core.training.preprocessing import recorded_preprocessing
     from core.training.run_inputs import load_run_inputs
     from core.training.weights import recorded_backbone
     info, cfg, _ = load_run_inputs(run_dir)
-    return pretrained_features(recorded_backbone(info), info["model"], info["weights"]["sha256"], cfg, paths, shas)
+    return pretrained_features(recorded_backbone(info), info["model"], info["weights"]["sha256"],
+                               recorded_preprocessing(info), cfg, paths, shas)
 
 
 def drift_of_run(run_dir: Path, paths: list[Path], inputs: list[str],

@@ -24,15 +24,14 @@ from torch.nn import functional as F
 from torchvision.transforms import v2
 
 from core.analysis.overlay_cache import ENSEMBLE, MapRequest, OverlayCache
-from core.config import resize_side
 from core.data.dataset import load_rgb
 from core.errors import UserError
 from core.store import run_store
 from core.store.heartbeat import heartbeat
 from core.training.device import pick_device
-from core.training.features import IMAGENET_MEAN, IMAGENET_STD
 from core.training.fold_job import load_fold_model
 from core.training.models import Classifier
+from core.training.preprocessing import normalise, recorded_preprocessing
 from core.training.weights import recorded_backbone
 
 OVERLAY_SIDE = 192        # the gallery's thumbnail size
@@ -97,8 +96,10 @@ class Explainer(OverlayCache):
         self.device = device or pick_device()
         self.batch_size = batch_size
         self.head_mode = self.info["train_mode"] == "head"
-        self.geometry = v2.Compose([v2.PILToTensor(), v2.Resize(resize_side(self.side), antialias=True),
-                                    v2.CenterCrop(self.side)])   # core.training.features.eval_transform's geometry
+        self.prep = recorded_preprocessing(self.info)
+        self.geometry = v2.Compose([v2.PILToTensor(),   # core.training.features.eval_transform's geometry
+                                    v2.Resize(self.prep.resize, interpolation=self.prep.mode, antialias=True),
+                                    v2.CenterCrop(self.prep.size)])
         self._backbone: nn.Module | None = None
         self.computed = 0   # overlays made by the last `overlays` call
 
@@ -124,7 +125,7 @@ class Explainer(OverlayCache):
         """(normalised model inputs, uint8 HWC centre crops) of samples, decoded as training decodes them."""
         root = Path(self.info["dataset"]["root"])
         crops = torch.stack([self.geometry(load_rgb(root / self.samples.at[i, "path"])) for i in sample_ids])
-        inputs = v2.functional.normalize(crops.float() / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+        inputs = normalise(crops.float() / 255.0, self.prep)
         return inputs, crops.permute(0, 2, 3, 1).numpy()
 
     def _networks(self, model: str) -> list[Classifier]:

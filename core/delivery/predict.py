@@ -29,17 +29,18 @@ from core.store import run_store as store
 from core.training.device import pick_device
 from core.training.features import eval_transform, inference_batch_size
 from core.training.fold_job import done_folds, load_fold_model
+from core.training.preprocessing import Preprocessing, recorded_preprocessing
 from core.training.weights import recorded_backbone
 
 
 @dataclass
 class Ensemble:
-    """The fold models of one run, ready to classify images of its `image_size`."""
+    """The fold models of one run, ready to classify images through its input recipe."""
     run_id: str
     info: dict                   # the run's run.json
     classes: list[str]
     folds: list[int]
-    image_size: int
+    prep: Preprocessing          # the run's recorded input recipe (crop size, resize, normalisation)
     device: torch.device
     backbone: nn.Module | None   # head mode: the frozen backbone every fold's head shares
     models: list[nn.Module]      # head mode: one linear head per fold; finetune: one whole network per fold
@@ -99,7 +100,7 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool =
     models = [load_fold_model(run_dir, k).eval().to(device) for k in folds]
     reference = load_reference(run_dir, serving_spaces(info, folds)) if ood else None
     return Ensemble(run_id=run_dir.name, info=info, classes=list(info["classes"]), folds=folds,
-                    image_size=int(info["config"]["image_size"]), device=device, backbone=backbone, models=models,
+                    prep=recorded_preprocessing(info), device=device, backbone=backbone, models=models,
                     ood=reference)
 
 
@@ -111,7 +112,7 @@ def batch_size_for(ensemble: Ensemble) -> int:
 
 def preprocess(ensemble: Ensemble, image: Image.Image) -> torch.Tensor:
     """The model input of one decoded RGB image: the run's evaluation transform."""
-    return eval_transform(ensemble.image_size)(image)
+    return eval_transform(ensemble.prep)(image)
 
 
 def classify_inputs(ensemble: Ensemble, inputs: list[torch.Tensor], tta: bool = False,

@@ -136,7 +136,7 @@ def model_card(ensemble: Ensemble, metrics: dict | None, settings: ServeSettings
     metrics = metrics or {}
     return {
         "run_id": ensemble.run_id, "classes": ensemble.classes, "architecture": info["model"],
-        "train_mode": info["train_mode"], "image_size": ensemble.image_size, "folds": ensemble.folds,
+        "train_mode": info["train_mode"], "image_size": ensemble.prep.size, "folds": ensemble.folds,
         "weights": {"spec": info["weights"]["spec"], "source": info["weights"]["source"],
                     "sha256": info["weights"]["sha256"]},
         "ensemble": "mean softmax probability of the fold models, as the run's test ensemble",

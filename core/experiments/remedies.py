@@ -1,20 +1,19 @@
 """The remedy definitions: each one a named override of RunConfig, tried against a baseline on the same splits.
 
 This is the one settings block for remedies; `train_cli.py remedies --remedies list` prints it, and every
-experiment records the overrides it ran.
+experiment records the overrides it ran. Besides the named remedies, `backbone:MODEL` tries any torchvision
+classifier with its own ImageNet weights and its own preprocessing (input size, resize, normalisation).
 """
 from __future__ import annotations
 
 import dataclasses
-import os
-import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
-from core.config import RunConfig
+from core.config import RunConfig, check_model_name
 from core.errors import UserError
 
 BOTH_MODES = ("head", "finetune")
+BACKBONE = "backbone:"      # `backbone:MODEL` names a remedy that swaps the network for MODEL
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,7 @@ class Remedy:
     modes: tuple[str, ...] = BOTH_MODES    # training modes where it changes anything
     drops_label_issues: bool = False       # train without the baseline's flagged likely label errors
     posthoc: bool = False                  # trains nothing: the baseline's fold models, adjusted (experiments/posthoc)
+    own_input_size: bool = False           # --image-size becomes the model's own (its weights' crop size)
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -48,12 +48,21 @@ REMEDIES: tuple[Remedy, ...] = (
 )
 
 
+def backbone_remedy(model: str) -> Remedy:
+    """`backbone:MODEL`: the network swapped for MODEL, with its own weights' preprocessing at its own size."""
+    return Remedy(f"{BACKBONE}{model}", f"another backbone (--model {model}) with its own ImageNet weights and "
+                                        f"its own preprocessing (--preprocessing model, its own input size)",
+                  {"model": model, "preprocessing": "model"}, own_input_size=True)
+
+
 def remedy_named(name: str) -> Remedy:
+    if name.startswith(BACKBONE):
+        return backbone_remedy(name.removeprefix(BACKBONE))
     for remedy in REMEDIES:
         if remedy.name == name:
             return remedy
-    raise UserError(f"--remedies {name}: no such remedy; choose from {', '.join(r.name for r in REMEDIES)} "
-                    f"(see --remedies list)")
+    raise UserError(f"--remedies {name}: no such remedy; choose from {', '.join(r.name for r in REMEDIES)}, or "
+                    f"backbone:MODEL for any torchvision classifier (see --remedies list)")
 
 
 def parse_selection(text: str | None) -> list[Remedy] | None:
@@ -61,17 +70,27 @@ def parse_selection(text: str | None) -> list[Remedy] | None:
     if not text:
         return None
     names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name.startswith(BACKBONE):
+            check_model_name(name.removeprefix(BACKBONE), f"--remedies {BACKBONE}MODEL")
     return [remedy_named(name) for name in dict.fromkeys(names)]
 
 
 def imagenet_weights_offline(model_name: str) -> bool:
-    """Whether torchvision's ImageNet weights for `model_name` are already in torch's hub cache (no download)."""
-    import torch
-    import torchvision
+    """Whether the ImageNet weights of `model_name` are on this machine already (nothing is downloaded during an
+    experiment): torchvision's file in torch's hub cache, or for resnet50 also our converted checkpoint."""
+    from core.training import weights
 
-    weights = torchvision.models.get_model_weights(model_name).DEFAULT
-    file_name = os.path.basename(urllib.parse.urlparse(weights.url).path)
-    return (Path(torch.hub.get_dir()) / "checkpoints" / file_name).is_file()
+    converted = weights.weights_cache_dir() / weights.CONVERTED_NAME
+    return weights.imagenet_file(model_name).is_file() or (model_name == "resnet50" and converted.is_file())
+
+
+def missing_weights_reason(model_name: str) -> str:
+    from core.training.weights import imagenet_file
+
+    return (f"no ImageNet weights for {model_name} on this machine (nothing is downloaded during an experiment); "
+            f"place torchvision's file at {imagenet_file(model_name)}, or fetch it with: "
+            f"python train_cli.py weights --model {model_name}")
 
 
 def skip_reason(remedy: Remedy, cfg: RunConfig, mode: str) -> str | None:
@@ -79,14 +98,13 @@ def skip_reason(remedy: Remedy, cfg: RunConfig, mode: str) -> str | None:
     if mode not in remedy.modes:
         return (f"only changes {' or '.join(remedy.modes)} training; this baseline trains in {mode} mode "
                 f"(the backbone is frozen)")
-    if remedy.overrides and all(getattr(cfg, key) == value for key, value in remedy.overrides.items()):
+    if remedy.overrides and all(getattr(cfg, key) == value for key, value in remedy_overrides(remedy).items()):
         return "the baseline already uses this setting"
     model = remedy.overrides.get("model")
     if model and cfg.weights not in ("imagenet", "none"):
         return f"the baseline's --weights {cfg.weights} is a {cfg.model} file; {model} needs weights of its own"
     if model and cfg.weights == "imagenet" and not imagenet_weights_offline(model):
-        return (f"no ImageNet weights for {model} on this machine (nothing is downloaded during an experiment); "
-                f"fetch them with: python train_cli.py weights --model {model}")
+        return missing_weights_reason(model)
     return None
 
 
@@ -102,10 +120,19 @@ def default_set(cfg: RunConfig, mode: str) -> tuple[list[Remedy], list[dict]]:
     return chosen, skipped
 
 
+def remedy_overrides(remedy: Remedy) -> dict:
+    """The remedy's overrides, with the model's own input size where the remedy takes it."""
+    if not remedy.own_input_size:
+        return remedy.overrides
+    from core.training.preprocessing import own_input_size
+
+    return {**remedy.overrides, "image_size": own_input_size(remedy.overrides["model"])}
+
+
 def remedy_config(cfg: RunConfig, remedy: Remedy) -> RunConfig:
     """The baseline's settings with the remedy's overrides (and its name, so its run id says what it is)."""
     name = f"{cfg.name}-{remedy.name}" if cfg.name else remedy.name
-    return dataclasses.replace(cfg, **remedy.overrides, name=name)
+    return dataclasses.replace(cfg, **remedy_overrides(remedy), name=name)
 
 
 def describe(cfg: RunConfig, mode: str) -> str:
@@ -116,4 +143,6 @@ def describe(cfg: RunConfig, mode: str) -> str:
         overrides = ", ".join(f"{k}={v}" for k, v in remedy.overrides.items()) or "drops flagged samples"
         lines.append(f"  {remedy.name:<22} {remedy.what}\n  {'':<22} overrides: {overrides}; "
                      f"{'runs by default' if reason is None else 'skipped: ' + reason}")
+    lines.append(f"  {BACKBONE + 'MODEL':<22} any torchvision classifier (e.g. {BACKBONE}efficientnet_v2_s) with its "
+                 f"own ImageNet weights and preprocessing; only when named")
     return "\n".join(lines)

@@ -14,10 +14,11 @@ import pandas as pd
 from core.config import RunConfig
 from core.data.cleaning import suspected_label_errors
 from core.errors import UserError
+from core.experiments.costs import cost_table, format_costs
 from core.experiments.effects import EffectSettings, effects_table, format_effects
 from core.experiments.learning_curve import CurveSettings, format_fits, learning_curve
 from core.experiments.posthoc import derive_posthoc_folds
-from core.experiments.remedies import Remedy, default_set, remedy_config, remedy_named, skip_reason
+from core.experiments.remedies import Remedy, default_set, remedy_config, remedy_named, remedy_overrides, skip_reason
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import complete_run, new_run_id, resume, start_run
 from core.store import run_store as store
@@ -180,7 +181,7 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
             store.write_parquet(folder / "dropped_label_errors.parquet", dropped)
             run_splits = splits[~splits.path.isin(dropped.path)]
         if entry is None:
-            entry = {"remedy": remedy.name, "what": remedy.what, "overrides": remedy.overrides, "run_id": None}
+            entry = {"remedy": remedy.name, "what": remedy.what, "overrides": remedy_overrides(remedy), "run_id": None}
             document["runs"].append(entry)
         entry.update(status="running", error=None)
         if dropped is not None:
@@ -224,7 +225,10 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
     effect_settings = EffectSettings(**document["effect_settings"])
     summary, per_fold, notes = effects_table(baseline, remedy_runs, effect_settings)
     write_effects(folder, summary, per_fold, notes, effect_settings)
+    costs = cost_table(baseline, remedy_runs)
+    store.write_parquet(folder / "costs.parquet", costs)
     log(format_effects(summary, notes))
+    log(format_costs(costs))
     log(format_fits(fits))
 
 

@@ -36,9 +36,18 @@ from core.store import run_store as store
 from core.store.freshness import replaced_folds
 from core.store.hashing import changed_files
 from core.store.heartbeat import clear_stalled, heartbeat
-from core.training.backbone_space import ensure_backbone_embeddings, pretrained_features, store_backbone_embeddings
+from core.training.backbone_space import (
+    EMBEDDER,
+    embedder_record,
+    ensure_backbone_embeddings,
+    ensure_embedder_embeddings,
+    pretrained_features,
+    store_backbone_embeddings,
+)
 from core.training.device import describe_device, fold_threads, pick_device, resolve_train_mode
 from core.training.fold_job import done_folds
+from core.training.models import parameter_count
+from core.training.preprocessing import Preprocessing, run_preprocessing
 from core.training.run_inputs import image_paths, load_run_inputs
 from core.training.weights import build_classifier
 
@@ -84,15 +93,15 @@ def apply_splits(samples: pd.DataFrame, splits: pd.DataFrame, folds: int) -> tup
 
 
 def plan_units(cfg: RunConfig, samples: pd.DataFrame, use_groups: bool, backbone: torch.nn.Module, arch: dict,
-               weights_sha256: str | None, image_root: Path):
+               weights_sha256: str | None, prep: Preprocessing, image_root: Path):
     """The units a split moves whole (groups, identical files, near-duplicates when asked).
     Returns (units, pretrained features or None, seconds spent on them)."""
     units = split_units(samples, use_groups, "off" if cfg.dedup_groups == "off" else "exact")
     features, features_seconds = None, 0.0
     if cfg.dedup_groups == "near":   # the splits need the pretrained features: compute (or read) them first
         features_started = time.perf_counter()
-        features = pretrained_features(backbone, arch, weights_sha256, cfg, [image_root / p for p in samples.path],
-                                       list(samples.sha256))
+        features = pretrained_features(backbone, arch, weights_sha256, prep, cfg,
+                                       [image_root / p for p in samples.path], list(samples.sha256))
         features_seconds = time.perf_counter() - features_started
         # float16 as stored in the run, so the diagnostics find exactly the pairs the splits joined
         units = split_units(samples, use_groups, "near", features.astype(np.float16))
@@ -124,7 +133,7 @@ def reference_splits(cfg: RunConfig) -> pd.DataFrame:
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     units, *_ = plan_units(cfg, dataset.samples, use_groups, classifier.backbone, arch.to_dict(), weights.sha256,
-                           dataset.root)
+                           run_preprocessing(cfg), dataset.root)
     split, fold, _ = draw_splits(cfg, dataset.samples, dataset.root, units.unit, manifest_origin(dataset.manifest))
     return pd.DataFrame({"path": dataset.samples.path, "split": split,
                          "fold": pd.array(np.where(fold >= 0, fold, None), dtype="Int64")})
@@ -136,6 +145,7 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
     record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
+    prep = run_preprocessing(cfg)
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
     use_groups = dataset.has_groups and cfg.use_groups
@@ -161,8 +171,9 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     cfg = dataclasses.replace(cfg, threads=fold_threads(cfg.threads, mode))
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
+    embedder = embedder_record(cfg.embedder, log) if cfg.embedder else None
     units, features, features_seconds = plan_units(cfg, samples, use_groups, classifier.backbone, arch.to_dict(),
-                                                   weights.sha256, dataset.root)
+                                                   weights.sha256, prep, dataset.root)
     origin = manifest_origin(dataset.manifest)
     if splits is None:   # from content; a cleaned manifest's images keep the splits of the run it was cleaned from
         split, fold, splits_from = draw_splits(cfg, samples, dataset.root, units.unit, origin)
@@ -205,7 +216,9 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         "classes": dataset.classes, "class_counts": samples.label.value_counts().reindex(dataset.classes).to_dict(),
         "superclasses": dataset.superclasses,
         "device": describe_device(device), "train_mode": mode, "train_mode_reason": reason,
-        "model": arch.to_dict(), "weights": weights.record(cfg.weights), "spaces": [], "folds_done": [],
+        "model": arch.to_dict(), "weights": weights.record(cfg.weights), "preprocessing": prep.to_dict(),
+        "parameters": {"backbone": parameter_count(classifier.backbone), "head": parameter_count(classifier.head)},
+        "embedder": embedder, "spaces": [], "folds_done": [],
         "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
         **(record or {})})
     if features is not None:
@@ -229,7 +242,8 @@ def assemble(run_dir: Path) -> dict:
     store.write_parquet(run_dir / "predictions.parquet", predictions)
     store.write_parquet(run_dir / "history.parquet", history)
     store.write_json(run_dir / "metrics.json", metrics)
-    spaces = ["backbone"] + [f"fold{k}" for k in finished if store.embedding_path(run_dir, f"fold{k}").exists()]
+    spaces = ["backbone"] + [name for name in [EMBEDDER] + [f"fold{k}" for k in finished]
+                             if store.embedding_path(run_dir, name).exists()]
     store.update_run_json(run_dir, folds_done=finished, spaces=spaces)
     return metrics
 
@@ -269,6 +283,7 @@ def complete_run(run_dir: Path, started: float, executor: FoldExecutor | None = 
             _, cfg, _ = load_run_inputs(run_dir)
             beat.update("backbone features")
             ensure_backbone_embeddings(run_dir)  # the head's inputs, and the reference space in every mode
+            ensure_embedder_embeddings(run_dir)  # the diagnostics' second space, with --embedder
             todo = [k for k in range(cfg.folds) if k not in done_folds(run_dir, cfg.folds)]
             beat.update("folds", cfg.folds - len(todo), cfg.folds)
             for summary in tqdm(executor.run_folds(run_dir, todo), total=len(todo), desc="folds", unit="fold"):
@@ -319,6 +334,7 @@ def prepare(cfg: RunConfig) -> Path:
     with store.run_lock(run_dir), heartbeat(run_dir, "prepare", resume_command(run_dir)) as beat:
         beat.update("backbone features")
         ensure_backbone_embeddings(run_dir)
+        ensure_embedder_embeddings(run_dir)
         # run.json's status stays `running`: readers show it `waiting` for its fold jobs, not stalled
         store.update_run_json(run_dir, prepared_for_fold_jobs=True)
     return run_dir

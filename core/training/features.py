@@ -17,15 +17,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from core.config import Augmentation, resize_side
+from core.config import Augmentation
 from core.data.dataset import load_rgb
 from core.store.cache_store import touch
 from core.store.run_store import write_array
 from core.training.device import FastPaths, choose_fast_paths
+from core.training.preprocessing import Preprocessing
 from core.training.progress import bar
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 MAX_ASPECT = 16   # long side / short side kept before the evaluation resize (see `crop_extreme_aspect`)
@@ -47,23 +45,25 @@ def crop_extreme_aspect(image: Image.Image) -> Image.Image:
     return image.crop((0, top, image.width, top + keep))
 
 
-def eval_transform(image_size: int) -> v2.Compose:
-    """Resize the short side to resize_side(size) and centre-crop: torchvision's ImageNet evaluation recipe (after
-    `crop_extreme_aspect`)."""
-    return v2.Compose([crop_extreme_aspect, v2.PILToTensor(), v2.Resize(resize_side(image_size), antialias=True),
-                       v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+def eval_transform(prep: Preprocessing) -> v2.Compose:
+    """Resize the short side to prep.resize and centre-crop prep.size: torchvision's ImageNet evaluation recipe
+    (after `crop_extreme_aspect`)."""
+    return v2.Compose([crop_extreme_aspect, v2.PILToTensor(),
+                       v2.Resize(prep.resize, interpolation=prep.mode, antialias=True),
+                       v2.CenterCrop(prep.size), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(prep.mean, prep.std)])
 
 
-def train_transform(image_size: int, augmentation: Augmentation = Augmentation()) -> v2.Compose:
+def train_transform(prep: Preprocessing, augmentation: Augmentation = Augmentation()) -> v2.Compose:
     aug = augmentation
     return v2.Compose([v2.PILToTensor(),
-                       v2.RandomResizedCrop(image_size, scale=aug.crop_scale, ratio=aug.crop_ratio, antialias=True),
+                       v2.RandomResizedCrop(prep.size, scale=aug.crop_scale, ratio=aug.crop_ratio,
+                                            interpolation=prep.mode, antialias=True),
                        v2.RandomHorizontalFlip(),
                        v2.RandomRotation(aug.max_degrees, interpolation=v2.InterpolationMode.BILINEAR, fill=255),
                        v2.ToDtype(torch.float32, scale=True),  # jitter on uint8 would truncate: images darken
                        v2.ColorJitter(brightness=aug.jitter, contrast=aug.jitter, saturation=aug.jitter),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+                       v2.Normalize(prep.mean, prep.std)])
 
 
 class ImageFiles(Dataset):
@@ -124,8 +124,8 @@ def compute_features(backbone: nn.Module, loader: Iterable, device: torch.device
     return np.concatenate(list(feature_batches(backbone, loader, device, fast)))
 
 
-def feature_cache_key(arch_record: dict, weights_sha256: str, image_size: int) -> str:
-    description = f"{sorted(arch_record.items())}|{weights_sha256}|eval:resize{resize_side(image_size)}crop{image_size}"
+def feature_cache_key(arch_record: dict, weights_sha256: str, prep: Preprocessing) -> str:
+    description = f"{sorted(arch_record.items())}|{weights_sha256}|{prep.cache_tag()}"
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
@@ -135,7 +135,7 @@ def _read_entry(path: Path) -> np.ndarray:
 
 
 def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cache_key: str | None,
-                    cache_dir: Path, image_size: int, batch_size: int, device: torch.device,
+                    cache_dir: Path, prep: Preprocessing, batch_size: int, device: torch.device,
                     num_workers: int = -1) -> tuple[np.ndarray, int]:
     """Features for every image, computing only those not cached. Returns (features, n_computed).
 
@@ -149,7 +149,7 @@ def cached_features(backbone: nn.Module, paths: list[Path], shas: list[str], cac
     computed = {}
     if missing:
         loader = image_loader([paths[i] for i in missing], np.zeros(len(missing), dtype=np.int64),
-                              eval_transform(image_size), inference_batch_size(batch_size, device),
+                              eval_transform(prep), inference_batch_size(batch_size, device),
                               num_workers=num_workers)
         for batch in feature_batches(backbone, loader, device):
             for i, vector in zip(missing[len(computed):], batch):

@@ -27,6 +27,7 @@ from core.training.fit import balanced_sampler, fit
 from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
 from core.training.logit_adjust import adjust_head, log_prior, posthoc_offset
 from core.training.models import Architecture, rebuild_classifier
+from core.training.preprocessing import recorded_preprocessing
 from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
 from core.training.weights import recorded_classifier
 
@@ -114,19 +115,19 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     model = recorded_classifier(info).to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
-    paths = image_paths(info, samples)
-    resident = (fits_on_device(len(paths), cfg.image_size, device) if cfg.image_input == "auto"
+    paths, prep = image_paths(info, samples), recorded_preprocessing(info)
+    resident = (fits_on_device(len(paths), prep, device) if cfg.image_input == "auto"
                 else cfg.image_input == "resident")
-    images = resident_images(paths, list(samples.sha256), cfg.image_size, device) if resident else None
+    images = resident_images(paths, list(samples.sha256), prep, device) if resident else None
 
     def loader(index, _labels=None, shuffle=False, sampler=None, train=True, positions=False):
         batch_size = cfg.batch_size if train else inference_batch_size(cfg.batch_size, device)
         drop_last = train and len(index) > batch_size  # batch norm cannot train on a last batch of one image
         if images is not None:
-            return ResidentBatches(images, labels, index, cfg.image_size, batch_size, train=train, sampler=sampler,
+            return ResidentBatches(images, labels, index, prep, batch_size, train=train, sampler=sampler,
                                    generator=generator, drop_last=drop_last, augmentation=cfg.augmentation,
                                    positions=positions)
-        transform = train_transform(cfg.image_size, cfg.augmentation) if train else eval_transform(cfg.image_size)
+        transform = train_transform(prep, cfg.augmentation) if train else eval_transform(prep)
         return image_loader([paths[i] for i in index], labels[index], transform, batch_size, shuffle=shuffle,
                             sampler=sampler, num_workers=cfg.num_workers, generator=generator, drop_last=drop_last,
                             positions=positions)

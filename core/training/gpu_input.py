@@ -1,11 +1,12 @@
 """Device-resident input: decode every image once into a uint8 tensor, then crop and augment whole batches on
 the device, so a GPU is never waiting on PIL.
 
-The cache holds each image resized so its short side is resize_side(image_size) and centre-cropped to that
-square. Evaluation takes the centre `image_size` crop of it (the same pixels as `features.eval_transform`);
+The cache holds each image resized so its short side is the recipe's resize side (core.training.preprocessing)
+and centre-cropped to that square. Evaluation takes the centre crop of the recipe's size of it (the same pixels
+as `features.eval_transform`);
 training applies the augmentation families of `features.train_transform` with per-sample random parameters:
 random-resized crop (drawn as torchvision draws it, one batched roi_align), horizontal flip, rotation with white
-fill, brightness/contrast/saturation jitter (in this fixed order; torchvision shuffles it), then ImageNet
+fill, brightness/contrast/saturation jitter (in this fixed order; torchvision shuffles it), then the recipe's
 normalisation, with the strengths of `config.Augmentation`.
 
 Two differences from the PIL path remain by design: crops come from the cached centre square, so the edges of a
@@ -26,61 +27,58 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 from torchvision.transforms.v2 import functional as TF
 
-from core.config import Augmentation, resize_side
+from core.config import Augmentation
 from core.data.dataset import load_rgb
-from core.training.features import IMAGENET_MEAN, IMAGENET_STD
+from core.training.preprocessing import Preprocessing, normalise
 
 RESIDENT_MEMORY_SHARE = 0.3  # of free GPU memory; the rest is for the network, its activations and the optimiser
 
-def cache_bytes(n_images: int, image_size: int) -> int:
-    return n_images * 3 * resize_side(image_size) ** 2
+def cache_bytes(n_images: int, prep: Preprocessing) -> int:
+    return n_images * 3 * prep.resize ** 2
 
 
-def fits_on_device(n_images: int, image_size: int, device: torch.device) -> bool:
+def fits_on_device(n_images: int, prep: Preprocessing, device: torch.device) -> bool:
     """Resident input is chosen on CUDA when the uint8 cache takes a modest share of the free memory."""
     if device.type != "cuda":
         return False
     free, _ = torch.cuda.mem_get_info(device)
-    return cache_bytes(n_images, image_size) <= RESIDENT_MEMORY_SHARE * free
+    return cache_bytes(n_images, prep) <= RESIDENT_MEMORY_SHARE * free
 
 
-def _decode_square(path: Path, side: int) -> torch.Tensor:
+def _decode_square(path: Path, prep: Preprocessing) -> torch.Tensor:
     image = TF.pil_to_tensor(load_rgb(path))
-    return TF.center_crop(TF.resize(image, side, antialias=True), side)
+    return TF.center_crop(TF.resize(image, prep.resize, interpolation=prep.mode, antialias=True), prep.resize)
 
 
-def decode_images(paths: list[Path], image_size: int, device: torch.device) -> torch.Tensor:
-    """uint8 N x 3 x S x S on `device`, S = resize_side(image_size); decoded by threads (PIL releases the GIL)."""
-    side = resize_side(image_size)
+def decode_images(paths: list[Path], prep: Preprocessing, device: torch.device) -> torch.Tensor:
+    """uint8 N x 3 x S x S on `device`, S = prep.resize; decoded by threads (PIL releases the GIL)."""
     with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
-        images = torch.stack(list(pool.map(lambda p: _decode_square(p, side), paths)))
+        images = torch.stack(list(pool.map(lambda p: _decode_square(p, prep), paths)))
     return images.to(device)
 
 
 @functools.lru_cache(maxsize=1)
-def _decoded_once(paths: tuple[Path, ...], shas: tuple[str, ...], image_size: int,
+def _decoded_once(paths: tuple[Path, ...], shas: tuple[str, ...], prep: Preprocessing,
                   device: torch.device) -> torch.Tensor:
-    return decode_images(list(paths), image_size, device)
+    return decode_images(list(paths), prep, device)
 
 
-def resident_images(paths: list[Path], shas: list[str], image_size: int, device: torch.device) -> torch.Tensor:
+def resident_images(paths: list[Path], shas: list[str], prep: Preprocessing, device: torch.device) -> torch.Tensor:
     """decode_images, kept for the next call with the same files (the other folds of a run decode nothing)."""
-    return _decoded_once(tuple(paths), tuple(shas), image_size, device)
+    return _decoded_once(tuple(paths), tuple(shas), prep, device)
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
-    """float [0, 1] -> ImageNet-normalised, channels_last on CUDA (the layout the network runs in)."""
-    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    images = (images - mean) / std
+def _normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """float [0, 1] -> normalised as the recipe says, channels_last on CUDA (the layout the network runs in)."""
+    images = normalise(images, prep)
     return images.contiguous(memory_format=torch.channels_last) if images.is_cuda else images
 
 
-def eval_batch(images: torch.Tensor, image_size: int) -> torch.Tensor:
+def eval_batch(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """Centre crop of the cached squares, normalised."""
-    top = (images.shape[-1] - image_size) // 2
-    crop = images[..., top:top + image_size, top:top + image_size]
-    return _normalise(crop.float() / 255)
+    top = (images.shape[-1] - prep.size) // 2
+    crop = images[..., top:top + prep.size, top:top + prep.size]
+    return _normalise(crop.float() / 255, prep)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -127,16 +125,16 @@ def _jitter(images: torch.Tensor, jitter: float, generator: torch.Generator) -> 
     return (saturation * images + (1 - saturation) * _grey(images)).clamp(0, 1)
 
 
-def train_batch(images: torch.Tensor, image_size: int, generator: torch.Generator,
+def train_batch(images: torch.Tensor, prep: Preprocessing, generator: torch.Generator,
                 aug: Augmentation = Augmentation()) -> torch.Tensor:
     """Random-resized crop, flip, rotation, colour jitter and normalisation of a uint8 batch, on its device."""
     n, side = len(images), images.shape[-1]
     boxes = torch.cat([torch.arange(n, device=images.device, dtype=torch.float32).unsqueeze(1),
                        _crop_boxes(n, side, aug, generator)], 1)
-    crops = roi_align(images.float() / 255, boxes, image_size, sampling_ratio=2, aligned=True)
+    crops = roi_align(images.float() / 255, boxes, prep.size, sampling_ratio=2, aligned=True)
     flip = torch.rand(n, generator=generator, device=generator.device) < 0.5
     crops = torch.where(flip.view(n, 1, 1, 1), crops.flip(-1), crops)
-    return _normalise(_jitter(_rotate_white(crops, aug.max_degrees, generator), aug.jitter, generator))
+    return _normalise(_jitter(_rotate_white(crops, aug.max_degrees, generator), aug.jitter, generator), prep)
 
 
 class ResidentBatches:
@@ -147,10 +145,10 @@ class ResidentBatches:
     training dynamics. `labels` and `images` cover the whole dataset, so folds share one cache.
     """
 
-    def __init__(self, images: torch.Tensor, labels: np.ndarray, index: np.ndarray, image_size: int,
+    def __init__(self, images: torch.Tensor, labels: np.ndarray, index: np.ndarray, prep: Preprocessing,
                  batch_size: int, train: bool = False, sampler=None, generator: torch.Generator | None = None,
                  drop_last: bool = False, augmentation: Augmentation = Augmentation(), positions: bool = False):
-        self.images, self.image_size, self.batch_size = images, image_size, batch_size
+        self.images, self.prep, self.batch_size = images, prep, batch_size
         self.positions = positions
         self.augmentation = augmentation
         self.labels = torch.tensor(np.asarray(labels), dtype=torch.long, device=images.device)
@@ -180,6 +178,6 @@ class ResidentBatches:
             batch = slice(b * self.batch_size, (b + 1) * self.batch_size)
             chosen = order[batch]
             images = self.images[chosen]
-            inputs = (train_batch(images, self.image_size, self.device_generator, self.augmentation) if self.train
-                      else eval_batch(images, self.image_size))
+            inputs = (train_batch(images, self.prep, self.device_generator, self.augmentation) if self.train
+                      else eval_batch(images, self.prep))
             yield (inputs, self.labels[chosen], positions[batch]) if self.positions else (inputs, self.labels[chosen])

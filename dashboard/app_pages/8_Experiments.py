@@ -80,6 +80,13 @@ def remedies_view() -> None:
                 if note["validation_images_left_out"]:
                     st.caption(f"**{note['remedy']}** compared on {note['compared_on']}.")
             st.dataframe(views.effects_view(effects), hide_index=True, width="stretch")
+        costs = views.read_experiment_table(experiment, "costs")
+        if costs is not None:
+            st.markdown("**What each run cost**: its network's parameters (all, and those training updates) and "
+                        "the mean time of a fold; in head mode the pretrained features are computed once per run.")
+            st.dataframe(views.costs_view(costs), hide_index=True, width="stretch", column_config={
+                column: st.column_config.NumberColumn(format="compact")
+                for column in ("parameters", "trained parameters")})
     with curve_tab:
         table = views.read_experiment_table(experiment, "learning_curve")
         fit = views.read_experiment_json(experiment, "learning_curve_fit")

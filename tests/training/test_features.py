@@ -8,6 +8,7 @@ from torch import nn
 
 from core.store.hashing import file_sha256
 from core.training import features
+from core.training.preprocessing import Preprocessing
 
 
 class MeanColour(nn.Module):
@@ -32,7 +33,8 @@ class KilledOnBatch(MeanColour):
 
 
 def extract(paths: list[Path], cache: Path, backbone: nn.Module = MeanColour()) -> tuple[np.ndarray, int]:
-    return features.cached_features(backbone, paths, [file_sha256(p) for p in paths], "key", cache, 32, 4,
+    return features.cached_features(backbone, paths, [file_sha256(p) for p in paths], "key", cache,
+                                    Preprocessing.standard(32), 4,
                                     torch.device("cpu"), num_workers=0)
 
 
@@ -103,4 +105,4 @@ def test_a_thin_strip_is_cut_to_its_centre_before_the_evaluation_resize():
     assert (whole - ours).abs().float().mean() < 2   # the same pixels, up to resampling alignment
     photo = Image.new("RGB", (640, 480))
     assert crop_extreme_aspect(photo) is photo and crop_extreme_aspect(Image.new("RGB", (16, 1))).size == (16, 1)
-    assert eval_transform(224)(Image.new("RGB", (1, 40_000))).shape == (3, 224, 224)
+    assert eval_transform(Preprocessing.standard(224))(Image.new("RGB", (1, 40_000))).shape == (3, 224, 224)

@@ -14,9 +14,11 @@ from core.data.dataset import load_rgb
 from core.errors import UserError
 from core.run import lifecycle as run_lifecycle
 from core.training import fold_job, gpu_input, run_inputs
-from core.training.features import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from core.training.features import eval_transform, train_transform
+from core.training.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 SIZE = 56  # cache side 64: an even margin, so the centre crop is the same pixels either way
+PREP = Preprocessing.standard(SIZE)
 
 
 @pytest.fixture
@@ -37,17 +39,17 @@ def unnormalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_cache_is_uint8_squares_and_eval_crops_match_the_pil_transform(photos):
-    images = gpu_input.decode_images(photos, SIZE, torch.device("cpu"))
+    images = gpu_input.decode_images(photos, PREP, torch.device("cpu"))
     assert images.dtype == torch.uint8 and images.shape == (4, 3, 64, 64)
-    ours = gpu_input.eval_batch(images, SIZE)
-    reference = torch.stack([eval_transform(SIZE)(load_rgb(p)) for p in photos])
+    ours = gpu_input.eval_batch(images, PREP)
+    reference = torch.stack([eval_transform(PREP)(load_rgb(p)) for p in photos])
     assert ours.shape == reference.shape == (4, 3, SIZE, SIZE)
     assert (ours - reference).abs().max() < 1e-4
 
 
 def test_train_batches_are_normalised_and_vary_per_sample(photos):
-    images = gpu_input.decode_images(photos[:1], SIZE, torch.device("cpu")).expand(64, -1, -1, -1)
-    x = gpu_input.train_batch(images, SIZE, torch.Generator().manual_seed(0))
+    images = gpu_input.decode_images(photos[:1], PREP, torch.device("cpu")).expand(64, -1, -1, -1)
+    x = gpu_input.train_batch(images, PREP, torch.Generator().manual_seed(0))
     assert x.shape == (64, 3, SIZE, SIZE) and x.dtype == torch.float32 and torch.isfinite(x).all()
     pixels = unnormalise(x)
     assert pixels.min() > -1e-4 and pixels.max() < 1 + 1e-4  # valid [0, 1] images before normalisation
@@ -64,7 +66,7 @@ def test_plain_path_jitters_colours_in_float_so_no_intensity_is_truncated(tmp_pa
     image scaled by a random brightness keeps the fraction."""
     Image.new("RGB", (64, 64), (100, 100, 100)).save(tmp_path / "grey.png")
     torch.manual_seed(0)
-    centres = torch.stack([unnormalise(train_transform(SIZE)(load_rgb(tmp_path / "grey.png"))[None])[0, :, 28, 28]
+    centres = torch.stack([unnormalise(train_transform(PREP)(load_rgb(tmp_path / "grey.png"))[None])[0, :, 28, 28]
                            for _ in range(20)]) * 255
     assert ((centres - centres.round()).abs() > 0.01).float().mean() > 0.8
     assert 80 - 1e-3 <= centres.min() and centres.max() <= 120 + 1e-3  # brightness 0.8-1.2 of 100
@@ -85,21 +87,21 @@ def test_crop_boxes_are_drawn_like_random_resized_crop():
 
 
 def test_resident_batches_follow_index_sampler_and_drop_last(photos):
-    images = gpu_input.decode_images(photos, SIZE, torch.device("cpu"))
+    images = gpu_input.decode_images(photos, PREP, torch.device("cpu"))
     labels = np.array([0, 1, 2, 0])
-    ordered = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), SIZE, 2)
+    ordered = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), PREP, 2)
     assert len(ordered) == 2 and [t.tolist() for _, t in ordered] == [[0, 1], [2]]
-    training = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), SIZE, 2, train=True,
+    training = gpu_input.ResidentBatches(images, labels, np.array([3, 1, 2]), PREP, 2, train=True,
                                          generator=torch.Generator().manual_seed(0), drop_last=True)
     assert len(training) == 1 and sum(len(t) for _, t in training) == 2
-    sampled = gpu_input.ResidentBatches(images, labels, np.array([0, 1]), SIZE, 4, train=True, sampler=[1, 1, 1, 0],
+    sampled = gpu_input.ResidentBatches(images, labels, np.array([0, 1]), PREP, 4, train=True, sampler=[1, 1, 1, 0],
                                         generator=torch.Generator().manual_seed(0))
     assert [t.tolist() for _, t in sampled] == [[1, 1, 1, 0]]
 
 
 def test_auto_choice_keeps_the_dataloader_off_cuda():
-    assert not gpu_input.fits_on_device(10, 224, torch.device("cpu"))
-    assert gpu_input.cache_bytes(10, 224) == 10 * 3 * 256 * 256
+    assert not gpu_input.fits_on_device(10, Preprocessing.standard(224), torch.device("cpu"))
+    assert gpu_input.cache_bytes(10, Preprocessing.standard(224)) == 10 * 3 * 256 * 256
 
 
 def test_a_finetune_run_through_resident_images_stores_what_its_fold_models_see_on_the_plain_path(tmp_path,
@@ -113,7 +115,7 @@ def test_a_finetune_run_through_resident_images_stores_what_its_fold_models_see_
     assert code == 0 and "fold 1: images decoded once into device memory" in capsys.readouterr().out
     run_dir = next((tmp_path / "runs").iterdir())
     info, _, samples = run_inputs.load_run_inputs(run_dir)
-    plain = torch.stack([eval_transform(SIZE)(load_rgb(path)) for path in run_inputs.image_paths(info, samples)])
+    plain = torch.stack([eval_transform(PREP)(load_rgb(path)) for path in run_inputs.image_paths(info, samples)])
     predictions = pd.read_parquet(run_dir / "predictions.parquet")
     columns = [f"prob_{name}" for name in info["classes"]]
     for fold in (0, 1):

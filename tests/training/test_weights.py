@@ -122,10 +122,14 @@ def test_all_sources_failing_lists_what_was_tried(torch_home, monkeypatch):
         assert tried in message
 
 
-def test_other_models_have_no_offline_source(torch_home, monkeypatch):
+def test_other_models_offline_name_the_file_to_place_in_one_line(torch_home, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline_torchvision)
-    with pytest.raises(UserError, match="only resnet50 has an offline source"):
+    with pytest.raises(UserError) as caught:
         resolve_weights("imagenet", "efficientnet_b0", log=lambda line: None)
+    message = str(caught.value)
+    expected = torch_home / "hub" / "checkpoints" / "efficientnet_b0_rwightman-7f5810bc.pth"
+    assert weights.imagenet_file("efficientnet_b0") == expected
+    assert f"place torchvision's file for efficientnet_b0 at {expected}" in message and "\n" not in message
 
 
 def test_other_models_use_torchvision_hub_cache(torch_home):

@@ -39,6 +39,7 @@ from core.store import run_store
 SCHEMA_VERSION = 2            # diagnostics.json; 2: "overfitting" judges balanced accuracy and carries intervals
 FINDINGS_SCHEMA_VERSION = 1   # findings.json
 BACKBONE = "backbone"
+EMBEDDER = "embedder"         # with --embedder: the reference space for duplicates, outliers and separability
 
 
 def _require_optional() -> None:
@@ -104,7 +105,9 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
         spaces.append(prepare(name, embedding, th, cache_dir))
     step("neighbours")
 
-    backbone = next(s for s in spaces if s.name == BACKBONE)
+    reference = EMBEDDER if EMBEDDER in run.info["spaces"] else BACKBONE
+    backbone = next(s for s in spaces if s.name == reference)
+    diag["reference_space"] = reference
     vote = neighbour_vote(backbone.index, run.samples["label_index"].to_numpy(), len(classes), th)
     issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th,
                           per_image if fold_dynamics else None, vote)
@@ -112,7 +115,7 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test), detectors)
     step("label_issues")
 
-    embedding = np.load(run_store.embedding_path(run.run_dir, BACKBONE), mmap_mode="r")
+    embedding = np.load(run_store.embedding_path(run.run_dir, reference), mmap_mode="r")
     paths = [Path(run.info["dataset"]["root"]) / relative for relative in run.samples["path"]]
     pairs, diag["duplicates"] = duplicates(run.samples, backbone, embedding, th, image_signatures(paths))
     step("duplicates")
