@@ -99,3 +99,9 @@ def test_a_copy_across_folds_is_a_leaking_copy_pair_though_its_embedding_is_far(
     assert "the same picture at another size or encoding" in f["evidence"]
     without, summary = duplicates(samples, prepare("backbone", embedding, TH), embedding, TH)
     assert "copy" not in set(without["kind"]) and summary["copy"]["pairs"] == 0
+
+
+def test_no_candidate_pairs_correlate_to_nothing() -> None:
+    thumbs = np.random.default_rng(0).integers(0, 255, (4, 768)).astype(np.uint8)
+    none = np.array([], dtype=int)
+    assert correlation(thumbs, none, none).shape == (0,)

@@ -82,8 +82,9 @@ def correlation(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Correlation of the thumbnails of pairs (a[i], b[i]), each colour channel centred on its own mean: two
     pictures of one colour cast but different content do not correlate. 0 for a flat thumbnail."""
     def centred(rows: np.ndarray) -> np.ndarray:
-        pixels = thumbs[rows].astype(np.float64).reshape(len(rows), -1, 3)
-        return (pixels - pixels.mean(axis=1, keepdims=True)).reshape(len(rows), -1)
+        size = int(np.prod(thumbs.shape[1:]))   # explicit: no -1 to infer when there is no pair
+        pixels = thumbs[rows].astype(np.float64).reshape(len(rows), size // 3, 3)
+        return (pixels - pixels.mean(axis=1, keepdims=True)).reshape(len(rows), size)
     x, y = centred(a), centred(b)
     norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
     return np.divide((x * y).sum(axis=1), norm, out=np.zeros(len(a)), where=norm > 0)
