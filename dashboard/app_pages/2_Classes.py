@@ -12,14 +12,19 @@ import plotly.graph_objects as go
 import runs
 import streamlit as st
 from charts import chart
+from focus_picker import focus_picker
 from formatting import plain
 
-from core.views import confusion, figures, superclasses
+from core.views import confusion, figures, focus, superclasses
 from core.views import tables as views
 
 
 def confused_pairs(run: runs.Run) -> pd.DataFrame:
     return confusion.confused_pairs(run.table("predictions"), run.classes)
+
+
+def class_table(run: runs.Run) -> pd.DataFrame:
+    return views.per_class_table(run.json("metrics"), run.classes)
 
 
 run = page_setup.for_run("Classes")
@@ -34,11 +39,12 @@ fold = links.choice("Predictions", "fold", list(fold_values), "oof", where=left,
                     help="oof = every sample once, predicted by the fold model that did not train on it; "
                          "test = the held-out test set, predicted by the mean of the fold models.")
 scale = links.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
+focused = focus_picker(run, where=right)
 source = fold_values[fold]
 many = len(classes) > confusion.MANY_CLASSES
 if many:
     st.subheader("Most confused pairs")
-    pairs = runs.cached(confused_pairs, run)
+    pairs = focus.focus_rows(runs.cached(confused_pairs, run), focused, "true", "predicted")
     pairs["images"] = [links.page_url("Misclassified", {"run": run.run_id, "fold": "oof", "role": "val",
                                                         "true": t, "pred": p})
                        for t, p in zip(pairs["true"], pairs["predicted"])]
@@ -67,11 +73,19 @@ if points and st.session_state.get("_clicked") != points[0].get("customdata"):
     st.session_state["_clicked"] = points[0].get("customdata")
     st.session_state["true"], st.session_state["pred"] = (classes[int(i)] for i in points[0]["customdata"][:2])
 
+# A new focus opens its cell (the first visit leaves a linked cell alone).
+opened = focus.focus_cell(focused, pairs if many else None)
+if st.session_state.get("_focus_cell", focused) != focused and opened:
+    st.session_state["true"] = opened["true"]
+    st.session_state["pred"] = opened["predicted"] or next(c for c in classes if c != opened["true"])
+st.session_state["_focus_cell"] = focused
+
 st.subheader("Images of one cell")
 left, right, _ = st.columns([2, 2, 3])
 # A finding about one class (`class` parameter) opens on that class's row.
 # Many classes: the most confused pair to begin with.
-top = pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None}
+top = focus.focus_cell(focused, pairs if many else None) or (
+    pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None})
 true = links.choice("True class", "true", classes, st.query_params.get("class", top["true"]), where=left)
 off_diagonal = top["predicted"] if true == top["true"] and top["predicted"] else next(
     (c for c in classes if c != true), true)
@@ -85,10 +99,11 @@ gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.ch
 st.subheader("Per-class scores")
 spread = views.per_class_spread(metrics, classes)
 shown = charts.shown_classes(len(classes), "scores_all")
-if shown < len(classes):   # the worst classes, worst first
-    worst = views.worst_classes(spread, shown)
+if shown < len(classes):   # the worst classes, worst first (and the focus, wherever it ranks)
+    worst = list(dict.fromkeys([*views.worst_classes(spread, shown), *focused]))
     spread = spread.set_index("class").loc[worst].reset_index()
-colors = figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES))
+colors = (focus.focus_colors(classes, focused) if focused else
+          figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES)))
 left, right = st.columns([2, 3], gap="large")   # the table carries test recall with its interval
 with left:
     figure = go.Figure()
@@ -107,7 +122,11 @@ with left:
                          height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
     chart(figure)
 with right:
-    st.dataframe(views.per_class_table(metrics, classes).set_index("class"), width="stretch")
+    table = focus.focus_rows(runs.cached(class_table, run), focused)
+    st.dataframe(table.set_index("class"), width="stretch")
+    if focused:
+        st.caption(f"The focused class{'es' if len(focused) > 1 else ''} only: set the focus to *all* for every "
+                   "class.")
     st.caption("Support = validation images of the class over all folds. A wide spread means the score "
                "depends on which images landed in the fold: too few examples to trust it. A fold without "
                "validation images (or predictions) of a class leaves its recall (precision) out. Test recall is "
