@@ -18,11 +18,16 @@ def pair_value(a: str, b: str) -> str:
     return f"{a}{PAIR}{b}"
 
 
-def focus_options(classes: Sequence[str], pairs: pd.DataFrame | None = None) -> list[str]:
+def focus_options(classes: Sequence[str], pairs: pd.DataFrame | None = None, requested: str | None = None
+                  ) -> list[str]:
     """What a focus picker offers: all, then the most confused pairs (`confusion.confused_pairs`, each unordered
-    pair once, most confused first), then every class. A selectbox searches them as the reader types."""
+    pair once, most confused first), then every class. A selectbox searches them as the reader types. A
+    `requested` pair of the run's classes (a link's) is offered too, first among the pairs."""
     seen: set[frozenset[str]] = set()
     pair_values = []
+    if len(focused_classes(requested, classes)) == 2:
+        seen.add(frozenset(focused_classes(requested, classes)))
+        pair_values.append(requested)
     for true, pred in ([] if pairs is None else zip(pairs["true"], pairs["predicted"])):
         if frozenset((true, pred)) not in seen:
             seen.add(frozenset((true, pred)))

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from core.evaluate import HEADLINE
 from core.numbers import interval, metric_name, percent, points, spread, with_interval
@@ -352,6 +351,7 @@ def pca_2d(embedding: np.ndarray, seed: int = 0, fit_rows: int = 4000) -> pd.Dat
     random subset so 50k x 2048 stays fast."""
     data = np.asarray(embedding, dtype=np.float32)
     fit = np.random.default_rng(seed).choice(len(data), size=min(fit_rows, len(data)), replace=False)
+    from sklearn.decomposition import PCA  # here: importing scikit-learn costs every page's first visit a second
     xy = PCA(n_components=2, random_state=seed).fit(data[fit]).transform(data)
     return pd.DataFrame({"sample_id": np.arange(len(data)), "x": xy[:, 0], "y": xy[:, 1]})
 

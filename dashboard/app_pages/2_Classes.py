@@ -12,15 +12,11 @@ import plotly.graph_objects as go
 import runs
 import streamlit as st
 from charts import chart
-from focus_picker import focus_picker
+from focus_picker import focus_pairs, focus_picker
 from formatting import plain
 
 from core.views import confusion, figures, focus, superclasses
 from core.views import tables as views
-
-
-def confused_pairs(run: runs.Run) -> pd.DataFrame:
-    return confusion.confused_pairs(run.table("predictions"), run.classes)
 
 
 def class_table(run: runs.Run) -> pd.DataFrame:
@@ -43,8 +39,8 @@ focused = focus_picker(run, where=right)
 source = fold_values[fold]
 many = len(classes) > confusion.MANY_CLASSES
 if many:
-    st.subheader("Most confused pairs")
-    pairs = focus.focus_rows(runs.cached(confused_pairs, run), focused, "true", "predicted")
+    st.subheader("Most confused pairs" + (f" of {plain(' and '.join(focused))}" if focused else ""))
+    pairs = runs.cached(focus_pairs, run, tuple(focused)).copy()
     pairs["images"] = [links.page_url("Misclassified", {"run": run.run_id, "fold": "oof", "role": "val",
                                                         "true": t, "pred": p})
                        for t, p in zip(pairs["true"], pairs["predicted"])]
@@ -54,12 +50,14 @@ if many:
                  column_config={"images": st.column_config.LinkColumn("images", display_text="show")})
     st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
                "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
-               "the split). *show* opens the images in Misclassified.")
+               "the split). *show* opens the images in Misclassified."
+               + (" Only the mistakes about the focus: set it to *all* for every pair." if focused else ""))
     chart(figures.limited_confusion_heatmap(metrics, classes, source, share=scale == "row %"))
     st.caption("Classes confused with each other sit together; the rest are summed in *other*. Drag to zoom, "
                "double-click to reset.")
-    counts = views.confusion(metrics, source, normalize=False)
-    st.download_button("Full confusion matrix (CSV)", confusion.confusion_csv(counts, classes),
+    # made when clicked (a thousand classes make a million cells: no cost on every rerun)
+    st.download_button("Full confusion matrix (CSV)",
+                       lambda: confusion.confusion_csv(views.confusion(metrics, source, normalize=False), classes),
                        file_name=f"{run.run_id}-confusion-{fold}.csv", mime="text/csv", icon=":material/download:")
     event = None
 else:

@@ -15,6 +15,10 @@ def test_options_offer_all_then_each_confused_pair_once_then_every_class() -> No
     options = focus.focus_options(CLASSES, PAIRS)
     assert options[:4] == ["all", "c3 ↔ c4", "c3 ↔ c7", "c9 ↔ c3"] and options[4:] == CLASSES
     assert focus.focus_options(["a", "b"]) == ["all", "a", "b"]
+    # a linked pair is offered even when it is not among the most confused
+    assert focus.focus_options(CLASSES, PAIRS, "c1 ↔ c2")[:3] == ["all", "c1 ↔ c2", "c3 ↔ c4"]
+    assert focus.focus_options(CLASSES, PAIRS, "c4 ↔ c3")[:3] == ["all", "c4 ↔ c3", "c3 ↔ c7"]
+    assert focus.focus_options(CLASSES, PAIRS, "c1 ↔ gone") == focus.focus_options(CLASSES, PAIRS)
 
 
 def test_a_focus_value_names_its_classes_and_an_unknown_one_none() -> None:
