@@ -1,7 +1,11 @@
 """Time run_diagnostics on a synthetic N x 2048 run with 6 embedding spaces (targets on 2 cores: 50,000 within
 90 s, 100,000 within 180 s), uncached (a fresh map cache) and again with the maps cached.
 
-    .venv/bin/python bench/bench_diagnostics.py [--samples 50000] [--dim 2048] [--keep DIR] [--compare-knn [--knn-only]]
+    .venv/bin/python bench/bench_diagnostics.py [--samples 50000] [--classes 6] [--dim 2048] [--keep DIR]
+        [--compare-knn [--knn-only]]
+
+--classes sets the synthetic run's class count (compare 12 and 1000 classes of the same size: the time should
+barely grow with the classes).
 
 --compare-knn also times the kNN graph of the backbone space several ways on the same vectors in this process:
 faiss's exact search (what diagnostics use) against scikit-learn's brute force (what they used before), and
@@ -67,6 +71,7 @@ def compare_knn(run_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--classes", type=int, default=6, help="classes of the synthetic run")
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--folds", type=int, default=5)       # finetune mode: backbone + one space per fold
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the synthetic run here")
@@ -74,11 +79,11 @@ def main() -> None:
     parser.add_argument("--knn-only", action="store_true", help="with --compare-knn: skip timing the diagnostics")
     args = parser.parse_args()
     runs = args.keep or Path(tempfile.mkdtemp())
-    run_id = f"20250101-000000-bench-{args.samples}"
+    run_id = f"20250101-000000-bench-{args.samples}" + ("" if args.classes == 6 else f"-{args.classes}classes")
     if not (runs / run_id / "run.json").exists():
         started = time.perf_counter()
-        make_synthetic_run(runs, run_id, n_samples=args.samples, n_classes=6, n_folds=args.folds, dim=args.dim,
-                           diagnostics=False)
+        make_synthetic_run(runs, run_id, n_samples=args.samples, n_classes=args.classes, n_folds=args.folds,
+                           dim=args.dim, diagnostics=False, files_per_class=40 if args.classes <= 40 else 2)
         print(f"built synthetic run in {time.perf_counter() - started:.1f}s (not timed below)")
     if args.compare_knn:
         compare_knn(runs / run_id)
@@ -89,7 +94,7 @@ def main() -> None:
         started = time.perf_counter()
         result = run_diagnostics(runs / run_id, log=lambda line: None, cache_dir=cache)
         total = time.perf_counter() - started
-        print(f"{args.samples} samples x {args.dim}-d x {args.folds + 1} spaces, {label}: "
+        print(f"{args.samples} samples in {args.classes} classes x {args.dim}-d x {args.folds + 1} spaces, {label}: "
               f"run_diagnostics {total:.1f}s")
         print("  " + "  ".join(f"{step} {seconds:.1f}s" for step, seconds in result["seconds"].items()))
 

@@ -6,15 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.stats import binomtest
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -37,8 +28,9 @@ def prediction_table(sample_ids: np.ndarray, labels: np.ndarray, probs: np.ndarr
         "fold": pd.array([fold] * len(labels), dtype="Int64"), "role": role,
         "label": np.asarray(labels, dtype=np.int64), "pred": pred.astype(np.int64),
         "confidence": probs.max(1), "loss": -np.log(np.clip(picked, 1e-12, None)).astype(np.float32)})
-    # all columns at once: one insert per class is quadratic in the class count
-    return pd.concat([table, pd.DataFrame(probs, columns=[prob_column(name) for name in classes])], axis=1)
+    # one block of columns, not one insert per class (a thousand inserts fragment the frame and take seconds)
+    prob_columns = pd.DataFrame(probs, columns=[prob_column(name) for name in classes], index=table.index)
+    return pd.concat([table, prob_columns], axis=1)
 
 
 def _defined(value: float) -> float | None:
@@ -49,6 +41,14 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     """Headline and per-class metrics. A per-class value that is undefined (recall of a class absent from
     y_true, precision of a class never predicted) is None, not 0; macro F1 averages the classes present
     in y_true or y_pred (scikit-learn's default), so a class missing from a fold does not count as a failure."""
+    # scikit-learn and SciPy are imported where used: importing them costs a dashboard page's first visit seconds
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels,
                                                                      zero_division=np.nan)
@@ -97,6 +97,7 @@ def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -
     """Exact (Clopper-Pearson) interval of a proportion; None without trials."""
     if trials == 0:
         return None
+    from scipy.stats import binomtest
     ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
     return [float(ci.low), float(ci.high)]
 
@@ -106,6 +107,8 @@ def resample_scores(counts: np.ndarray, true_of: np.ndarray, pred_of: np.ndarray
     `true_of`/`pred_of` name each column's cell), as scikit-learn computes them: balanced accuracy is the mean
     recall over the classes present; macro F1 averages the classes present in truth or prediction, 0 for one never
     right."""
+    from scipy import sparse
+
     def per_class(index: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         mask = np.ones(len(index), bool) if keep is None else keep
         indicator = sparse.csr_matrix((np.ones(mask.sum()), (np.flatnonzero(mask), index[mask])),

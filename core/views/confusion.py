@@ -20,14 +20,19 @@ def oof_rows(predictions: pd.DataFrame) -> pd.DataFrame:
     return predictions[(predictions["model"] != "ensemble") & (predictions["role"] == "val")]
 
 
-def confused_pairs(predictions: pd.DataFrame, classes: Sequence[str], top: int = 20) -> pd.DataFrame:
+def confused_pairs(predictions: pd.DataFrame, classes: Sequence[str], top: int = 20,
+                   among: Sequence[str] = ()) -> pd.DataFrame:
     """The `top` most frequent (true, predicted) mistakes of the out-of-fold predictions, each direction a pair of
     its own: count, share of the true class's images, and that share's mean, min and max over the folds (a pair
-    made by one fold alone is a fluke of the split more than a habit of the model)."""
+    made by one fold alone is a fluke of the split more than a habit of the model). `among`: only mistakes whose
+    true or predicted class is one of these (a focus)."""
     rows = oof_rows(predictions)
     support = rows.groupby("label").size()
     fold_support = rows.groupby(["fold", "label"]).size()
     wrong = rows[rows["label"] != rows["pred"]]
+    if among:
+        indices = [list(classes).index(name) for name in among]
+        wrong = wrong[wrong["label"].isin(indices) | wrong["pred"].isin(indices)]
     counts = wrong.groupby(["label", "pred"]).size().sort_values(ascending=False, kind="stable").head(top)
     by_fold = wrong.groupby(["fold", "label", "pred"]).size()
     folds = sorted(rows["fold"].unique())
@@ -48,9 +53,6 @@ def clustered_confusion(matrix: np.ndarray, classes: Sequence[str], max_classes:
     mistakes received), the others summed into a last row and column "other", and ordered by average-linkage
     clustering on 1 − the symmetrised row-normalised confusion, so classes confused with each other sit together.
     Counts are kept: every image is still in the returned matrix."""
-    from scipy.cluster.hierarchy import leaves_list, linkage
-    from scipy.spatial.distance import squareform
-
     matrix = np.asarray(matrix, dtype=float)
     errors = matrix - np.diag(np.diag(matrix))
     involvement = errors.sum(axis=0) + errors.sum(axis=1)
@@ -60,7 +62,7 @@ def clustered_confusion(matrix: np.ndarray, classes: Sequence[str], max_classes:
         shares = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)[np.ix_(keep, keep)]
         distance = 1 - np.minimum(1, (shares + shares.T) / 2)
         np.fill_diagonal(distance, 0)
-        keep = keep[leaves_list(linkage(squareform(distance, checks=False), method="average"))]
+        keep = keep[average_linkage_order(distance)]
     names = [classes[i] for i in keep]
     rest = np.setdiff1d(np.arange(len(classes)), keep)
     if not len(rest):
@@ -71,6 +73,17 @@ def clustered_confusion(matrix: np.ndarray, classes: Sequence[str], max_classes:
     limited[-1, :-1] = matrix[np.ix_(rest, keep)].sum(axis=0)
     limited[-1, -1] = matrix[np.ix_(rest, rest)].sum()
     return limited, [*names, OTHER]
+
+
+def average_linkage_order(distance: np.ndarray) -> list[int]:
+    """The leaf order of average-linkage clustering of a small distance matrix (each merge puts the two clusters'
+    leaves side by side). A few dozen classes need no SciPy, whose import alone costs a first visit seconds."""
+    clusters = [[i] for i in range(len(distance))]
+    while len(clusters) > 1:
+        pairs = [(a, b) for a in range(len(clusters)) for b in range(a + 1, len(clusters))]
+        a, b = min(pairs, key=lambda p: distance[np.ix_(clusters[p[0]], clusters[p[1]])].mean())
+        clusters[a] = clusters[a] + clusters.pop(b)
+    return clusters[0]
 
 
 def confusion_csv(matrix: np.ndarray, classes: Sequence[str]) -> bytes:

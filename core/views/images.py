@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.analysis.diagnostics.image_properties import FLAGS, PROPERTIES
 from core.analysis.overlay_cache import MapRequest
 
 CAM_CLASSES = ("predicted", "true", "off")
@@ -58,6 +57,7 @@ def shortcut_table(block: dict | None) -> pd.DataFrame:
 
 def flagged(properties: pd.DataFrame) -> pd.DataFrame:
     """Images with at least one flag, with the flags named, most flags first."""
+    from core.analysis.diagnostics.image_properties import FLAGS  # here: the diagnostics import scikit-learn
     flags = properties[list(FLAGS)]
     picked = properties[flags.any(axis=1)].copy()
     picked["flags"] = [", ".join(name.replace("_", " ") for name in FLAGS if row[name])
@@ -68,6 +68,7 @@ def flagged(properties: pd.DataFrame) -> pd.DataFrame:
 
 def measured_properties(properties: pd.DataFrame) -> list[str]:
     """The properties with at least two distinct values (a constant one has nothing to show)."""
+    from core.analysis.diagnostics.image_properties import PROPERTIES  # here: the diagnostics import scikit-learn
     return [name for name in PROPERTIES if properties[name].nunique() > 1]
 
 
@@ -124,3 +125,9 @@ def slice_rows(rows: pd.DataFrame, members: pd.DataFrame, slice_name: str, examp
     return (picked.assign(_example=order).sort_values(["_example", "correct", "confidence"],
                                                       ascending=[True, True, False])
             .drop(columns="_example").reset_index(drop=True))
+
+
+def property_label(name: str) -> str:
+    """What an image property measures, in words (`image_properties.PROPERTIES`)."""
+    from core.analysis.diagnostics.image_properties import PROPERTIES  # here: the diagnostics import scikit-learn
+    return PROPERTIES[name]

@@ -7,7 +7,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.path import Path as Polygon
 
 from core.store import run_store
 from core.views.tables import pca_2d
@@ -40,6 +39,7 @@ def points_in_region(points: pd.DataFrame, selection: Mapping[str, Any]) -> list
     """Sample ids of every point (x, y columns) inside a chart selection's boxes or lassos (Streamlit's
     selection state: box = [{"x": [x0, x1], "y": [y0, y1]}], lasso = [{"x": [...], "y": [...]}]). Without a
     region (a click), the clicked points' sample ids (their customdata)."""
+    from matplotlib.path import Path as Polygon  # here: only a lasso needs matplotlib (a second to import)
     xy = points[["x", "y"]].to_numpy(dtype=float)
     inside = np.zeros(len(points), dtype=bool)
     for box in selection.get("box") or []:

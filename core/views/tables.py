@@ -5,16 +5,16 @@ ready to draw, so the pages stay thin and these functions are testable without a
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from core.evaluate import HEADLINE, training_counts
 from core.numbers import interval, metric_name, percent, points, spread, with_interval
 
 ROLES = ("train", "val", "test")
+SCORES = ["precision", "recall", "f1"]   # per-class scores, in the order tables show them
 COLOR_BY = ("label", "prediction", "correct", "role", "confidence")
 
 
@@ -134,23 +134,15 @@ def fold_gaps(metrics: dict, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", *ROLES, "gap"])
 
 
-def _scores(values: Iterable[float | None]) -> pd.Series:
-    """Per-class scores as floats with None (undefined: no image or no prediction of the class) as NaN, which
-    pandas' mean/std/min/max skip."""
-    return pd.Series([np.nan if v is None else v for v in values], dtype=float)
-
-
 def class_gaps(metrics: dict, classes: list[str], score: str = "recall") -> pd.DataFrame:
     """Per class: `score` on train and val (mean over the folds where both are defined) and the gap, largest
     gap first; NaN for a class that no fold has on both sides."""
     folds = [f for f in metrics.get("folds", {}).values() if "train" in f and "val" in f]
-    rows = []
-    for name in classes:
-        train, val = (_scores(f[role]["per_class"][name][score] for f in folds) for role in ("train", "val"))
-        both = train.notna() & val.notna()
-        train, val = train[both].mean(), val[both].mean()
-        rows.append({"class": name, "train": train, "val": val, "gap": train - val})
-    return pd.DataFrame(rows).sort_values("gap", ascending=False, ignore_index=True)
+    train, val = (pd.DataFrame(_score_matrix([f[role] for f in folds], classes, score)) for role in ("train", "val"))
+    both = train.notna() & val.notna()
+    train, val = train.where(both).mean(axis=1), val.where(both).mean(axis=1)
+    return pd.DataFrame({"class": list(classes), "train": train, "val": val, "gap": train - val}).sort_values(
+        "gap", ascending=False, ignore_index=True)
 
 
 # ---------------------------------------------------------------- classes
@@ -191,16 +183,25 @@ def _metrics_block(metrics: dict, source: str) -> dict:
 def per_class_spread(metrics: dict, classes: list[str]) -> pd.DataFrame:
     """Per class and score: mean, std, min and max over the folds' validation sets where the score is defined
     (NaN where it is nowhere), plus pooled support."""
-    rows = []
     folds = [f["val"] for f in metrics.get("folds", {}).values() if "val" in f]
     pooled = metrics.get("oof", {}).get("val", {}).get("per_class", {})
-    for name in classes:
-        for score in ("precision", "recall", "f1"):
-            values = _scores(f["per_class"][name][score] for f in folds)
-            rows.append({"class": name, "score": score, "mean": values.mean(), "std": values.std(ddof=0),
-                         "min": values.min(), "max": values.max(),
-                         "support": pooled.get(name, {}).get("support", 0)})
-    return pd.DataFrame(rows)
+    # one class x fold frame per score (column-wise statistics, not a Series per class: 1,000 classes stay quick)
+    stats = []
+    for score in SCORES:
+        values = pd.DataFrame(_score_matrix(folds, classes, score))
+        stats.append(np.column_stack([values.mean(axis=1), values.std(axis=1, ddof=0), values.min(axis=1),
+                                      values.max(axis=1)]))
+    by_class = np.stack(stats, axis=1).reshape(-1, 4)   # rows: each class's three scores in turn
+    support = [pooled.get(name, {}).get("support", 0) for name in classes]
+    return pd.DataFrame({"class": np.repeat(list(classes), len(SCORES)), "score": SCORES * len(classes),
+                         "mean": by_class[:, 0], "std": by_class[:, 1], "min": by_class[:, 2],
+                         "max": by_class[:, 3], "support": np.repeat(support, len(SCORES))})
+
+
+def _score_matrix(blocks: list[dict], classes: list[str], score: str) -> np.ndarray:
+    """Classes x blocks (folds) of one per-class score, NaN where undefined (None)."""
+    return np.array([[block["per_class"][name][score] for block in blocks] for name in classes],
+                    dtype=float).reshape(len(classes), len(blocks))
 
 
 def scores_by_training_images(metrics: dict, classes: list[str]) -> pd.DataFrame:
@@ -229,15 +230,18 @@ def per_class_table(metrics: dict, classes: list[str]) -> pd.DataFrame:
     """Per class, as text: validation precision, recall and F1 (mean ± std over folds, '–' where no fold defines
     them), pooled validation support, and the test ensemble's recall of its test images with the 95% interval
     ('–' without a test split)."""
-    spread_table = per_class_spread(metrics, classes).set_index(["class", "score"])
+    table = per_class_spread(metrics, classes)
+    means = table["mean"].to_numpy().reshape(-1, len(SCORES))
+    stds = table["std"].to_numpy().reshape(-1, len(SCORES))
+    supports = table["support"].to_numpy()[::len(SCORES)]
     test = metrics.get("ensemble", {}).get("test", {})
     recall_intervals = test.get("intervals", {}).get("recall", {})
     rows = []
-    for name in classes:
+    for i, name in enumerate(classes):
         row = {"class": name}
-        for score in ("precision", "recall", "f1"):
-            row[score] = spread(spread_table.loc[(name, score), "mean"], spread_table.loc[(name, score), "std"])
-        row["support"] = int(spread_table.loc[(name, "recall"), "support"])
+        for j, score in enumerate(SCORES):
+            row[score] = spread(means[i, j], stds[i, j])
+        row["support"] = int(supports[i])
         stats = test.get("per_class", {}).get(name)
         bounds = recall_intervals.get(name)
         row["test recall"] = "–" if not stats or not stats["support"] else (f"{percent(stats['recall'])} of {stats['support']}"
@@ -362,6 +366,7 @@ def pca_2d(embedding: np.ndarray, seed: int = 0, fit_rows: int = 4000) -> pd.Dat
     random subset so 50k x 2048 stays fast."""
     data = np.asarray(embedding, dtype=np.float32)
     fit = np.random.default_rng(seed).choice(len(data), size=min(fit_rows, len(data)), replace=False)
+    from sklearn.decomposition import PCA  # here: importing scikit-learn costs every page's first visit a second
     xy = PCA(n_components=2, random_state=seed).fit(data[fit]).transform(data)
     return pd.DataFrame({"sample_id": np.arange(len(data)), "x": xy[:, 0], "y": xy[:, 1]})
 

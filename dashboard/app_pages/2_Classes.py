@@ -12,14 +12,11 @@ import plotly.graph_objects as go
 import runs
 import streamlit as st
 from charts import chart, finished
+from focus_picker import focus_pairs, focus_picker
 from formatting import plain
 
-from core.views import confusion, figures, superclasses
+from core.views import confusion, figures, focus, superclasses
 from core.views import tables as views
-
-
-def confused_pairs(run: runs.Run) -> pd.DataFrame:
-    return confusion.confused_pairs(run.table("predictions"), run.classes)
 
 
 def confusion_figure(run: runs.Run, source: str, share: bool, many: bool) -> go.Figure:
@@ -34,15 +31,16 @@ def cell_of(run: runs.Run, source: str, true: str, pred: str) -> pd.DataFrame:
                            run.classes.index(pred))
 
 
-def scores(run: runs.Run, shown: int) -> tuple[go.Figure, pd.DataFrame]:
-    """Precision, recall and F1 of the `shown` classes of lowest recall (all when `shown` is every class) with
-    their spread over folds, and the per-class table."""
+def scores(run: runs.Run, shown: int, focused: tuple[str, ...]) -> tuple[go.Figure, pd.DataFrame]:
+    """Precision, recall and F1 of the `shown` classes of lowest recall (all when `shown` is every class, and the
+    focused classes wherever they rank) with their spread over folds, and the per-class table."""
     metrics, classes = run.json("metrics"), run.classes
     spread = views.per_class_spread(metrics, classes)
-    if shown < len(classes):   # the worst classes, worst first
-        worst = views.worst_classes(spread, shown)
+    if shown < len(classes):   # the worst classes, worst first (and the focus, wherever it ranks)
+        worst = list(dict.fromkeys([*views.worst_classes(spread, shown), *focused]))
         spread = spread.set_index("class").loc[worst].reset_index()
-    colors = figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES))
+    colors = (focus.focus_colors(classes, list(focused)) if focused else
+              figures.class_colors(classes, focus=views.worst_classes(spread, figures.DISTINCT_CLASSES)))
     figure = go.Figure()
     for score, symbol in (("precision", "circle"), ("recall", "diamond"), ("f1", "square")):
         part = spread[spread["score"] == score]
@@ -57,7 +55,7 @@ def scores(run: runs.Run, shown: int) -> tuple[go.Figure, pd.DataFrame]:
                                + ("" if shown == len(classes) else f": the {shown} classes of lowest recall"),
                          xaxis_title="class", yaxis_title="score", yaxis_tickformat=".0%", yaxis_range=[0, 1.05],
                          height=400, scattermode="group", legend={"orientation": "h", "y": -0.25})
-    return finished(figure), views.per_class_table(metrics, classes).set_index("class")
+    return finished(figure), views.per_class_table(metrics, classes)
 
 
 run = page_setup.for_run("Classes")
@@ -72,11 +70,12 @@ fold = links.choice("Predictions", "fold", list(fold_values), "oof", where=left,
                     help="oof = every sample once, predicted by the fold model that did not train on it; "
                          "test = the held-out test set, predicted by the mean of the fold models.")
 scale = links.choice("Cells", "scale", ["counts", "row %"], "counts", kind="radio", where=middle)
+focused = focus_picker(run, where=right)
 source = fold_values[fold]
 many = len(classes) > confusion.MANY_CLASSES
 if many:
-    st.subheader("Most confused pairs")
-    pairs = runs.cached(confused_pairs, run)
+    st.subheader("Most confused pairs" + (f" of {plain(' and '.join(focused))}" if focused else ""))
+    pairs = runs.cached(focus_pairs, run, tuple(focused)).copy()
     pairs["images"] = [links.page_url("Misclassified", {"run": run.run_id, "fold": "oof", "role": "val",
                                                         "true": t, "pred": p})
                        for t, p in zip(pairs["true"], pairs["predicted"])]
@@ -86,12 +85,14 @@ if many:
                  column_config={"images": st.column_config.LinkColumn("images", display_text="show")})
     st.caption("Out-of-fold mistakes, each direction on its own row: share = of the true class's validation "
                "images; fold min–max = the same share in each fold (a pair made by one fold alone is a fluke of "
-               "the split). *show* opens the images in Misclassified.")
+               "the split). *show* opens the images in Misclassified."
+               + (" Only the mistakes about the focus: set it to *all* for every pair." if focused else ""))
     chart(runs.cached(confusion_figure, run, source, scale == "row %", True))
     st.caption("Classes confused with each other sit together; the rest are summed in *other*. Drag to zoom, "
                "double-click to reset.")
-    counts = views.confusion(metrics, source, normalize=False)
-    st.download_button("Full confusion matrix (CSV)", confusion.confusion_csv(counts, classes),
+    # made when clicked (a thousand classes make a million cells: no cost on every rerun)
+    st.download_button("Full confusion matrix (CSV)",
+                       lambda: confusion.confusion_csv(views.confusion(metrics, source, normalize=False), classes),
                        file_name=f"{run.run_id}-confusion-{fold}.csv", mime="text/csv", icon=":material/download:")
     event = None
 else:
@@ -121,11 +122,19 @@ if len(overlapping):
                "two, against those expected if its errors went to every class in proportion to its size. Merge "
                "them, or relabel their images: *both sides* shows them, *command* gives the merge to copy.")
 
+# A new focus opens its cell (the first visit leaves a linked cell alone).
+opened = focus.focus_cell(focused, pairs if many else None)
+if st.session_state.get("_focus_cell", focused) != focused and opened:
+    st.session_state["true"] = opened["true"]
+    st.session_state["pred"] = opened["predicted"] or next(c for c in classes if c != opened["true"])
+st.session_state["_focus_cell"] = focused
+
 st.subheader("Images of one cell")
 left, right, other = st.columns([2, 2, 3])
 # A finding about one class (`class` parameter) opens on that class's row.
 # Many classes: the most confused pair to begin with.
-top = pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None}
+top = focus.focus_cell(focused, pairs if many else None) or (
+    pairs.iloc[0] if many and len(pairs) else {"true": classes[0], "predicted": None})
 true = links.choice("True class", "true", classes, st.query_params.get("class", top["true"]), where=left)
 off_diagonal = top["predicted"] if true == top["true"] and top["predicted"] else next(
     (c for c in classes if c != true), true)
@@ -149,12 +158,15 @@ else:
 gallery.paged_gallery(cell, run, per_page=12, key="cell", cam=activation_maps.choice())
 
 st.subheader("Per-class scores")
-figure, table = runs.cached(scores, run, charts.shown_classes(len(classes), "scores_all"))
+figure, table = runs.cached(scores, run, charts.shown_classes(len(classes), "scores_all"), tuple(focused))
 left, right = st.columns([2, 3], gap="large")   # the table carries test recall with its interval
 with left:
     chart(figure)
 with right:
-    st.dataframe(table, width="stretch")
+    st.dataframe(focus.focus_rows(table, focused).set_index("class"), width="stretch")
+    if focused:
+        st.caption(f"The focused class{'es' if len(focused) > 1 else ''} only: set the focus to *all* for every "
+                   "class.")
     st.caption("Support = validation images of the class over all folds. A wide spread means the score "
                "depends on which images landed in the fold: too few examples to trust it. A fold without "
                "validation images (or predictions) of a class leaves its recall (precision) out. Test recall is "

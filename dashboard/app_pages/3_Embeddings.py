@@ -13,8 +13,10 @@ import review_dialog
 import runs
 import streamlit as st
 from charts import chart, finished
+from focus_picker import focus_picker
 
 from core.views import figures
+from core.views import focus as focus_views
 from core.views import maps as map_views
 from core.views import tables as views
 
@@ -41,12 +43,14 @@ def map_spaces(run: runs.Run) -> tuple[list[str], bool]:
     return sorted(set(maps["space"])), True
 
 
-def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str) -> go.Figure:
+def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str,
+               focused: tuple[str, ...] = ()) -> go.Figure:
     """The scatter (Scattergl), built once per view and cached. Beyond `map_views.MAP_POINT_BUDGET` points it
     draws a fixed sample; a selection still takes every point in its region. Coordinates and hover values
-    travel as typed arrays (float32), the hover text is put together in the browser by a template."""
+    travel as typed arrays (float32), the hover text is put together in the browser by a template. With a focus
+    (`focused` classes) every point of it is drawn in colour over the rest in grey."""
     points = runs.cached(space_points, run, space, color, only)
-    drawn = map_views.drawn_points(points)
+    drawn = focus_views.drawn_in_focus(points, focused)
     figure = go.Figure()
     size = 4 if len(drawn) > 5000 else 7
     hover = "%{text} (%{customdata[1]:.0%})<br>image %{customdata[0]}<extra>%{fullData.name}</extra>"
@@ -58,11 +62,17 @@ def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str
                              text=(part["true_name"] + " → " + part["pred_name"]).tolist())
 
     if color == "confidence":
+        if focused:   # the points out of focus in grey, under the coloured ones
+            trace(drawn[~drawn["in_focus"]], figures.OTHER_CLASSES,
+                  {"size": size, "color": figures.OTHER_COLOR, "opacity": 0.6})
+            drawn = drawn[drawn["in_focus"]]
         trace(drawn, "confidence", {"size": size, "color": drawn["color"].to_numpy(np.float32),
                                     "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                     "colorbar": {"title": {"text": "confidence"}}})
     else:
-        colors = figures.category_colors(color, run.classes, focus=drawn["color"].value_counts().index)
+        colors = {figures.OTHER_CLASSES: figures.OTHER_COLOR} | (
+            focus_views.focus_colors(run.classes, focused) if focused and color in ("label", "prediction")
+            else figures.category_colors(color, run.classes, focus=drawn["color"].value_counts().index))
         for value, group in drawn.groupby(figures.legend_names(drawn["color"], colors), sort=False):
             trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
@@ -73,22 +83,23 @@ def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str
 
 
 spaces, from_umap = runs.cached(map_spaces, run)
-left, middle, right = st.columns([2, 3, 2])
+left, middle, right, last = st.columns([2, 3, 2, 2])
 space = links.choice("Space", "space", spaces, "backbone", where=left,
                      help="backbone = pretrained features before training; foldK = fold K's fine-tuned model.")
 color = links.choice("Colour by", "color", list(views.COLOR_BY), "label", kind="radio", where=middle)
 only = links.choice("Class", "class", ["all", *run.classes], "all", where=right,
                     help="Show only images whose label or prediction is this class.")
+focused = focus_picker(run, where=last)
 if not from_umap:
     page_setup.diagnostics_missing(run, "The UMAP map is not computed yet (diagnostics run after the last fold), "
                                         "so this is a quick PCA projection of the same embedding.",
                                    consequence="there is no UMAP map (this is a quick PCA projection of the same "
                                                "embedding instead)")
 
-figure = runs.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA")
+figure = runs.cached(map_figure, run, space, color, only, "UMAP" if from_umap else "PCA", tuple(focused))
 event = chart(figure, on_select="rerun", selection_mode=("box", "lasso"), key="map")
 points = runs.cached(space_points, run, space, color, only)   # every point, drawn or not
-drawn = len(map_views.drawn_points(points))
+drawn = len(focus_views.drawn_in_focus(points, focused))
 if drawn < len(points):
     st.caption(f"{drawn} of the {len(points)} images are drawn (a random sample, so the map stays quick); a "
                "selection takes every image inside it, drawn or not.")

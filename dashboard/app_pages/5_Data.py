@@ -166,14 +166,14 @@ if properties.open:
                         icon=":material/hide_image:")
             else:
                 name = links.choice("Property", "property", names, names[0], where=left,
-                                    help="; ".join(explain_views.PROPERTIES[n] for n in names))
+                                    help="; ".join(explain_views.property_label(n) for n in names))
                 split = links.choice("Split by", "by", ["class", "outcome"], "class", kind="radio", where=right,
                                      help="outcome = correct or wrong out of fold (test images: by the ensemble).")
                 colour = "label" if split == "class" else "outcome"
                 figure = px.box(frame, x="label", y=name, color=colour, points="outliers", hover_data=["path"],
                                 category_orders={"label": classes, "outcome": ["correct", "wrong", "unscored"]},
                                 color_discrete_map=colors if split == "class" else figures.OUTCOME_COLORS,
-                                title=f"{explain_views.PROPERTIES[name]} per class"
+                                title=f"{explain_views.property_label(name)} per class"
                                       + (" and outcome" if split == "outcome" else ""),
                                 labels={"label": "class", name: name.replace("_", " ")})
                 figure.update_layout(height=420)

@@ -108,3 +108,19 @@ def test_when_most_images_are_tiny_the_advice_is_a_smaller_image_size_not_removi
     [tiny] = [f for f in image_quality_findings(summary(frame, {"label": [], "error": []}, image_size=224),
                                                  Thresholds()) if f["id"] == "image-quality:tiny"]
     assert "size, --image-size 64 (this run: 224 px)" in tiny["evidence"] and "remove them." not in tiny["evidence"]
+
+
+def test_among_many_classes_the_shortcut_class_is_still_found_with_few_trees() -> None:
+    """300 classes: only the `shortcut_classes` whose values stand most apart get a one-against-the-rest tree, and
+    the class that alone is dark is among them."""
+    from core.analysis.diagnostics.image_properties import PROPERTIES, shortcut_checks
+    rng = np.random.default_rng(0)
+    classes = [f"c{i:03d}" for i in range(300)]
+    labels = np.repeat(classes, 6)
+    frame = pd.DataFrame({name: rng.normal(0.5, 0.05, len(labels)) for name in PROPERTIES})
+    frame["brightness"] = np.where(labels == "c123", 0.05, frame["brightness"])
+    frame = frame.assign(sample_id=np.arange(len(labels)), label=labels, split="cv", fold=np.arange(len(labels)) % 3)
+    wrong = pd.Series(rng.random(len(labels)) < 0.3, index=frame["sample_id"])
+    checks = shortcut_checks(frame, wrong, classes, Thresholds(shortcut_classes=5))
+    [brightness] = [row for row in checks["label"] if row["property"] == "brightness"]
+    assert brightness["class"] == "c123" and brightness["class_balanced_accuracy"] > 0.9

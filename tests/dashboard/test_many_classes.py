@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import open_page
+from dashboard_fixtures import open_page, share_link_url
 
 from core.testing.synthetic import make_synthetic_run
-from core.views.figures import WORST_SHOWN
+from core.views.figures import OTHER_CLASSES, OTHER_COLOR, WORST_SHOWN
 
 MANY, FEW = "20250110-120000-many", "20250110-120000-few"
 N_CLASSES = 30
@@ -84,3 +84,30 @@ def _gap_bars(app) -> list[str]:
 
 def _specs(app) -> str:
     return " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
+
+
+def test_a_focused_pair_filters_the_classes_tables_and_opens_its_cell(env: Path) -> None:
+    first = open_page("Classes", run=MANY).dataframe[0].value.iloc[0]
+    pair = f"{first['true']} ↔ {first['predicted']}"
+    app = open_page("Classes", run=MANY, focus=pair)
+    assert not app.exception and app.selectbox(key="focus").value == pair
+    pairs, per_class = (frame.value for frame in app.dataframe[:2])
+    assert set(pairs["true"]) | set(pairs["predicted"]) == {first["true"], first["predicted"]}
+    assert sorted(per_class.index) == sorted([first["true"], first["predicted"]])
+    assert [app.selectbox(key=k).value for k in ("true", "pred")] == [first["true"], first["predicted"]]
+    app.selectbox(key="focus").set_value("all").run()
+    assert len(app.dataframe[1].value) == N_CLASSES
+    app.selectbox(key="focus").set_value("class_002").run()   # a new focus opens its class's cell
+    assert app.selectbox(key="true").value == "class_002" and "focus=class_002" in share_link_url(app)
+
+
+def test_the_map_shows_the_focus_in_colour_and_the_rest_in_grey(env: Path) -> None:
+    app = open_page("Embeddings", run=MANY, focus="class_002")
+    assert not app.exception
+    [scatter] = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    names = [trace["name"] for trace in scatter["data"]]
+    assert names[0] == OTHER_CLASSES and "class_002" in names
+    colours = {trace["name"]: trace["marker"]["color"] for trace in scatter["data"]}
+    assert colours[OTHER_CLASSES] == OTHER_COLOR and colours["class_002"] != OTHER_COLOR
+    options = app.selectbox(key="focus").options
+    assert options[0] == "all" and " ↔ " in options[1] and options[-1] == "class_029"

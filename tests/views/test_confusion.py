@@ -87,3 +87,18 @@ def test_overlapping_pairs_are_the_found_ones_of_the_diagnostics() -> None:
     table = confusion.overlapping_pairs(diagnostics)
     assert table.values.tolist() == [["dog", "owl", 0.4, 0.3, 0.5, 40, 9.0]]
     assert confusion.overlapping_pairs({}).empty and confusion.overlapping_pairs(None).empty
+
+
+def test_average_linkage_puts_the_closest_items_side_by_side() -> None:
+    points = np.array([0.0, 10.0, 0.5, 10.4, 5.0])
+    order = confusion.average_linkage_order(np.abs(points[:, None] - points[None, :]))
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert abs(order.index(0) - order.index(2)) == 1 and abs(order.index(1) - order.index(3)) == 1
+
+
+def test_confused_pairs_among_a_focus_keep_the_shares_of_the_whole_class() -> None:
+    predictions = pd.DataFrame({"model": "fold0", "role": "val", "fold": 0,
+                                "label": [0, 0, 0, 0, 1, 1, 2, 2, 2, 2], "pred": [1, 1, 2, 0, 1, 2, 0, 0, 0, 2]})
+    pairs = confusion.confused_pairs(predictions, ["a", "b", "c"], among=["b"])
+    assert list(zip(pairs["true"], pairs["predicted"])) == [("a", "b"), ("b", "c")]
+    assert pairs["share"].tolist() == [0.5, 0.5]

@@ -159,6 +159,21 @@ def _usable(frame: pd.DataFrame, name: str) -> np.ndarray:
     return ((frame["split"] == "cv") & frame[name].notna()).to_numpy()
 
 
+def _most_apart(x: np.ndarray, labels: np.ndarray, classes: list[str], n: int) -> list[str]:
+    """Of `classes` (in their order), the `n` whose values of a property stand most apart from the rest's (rank AUC
+    farthest from 0.5), so a run of many classes fits the one-against-the-rest trees for these only, not a
+    thousand; every class up to `n`."""
+    values, codes = np.unique(labels, return_inverse=True)
+    if len(values) <= n:
+        return list(classes)
+    ranks = pd.Series(x).rank().to_numpy()
+    size = np.bincount(codes).astype(float)
+    rank_sum = np.bincount(codes, weights=ranks)
+    auc = (rank_sum - size * (size + 1) / 2) / np.maximum(size * (len(x) - size), 1)
+    apart = set(values[np.argsort(-np.abs(auc - 0.5), kind="stable")[:n]])
+    return [name for name in classes if name in apart]
+
+
 def shortcut_checks(frame: pd.DataFrame, oof_wrong: pd.Series, classes: list[str], th: Thresholds) -> dict:
     """Per property: how well it alone predicts the label (multi-class, and each class against the rest) and the
     out-of-fold error, as balanced accuracy of a depth-`shortcut_depth` tree under the run's own folds.
@@ -177,7 +192,7 @@ def shortcut_checks(frame: pd.DataFrame, oof_wrong: pd.Series, classes: list[str
         row = {"property": name, "n": len(part), "chance": 1 / len(set(labels)),
                "balanced_accuracy": _oof_balanced_accuracy(x, labels, folds, th.shortcut_depth, th.seed)}
         best = None
-        for name_c in classes:
+        for name_c in _most_apart(x, labels, classes, th.shortcut_classes):
             target = labels == name_c
             if target.sum() < 2 or (~target).sum() < 2:
                 continue
@@ -217,8 +232,8 @@ def summary(frame: pd.DataFrame, checks: dict, image_size: int) -> dict:
     flags = {}
     for flag in FLAGS:
         hit = frame[frame[flag]]
-        flags[flag] = {"count": int(len(hit)), "examples": hit["path"].head(3).tolist()}
+        flags[flag] = {"count": len(hit), "examples": hit["path"].head(3).tolist()}
     flags["tiny"].update(median_short_side=float(frame["short_side"].median()), image_size=image_size,
                          suggested_image_size=smaller_image_size(frame, image_size))
-    return {"file": "image_properties.parquet", "n": int(len(frame)),
+    return {"file": "image_properties.parquet", "n": len(frame),
             "measured": int(frame["brightness"].notna().sum()), "flags": flags, **checks}

@@ -97,6 +97,7 @@ class Thresholds:
     low_entropy: float = 2.0              # grey-level entropy in bits (8 = every level equally common)
     # shortcut check: balanced accuracy of a one-property tree of this depth under the run's folds
     shortcut_depth: int = 2
+    shortcut_classes: int = 20            # one against the rest: only the classes whose values stand most apart
     shortcut_medium: float = 0.80         # one class against the rest (chance 0.5): medium from here ...
     shortcut_high: float = 0.90           # ... high from here
     error_shortcut_medium: float = 0.70   # the property predicts the out-of-fold error (chance 0.5)
