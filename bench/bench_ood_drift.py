@@ -15,8 +15,9 @@ run with ImageNet weights (3 folds, a test split).
   flag about 5% of known-class images).
 - Drift: `drift_of_run` on the i.i.d. sample as it is (same distribution: no drift expected), darkened
   (brightness x 0.5) and resized (each side x 0.25), saved as PNG (re-encoding as JPEG would itself shift the
-  JPEG quality); and on the new emoji of known classes (whole groups unseen in training: images cluster by
-  emoji, so an image-level test sees the new clusters).
+  JPEG quality); and on the new emoji of known classes (whole groups unseen in training, like a run's test
+  split: the same population, which the tests must not call drift since they count look-alike groups); and on
+  the run's own test split (whole groups too).
 - Serve latency: POST /predict of one image, in process (FastAPI TestClient), with and without the OOD
   reference, interleaved, `--requests` each; median and 90th percentile.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import platform
 import sys
 import tempfile
@@ -69,6 +71,13 @@ def train(rows: pd.DataFrame, work: Path, image_size: int) -> Path:
     if code:
         sys.exit("training failed")
     return next((work / "runs").glob("*-oodbench"))
+
+
+def test_split(run_dir: Path) -> list[Path]:
+    """The run's own held-out test images: whole groups its training part never saw."""
+    root = Path(json.loads((run_dir / "run.json").read_text())["dataset"]["root"])
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    return [root / p for p in samples.loc[samples["split"] == "test", "path"]]
 
 
 def transformed(paths: list[str], folder: Path, change) -> list[Path]:
@@ -163,14 +172,19 @@ def main() -> None:
                                             lambda im: ImageEnhance.Brightness(im).enhance(0.5)),
              "resized (x0.25)": transformed(list(iid["path"]), work / "small",
                                             lambda im: im.resize((max(1, im.width // 4), max(1, im.height // 4)))),
-             "new emoji": [Path(p) for p in new_known["path"]]}
+             "new emoji": [Path(p) for p in new_known["path"]],
+             "run's test split": test_split(run_dir)}
     print("\nDrift (train_cli.py drift), against the training images:")
     for name, files in cases.items():
         started = time.perf_counter()
         result = drift.drift_of_run(run_dir, files, [name])
         shifted = [row["property"] for row in result["properties"] if row["drifted"]]
         auc = result["classifier"]["auc"] if result["classifier"] else float("nan")
-        print(f"  {name:18s} drift={result['drifted']!s:5s} classifier AUC {auc:.2f}  shifted: "
+        p = result["classifier"]["p"] if result["classifier"] else float("nan")
+        largest = max(result["properties"], key=lambda row: row["ks"])
+        print(f"  {name:18s} drift={result['drifted']!s:5s} {result['n_new']} images in {result['groups_new']} "
+              f"look-alike groups; classifier AUC {auc:.2f} (p = {p:.3g}); largest KS D (groups) "
+              f"{largest['ks']:.2f} on {largest['property']} (images: {largest['ks_images']:.2f}); shifted: "
               f"{', '.join(shifted) or '-'}  ({time.perf_counter() - started:.0f} s)")
         print(f"    {result['verdict']}")
 

@@ -26,6 +26,9 @@ def drift_summary(result: dict | None) -> dict | None:
     else:
         test = (f"Classifier two-sample test ({classifier['model']}, {classifier['folds']}-fold): AUC "
                 f"{classifier['auc']:.2f} (0.5 = indistinguishable), p = {classifier['p']:.2g}.")
+        if "groups_new" in classifier:   # results written before look-alike groups lack them
+            test += (f" Compared by look-alike group: {classifier['groups_new']} among the new images, "
+                     f"{classifier['groups_train']} among the training images.")
     drivers = pd.DataFrame(result.get("drivers", [])[:3], columns=["property", "spearman"])
     return {"drifted": bool(result["drifted"]), "verdict": result["verdict"], "created": result.get("created"),
             "inputs": ", ".join(result.get("inputs", [])), "n_new": result.get("n_new"),

@@ -33,6 +33,7 @@ def test_the_summary_puts_shifted_properties_first_in_words(darkened):
     assert first["property"] == "brightness (mean luminance, 0–1)" and first["shifted"]
     assert not summary["properties"]["shifted"].iloc[1:].any()
     assert summary["classifier"].startswith("Classifier two-sample test (PCA(") and "AUC" in summary["classifier"]
+    assert "Compared by look-alike group: " in summary["classifier"]
     assert summary["drivers"]["property"].iloc[0] == "brightness"
     assert summary["unreadable"].to_dict("records") == darkened["unreadable"] and summary["inputs"] == "inbox/"
 
