@@ -47,8 +47,8 @@ def test_the_report_renders_offline_without_requests(runs_dir, browser, tmp_path
     left, errors, counts = open_offline(browser, report, screenshots, "synthetic")
     print(f"screenshots in {screenshots}: {counts}")
     assert left == [] and errors == []
-    # headline folds, OOF + test confusion, curves, class gaps, counts, calibration (OOF; test before and after
-    # temperature scaling), map
-    assert counts["charts"] == counts["drawn"] == 9
+    # headline folds, OOF + test confusion, curves, class gaps, counts, scores against training images,
+    # calibration (OOF; test before and after temperature scaling), map
+    assert counts["charts"] == counts["drawn"] == 10
     assert counts["images"] > 20 and counts["broken"] == 0
     assert counts["points"] == 240  # every image of the run on the map (fewer than the sampling limit)

@@ -55,8 +55,8 @@ def test_selection_by_name_and_unknown_names_are_refused():
 
 def test_default_set_in_head_mode_skips_finetune_only_remedies_with_a_reason():
     chosen, skipped = remedies.default_set(RunConfig(weights="none"), "head")
-    assert [r.name for r in chosen] == ["balance-weights", "balance-sampler", "label-smoothing",
-                                        "drop-label-errors", "other-backbone"]
+    assert [r.name for r in chosen] == ["balance-weights", "balance-sampler", "label-smoothing", "logit-adjust-loss",
+                                        "logit-adjust-posthoc", "drop-label-errors", "other-backbone"]
     reasons = {s["remedy"]: s["reason"] for s in skipped}
     assert set(reasons) == {"stronger-augmentation", "backbone-lr-x3"}
     assert all("finetune" in reason for reason in reasons.values())
