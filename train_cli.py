@@ -23,6 +23,9 @@
                                                 ... and the set of classes each could be (90% hold the truth)
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
   python train_cli.py drift RUN_ID IMAGES...    have new images drifted from the run's training images?
+  python train_cli.py pool RUN_ID --add DIR_OR_CSV   add unlabelled images to a run (its pool)
+  python train_cli.py pool RUN_ID --budget N --out to_label.csv
+                                                which pool images to label next (TypiClust / BADGE)
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
   python train_cli.py runs [--json]             list runs: status (stalled when its writer was killed), size, metrics
   python train_cli.py runs rm RUN_ID            remove a run (refused while its writer is alive)
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import NoReturn
 
 # settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
-from core.config import DEDUP_GROUPS, PREPROCESSING, SET_METHODS, RunConfig, SetSettings
+from core.config import DEDUP_GROUPS, PICK_STRATEGIES, PREPROCESSING, SET_METHODS, PickSettings, RunConfig, SetSettings
 from core.data.sources.settings import AmazonSettings, HttpSettings
 from core.delivery.serve_settings import TOKEN_ENV, ServeSettings
 from core.errors import UserError
@@ -685,6 +688,48 @@ def command_drift(argv: list[str]) -> int:
     return 0
 
 
+def command_pool(argv: list[str]) -> int:
+    parser = run_parser("pool", "Unlabelled images: add them to a finished run (scanned like the data, embedded with "
+                        "the run's backbone, scored by its fold ensemble; stored in the run's pool/), and rank which "
+                        "to label next (TypiClust for small budgets, BADGE beyond; see README).")
+    parser.add_argument("--add", nargs="+", metavar="DIR_OR_CSV",
+                        help="folders of images (searched recursively) or CSVs with a path column (a label column "
+                             "is kept as the known truth, never used for picking); added to the pool already there")
+    parser.add_argument("--budget", type=int, help="how many pool images to pick for labelling")
+    parser.add_argument("--strategy", choices=PICK_STRATEGIES, default="auto",
+                        help="typiclust, badge, or auto: TypiClust while labelled + budget is under "
+                             f"{PickSettings().typiclust_per_class} images per class, else BADGE (default: %(default)s)")
+    add_out(parser, "the picks as CSV (path, sha256, prediction, confidence, strategy, score, reason)",
+            default="to_label.csv")
+    add_runs_dir(parser)
+    args = parser.parse_args(argv)
+    if not args.add and args.budget is None:
+        raise UserError("pool: nothing to do; give --add DIR_OR_CSV to add images, and/or --budget N to pick "
+                        "which to label next")
+    if args.budget is not None and args.budget < 1:
+        raise UserError(f"--budget {args.budget}: must be a positive whole number of images to label")
+    out = file_to_write(args.out) if args.budget is not None else None
+    from core.delivery import pool
+    from core.store import run_store
+    run_dir = run_store.require_run(args.runs_dir, args.run_id).path
+    if args.add:
+        record = pool.build_pool(run_dir, args.add)
+        print(f"pool of {args.run_id}: {record['n_images']} distinct images from {record['n_files']} files; "
+              f"{record['identical_to_labelled']} identical to labelled images, {record['near_labelled']} "
+              f"near-duplicates of them (not picked); {len(record['skipped'])} files skipped")
+        for item in record["skipped"]:
+            print(f"  skipped {item['path']}: {item['reason']}")
+    if args.budget is not None:
+        picks = pool.rank_pool(run_dir, args.budget, args.strategy)
+        run_store.write_csv(out, picks)
+        written = pool.write_picks(run_dir, picks)
+        strategy = picks["strategy"].iloc[0] if len(picks) else args.strategy
+        print(f"{len(picks)} images to label next ({strategy}), best first:")
+        print(picks[["rank", "path", "prediction", "confidence"]].head(20).to_string(index=False))
+        print(f"\nwrote {out} and {written}", file=sys.stderr)
+    return 0
+
+
 def command_explain(argv: list[str]) -> int:
     parser = run_parser("explain", "Precompute class activation maps (predicted and true class) of every "
                         "misclassified validation and test image, into the cache.")
@@ -794,7 +839,7 @@ def command_cache(argv: list[str]) -> int:
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
-            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift,
+            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift, "pool": command_pool,
             "remedies": command_remedies, "tune": command_tune, "runs": command_runs, "cache": command_cache}
 
 

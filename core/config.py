@@ -29,6 +29,20 @@ PREPROCESSING = ("standard", "model")  # one recipe for every network | the netw
 SET_METHODS = ("aps", "raps")
 
 
+PICK_STRATEGIES = ("auto", "typiclust", "badge")
+
+
+@dataclass(frozen=True)
+class PickSettings:
+    """Which unlabelled pool images to label next (core/analysis/active_learning.py explains the strategies)."""
+    typiclust_per_class: int = 10   # auto: TypiClust while (labelled + budget) < this x classes, else BADGE
+    max_clusters: int = 500         # TypiClust's cap on clusters (the paper's, for large budgets)
+    min_cluster_size: int = 5       # TypiClust: smaller clusters are passed over while larger ones remain
+    typicality_k: int = 20          # TypiClust: neighbours in the typicality (the paper's k)
+    badge_dims: int = 64            # BADGE: PCA dimensions of the features in the gradient embedding
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class SetSettings:
     """How prediction sets are scored (core/analysis/conformal.py): APS, or RAPS (Angelopoulos et al. 2021), which

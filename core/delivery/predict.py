@@ -77,6 +77,18 @@ class Ensemble:
                 embeddings.append(collected)
         return (total / (len(self.models) * len(views))).numpy()
 
+    @torch.inference_mode()
+    def head_probabilities(self, features: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Head mode: mean softmax probability of the fold heads on pretrained features already computed (the
+        run's reference space, e.g. from the feature cache), rounded through float16 as the heads were trained."""
+        chunks = []
+        for start in range(0, len(features), batch_size):
+            inputs = torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float16)
+                                      .astype(np.float32)).to(self.device)
+            total = sum(torch.softmax(model(inputs).float(), 1).cpu() for model in self.models)
+            chunks.append((total / len(self.models)).numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), dtype=np.float32)
+
 
 def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool = True) -> Ensemble:
     """Every finished fold model of the run, in eval mode on `device` (default: CUDA when available).

@@ -238,6 +238,51 @@ def latest_drift(run_dir: Path) -> dict | None:
     return None
 
 
+POOL_DIR = "pool"   # pool/: unlabelled images added by `train_cli.py pool RUN_ID --add` (docs/run-format.md)
+POOL_FILES = {"table": "pool.parquet", "features": "backbone.npy", "probabilities": "probabilities.npy",
+              "info": "pool.json", "picks": "picks.parquet"}
+
+
+def pool_path(run_dir: Path, part: str) -> Path:
+    """A file of the run's unlabelled pool: "table", "features", "probabilities", "info" or "picks"."""
+    return Path(run_dir) / POOL_DIR / POOL_FILES[part]
+
+
+@dataclass
+class Pool:
+    """The run's unlabelled pool as stored: one row per distinct file content (pool_id order), its pretrained
+    features in the run's reference space (the rows of embeddings/backbone.npy's space) and the fold ensemble's
+    probabilities (columns in run.json `classes` order)."""
+    table: pd.DataFrame
+    features: np.ndarray        # float32 [n, dim]
+    probabilities: np.ndarray   # float32 [n, n_classes]
+    info: dict
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.table["pool_id"].to_numpy()
+
+    @property
+    def paths(self) -> list[str]:
+        return self.table["path"].tolist()
+
+
+def read_pool(run_dir: Path) -> Pool | None:
+    """The run's pool, or None when none was added (pool.json is written last: its presence means complete)."""
+    if not pool_path(run_dir, "info").exists():
+        return None
+    return Pool(table=pd.read_parquet(pool_path(run_dir, "table")),
+                features=np.load(pool_path(run_dir, "features")).astype(np.float32),
+                probabilities=np.load(pool_path(run_dir, "probabilities")).astype(np.float32),
+                info=read_json(pool_path(run_dir, "info")))
+
+
+def read_picks(run_dir: Path) -> pd.DataFrame | None:
+    """The last `train_cli.py pool RUN_ID --budget N` ranking, or None."""
+    path = pool_path(run_dir, "picks")
+    return pd.read_parquet(path) if path.exists() else None
+
+
 # ---------------------------------------------------------------- reading (dashboard side)
 
 @dataclass
@@ -310,7 +355,7 @@ def run_signature(run_dir: Path) -> tuple:
     run_dir = Path(run_dir)
     stats = []
     for name in (RUN_JSON, "samples.parquet", "predictions.parquet", "history.parquet", "metrics.json",
-                 "findings.json", "diagnostics.json", "umap.parquet", DRIFT_DIR):   # a folder: its mtime
+                 "findings.json", "diagnostics.json", "umap.parquet", DRIFT_DIR, POOL_DIR):   # a folder: its mtime
         path = run_dir / name
         stats.append(path.stat().st_mtime_ns if path.exists() else 0)
     return tuple(stats)
