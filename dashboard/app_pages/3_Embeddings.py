@@ -1,4 +1,5 @@
-"""Embeddings: a 2-D map of an embedding space; lasso or box-select points to see their images."""
+"""Embeddings: a 2-D map of an embedding space; lasso or box-select points to see their images. A run's unlabelled
+pool (`train_cli.py pool`) is drawn on the backbone map, and its last picks shown below."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,12 +13,19 @@ import plotly.graph_objects as go
 import review_dialog
 import runs
 import streamlit as st
+import tiles
 from charts import chart, finished
 from focus_picker import focus_picker
+from formatting import literal
+
+from core.config import default_cache_dir
+from core.data.thumbnails import thumbnail
+from core.store import run_store
 
 from core.views import figures
 from core.views import focus as focus_views
 from core.views import maps as map_views
+from core.views import pool as pool_views
 from core.views import tables as views
 
 run = page_setup.for_run("Embeddings")
@@ -32,6 +40,23 @@ def space_points(run: runs.Run, space: str, color: str, only: str = "all") -> pd
     if only != "all":
         points = points[(points["true_name"] == only) | (points["pred_name"] == only)]
     return points.reset_index(drop=True)
+
+
+def pool_layer(run: runs.Run, space: str) -> pd.DataFrame | None:
+    """The pool's points on the backbone map (None on other spaces, or without a pool)."""
+    if space != "backbone":
+        return None
+    coords, _ = map_views.map_coords(Path(run.path), space, run.table("umap"))
+    return pool_views.pool_points(Path(run.path), coords)
+
+
+def pool_picks(run: runs.Run) -> tuple[str | None, pd.DataFrame | None]:
+    """(the pool's one-line summary, its last picks with their files): (None, None) without a pool."""
+    stored = run_store.read_pool(Path(run.path))
+    if stored is None:
+        return None, None
+    return pool_views.pool_summary(stored.info), pool_views.picks_gallery(run_store.read_picks(Path(run.path)),
+                                                                          stored.table)
 
 
 def map_spaces(run: runs.Run) -> tuple[list[str], bool]:
@@ -75,6 +100,17 @@ def map_figure(run: runs.Run, space: str, color: str, only: str, projection: str
             else figures.category_colors(color, run.classes, focus=drawn["color"].value_counts().index))
         for value, group in drawn.groupby(figures.legend_names(drawn["color"], colors), sort=False):
             trace(group, str(value), {"size": size, "color": colors.get(value, "#999"), "opacity": 0.8})
+    layer = runs.cached(pool_layer, run, space)
+    if layer is not None:   # hover text only, no customdata: a click on a pool image selects no labelled image
+        for name, part, marker in (
+                (pool_views.POOL_NAME, layer[~layer["picked"]],
+                 {"size": size + 1, "symbol": "circle-open", "color": pool_views.POOL_COLOR}),
+                (pool_views.PICKED_NAME, layer[layer["picked"]],
+                 {"size": size + 5, "symbol": "diamond-open", "color": pool_views.PICKED_COLOR, "line": {"width": 2}})):
+            if len(part):
+                figure.add_scattergl(x=part["x"].to_numpy(np.float32), y=part["y"].to_numpy(np.float32),
+                                     mode="markers", name=name, marker=marker, text=part["hover"].tolist(),
+                                     hovertemplate="%{text}<extra></extra>")
     figure.update_layout(title=f"{projection} of the {space} embedding, coloured by {color}: lasso or box-select "
                                f"to see the images ({len(points)} images)",
                          xaxis_title="map x", yaxis_title="map y", height=620, dragmode="lasso",
@@ -117,5 +153,28 @@ if selected:
             review_dialog.similar_section(run, chosen["sample_id"].tolist(), "selection", default_space=space)
 else:
     st.caption("Select a region with the lasso or box tool to see its images here.")
+
+summary, picks = runs.cached(pool_picks, run)
+with st.expander("Unlabelled pool: which images to label next", icon=":material/label:"):
+    if summary is None:
+        st.caption(f"No unlabelled pool yet. Add a folder of unlabelled images with "
+                   f"`{pool_views.ADD_COMMAND.format(run_id=run.run_id)}`; they are drawn on the backbone map.")
+    else:
+        st.caption(summary)
+    if summary is not None and picks is None:
+        st.caption(f"Rank which to label next with `{pool_views.PICK_COMMAND.format(run_id=run.run_id)}`.")
+    if picks is not None:
+        st.markdown(f"**{len(picks)} pool images to label next** ({picks['strategy'].iloc[0] if len(picks) else '-'}, "
+                    f"best first), the diamonds on the backbone map.")
+        st.download_button("Download to_label.csv", picks.drop(columns="file").to_csv(index=False).encode(),
+                           file_name="to_label.csv", mime="text/csv", icon=":material/download:")
+        for _, row in tiles.grid(picks, 6):
+            small = thumbnail(Path(row["file"]), cache_dir=default_cache_dir()) if row["file"] else None
+            if small:
+                st.image(str(small), width="stretch")
+            else:
+                st.warning(f"image unavailable: {literal(row['path'])}", icon=":material/hide_image:")
+            st.markdown(f"**#{row['rank']}** predicted {literal(row['prediction'])} ({row['confidence']:.0%})")
+            st.caption(row["reason"])
 
 links.share_link()
