@@ -698,7 +698,8 @@ def command_pool(argv: list[str]) -> int:
     parser.add_argument("--budget", type=int, help="how many pool images to pick for labelling")
     parser.add_argument("--strategy", choices=PICK_STRATEGIES, default="auto",
                         help="typiclust, badge, or auto: TypiClust while labelled + budget is under "
-                             f"{PickSettings().typiclust_per_class} images per class, else BADGE (default: %(default)s)")
+                             f"{PickSettings().typiclust_per_class} images per class, else BADGE "
+                             f"(default: %(default)s)")
     add_out(parser, "the picks as CSV (path, sha256, prediction, confidence, strategy, score, reason)",
             default="to_label.csv")
     add_runs_dir(parser)
@@ -839,8 +840,9 @@ def command_cache(argv: list[str]) -> int:
 
 COMMANDS = {"weights": command_weights, "diagnose": command_diagnose, "fold": command_fold,
             "amazon": command_amazon, "clean": command_clean, "explain": command_explain,
-            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift, "pool": command_pool,
-            "remedies": command_remedies, "tune": command_tune, "runs": command_runs, "cache": command_cache}
+            "report": command_report, "predict": command_predict, "serve": command_serve, "drift": command_drift,
+            "pool": command_pool, "remedies": command_remedies, "tune": command_tune, "runs": command_runs,
+            "cache": command_cache}
 
 
 def main(argv: list[str]) -> int:

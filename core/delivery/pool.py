@@ -81,7 +81,8 @@ def ensemble_probabilities(run_dir: Path, paths: list[str], features: np.ndarray
     return table[[prob_column(c) for c in ensemble.classes]].to_numpy(np.float32)
 
 
-def near_labelled(labelled: np.ndarray, pool: np.ndarray, th: Thresholds = Thresholds()) -> tuple[np.ndarray, np.ndarray, float]:
+def near_labelled(labelled: np.ndarray, pool: np.ndarray,
+                  th: Thresholds = Thresholds()) -> tuple[np.ndarray, np.ndarray, float]:
     """For each pool row: the labelled sample it is a near-duplicate of (-1: none) and their centred cosine, by
     the diagnostics' calibrated rule over both sets; and the cut used."""
     both = np.concatenate([labelled, pool]).astype(np.float32)

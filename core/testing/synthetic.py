@@ -300,3 +300,37 @@ def class_predictions(counts: list[int], recalls: list[float], n_folds: int = 3,
                 tables.append(prediction_table(ids[mask], labels[mask], probs[mask], f"fold{k}", k, role, classes))
     predictions = pd.concat(tables, ignore_index=True)
     return pd.concat([predictions, ensemble_table(predictions, classes)], ignore_index=True), classes
+
+
+def make_synthetic_pool(run_dir: Path, image_dir: Path, n: int = 6, picks: list[int] | None = None) -> None:
+    """An unlabelled pool of `n` generated PNGs (under `image_dir`) in a run, as `train_cli.py pool --add` stores it
+    (docs/run-format.md, pool/): random features in the run's backbone dimension, random probabilities, the first
+    image noted as identical to labelled sample 0, one unreadable file recorded; `picks`: pool rows written as the
+    last ranking (pool/picks.parquet), best first."""
+    from core.delivery.pool import PICK_COLUMNS, TABLE_COLUMNS, write_pool
+    run_dir, image_dir = Path(run_dir), Path(image_dir)
+    info = run_store.read_json(run_dir / run_store.RUN_JSON)
+    dim = run_store.read_embedding(run_dir, "backbone").shape[1]
+    rng = np.random.default_rng(0)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    paths, shas = [], []
+    for i in range(n):
+        paths.append(str(image_dir / f"pool_{i}.png"))
+        shas.append(_write_png(Path(paths[-1]), _image_array(i % len(info["classes"]), len(info["classes"]), rng)))
+    probabilities = rng.dirichlet(np.ones(len(info["classes"])), size=n).astype(np.float32)
+    classes = np.asarray(info["classes"], dtype=object)
+    table = pd.DataFrame({"pool_id": np.arange(n), "path": paths, "sha256": shas, "copies": [[] for _ in range(n)],
+                          "known_label": pd.array([None] * n, dtype="string"),
+                          "labelled_sample_id": pd.array([0] + [None] * (n - 1), dtype="Int64"),
+                          "near_labelled_sample_id": pd.array([None] * n, dtype="Int64"), "near_similarity": np.nan,
+                          "prediction": classes[probabilities.argmax(1)], "confidence": probabilities.max(1)})
+    record = {"created": "2026-12-03T12:00:00+00:00", "inputs": [str(image_dir)], "n_files": n + 1,
+              "skipped": [{"path": str(image_dir / "notes.jpg"), "reason": "not an image (format not recognised)"}],
+              "n_images": n, "identical_to_labelled": 1, "near_labelled": 0, "near_duplicate_similarity": 0.95,
+              "space": "backbone", "train_mode": info["train_mode"], "classes": list(info["classes"])}
+    write_pool(run_dir, table[TABLE_COLUMNS], rng.normal(size=(n, dim)).astype(np.float16), probabilities, record)
+    if picks:
+        chosen = table.iloc[picks]
+        run_store.write_parquet(run_store.pool_path(run_dir, "picks"), chosen.assign(
+            rank=np.arange(1, len(picks) + 1), strategy="typiclust", score=1.0,
+            reason="most typical pool image of a cluster of 9 images with 0 labelled (typicality 1.00)")[PICK_COLUMNS])

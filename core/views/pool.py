@@ -76,4 +76,5 @@ def picks_gallery(picks: pd.DataFrame | None, pool_table: pd.DataFrame | None) -
     if picks is None or pool_table is None:
         return None
     listed = set(pool_table["path"])
-    return picks.assign(file=[path if path in listed and Path(path).is_file() else None for path in picks["path"]])
+    files = [path if path in listed and Path(path).is_file() else None for path in picks["path"]]
+    return picks.assign(file=pd.Series(files, index=picks.index, dtype=object))

@@ -169,7 +169,8 @@ with st.expander("Unlabelled pool: which images to label next", icon=":material/
         st.download_button("Download to_label.csv", picks.drop(columns="file").to_csv(index=False).encode(),
                            file_name="to_label.csv", mime="text/csv", icon=":material/download:")
         for _, row in tiles.grid(picks, 6):
-            small = thumbnail(Path(row["file"]), cache_dir=default_cache_dir()) if row["file"] else None
+            listed = isinstance(row["file"], str)   # a file the pool lists, still there
+            small = thumbnail(Path(row["file"]), cache_dir=default_cache_dir()) if listed else None
             if small:
                 st.image(str(small), width="stretch")
             else:

@@ -104,7 +104,8 @@ def test_near_duplicates_of_labelled_images_are_marked_by_the_calibrated_rule():
     assert partner[0] == 3 and similarity[0] >= cut and (partner[1:] == -1).all()
 
 
-def test_picks_are_distinct_eligible_pool_images_written_to_the_csv_and_the_run(tiny_runs, tmp_path, capsys):  # noqa: F811
+def test_picks_are_distinct_eligible_pool_images_written_to_the_csv_and_the_run(tiny_runs, tmp_path,  # noqa: F811
+                                                                               capsys):
     run = own_copy(tiny_runs["head"], tmp_path)
     pool_module.build_pool(run, [str(make_inbox(tmp_path / "inbox", run, n=10))])
     table = run_store.read_pool(run).table
@@ -130,7 +131,8 @@ def test_pool_command_errors_are_one_line(tiny_runs, tmp_path, capsys):  # noqa:
     (tmp_path / "bad.csv").write_text("file\nx.png\n")
     calls = [["pool", "no-such-run", "--budget", "3"], ["pool", run.name, "--budget", "3"],
              ["pool", run.name, "--budget", "0"], ["pool", run.name],
-             ["pool", run.name, "--add", str(tmp_path / "empty")], ["pool", run.name, "--add", str(tmp_path / "bad.csv")],
+             ["pool", run.name, "--add", str(tmp_path / "empty")],
+             ["pool", run.name, "--add", str(tmp_path / "bad.csv")],
              ["pool", run.name, "--budget", "2", "--strategy", "nope"],
              ["pool", run.name, "--budget", "2", "--out", str(tmp_path)]]
     for argv in calls:
