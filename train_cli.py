@@ -23,7 +23,8 @@
                                                 ... and the set of classes each could be (90% hold the truth)
   python train_cli.py serve RUN_ID              serve the run's fold models over HTTP (FastAPI, loopback)
   python train_cli.py drift RUN_ID IMAGES...    have new images drifted from the run's training images?
-  python train_cli.py pool RUN_ID --add DIR_OR_CSV   add unlabelled images to a run (its pool)
+  python train_cli.py pool RUN_ID --add DIR_OR_CSV   add unlabelled images to a run (its pool; or --unlabelled
+                                                DIR_OR_CSV when training)
   python train_cli.py pool RUN_ID --budget N --out to_label.csv
                                                 which pool images to label next (TypiClust / BADGE)
   python train_cli.py explain RUN_ID            precompute Grad-CAM maps of the run's misclassified images
@@ -226,11 +227,21 @@ def command_train(argv: list[str]) -> int:
                         help="repeated k-fold for small datasets: train R runs, the folds drawn anew in each "
                              "(--repeat 0..R-1), the test split the same, and report the spread of the scores over "
                              "them (an experiment under RUNS_DIR/experiments; default: %(default)s = one run)")
+    parser.add_argument("--unlabelled", nargs="+", metavar="DIR_OR_CSV",
+                        help="unlabelled images added to the run's pool once it is trained, as "
+                             "`train_cli.py pool RUN_ID --add` does (then pick which to label with --budget N)")
     args = vars(parser.parse_args(argv))
     from core.run import lifecycle as run_lifecycle
     from core.run.executors import open_executor
     resume_id, prepare_only, repeats = args.pop("resume"), args.pop("prepare_only"), args.pop("repeats")
     print_id, assemble_only = args.pop("print_id"), args.pop("assemble_only")
+    unlabelled = args.pop("unlabelled")
+    if unlabelled and (prepare_only or repeats != 1):
+        raise UserError("--unlabelled adds a pool to one trained run: drop --prepare-only and --repeats (add it "
+                        "later with: python train_cli.py pool RUN_ID --add DIR_OR_CSV)")
+    for given in unlabelled or []:   # before training, not after it
+        if not Path(given).expanduser().exists():
+            raise UserError(f"--unlabelled {given}: no such folder or CSV file")
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     if print_id and not prepare_only:
@@ -247,7 +258,20 @@ def command_train(argv: list[str]) -> int:
         run_dir = (run_lifecycle.run_new(cfg, executor) if resume_id is None
                    else run_lifecycle.resume(args["runs_dir"], resume_id, executor, assemble_only))
     print_run_summary(run_dir)
+    if unlabelled:
+        add_pool(run_dir, unlabelled)
     return 0
+
+
+def add_pool(run_dir: Path, inputs: list[str]) -> None:
+    """Build or grow the run's unlabelled pool and say what it holds (`pool --add`, `--unlabelled`)."""
+    from core.delivery import pool
+    record = pool.build_pool(run_dir, inputs)
+    print(f"pool of {run_dir.name}: {record['n_images']} distinct images from {record['n_files']} files; "
+          f"{record['identical_to_labelled']} identical to labelled images, {record['near_labelled']} "
+          f"near-duplicates of them (not picked); {len(record['skipped'])} files skipped")
+    for item in record["skipped"]:
+        print(f"  skipped {item['path']}: {item['reason']}")
 
 
 def train_repeats(cfg: RunConfig, settings: ExecutionSettings, repeats: int, resume_id: str | None) -> int:
@@ -714,12 +738,7 @@ def command_pool(argv: list[str]) -> int:
     from core.store import run_store
     run_dir = run_store.require_run(args.runs_dir, args.run_id).path
     if args.add:
-        record = pool.build_pool(run_dir, args.add)
-        print(f"pool of {args.run_id}: {record['n_images']} distinct images from {record['n_files']} files; "
-              f"{record['identical_to_labelled']} identical to labelled images, {record['near_labelled']} "
-              f"near-duplicates of them (not picked); {len(record['skipped'])} files skipped")
-        for item in record["skipped"]:
-            print(f"  skipped {item['path']}: {item['reason']}")
+        add_pool(run_dir, args.add)
     if args.budget is not None:
         picks = pool.rank_pool(run_dir, args.budget, args.strategy)
         run_store.write_csv(out, picks)

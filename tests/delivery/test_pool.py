@@ -158,3 +158,19 @@ def test_run_format_documents_every_pool_file_and_column():
         assert f"pool/{name}" in text and f"`{name}`" in section, name
     for column in {*pool_module.TABLE_COLUMNS, *pool_module.PICK_COLUMNS}:
         assert f"`{column}`" in section, column
+
+
+def test_a_training_run_given_unlabelled_images_has_its_pool_when_it_completes(tmp_path, capsys):
+    from conftest import make_csv_dataset
+    from use_fixtures import train_tiny
+    data = make_csv_dataset(tmp_path / "data")
+    for i in range(3):
+        make_image(tmp_path / "inbox" / f"new_{i}.png", (60 * i, 100, 100), seed=40 + i)
+    missing = ["--data", str(data), "--runs-dir", str(tmp_path / "runs"), "--unlabelled", str(tmp_path / "nope")]
+    assert train_cli.main(missing) == 2
+    assert f"--unlabelled {tmp_path / 'nope'}: no such folder or CSV file" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()                                 # refused before training
+    run = train_tiny(tmp_path / "runs", data, "withpool", "--train-mode", "head", "--epochs", "1",
+                     "--unlabelled", str(tmp_path / "inbox"))
+    assert run_store.read_pool(run).info["n_images"] == 3
+    assert f"pool of {run.name}: 3 distinct images from 3 files" in capsys.readouterr().out
