@@ -69,6 +69,19 @@ def join_identical(paths: list[Path], shas: list[str]) -> pd.DataFrame:
                          "copies": joined["path"].str[1:]})
 
 
+def with_new_copies(pooled: pd.DataFrame, joined: pd.DataFrame) -> pd.DataFrame:
+    """`pooled` with the paths of `joined` (a `join_identical` table) whose content it already holds added to
+    that row's `copies` (a path it lists already is not repeated)."""
+    found = joined.set_index("sha256")
+    copies = []
+    for row in pooled.itertuples():
+        listed = [row.path, *row.copies]
+        more = ([found.at[row.sha256, "path"], *found.at[row.sha256, "copies"]] if row.sha256 in found.index
+                else [])
+        copies.append([*row.copies, *[p for p in dict.fromkeys(more) if p not in listed]])
+    return pooled.assign(copies=copies)
+
+
 # ---------------------------------------------------------------- the ensemble on the pool
 
 def ensemble_probabilities(run_dir: Path, paths: list[str], features: np.ndarray) -> np.ndarray:
@@ -115,9 +128,10 @@ def build_pool(run_dir: Path, inputs: list[str]) -> dict:
     readable, shas, skipped = readable_images(files)
     old = store.read_pool(run_dir)
     new = join_identical(readable, shas)
+    kept = None
     if old is not None:   # contents already pooled keep their row; a new path of one is another copy
-        seen = set(old.table["sha256"])
-        new = new[~new["sha256"].isin(seen)].reset_index(drop=True)
+        kept = with_new_copies(old.table, new)
+        new = new[~new["sha256"].isin(set(old.table["sha256"]))].reset_index(drop=True)
     if old is None and new.empty:
         reason = f" ({skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
         raise UserError(f"pool: no readable image among {len(files)} files{reason}; give folders of images or a "
@@ -127,7 +141,7 @@ def build_pool(run_dir: Path, inputs: list[str]) -> dict:
     probabilities = (ensemble_probabilities(run_dir, list(new["path"]), features.astype(np.float32))
                      if len(new) else np.zeros((0, len(info["classes"])), np.float32))
     new["known_label"] = new["path"].map(known)
-    table = new if old is None else pd.concat([old.table[new.columns], new], ignore_index=True)
+    table = new if kept is None else pd.concat([kept[new.columns], new], ignore_index=True)
     if old is not None:
         features = np.concatenate([old.features.astype(np.float16), features])
         probabilities = np.concatenate([old.probabilities, probabilities])
@@ -135,7 +149,7 @@ def build_pool(run_dir: Path, inputs: list[str]) -> dict:
     record = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
               "inputs": (old.info["inputs"] if old else []) + list(inputs),
               "n_files": (old.info["n_files"] if old else 0) + len(files),
-              "skipped": (old.info["skipped"] if old else []) + skipped,
+              "skipped": list({item["path"]: item for item in (old.info["skipped"] if old else []) + skipped}.values()),
               "n_images": len(table), "identical_to_labelled": int(table["labelled_sample_id"].notna().sum()),
               "near_labelled": int(table["near_labelled_sample_id"].notna().sum()),
               "near_duplicate_similarity": cut, "space": "backbone",

@@ -68,10 +68,13 @@ def test_pool_add_scans_like_the_data_joins_identical_files_and_scores_with_the_
     more = tmp_path / "more"
     make_image(more / "extra.png", (10, 10, 10), seed=77)
     shutil.copy(inbox / "new_1.png", more / "new_1_again.png")             # already pooled: not a new row
-    assert train_cli.main(["pool", run.name, "--add", str(more), "--runs-dir", str(run.parent)]) == 0
+    assert train_cli.main(["pool", run.name, "--add", str(more), str(inbox), "--runs-dir", str(run.parent)]) == 0
     grown = run_store.read_pool(run)
     assert len(grown.table) == 8 and grown.table["path"].iloc[:7].tolist() == table["path"].tolist()
-    assert grown.info["inputs"] == [str(inbox), str(more)] and grown.info["n_files"] == 12
+    by_path = grown.table.set_index("path")["copies"]
+    assert list(by_path[str(inbox / "new_1.png")]) == [str(more / "new_1_again.png")]
+    assert list(by_path[str(inbox / "new_0.png")]) == list(joined) and len(grown.info["skipped"]) == 2
+    assert grown.info["inputs"] == [str(inbox), str(more), str(inbox)] and grown.info["n_files"] == 22
     assert np.array_equal(grown.features[:7], stored.features) and grown.ids.tolist() == list(range(8))
 
 
