@@ -33,7 +33,7 @@ def test_typiclust_picks_the_centres_of_the_largest_uncovered_clusters_first():
 def test_typiclust_never_picks_an_ineligible_row_and_picks_distinct_rows_beyond_the_clusters():
     rng = np.random.default_rng(1)
     a, b = centres(rng, 2)
-    labelled = blob(rng, a, 2)
+    labelled = blob(rng, a + 0.01, 2)
     pool = np.vstack([blob(rng, a, 10), blob(rng, b, 10)])
     eligible = np.ones(len(pool), bool)
     eligible[10] = False                                         # B's centre: e.g. a near-duplicate of a labelled image
