@@ -15,8 +15,9 @@ Two strategies from the literature, on the run's reference space (the pretrained
   loss with respect to a linear head's weights, taking the ensemble's most probable class as the label:
   (p - onehot(argmax p)) ⊗ h, with p the fold ensemble's mean probabilities and h the features the head reads
   (here the pretrained features, PCA-reduced to `badge_dims` so the outer product stays small). k-means++ seeding
-  (D² sampling, one trial per centre as in the paper) on these picks images that are both uncertain (long
-  gradient) and unlike each other.
+  (D² sampling, one trial per centre as in the paper; scikit-learn's `kmeans_plusplus`, which draws the first
+  centre at random where the paper's code takes the longest gradient) on these picks images that are both
+  uncertain (long gradient) and unlike each other.
 
 `auto` picks TypiClust while labelled + budget is under `typiclust_per_class` images per class (the low-budget
 regime of Hacohen et al., a few labels per class), else BADGE; bench/bench_pool.py measures both against random
