@@ -54,6 +54,11 @@ def flipped(manifest: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFra
 
 
 def train(manifest: pd.DataFrame, work: Path, name: str, seed: int, folds: int) -> Path:
+    """One head-mode run with its diagnostics; a run of this name already diagnosed in `work` is reused (a rerun
+    with --keep resumes; `train_cli.py diagnose` refreshes a kept run's lists after a change to the detectors)."""
+    done = [run for run in (work / "runs").glob(f"*-{name}") if (run / "label_issues.parquet").exists()]
+    if done:
+        return max(done, key=lambda p: p.stat().st_mtime)
     csv = work / "manifests" / f"{name}.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     manifest[["path", "label"] + (["group"] if manifest["group"].notna().any() else [])].to_csv(csv, index=False)
@@ -79,14 +84,15 @@ def flagged_lists(run: Path) -> tuple[dict[str, set[str]], int, list[str], str]:
     return {name: set(paths[issues[column].to_numpy(dtype=bool)]) for name, column in LISTS.items()}, n, high, label
 
 
-def interval(values: list[float]) -> str:
-    """Mean and its 95% t interval over seeds."""
+def interval(values: list[float], share: bool = False) -> str:
+    """Mean and its 95% t interval over seeds (as percentages when `share`)."""
     values = np.asarray(values, dtype=float)
     mean = values.mean()
+    show = (lambda v: f"{100 * v:.1f}%") if share else (lambda v: f"{v:.2f}")
     if len(values) < 2:
-        return f"{mean:.2f}"
+        return show(mean)
     half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{mean:.2f} ({max(0.0, mean - half):.2f}-{min(1.0, mean + half):.2f})"
+    return f"{show(mean)} ({show(max(0.0, mean - half))}-{show(min(1.0, mean + half))})"
 
 
 def one_dataset(dataset: str, manifest: pd.DataFrame, work: Path, share: float, seeds: int, folds: int) -> None:
@@ -117,8 +123,8 @@ def one_dataset(dataset: str, manifest: pd.DataFrame, work: Path, share: float, 
     for name in COMPARED:
         print(f"  {name:18s} precision {interval(scores[name]['precision'])}  "
               f"recall {interval(scores[name]['recall'])}")
-    print(f"  clean labels, share of images flagged: headline {interval(alarms['headline (agreed)'])}, "
-          f"cleanlab alone {interval(alarms['cleanlab alone'])}; label-issues finding: "
+    print(f"  clean labels, share of images flagged: headline {interval(alarms['headline (agreed)'], True)}, "
+          f"cleanlab alone {interval(alarms['cleanlab alone'], True)}; label-issues finding: "
           f"{', '.join(f'{labels.count(v)} {v}' for v in sorted(set(labels)))}; runs with a high finding: "
           f"{sum(bool(h) for h in highs)} of {seeds} ({', '.join(sorted({i for h in highs for i in h})) or 'none'})\n",
           flush=True)
