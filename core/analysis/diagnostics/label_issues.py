@@ -18,9 +18,9 @@ from combined evidence rather than from flags alone:
   judge the sample (rank averaging: no detector's scale dominates, and one extreme score alone cannot lift a
   sample above those several detectors doubt);
 - count: an estimate of how many labels are wrong. With training dynamics, AUM's own: the images at or below
-  the threshold the threshold samples set (Pleiss et al., 2020), a count that stays small where the model is weak
-  or the classes look alike, because it asks whether training could fit the label, not whether held-out models
-  agree with it; without them, cleanlab's `num_label_issues` (calibrated confident joint). The share it gives on
+  the threshold the threshold samples set (Pleiss et al., 2020; 0 in finetune runs), a count that stays small
+  where the model is weak or the classes look alike, because it asks whether training could fit the label, not
+  whether held-out models agree with it; without them, cleanlab's `num_label_issues` (calibrated confident joint). The share it gives on
   the cross-validation part is applied to the test split too (the splits are drawn alike);
 - the headline is that many samples of each part with the strongest evidence among those at least
   `agreeing_detectors` flag. One detector alone is often the model's own mistake on a hard image.
