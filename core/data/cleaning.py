@@ -83,7 +83,8 @@ def add_decisions(decisions: list[Decision], sample_ids: list[int], action: str,
 # ---------------------------------------------------------------- why: the run's evidence per image
 
 def suspected_label_errors(label_issues: pd.DataFrame) -> pd.DataFrame:
-    """The listed label issues that enough detectors agree on (`agreed`); a file from before the detectors
+    """The listed label issues in the headline (`agreed`: as many as the estimate of wrong labels, the strongest
+    combined evidence among those enough detectors flag); a file from before the detectors
     listed cleanlab's alone, and all of its rows count."""
     return label_issues[label_issues["agreed"]] if "agreed" in label_issues else label_issues
 

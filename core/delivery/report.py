@@ -112,7 +112,7 @@ def label_issue_card(row: pd.Series, thumbs: Thumbnails) -> dict:
     return {"src": thumbs(row["path"]), "path": row["path"],
             "title": f"given {row['label']} → looks like {row['suggested_label']}",
             "detail": f"label quality {row['quality']:.3f} · #{int(row['sample_id'])}",
-            "badges": [f"{int(row['detectors'])} detectors agree"] if row.get("agreed", False) else []}
+            "badges": [f"likely wrong label ({int(row['detectors'])} detectors)"] if row.get("agreed", False) else []}
 
 
 def outlier_card(row: pd.Series, thumbs: Thumbnails) -> dict:

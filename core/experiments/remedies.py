@@ -38,7 +38,7 @@ REMEDIES: tuple[Remedy, ...] = (
                                    "(--logit-adjust-posthoc 1); nothing is retrained",
            {"logit_adjust_posthoc": 1.0}, posthoc=True),
     Remedy("drop-label-errors", "train and validate without the images the baseline's diagnostics flag as likely "
-                                "label errors (at least 2 of the detectors cleanlab, AUM, neighbours agree)", {},
+                                "label errors (the headline of the detectors cleanlab, AUM, neighbours: their strongest combined evidence)", {},
            drops_label_issues=True),
     Remedy("other-backbone", "a bigger backbone (--model resnet101), ImageNet weights", {"model": "resnet101"}),
     Remedy("stronger-augmentation", "stronger augmentation (--augment-strength 1.5)", {"augment_strength": 1.5},

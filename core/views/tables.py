@@ -400,13 +400,16 @@ def duplicate_pairs(duplicates: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_issue_rows(issues: pd.DataFrame) -> pd.DataFrame:
-    """The label-issue table as shown: images most detectors agree on first, then lowest label quality; 'rank'
-    as 'k of n' within its part (cv or test), which detectors flag it, cleanlab's flag and the test-split marker.
-    Files from before the ranking listed flagged cross-validation samples only, and read that way; files from
-    before the detectors count as cleanlab's alone."""
+    """The label-issue table as shown: suspected label errors first, then by combined evidence, then lowest label
+    quality; 'rank' as 'k of n' within its part (cv or test), which detectors flag it, cleanlab's flag and the
+    test-split marker. Files from before the ranking listed flagged cross-validation samples only, and read that
+    way; files from before the detectors count as cleanlab's alone; files from before the combined evidence
+    rank by how many detectors flag a sample."""
     shown = issues.assign(**{column: issues.get(column, default) for column, default in (
         ("split", "cv"), ("flagged", True), ("affects_test_metric", False), ("detectors", 1), ("agreed", True))})
-    shown = shown.sort_values(["detectors", "quality", "sample_id"], ascending=[False, True, True], ignore_index=True)
+    shown = shown.assign(evidence=shown["evidence"] if "evidence" in shown else shown["detectors"])
+    shown = shown.sort_values(["agreed", "evidence", "quality", "sample_id"], ascending=[False, False, True, True],
+                              ignore_index=True)
     if {"rank", "part_size"} <= set(shown.columns):
         shown["rank"] = [f"{r} of {n}" for r, n in zip(shown["rank"], shown["part_size"])]
     shown["flagged_by"] = [", ".join(name for name, column in (("cleanlab", "cleanlab"), ("AUM", "aum_flag"),

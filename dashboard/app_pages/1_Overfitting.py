@@ -94,7 +94,7 @@ def show_dynamics() -> None:
     st.caption(f"Each point is an image the folds trained on, measured at every epoch of every fold that trained "
                f"on it: {counts['easy']} easy, {counts['ambiguous']} ambiguous, {counts['hard']} hard to learn. "
                "Hard-to-learn images (low confidence, low variability) are often mislabelled; ambiguous ones "
-               "swing between classes. Ringed: label issues at least 2 detectors agree on. AUM threshold "
+               "swing between classes. Ringed: likely wrong labels (the label-issue headline). AUM threshold "
                f"{threshold.get('value', 0):.2f} ({threshold.get('method', 'not set')}).")
     selected = map_views.points_in_region(points, event.selection) if event else []
     if selected:

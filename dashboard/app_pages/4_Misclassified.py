@@ -65,8 +65,9 @@ if issues.open:
         else:
             rows = views.label_issue_rows(table)
             agreed = int(rows["agreed"].sum())
-            st.caption(f"**{agreed}** images flagged by at least 2 detectors, first; **{len(rows) - agreed}** more "
-                       "by one, below them. The detectors: cleanlab (models that never trained on the image: out of "
+            st.caption(f"**{agreed}** likely wrong labels first (orange: as many as the estimate of wrong labels, "
+                       "the strongest combined evidence among images at least 2 detectors flag); "
+                       f"**{len(rows) - agreed}** more listed below them. The detectors: cleanlab (models that never trained on the image: out of "
                        "fold, the fold ensemble for test images), AUM (the margin during training) and the labels of "
                        "its nearest neighbours in the pretrained space. One detector alone is often the model's own "
                        "mistake on a hard image; those in the test split affect the test metric.")

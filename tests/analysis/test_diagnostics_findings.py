@@ -243,6 +243,16 @@ def test_the_label_issue_headline_counts_what_detectors_agree_on_and_the_rest_be
     assert "area under the margin" not in f["evidence"]
 
 
+def test_the_label_issue_headline_says_how_many_wrong_labels_were_estimated_and_how_they_were_chosen():
+    estimate = {"count": 7, "share": 7 / 400, "n": 400, "method": "AUM (threshold samples)"}
+    [f] = label_issue_findings({**_label_issues(80, 70, in_test=0, agreed=5), "estimated_errors": estimate}, TH)
+    assert f["title"] == ("Label issues: 5 likely wrong labels, the strongest evidence of 3 detectors (cleanlab, "
+                          "AUM, neighbours); 75 more listed")
+    assert ("How many: AUM (threshold samples) estimates 7 wrong labels among the 400 cross-validation images "
+            "(1.8%), the same share of the test split") in f["evidence"]
+    assert "among those at least 2 detectors flag" in f["evidence"]
+
+
 def test_many_failing_classes_make_one_finding_naming_the_worst_few_and_counting_the_rest():
     classes = [f"k{i:02d}" for i in range(40)]
     # k00..k29 each keep 1 + i % 4 of their 10 images (recall 10–40%), the others all 10.

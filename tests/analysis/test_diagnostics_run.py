@@ -15,7 +15,7 @@ FILES = {
     "label_issues.parquet": ["sample_id", "path", "split", "label", "suggested_label", "quality",
                              "suggested_confidence", "rank", "part_size", "flagged", "affects_test_metric",
                              "cleanlab", "aum", "aum_flag", "neighbour_share", "neighbour_label", "neighbours_flag",
-                             "detectors", "detectors_available", "agreed"],
+                             "detectors", "detectors_available", "evidence", "agreed"],
     "dynamics.parquet": ["sample_id", "folds", "confidence", "variability", "correctness", "region", "aum",
                          "aum_flag", "forgetting", "never_learned"],
     "duplicates.parquet": ["sample_id_a", "sample_id_b", "path_a", "path_b", "similarity", "kind",

@@ -163,7 +163,7 @@ def test_finding_links_open_their_page_with_the_run_and_their_parameters(dashboa
 
 def test_finding_tab_names_open_their_tab(dashboard_env) -> None:
     app = open_page("Misclassified", run=COMPLETE, fold="oof", tab="label_issues")
-    assert "images flagged by at least 2 detectors" in texts(app)
+    assert "likely wrong labels first" in texts(app)
     assert "leaking" in texts(open_page("Data", run=COMPLETE, tab="duplicates"))
     assert "far from the rest of their class" in texts(open_page("Data", run=COMPLETE, tab="outliers"))
     assert "where they affect the test metric" in texts(open_page("Data", run=COMPLETE, tab="label_issues"))

@@ -146,6 +146,9 @@ def test_label_issue_rows_put_what_detectors_agree_on_first_and_name_them():
     assert rows["sample_id"].tolist() == [3, 7, 9]
     assert rows["flagged_by"].tolist() == ["AUM, neighbours", "cleanlab", "AUM"]
     assert rows["agreed"].tolist() == [True, False, False]
+    # with the combined evidence (newer files), the headline first, then the strongest evidence, not quality
+    ranked = views.label_issue_rows(issues.assign(evidence=[0.6, 0.9, 0.95], agreed=[False, True, False]))
+    assert ranked["sample_id"].tolist() == [3, 9, 7]
 
 
 def test_setting_differences_name_each_training_setting_that_differs_and_ignore_bookkeeping():

@@ -109,10 +109,10 @@ def run_diagnostics(run_dir: Path, thresholds: Thresholds | None = None, log: Ca
     backbone = next(s for s in spaces if s.name == reference)
     diag["reference_space"] = reference
     vote = neighbour_vote(backbone.index, run.samples["label_index"].to_numpy(), len(classes), th)
-    issues = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th,
-                          per_image if fold_dynamics else None, vote)
+    issues, estimate = label_issues(oof, probs, test, run.probabilities(test), run.samples, classes, th,
+                                    per_image if fold_dynamics else None, vote)
     detectors = [d for d in DETECTORS if d != "AUM" or fold_dynamics]
-    diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test), detectors)
+    diag["label_issues"] = summarize_label_issues(issues, len(oof), len(test), detectors, estimate)
     step("label_issues")
 
     embedding = np.load(run_store.embedding_path(run.run_dir, reference), mmap_mode="r")

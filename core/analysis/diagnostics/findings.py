@@ -302,8 +302,19 @@ def class_coverage_findings(conformal: dict, target: float, th: Thresholds) -> l
         f"class from the out-of-fold images the sets were calibrated on.", "Misclassified", tab="calibration")]
 
 
+def _headline_rule(estimate: dict | None, need: int) -> str:
+    """How the headline was sized: the estimate of wrong labels and the evidence that ranks them."""
+    if estimate is None:
+        return ""
+    return (f" How many: {estimate['method']} estimates {estimate['count']} wrong labels among the "
+            f"{estimate['n']} cross-validation images ({percent(estimate['share'])}), the same share of the test "
+            f"split; the headline holds that many images with the strongest combined evidence (each detector's "
+            f"score as a percentile rank, averaged) among those at least {need} detectors flag.")
+
+
 def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
-    """Suspected label errors: the images most detectors agree on first, the ones a single detector flags after."""
+    """Suspected label errors: the headline (as many as the estimate of wrong labels, with the strongest combined
+    evidence of the detectors) first, the others listed after."""
     if li["count"] == 0:
         return []
     detectors = li.get("detectors", ["cleanlab"])
@@ -313,9 +324,14 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
     severity = ("medium" if li.get("agreed_share", li["share"]) >= th.label_issue_share_medium or in_test
                 else "low")
     need = min(th.agreeing_detectors, len(detectors))
-    title = (f"Label issues: {_count(agreed, 'image')} flagged by at least {need} of {len(detectors)} detectors "
-             f"({', '.join(detectors)}); {single} more by one"
-             + (f"; {in_test} of them in the test split (affects the test metric)" if in_test else ""))
+    estimate = li.get("estimated_errors")
+    if estimate is None:   # diagnostics.json from before the estimate: the headline was any `need` detectors
+        title = (f"Label issues: {_count(agreed, 'image')} flagged by at least {need} of {len(detectors)} detectors "
+                 f"({', '.join(detectors)}); {single} more by one")
+    else:
+        title = (f"Label issues: {_count(agreed, 'likely wrong label')}, the strongest evidence of {len(detectors)} "
+                 f"detectors ({', '.join(detectors)}); {single} more listed")
+    title += f"; {in_test} of them in the test split (affects the test metric)" if in_test else ""
     worst = li["worst"]
     test_part = ""
     if in_test:
@@ -339,7 +355,7 @@ def label_issue_findings(li: dict, th: Thresholds) -> list[dict]:
         "label-issues", severity, title,
         "Each detector is independent evidence: " + "; ".join(evidence[d] for d in detectors) + ". One detector "
         "alone is often the model's own mistake on a hard image; images several agree on are more likely wrong "
-        f"labels. The first listed, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks "
+        f"labels.{_headline_rule(estimate, need)} The first listed, {worst['path']} ({worst['split']}), is labelled {worst['label']} but looks "
         f"like {worst['suggested_label']} (label quality {worst['quality']:.3f}).{test_part}",
         "Misclassified", fold="oof", tab="label_issues")]
 

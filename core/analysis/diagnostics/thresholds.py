@@ -51,7 +51,8 @@ class Thresholds:
     label_issue_share_medium: float = 0.05
     label_contradicted_confidence: float = 0.80   # also list a label when a held-out model gives another class this
     # label-error detectors that must agree: cleanlab (above), AUM and a kNN vote; an image is a suspected label
-    # error when at least `agreeing_detectors` of them flag it, the others are listed below it
+    # error (the headline) only when at least `agreeing_detectors` of them flag it; the headline holds as many
+    # as the estimate of wrong labels (label_issues.py), the others are listed below it
     agreeing_detectors: int = 2
     aum_percentile: float = 99.0          # AUM threshold: this percentile of the threshold samples' AUM, at most 0
     neighbour_vote_share: float = 0.6     # kNN vote: this share of the image's backbone neighbours (k = neighbours)
