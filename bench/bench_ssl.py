@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_ssl.py [--images 64] [--image-size 224] [--batch-size 32] [--methods simclr,byol]
                                         [--effect] [--effect-image-size 112] [--effect-ssl-epochs 2] [--folds 3]
+                                        [--no-throughput] [--keep DIR]
 
 1. Images per second of the step itself (`core.training.self_supervised.continue_pretraining`): ResNet-50 from
    the ImageNet weights, the first `--images` demo images, one epoch per method, two augmented views per image,
@@ -88,12 +89,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--methods", default="simclr,byol")
     parser.add_argument("--effect", action="store_true", help="also run the remedy on the demo dataset")
+    parser.add_argument("--no-throughput", action="store_true", help="skip part 1 (with --effect: only the remedy)")
     parser.add_argument("--effect-image-size", type=int, default=112)
     parser.add_argument("--effect-ssl-epochs", type=int, default=2)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="write the experiment's runs here (default: a temporary folder)")
     args = parser.parse_args()
-    bench_throughput(args.images, args.image_size, args.batch_size, args.methods.split(","))
+    if not args.no_throughput:
+        bench_throughput(args.images, args.image_size, args.batch_size, args.methods.split(","))
     if args.effect:
         with tempfile.TemporaryDirectory() as scratch:
             bench_effect(args.effect_image_size, args.effect_ssl_epochs, args.folds, args.batch_size,
