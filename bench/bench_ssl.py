@@ -54,7 +54,7 @@ def bench_throughput(images: int, image_size: int, batch_size: int, methods: lis
         started = time.perf_counter()
         result = continue_pretraining(model.backbone.to(device), arch.feature_dim, paths,
                                       Preprocessing.standard(image_size), cfg, device, seed=0)
-        print(f"  {method:<7} {result.images_per_second:7.1f} images/s (two views each; {result.steps} steps in "
+        print(f"  {method:<7} {result.images_per_second:7.3g} images/s (two views each; {result.steps} steps in "
               f"{result.seconds:.1f} s, {time.perf_counter() - started:.1f} s with set-up; "
               f"loss {result.first_loss:.3f} -> {result.last_loss:.3f})")
 
