@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import NoReturn
 
 # settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
-from core.config import DEDUP_GROUPS, PICK_STRATEGIES, PREPROCESSING, SET_METHODS, PickSettings, RunConfig, SetSettings
+from core.config import (DEDUP_GROUPS, PICK_STRATEGIES, PREPROCESSING, SET_METHODS, SSL_METHODS, PickSettings,
+                         RunConfig, SetSettings)
 from core.data.sources.settings import AmazonSettings, HttpSettings
 from core.delivery.serve_settings import TOKEN_ENV, ServeSettings
 from core.errors import UserError
@@ -173,6 +174,17 @@ def train_parser(prog: str | None = None, description: str = __doc__, resume: bo
         help="finetune: scales crop, rotation and colour jitter; 0 = none, 2 = strong (default: %(default)s)")
     add("--patience", type=int, default=DEFAULTS.patience,
         help="early stopping: epochs without a better validation balanced accuracy (default: %(default)s)")
+    add("--ssl-method", default=DEFAULTS.ssl_method, choices=SSL_METHODS,
+        help="before each fold's fit, continue pretraining the backbone self-supervised (SimCLR or BYOL, with the "
+             "lightly package) on that fold's training images only; then head or finetune as usual "
+             "(default: off)")
+    add("--ssl-epochs", type=int, default=DEFAULTS.ssl_epochs,
+        help="with --ssl-method: passes over the fold's training images (default: %(default)s)")
+    add("--ssl-batch-size", type=int, default=DEFAULTS.ssl_batch_size,
+        help="with --ssl-method: images per step, two augmented views each (default: %(default)s)")
+    add("--ssl-lr", type=float, default=DEFAULTS.ssl_lr,
+        help="with --ssl-method: AdamW learning rate of the backbone; its projection heads take 10x "
+             "(default: %(default)s)")
     add("--compile", default=DEFAULTS.compile, choices=["auto", "on", "off"],
         help="torch.compile the network when fine-tuning on CUDA (default: %(default)s)")
     add("--cpu-fast-paths", default=DEFAULTS.cpu_fast_paths, metavar="NAMES",

@@ -24,6 +24,7 @@ DEDUP_GROUPS = ("exact", "near", "off")
 # diagnostics (Thresholds.conformal_coverage) and `serve` (ServeSettings.coverage); `predict --coverage` takes any.
 CONFORMAL_COVERAGE = 0.9
 PREPROCESSING = ("standard", "model")  # one recipe for every network | the network's own (training/preprocessing.py)
+SSL_METHODS = ("simclr", "byol")  # self-supervised continued pretraining in each fold (training/self_supervised.py)
 
 
 SET_METHODS = ("aps", "raps")
@@ -127,6 +128,11 @@ class RunConfig:
                                        # (folded into the saved head); priors from each fold's training part
     augment_strength: float = 1.0      # finetune: scales every augmentation (Augmentation.at_strength)
     patience: int = 8                  # early stopping on validation balanced accuracy
+    # self-supervised continued pretraining of the backbone, in each fold on its training part only
+    ssl_method: str = ""               # "" = off | simclr | byol (lightly's losses and heads)
+    ssl_epochs: int = 10               # passes over the fold's training images (two augmented views each)
+    ssl_batch_size: int = 64           # images per step (SimCLR's negatives are the rest of the batch)
+    ssl_lr: float = 1e-4               # AdamW learning rate of the backbone (its projection heads: 10x)
     # speed
     compile: str = "auto"              # auto | on | off (torch.compile, CUDA finetune only unless below)
     cpu_fast_paths: str = ""           # finetune on the CPU: any of compile,bf16,channels_last (CUDA's fast paths,
@@ -166,18 +172,29 @@ class RunConfig:
                                      ("--preprocessing", self.preprocessing, PREPROCESSING)):
             if value not in allowed:
                 raise UserError(f"{name} {value}: choose one of {', '.join(allowed)}")
+        if self.ssl_method and self.ssl_method not in SSL_METHODS:
+            raise UserError(f"--ssl-method {self.ssl_method}: choose one of {', '.join(SSL_METHODS)} "
+                            f"(or leave it out: no self-supervised step)")
+        if self.ssl_method and self.weights == "none":
+            raise UserError("--ssl-method with --weights none: continued pretraining starts from pretrained "
+                            "weights; pass --weights imagenet or a state_dict file")
         unknown = parse_fast_paths(self.cpu_fast_paths) - set(FAST_PATHS)
         if unknown:
             raise UserError(f"--cpu-fast-paths {self.cpu_fast_paths}: unknown {', '.join(sorted(unknown))}; "
                             f"name any of {', '.join(FAST_PATHS)}, comma-separated")
         for name, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size),
-                            ("--image-size", self.image_size)):
+                            ("--image-size", self.image_size), ("--ssl-epochs", self.ssl_epochs)):
             if value < 1:
                 raise UserError(f"{name} {value}: must be a positive whole number")
         if self.image_size < 16:
             raise UserError(f"--image-size {self.image_size}: at least 16 pixels")
         if not self.lr > 0:
             raise UserError(f"--lr {self.lr}: must be positive")
+        if not self.ssl_lr > 0:
+            raise UserError(f"--ssl-lr {self.ssl_lr}: must be positive")
+        if self.ssl_batch_size < 2:
+            raise UserError(f"--ssl-batch-size {self.ssl_batch_size}: at least 2 (each image is contrasted with "
+                            f"the others in its batch)")
         for name, value in (("--weight-decay", self.weight_decay), ("--warmup-epochs", self.warmup_epochs),
                             ("--backbone-lr-mult", self.backbone_lr_mult)):
             if value < 0:

@@ -190,6 +190,17 @@ def test_preprocessing_and_embedder_are_options_a_written_command_keeps(capsys) 
     assert "invalid choice: 'own'" in capsys.readouterr().err
 
 
+def test_ssl_options_are_parsed_and_a_written_command_keeps_them(capsys) -> None:
+    from core.config import RunConfig, command_line
+    parsed = vars(train_cli.train_parser().parse_args(["--ssl-method", "byol", "--ssl-epochs", "3",
+                                                       "--ssl-batch-size", "16", "--ssl-lr", "0.001"]))
+    cfg = RunConfig(**{key: parsed[key] for key in ("ssl_method", "ssl_epochs", "ssl_batch_size", "ssl_lr")})
+    assert "--ssl-method byol --ssl-epochs 3 --ssl-batch-size 16 --ssl-lr 0.001" in command_line(cfg)
+    assert "--ssl" not in command_line(RunConfig())
+    assert train_cli.main(["--ssl-method", "dino"]) == 2
+    assert "invalid choice: 'dino'" in capsys.readouterr().err
+
+
 def test_an_unknown_backbone_remedy_is_one_line_before_anything_trains(tmp_path, capsys) -> None:
     assert train_cli.main(["remedies", "--runs-dir", str(tmp_path), "--remedies", "backbone:resnet9000"]) == 2
     error = capsys.readouterr().err.strip()

@@ -32,6 +32,7 @@ from core.training.device import pick_device
 from core.training.fold_job import load_fold_model
 from core.training.models import Classifier
 from core.training.preprocessing import normalise, recorded_preprocessing
+from core.training.run_inputs import shared_backbone
 from core.training.weights import recorded_backbone
 
 OVERLAY_SIDE = 192        # the gallery's thumbnail size
@@ -95,7 +96,7 @@ class Explainer(OverlayCache):
         super().__init__(run_dir, cache_dir)
         self.device = device or pick_device()
         self.batch_size = batch_size
-        self.head_mode = self.info["train_mode"] == "head"
+        self.head_mode = shared_backbone(self.info)   # heads on one backbone, not whole fold networks
         self.prep = recorded_preprocessing(self.info)
         self.geometry = v2.Compose([v2.PILToTensor(),   # core.training.features.eval_transform's geometry
                                     v2.Resize(self.prep.resize, interpolation=self.prep.mode, antialias=True),

@@ -40,6 +40,7 @@ from core.analysis.similar import normalised
 from core.config import default_cache_dir
 from core.store import run_store as store
 from core.store.hashing import memoised_file_sha256
+from core.training.run_inputs import shared_backbone
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class OodReference:
 
 def serving_spaces(info: dict, folds: list[int]) -> list[str]:
     """The spaces the serving forward pass computes: the shared pretrained backbone's in head mode, each fold
-    network's own in finetune mode."""
-    return ["backbone"] if info["train_mode"] == "head" else [f"fold{k}" for k in folds]
+    network's own in finetune mode (and in head mode after `--ssl-method` adapted each fold's backbone)."""
+    return ["backbone"] if shared_backbone(info) else [f"fold{k}" for k in folds]
 
 
 def choose_k(n_reference: int, settings: OodSettings = OodSettings()) -> int:

@@ -30,6 +30,7 @@ from core.training.device import pick_device
 from core.training.features import eval_transform, inference_batch_size
 from core.training.fold_job import done_folds, load_fold_model
 from core.training.preprocessing import Preprocessing, recorded_preprocessing
+from core.training.run_inputs import shared_backbone
 from core.training.weights import recorded_backbone
 
 
@@ -107,7 +108,7 @@ def load_ensemble(run_dir: Path, device: torch.device | None = None, ood: bool =
                         f"finish it with: python train_cli.py --resume {run_dir.name}")
     device = device or pick_device()
     backbone = None
-    if info["train_mode"] == "head":
+    if shared_backbone(info):
         backbone = recorded_backbone(info).eval().to(device)
     models = [load_fold_model(run_dir, k).eval().to(device) for k in folds]
     reference = load_reference(run_dir, serving_spaces(info, folds)) if ood else None

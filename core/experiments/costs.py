@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.store import run_store as store
+from core.training.run_inputs import shared_backbone
 
 COLUMNS = ["remedy", "model", "image_size", "train_mode", "parameters", "trained_parameters", "folds",
            "seconds_per_fold", "features_seconds"]
@@ -21,7 +22,7 @@ def run_cost(run_dir: Path) -> dict:
     seconds = [store.read_json(path)["seconds"] for path in sorted(Path(run_dir).glob("folds/fold*/fold.json"))]
     counts = info.get("parameters") or {}    # runs from before it was recorded: unknown
     total = counts.get("backbone", 0) + counts.get("head", 0) if counts else None
-    trained = counts.get("head") if info.get("train_mode") == "head" else total
+    trained = counts.get("head") if shared_backbone(info) else total   # --ssl-method trains the backbone too
     size = (info.get("preprocessing") or {}).get("size", info["config"]["image_size"])
     return {"model": info["model"]["name"], "image_size": int(size), "train_mode": info.get("train_mode"),
             "parameters": total, "trained_parameters": trained, "folds": len(seconds),

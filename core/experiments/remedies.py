@@ -14,6 +14,8 @@ from core.errors import UserError
 
 BOTH_MODES = ("head", "finetune")
 BACKBONE = "backbone:"      # `backbone:MODEL` names a remedy that swaps the network for MODEL
+SSL_COST = ("it trains the backbone in every fold (about 2 x --ssl-epochs x training images forward and backward "
+            "passes, bench/bench_ssl.py): slow without a GPU")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Remedy:
     drops_label_issues: bool = False       # train without the baseline's flagged likely label errors
     posthoc: bool = False                  # trains nothing: the baseline's fold models, adjusted (experiments/posthoc)
     own_input_size: bool = False           # --image-size becomes the model's own (its weights' crop size)
+    named_only: str = ""                   # why it is left out of the default set: it runs when named
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -45,6 +48,12 @@ REMEDIES: tuple[Remedy, ...] = (
            modes=("finetune",)),
     Remedy("backbone-lr-x3", "backbone learning rate 3x the default multiplier (--backbone-lr-mult 0.3)",
            {"backbone_lr_mult": 0.3}, modes=("finetune",)),
+    Remedy("ssl-simclr", "self-supervised continued pretraining of the backbone (SimCLR, lightly) on each fold's "
+                         "training images before the usual fit (--ssl-method simclr; --ssl-epochs sets its length)",
+           {"ssl_method": "simclr"}, named_only=SSL_COST),
+    Remedy("ssl-byol", "self-supervised continued pretraining of the backbone (BYOL, lightly) on each fold's "
+                       "training images before the usual fit (--ssl-method byol; --ssl-epochs sets its length)",
+           {"ssl_method": "byol"}, named_only=SSL_COST),
 )
 
 
@@ -105,13 +114,31 @@ def skip_reason(remedy: Remedy, cfg: RunConfig, mode: str) -> str | None:
         return f"the baseline's --weights {cfg.weights} is a {cfg.model} file; {model} needs weights of its own"
     if model and cfg.weights == "imagenet" and not imagenet_weights_offline(model):
         return missing_weights_reason(model)
+    if remedy.overrides.get("ssl_method"):
+        return ssl_skip_reason(cfg)
+    return None
+
+
+def ssl_skip_reason(cfg: RunConfig) -> str | None:
+    """Why continued pretraining cannot run against this baseline: no pretrained weights, or no lightly."""
+    if cfg.weights == "none":
+        return "continued pretraining starts from pretrained weights; this baseline has --weights none"
+    from core.training.self_supervised import require_lightly
+
+    try:
+        require_lightly()
+    except UserError as error:
+        return str(error)
     return None
 
 
 def default_set(cfg: RunConfig, mode: str) -> tuple[list[Remedy], list[dict]]:
-    """Every remedy that applies to this baseline, and {remedy, reason} for the others."""
+    """Every remedy that applies to this baseline, and {remedy, reason} for the others; those that run only
+    when named are neither (as backbone:MODEL)."""
     chosen, skipped = [], []
     for remedy in REMEDIES:
+        if remedy.named_only:
+            continue
         reason = skip_reason(remedy, cfg, mode)
         if reason:
             skipped.append({"remedy": remedy.name, "reason": reason})
@@ -141,8 +168,9 @@ def describe(cfg: RunConfig, mode: str) -> str:
     for remedy in REMEDIES:
         reason = skip_reason(remedy, cfg, mode)
         overrides = ", ".join(f"{k}={v}" for k, v in remedy.overrides.items()) or "drops flagged samples"
-        lines.append(f"  {remedy.name:<22} {remedy.what}\n  {'':<22} overrides: {overrides}; "
-                     f"{'runs by default' if reason is None else 'skipped: ' + reason}")
+        when = ("skipped: " + reason if reason else f"only when named: {remedy.named_only}" if remedy.named_only
+                else "runs by default")
+        lines.append(f"  {remedy.name:<22} {remedy.what}\n  {'':<22} overrides: {overrides}; {when}")
     lines.append(f"  {BACKBONE + 'MODEL':<22} any torchvision classifier (e.g. {BACKBONE}efficientnet_v2_s) with its "
                  f"own ImageNet weights and preprocessing; only when named")
     return "\n".join(lines)

@@ -49,6 +49,7 @@ from core.training.fold_job import done_folds
 from core.training.models import parameter_count
 from core.training.preprocessing import Preprocessing, run_preprocessing
 from core.training.run_inputs import image_paths, load_run_inputs
+from core.training.self_supervised import require_lightly
 from core.training.weights import build_classifier
 
 log = tqdm.write  # prints above progress bars
@@ -145,6 +146,7 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     splits: use these (path, split, fold) instead of drawing new ones; samples not listed are left out.
     record: extra keys for run.json (e.g. the experiment a run belongs to)."""
     cfg.validate()
+    ssl_library = {"lightly": require_lightly()} if cfg.ssl_method else {}   # before any work, as bad input
     prep = run_preprocessing(cfg)
     started = time.perf_counter()
     dataset = scan_dataset(cfg.data)
@@ -168,7 +170,7 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
     mode, reason = resolve_train_mode(cfg.train_mode, device)
     log(f"mode: {mode} ({reason})")
     # Fixed here and recorded: a fold's numbers depend on the thread count, which Ray sets per task.
-    cfg = dataclasses.replace(cfg, threads=fold_threads(cfg.threads, mode))
+    cfg = dataclasses.replace(cfg, threads=fold_threads(cfg.threads, mode, bool(cfg.ssl_method)))
     torch.manual_seed(cfg.seed)
     classifier, arch, weights = build_classifier(cfg.model, len(dataset.classes), cfg.weights, log=log)
     embedder = embedder_record(cfg.embedder, log) if cfg.embedder else None
@@ -219,7 +221,7 @@ def start_run(cfg: RunConfig, splits: pd.DataFrame | None = None, record: dict |
         "model": arch.to_dict(), "weights": weights.record(cfg.weights), "preprocessing": prep.to_dict(),
         "parameters": {"backbone": parameter_count(classifier.backbone), "head": parameter_count(classifier.head)},
         "embedder": embedder, "spaces": [], "folds_done": [],
-        "timings": {"scan": round(scan_seconds, 2)}, "versions": library_versions(), "skipped": dataset.skipped,
+        "timings": {"scan": round(scan_seconds, 2)}, "versions": {**library_versions(), **ssl_library}, "skipped": dataset.skipped,
         **(record or {})})
     if features is not None:
         store_backbone_embeddings(run_dir, features, features_seconds)

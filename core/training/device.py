@@ -21,14 +21,15 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def fold_threads(requested: int, mode: str) -> int:
+def fold_threads(requested: int, mode: str, trains_backbone: bool = False) -> int:
     """The torch thread count of every fold job; 0 chooses. A head fold multiplies matrices of a few thousand
     numbers, where a second thread only waits, and spins while other processes hold the cores: the demo's
     head folds took 0.5-2 s with one thread against 7-26 s with two on a loaded 2-core machine, with the same
-    metrics (bench/bench_warm.py). Finetuning keeps torch's default for this machine."""
+    metrics (bench/bench_warm.py). Finetuning, and a head fold whose backbone first trains self-supervised
+    (`trains_backbone`), keep torch's default for this machine."""
     if requested:
         return requested
-    return 1 if mode == "head" else torch.get_num_threads()
+    return 1 if mode == "head" and not trains_backbone else torch.get_num_threads()
 
 
 def resolve_train_mode(requested: str, device: torch.device) -> tuple[str, str]:

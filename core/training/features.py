@@ -129,6 +129,17 @@ def feature_cache_key(arch_record: dict, weights_sha256: str, prep: Preprocessin
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
+def module_sha256(module: nn.Module) -> str:
+    """A hash of a network's weights as they are in memory (names, dtypes, shapes and bytes): the cache key's
+    weights part for a backbone no file holds, such as one a fold adapted by self-supervised pretraining, so its
+    features never share entries with the pretrained backbone's."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _read_entry(path: Path) -> np.ndarray:
     touch(path)   # its last use, for `cache prune`
     return np.load(path).astype(np.float32)

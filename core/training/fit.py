@@ -32,6 +32,7 @@ class FitResult:
     stopped_early: bool
     history: list[dict] = field(default_factory=list)  # epoch, phase, loss, accuracy, balanced_accuracy, lr
     dynamics: dict[str, np.ndarray] = field(default_factory=dict)  # prob, margin: [epochs, n_train] (dynamics.py)
+    ssl: dict | None = None   # the self-supervised step the fold job ran before this fit (fold.json `ssl`)
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:

@@ -21,14 +21,16 @@ from core.evaluate import prediction_table
 from core.store import run_store as store
 from core.training.backbone_space import ensure_backbone_embeddings
 from core.training.device import choose_fast_paths, pick_device
-from core.training.features import compute_features, eval_transform, image_loader, inference_batch_size, train_transform
+from core.training.features import (cached_features, compute_features, eval_transform, feature_cache_key, image_loader,
+                                    inference_batch_size, module_sha256, train_transform)
 from core.training.dynamics import DynamicsRecorder
 from core.training.fit import balanced_sampler, fit
 from core.training.gpu_input import ResidentBatches, fits_on_device, resident_images
 from core.training.logit_adjust import adjust_head, log_prior, posthoc_offset
-from core.training.models import Architecture, rebuild_classifier
+from core.training.models import Architecture, Classifier, rebuild_classifier
 from core.training.preprocessing import recorded_preprocessing
 from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
+from core.training.self_supervised import continue_pretraining
 from core.training.weights import recorded_classifier
 
 log = tqdm.write  # prints above progress bars
@@ -105,14 +107,15 @@ def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunCon
 
 
 def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: dict, cfg: RunConfig,
-                  device: torch.device, fold: int, num_classes: int):
-    """Finetune mode: all layers, the backbone at a lower learning rate than the new head.
+                  device: torch.device, fold: int, num_classes: int, model: Classifier | None = None):
+    """Finetune mode: all layers, the backbone at a lower learning rate than the new head; from `model` when
+    given (the self-supervised step's), else the run's pretrained network.
 
     Images are decoded once into device memory and augmented there when they fit (image_input auto: on CUDA
     with room to spare), else read by DataLoader workers; resident/loader force one path, on any device.
     """
     generator = torch.Generator().manual_seed(cfg.seed + fold)
-    model = recorded_classifier(info).to(device)
+    model = (model or recorded_classifier(info)).to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: find the fastest convolutions once
     paths, prep = image_paths(info, samples), recorded_preprocessing(info)
@@ -152,9 +155,43 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     return result, probs, embedding, checkpoint
 
 
-def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
+def _adapted_classifier(info: dict, cfg: RunConfig, samples: pd.DataFrame, parts: dict, device: torch.device,
+                        fold: int, extra_images: list[Path]) -> tuple[Classifier, dict]:
+    """The run's pretrained network after `cfg.ssl_method` continued pretraining its backbone on the images of
+    parts["train"] and `extra_images`, nothing else; and the step's record (fold.json `ssl`)."""
+    model = recorded_classifier(info)
+    paths = image_paths(info, samples)
+    images = [paths[i] for i in parts["train"]] + list(extra_images)
+    step = continue_pretraining(model.backbone.to(device), int(info["model"]["feature_dim"]), images,
+                                recorded_preprocessing(info), cfg, device, cfg.seed + fold, len(extra_images))
+    log(f"fold {fold}: {step.method} on {step.images} images, {step.epochs} epochs, "
+        f"{step.images_per_second:.1f} images/s, loss {step.first_loss:.3f} -> {step.last_loss:.3f}")
+    return model, step.to_dict()
+
+
+def _fit_adapted_head(model: Classifier, info: dict, cfg: RunConfig, samples: pd.DataFrame, labels: np.ndarray,
+                      parts: dict, device: torch.device, fold: int, num_classes: int):
+    """Head mode after the self-supervised step: a head on the adapted backbone's features of every sample,
+    cached under that backbone's own weights hash (never the pretrained backbone's entries). The checkpoint is
+    the whole network (adapted backbone + head), the features the fold's embedding."""
+    prep = recorded_preprocessing(info)
+    key = feature_cache_key(info["model"], module_sha256(model.backbone), prep)
+    features, _ = cached_features(model.backbone, image_paths(info, samples), list(samples.sha256), key,
+                                  Path(cfg.cache_dir), prep, max(cfg.batch_size, 64), device, cfg.num_workers)
+    features = features.astype(np.float16).astype(np.float32)   # as cached: a rerun from the cache fits the same head
+    result, probs, _, checkpoint = _fit_head(features, labels, parts, cfg, device, fold, num_classes)
+    model.head.load_state_dict(checkpoint["head"])
+    return result, probs, features, {"model": {name: value.detach().cpu().clone()
+                                               for name, value in model.state_dict().items()}}
+
+
+def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra_images: list[Path] = ()):
     """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
-    Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint)."""
+    Returns (fit result, probabilities of every sample, the fold network's embedding or None, checkpoint).
+
+    With `--ssl-method` the backbone first continues pretraining, self-supervised, on the images of
+    parts["train"] and `extra_images` (unlabelled images such as a run's pool; never validation or test ones);
+    the result's `ssl` records the step."""
     info, cfg, samples = load_run_inputs(run_dir)
     # Ray and job schedulers set OMP_NUM_THREADS per task, and a process that ran a fold keeps its count (the
     # learning curve fits in the experiment's process): the result must depend on neither.
@@ -163,6 +200,14 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
     classes, device = info["classes"], pick_device()
     labels = samples.label_index.to_numpy()
     torch.manual_seed(cfg.seed + fold)
+    if cfg.ssl_method:
+        model, record = _adapted_classifier(info, cfg, samples, parts, device, fold, list(extra_images))
+        if info["train_mode"] == "head":
+            fitted = _fit_adapted_head(model, info, cfg, samples, labels, parts, device, fold, len(classes))
+        else:
+            fitted = _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes), model)
+        fitted[0].ssl = record
+        return fitted
     if info["train_mode"] == "head":
         features = ensure_backbone_embeddings(run_dir)
         return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
@@ -192,7 +237,7 @@ def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
     history = pd.DataFrame(result.history).assign(fold=fold)
     history["is_best"] = history.epoch == result.best_epoch
     summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-               "stopped_early": result.stopped_early}
+               "stopped_early": result.stopped_early, **({"ssl": result.ssl} if result.ssl else {})}
     with store.atomic_dir(out) as tmp:
         store.write_parquet(tmp / "predictions.parquet", predictions)
         store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",

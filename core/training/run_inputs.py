@@ -21,6 +21,12 @@ def image_paths(info: dict, samples: pd.DataFrame) -> list[Path]:
     return [root / p for p in samples.path]
 
 
+def shared_backbone(info: dict) -> bool:
+    """Whether every fold model is a head on the run's one pretrained backbone (head mode), rather than a whole
+    network of its own (finetune mode, or head mode after `--ssl-method` adapted each fold's backbone)."""
+    return info.get("train_mode") == "head" and not info.get("config", {}).get("ssl_method")
+
+
 def fold_parts(samples: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:
     """Sample indices per role for one fold."""
     in_cv = (samples.split == "cv").to_numpy()
