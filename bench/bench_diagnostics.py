@@ -92,7 +92,8 @@ def main() -> None:
         compare_knn(runs / run_id)
         if args.knn_only:
             return
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box); "
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box), load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     cache = Path(tempfile.mkdtemp(prefix="foldlens-bench-cache-"))
     for label in ("uncached", "maps cached"):

@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box); "
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box), load average "
+          f"{os.getloadavg()[0]:.1f}; "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"{args.samples} images, {args.folds} folds + test ensemble: {args.folds * 3 + 1} confusion matrices")
     for n_classes in args.classes:

@@ -197,7 +197,8 @@ def _copy_image(root: Path, samples: pd.DataFrame, a: int, b: int) -> None:
 def _predictions(embeddings: np.ndarray, centroids: np.ndarray, labels: np.ndarray, folds: np.ndarray,
                  done: list[int], classes: list[str], rng: np.random.Generator) -> pd.DataFrame:
     """Every done fold model scores every sample; train rows are scored more confidently (memorised)."""
-    distance = ((embeddings[:, None, :] - centroids[None]) ** 2).sum(-1)
+    # squared distances expanded, not broadcast: samples x classes x dim would not fit at a thousand classes
+    distance = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ centroids.T + (centroids ** 2).sum(1)[None])
     logits = -distance / embeddings.shape[1]
     ids = np.arange(len(labels))
     tables = []
