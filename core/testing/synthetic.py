@@ -132,7 +132,7 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
     return run_dir
 
 
-FILE_USES = 200   # samples sharing one image file at most (files_per_class is raised to keep to it)
+FILE_USES = 50   # samples sharing one image file at most (files_per_class is raised to keep to it)
 
 
 def _write_images(root: Path, classes: list[str], labels: np.ndarray, per_class: int,
