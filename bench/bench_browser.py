@@ -24,9 +24,12 @@ Targets on the 2-core development machine: first <= 4 s, cached <= 2 s, selectio
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,6 +161,9 @@ def dashboard_pages(p, person, samples: int, keep: Path | None, classes: int = 1
     run_id = build(runs_dir, samples, classes, compare=not pages or "Compare" in pages)
     with serve_dashboard(runs_dir, runs_dir.parent / "cache") as server:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box), load average "
+              f"{os.getloadavg()[0]:.1f}; "
+              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
         print(f"{samples} samples, {classes} classes; seconds from navigation until drawn   "
               "targets: first <= 4, cached <= 2")
         print(f"{'page':<14} {'first':>7} {'cached':>7} {'(browser busy)':>15} {'sidebar':>8} {'new browser':>12}")

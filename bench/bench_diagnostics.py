@@ -15,9 +15,12 @@ just that).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,9 @@ def main() -> None:
         compare_knn(runs / run_id)
         if args.knn_only:
             return
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores (this shared 2-core CPU box), load average "
+          f"{os.getloadavg()[0]:.1f}; "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     cache = Path(tempfile.mkdtemp(prefix="foldlens-bench-cache-"))
     for label in ("uncached", "maps cached"):
         started = time.perf_counter()

@@ -45,7 +45,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
-        confusion_matrix,
         f1_score,
         precision_recall_fscore_support,
     )
@@ -59,8 +58,35 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "per_class": {name: {"precision": _defined(precision[i]), "recall": _defined(recall[i]),
                              "f1": _defined(f1[i]), "support": int(support[i])} for i, name in enumerate(classes)},
-        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_cells": confusion_cells(y_true, y_pred, len(classes)),
     }
+
+
+def confusion_cells(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """metrics.json's confusion: [true index, predicted index, count] of each nonzero cell, row-major. A dense
+    matrix grows with the square of the class count (23 MB of metrics.json at 300 classes); the cells grow with the
+    images at most."""
+    codes = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(y_pred, dtype=np.int64)
+    cells, counts = np.unique(codes, return_counts=True)
+    return [[int(c // n_classes), int(c % n_classes), int(n)] for c, n in zip(cells, counts)]
+
+
+def matrix_cells(matrix: np.ndarray) -> list[list[int]]:
+    """The nonzero cells of a dense count matrix, in metrics.json's form (`confusion_cells`)."""
+    rows, cols = np.nonzero(matrix)
+    return [[int(i), int(j), int(round(matrix[i, j]))] for i, j in zip(rows, cols)]
+
+
+def dense_confusion(block: dict, n_classes: int) -> np.ndarray:
+    """The dense confusion (int64, rows = true class, columns = predicted) of one metrics.json block: the only
+    reader of its stored form. Schema 2 stores `confusion_cells`; runs of schema 1 stored the dense rows under
+    `confusion`, still read here."""
+    if "confusion_cells" in block:
+        matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+        cells = np.asarray(block["confusion_cells"], dtype=np.int64).reshape(-1, 3)
+        np.add.at(matrix, (cells[:, 0], cells[:, 1]), cells[:, 2])
+        return matrix
+    return np.asarray(block["confusion"], dtype=np.int64).reshape(n_classes, n_classes)
 
 
 def _metrics_of(rows: pd.DataFrame, classes: list[str]) -> dict:

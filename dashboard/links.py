@@ -9,7 +9,12 @@ import navigation
 import runs
 import streamlit as st
 
+from core.views.focus import ALL
+
 LINK_KEYS = "_link_keys"   # session state: the widget keys the link to this view carries
+FOCUS = "focus"            # the URL parameter of the class focus (focus_picker.py)
+FOCUS_MEMORY = "_focus"    # session state: {"run", "value"} of the focus last shown, for pages opened without one
+NAMES_CLASSES = ("focus", "class", "true", "pred")   # a link naming its own classes carries no focus
 
 
 def choice(label: str, key: str, options: Sequence[str], default: str | None = None, *, kind: str = "selectbox",
@@ -80,17 +85,37 @@ def dashboard_base_url() -> str | None:
     return f"{parts.scheme}://{parts.netloc}" + (f"/{base_path}" if base_path else "")
 
 
+def remember_focus(run_id: str, value: str) -> None:
+    """The focus a page shows, carried to the next page of the same run (links and the sidebar's menu)."""
+    st.session_state[FOCUS_MEMORY] = {"run": run_id, "value": value}
+
+
+def remembered_focus(run_id: str | None) -> str | None:
+    """The focus last shown for `run_id`, if any."""
+    memory = st.session_state.get(FOCUS_MEMORY) or {}
+    return memory.get("value") if run_id is not None and memory.get("run") == run_id else None
+
+
+def with_focus(params: dict[str, str]) -> dict[str, str]:
+    """`params` plus the focus last shown for their run, unless they name classes themselves."""
+    value = remembered_focus(params.get("run"))
+    if not value or value == ALL or any(key in params for key in NAMES_CLASSES):
+        return params
+    return {**params, FOCUS: value}
+
+
 def page_link(page: str, label: str, params: dict[str, str], *, where: Any = st,
               icon: str = ":material/arrow_forward:") -> None:
-    """A link to one of `navigation.PAGES` that opens it with these URL parameters."""
-    where.page_link(navigation.PAGES[page], label=label, icon=icon, query_params=params)
+    """A link to one of `navigation.PAGES` that opens it with these URL parameters (and the current focus)."""
+    where.page_link(navigation.PAGES[page], label=label, icon=icon, query_params=with_focus(params))
 
 
 def page_url(page: str, params: dict[str, str]) -> str:
-    """A relative URL of one of `navigation.PAGES` with these parameters, for a table's link column (pages sit
-    side by side under the dashboard's root, so the URL works from any page and under any base path)."""
+    """A relative URL of one of `navigation.PAGES` with these parameters (and the current focus), for a table's
+    link column (pages sit side by side under the dashboard's root, so the URL works from any page and under any
+    base path)."""
     path = "./" if page == navigation.HOME else f"./{page}"
-    return f"{path}?{urlencode(params)}"
+    return f"{path}?{urlencode(with_focus(params))}"
 
 
 def finding_link(target: dict, run: runs.Run, label: str) -> None:

@@ -9,6 +9,7 @@ from core.evaluate import (
     _bootstrap_draws,
     classification_metrics,
     compute_metrics,
+    dense_confusion,
     ensemble_table,
     metric_intervals,
     prediction_table,
@@ -28,7 +29,7 @@ def test_hand_computed_example():
     assert m["per_class"]["dog"]["precision"] == pytest.approx(0.5)
     assert m["per_class"]["dog"]["f1"] == pytest.approx(2 / 3)
     assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
-    assert m["confusion"] == [[2, 1], [0, 1]]
+    assert m["confusion_cells"] == [[0, 0, 2], [0, 1, 1], [1, 1, 1]]
 
 
 def test_a_class_never_predicted_has_recall_zero_and_undefined_precision():
@@ -148,7 +149,18 @@ def test_superclass_metrics_read_the_same_predictions_a_level_up_and_count_error
     assert top["classes"] == ["farm", "pets"] and top["of_class"] == superclasses
     oof = top["oof"]["val"]
     # superclass truth: pets pets pets pets farm farm farm farm; predicted: pets pets farm pets farm farm farm pets
-    assert oof["accuracy"] == pytest.approx(6 / 8) and oof["confusion"] == [[6, 2], [2, 6]]
+    assert oof["accuracy"] == pytest.approx(6 / 8) and dense_confusion(oof, 2).tolist() == [[6, 2], [2, 6]]
     assert oof["class_errors"] == 2 * 4 and oof["errors_within_superclass"] == 2 * 2
     assert oof["intervals"]["accuracy"] is not None and top["summary"]["val"]["accuracy"]["mean"] == 0.75
     assert "superclass" not in compute_metrics(predictions, classes)
+
+
+def test_a_stored_confusion_reads_back_dense_from_its_cells_and_from_an_older_runs_dense_rows() -> None:
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 7, 200), rng.integers(0, 7, 200)
+    block = classification_metrics(y_true, y_pred, list("abcdefg"))
+    from sklearn.metrics import confusion_matrix
+    expected = confusion_matrix(y_true, y_pred, labels=range(7))
+    assert "confusion" not in block and len(block["confusion_cells"]) == np.count_nonzero(expected)
+    assert (dense_confusion(block, 7) == expected).all()
+    assert (dense_confusion({"confusion": expected.tolist()}, 7) == expected).all()

@@ -71,12 +71,14 @@ class Confidence:
 
 
 def fit_confidence(probs: np.ndarray, labels: np.ndarray, classes: list[str], coverage: float,
-                   class_conditional: bool = False, settings: SetSettings = SetSettings()) -> Confidence:
-    """Sets and temperature from calibration probabilities [n, C] and their true labels."""
+                   class_conditional: bool = False, settings: SetSettings = SetSettings(),
+                   temperature: float | None = None) -> Confidence:
+    """Sets and temperature from calibration probabilities [n, C] and their true labels. `temperature`: one
+    already fitted on the same probabilities (it does not depend on the sets), not fitted again."""
     coverage = check_coverage(coverage)
     settings = settings.check()
     return Confidence(classes=list(classes), coverage=coverage, class_conditional=class_conditional,
-                      temperature=fit_temperature(probs, labels),
+                      temperature=fit_temperature(probs, labels) if temperature is None else temperature,
                       thresholds=conformal.thresholds(probs, labels, 1 - coverage, class_conditional, settings),
                       n_calibration=len(labels), settings=settings)
 

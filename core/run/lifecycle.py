@@ -246,7 +246,8 @@ def assemble(run_dir: Path) -> dict:
     store.write_json(run_dir / "metrics.json", metrics)
     spaces = ["backbone"] + [name for name in [EMBEDDER] + [f"fold{k}" for k in finished]
                              if store.embedding_path(run_dir, name).exists()]
-    store.update_run_json(run_dir, folds_done=finished, spaces=spaces)
+    # metrics.json is now in this version's form, whichever version started the run (a resumed older run)
+    store.update_run_json(run_dir, folds_done=finished, spaces=spaces, schema_version=store.SCHEMA_VERSION)
     return metrics
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 from core.store.safe_write import storage_errors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # run.json; 2: metrics.json stores confusion matrices as their nonzero cells
+READABLE_SCHEMA_VERSIONS = (1, 2)   # 1's dense confusion rows are still read (core.evaluate.dense_confusion)
 EXPERIMENT_SCHEMA_VERSION = 1   # experiments/EXP_ID/experiment.json, of remedies and of tune alike
 RUN_JSON = "run.json"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -323,8 +324,8 @@ def read_run_entry(run_dir: Path) -> RunEntry:
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise ValueError(f"schema_version {version} is from a newer foldlens (this one reads {SCHEMA_VERSION}); "
                              f"upgrade foldlens to read it")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version!r}, this version reads {SCHEMA_VERSION}")
+        if version not in READABLE_SCHEMA_VERSIONS:
+            raise ValueError(f"schema_version {version!r}, this version reads {READABLE_SCHEMA_VERSIONS}")
         return RunEntry(run_dir.name, run_dir, info["status"], info.get("created", ""), info.get("error"), info)
     except FileNotFoundError:
         return RunEntry(run_dir.name, run_dir, "damaged", "", "run.json is missing", None)

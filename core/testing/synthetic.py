@@ -132,17 +132,24 @@ def make_synthetic_run(runs_dir: Path, run_id: str, n_samples: int = 240, n_clas
     return run_dir
 
 
+FILE_USES = 50   # samples sharing one image file at most (files_per_class is raised to keep to it)
+
+
 def _write_images(root: Path, classes: list[str], labels: np.ndarray, per_class: int,
                   rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """One PNG per sample up to `per_class` files per class, then reuse.
+    """One PNG per sample up to `per_class` files per class (more for a class of more than `FILE_USES` samples a
+    file), then reuse.
 
     A reused file gets a per-sample synthetic sha256, so reuse (a shortcut for big runs) does not look like
     thousands of exact duplicates to the diagnostics.
     """
     paths, hashes, file_sha = [], [], {}
     seen = np.zeros(len(classes), dtype=np.int64)
+    # a large class gets more files: one file behind thousands of samples would make them all pixel copies, a
+    # quadratic number of copy pairs no 12-class run of the same size has
+    files = np.maximum(per_class, -(-np.bincount(labels, minlength=len(classes)) // FILE_USES))
     for sample_id, label in enumerate(labels):
-        index = int(seen[label] % per_class)
+        index = int(seen[label] % files[label])
         seen[label] += 1
         rel = f"{classes[label]}/img_{index:03d}.png"
         if rel not in file_sha:
@@ -197,7 +204,8 @@ def _copy_image(root: Path, samples: pd.DataFrame, a: int, b: int) -> None:
 def _predictions(embeddings: np.ndarray, centroids: np.ndarray, labels: np.ndarray, folds: np.ndarray,
                  done: list[int], classes: list[str], rng: np.random.Generator) -> pd.DataFrame:
     """Every done fold model scores every sample; train rows are scored more confidently (memorised)."""
-    distance = ((embeddings[:, None, :] - centroids[None]) ** 2).sum(-1)
+    # squared distances expanded, not broadcast: samples x classes x dim would not fit at a thousand classes
+    distance = ((embeddings ** 2).sum(1)[:, None] - 2 * embeddings @ centroids.T + (centroids ** 2).sum(1)[None])
     logits = -distance / embeddings.shape[1]
     ids = np.arange(len(labels))
     tables = []

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from core.evaluate import dense_confusion, matrix_cells
 from core.views.tables import per_class_spread
 
 CHANGES = ("relabelled", "merged", "dropped", "added", "unchanged")   # merged: relabelled into its merged class
@@ -152,8 +153,8 @@ def merged_metrics(metrics: dict, merges: dict[str, str], classes: list[str]) ->
         return None
     into = np.zeros((len(source), len(classes)))
     into[np.arange(len(source)), [classes.index(c) for c in target]] = 1
-    matrix = into.T @ np.asarray(metrics["oof"]["val"]["confusion"], dtype=float) @ into
-    return {"classes": list(classes), "oof": {"val": {"confusion": matrix.tolist()}}}
+    matrix = into.T @ dense_confusion(metrics["oof"]["val"], len(source)) @ into
+    return {"classes": list(classes), "oof": {"val": {"confusion_cells": matrix_cells(matrix)}}}
 
 
 def per_class_side_by_side(metrics_by_run: dict[str, dict], score: str = "recall") -> pd.DataFrame:

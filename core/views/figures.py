@@ -118,9 +118,10 @@ def fold_bars(by_fold: pd.DataFrame, metric: str) -> go.Figure:
                    barmode="group", height=380, legend={"orientation": "h", "y": -0.25})
 
 
-def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str]) -> go.Figure:
-    """Train minus validation recall of every class (`tables.class_gaps`)."""
-    colors = class_colors(classes, focus=gaps["class"])   # the largest gaps first
+def class_gap_bars(gaps: pd.DataFrame, classes: Sequence[str], colors: dict[str, str] | None = None) -> go.Figure:
+    """Train minus validation recall of every class (`tables.class_gaps`), coloured by `colors` (class -> colour;
+    default: the largest gaps in colour)."""
+    colors = colors or class_colors(classes, focus=gaps["class"])   # the largest gaps first
     figure = go.Figure(go.Bar(x=gaps["gap"], y=gaps["class"], orientation="h",
                               marker_color=[colors[c] for c in gaps["class"]], customdata=gaps[["train", "val"]],
                               hovertemplate="%{y}: train %{customdata[0]:.1%}, val %{customdata[1]:.1%}"

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from core.evaluate import HEADLINE, training_counts
+from core.evaluate import HEADLINE, dense_confusion, training_counts
 from core.numbers import interval, metric_name, percent, points, spread, with_interval
 
 ROLES = ("train", "val", "test")
@@ -165,7 +165,7 @@ def source_label(source: str) -> str:
 def confusion(metrics: dict, source: str, normalize: bool) -> np.ndarray:
     """Rows = true class, columns = predicted; row-normalised to recall when asked (empty rows stay 0)."""
     block = _metrics_block(metrics, source)
-    matrix = np.asarray(block["confusion"], dtype=float)
+    matrix = dense_confusion(block, len(metrics["classes"])).astype(float)
     if normalize:
         totals = matrix.sum(axis=1, keepdims=True)
         matrix = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)

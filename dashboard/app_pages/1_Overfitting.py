@@ -11,10 +11,12 @@ import plotly.graph_objects as go
 import runs
 import streamlit as st
 from charts import chart, finished
+from focus_picker import current_focus, focus_picker
 from formatting import plain
 
 from core.views import dynamics as dynamics_views
 from core.views import figures
+from core.views import focus as focus_views
 from core.views import maps as map_views
 from core.views import tables as views
 
@@ -31,10 +33,13 @@ def fold_gap_bars(run: runs.Run, score: str) -> go.Figure:
     return finished(figures.fold_bars(views.fold_gaps(run.json("metrics"), score), score))
 
 
-def class_gap_bars(run: runs.Run, shown: int) -> go.Figure:
-    """The recall gap of the `shown` classes with the largest (`class_gaps` has a row per class)."""
+def class_gap_bars(run: runs.Run, shown: int, focused: tuple[str, ...]) -> go.Figure:
+    """The recall gap of the `shown` classes with the largest (`class_gaps` has a row per class), and of the
+    focused classes wherever they rank, those in colour."""
     gaps = views.class_gaps(run.json("metrics"), run.classes)
-    return finished(figures.class_gap_bars(gaps.head(shown), run.classes))
+    gaps = gaps[gaps.index < shown] if not focused else gaps[(gaps.index < shown) | gaps["class"].isin(focused)]
+    colors = focus_views.focus_colors(run.classes, list(focused)) if focused else None
+    return finished(figures.class_gap_bars(gaps, run.classes, colors))
 
 def cartography_figure(points: pd.DataFrame, variability: float, confidence: float) -> go.Figure:
     """Variability (x) against confidence (y), one colour per band of epochs predicted right; agreed label
@@ -81,7 +86,8 @@ def show_dynamics() -> None:
             consequence="there is no cartography map")
         return
     summary = (run.json("diagnostics") or {}).get("dynamics") or {}
-    only = links.choice("Class", "class", ["all", *run.classes], "all",
+    focused = current_focus(run)
+    only = links.choice("Class", "class", ["all", *run.classes], focused[0] if len(focused) == 1 else "all",
                         help="The map of one class: its easy, ambiguous and hard-to-learn images.")
     points = dynamics_views.cartography_points(table, run.table("samples"), run.table("label_issues"), only)
     counts = dynamics_views.region_counts(points)
@@ -129,8 +135,9 @@ if curves_tab.open:
             card = next(c for c in views.headline_cards(metrics) if c["metric"] == score)
             st.caption(f"{card['title']} **{card['value']}**  \n" + "  \n".join(card["lines"]))
         with right:
+            focused = focus_picker(run)
             shown = charts.shown_classes(len(run.classes), "gap_all")
-            chart(runs.cached(class_gap_bars, run, shown))
+            chart(runs.cached(class_gap_bars, run, shown, tuple(focused)))
             st.caption("Classes with the largest gap are learnt by heart rather than generalised: usually the rare "
                        "ones. A fold without images of a class on both sides is left out of that class's gap.")
 

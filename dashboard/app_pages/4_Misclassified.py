@@ -9,9 +9,10 @@ import pandas as pd
 import runs
 import streamlit as st
 from charts import chart
+from focus_picker import current_focus
 from formatting import percent, plain
 
-from core.views import figures
+from core.views import figures, focus
 from core.views import tables as views
 
 run = page_setup.for_run("Misclassified")
@@ -31,8 +32,11 @@ mistakes, issues, calibration = links.tabs(["Mistakes", "Label issues", "Calibra
 if mistakes.open:
     with mistakes:
         columns = st.columns(4)
-        true = links.choice("True class", "true", ["all", *classes], "all", where=columns[0])
-        pred = links.choice("Predicted class", "pred", ["all", *classes], "all", where=columns[1])
+        # the focus carried from another page: a pair's mistakes one way, or one class's mistakes
+        cell = focus.focus_cell(current_focus(run)) or {}
+        true = links.choice("True class", "true", ["all", *classes], cell.get("true") or "all", where=columns[0])
+        pred = links.choice("Predicted class", "pred", ["all", *classes], cell.get("predicted") or "all",
+                            where=columns[1])
         fold = links.choice("Fold model", "fold", ["oof", *folds], "oof", where=columns[2],
                             help="oof = each image predicted by the fold model that did not train on it "
                                  "(test images: by the ensemble of folds).")

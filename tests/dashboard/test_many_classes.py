@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import open_page, share_link_url
+from dashboard_fixtures import PAGES, open_page, share_link_url
 
 from core.testing.synthetic import make_synthetic_run
 from core.views.figures import OTHER_CLASSES, OTHER_COLOR, WORST_SHOWN
@@ -111,3 +111,46 @@ def test_the_map_shows_the_focus_in_colour_and_the_rest_in_grey(env: Path) -> No
     assert colours[OTHER_CLASSES] == OTHER_COLOR and colours["class_002"] != OTHER_COLOR
     options = app.selectbox(key="focus").options
     assert options[0] == "all" and " ↔ " in options[1] and options[-1] == "class_029"
+
+
+def _visit(app, page: str):
+    """Open another page as the sidebar's menu does: its link carries no URL parameters."""
+    for key in list(app.query_params):
+        del app.query_params[key]
+    app.switch_page(PAGES[page])
+    return app.run()
+
+
+def test_the_focus_follows_the_reader_to_the_runs_other_pages(env: Path) -> None:
+    app = open_page("Classes", run=MANY, focus="class_002")
+    assert not app.exception and app.selectbox(key="focus").value == "class_002"
+    _visit(app, "Overfitting")
+    assert not app.exception and app.selectbox(key="focus").value == "class_002"
+    bars = _gap_bars(app)
+    assert "class_002" in bars and len(bars) in (WORST_SHOWN, WORST_SHOWN + 1)   # shown wherever it ranks
+    [gaps] = [json.loads(c.proto.spec) for c in app.get("plotly_chart") if "Recall gap by class" in c.proto.spec]
+    colours = dict(zip(bars, gaps["data"][0]["marker"]["color"]))
+    assert colours["class_002"] != OTHER_COLOR and {c for n, c in colours.items() if n != "class_002"} == {OTHER_COLOR}
+    app = open_page("Classes", run=MANY)
+    pair = app.selectbox(key="focus").options[1]   # the most confused pair, picked here
+    app.selectbox(key="focus").set_value(pair).run()
+    _visit(app, "Misclassified")
+    assert not app.exception   # its class filters open on the pair's mistakes one way
+    assert [app.selectbox(key=k).value for k in ("true", "pred")] == pair.split(" ↔ ")
+    _visit(app, "Embeddings")
+    assert not app.exception and app.selectbox(key="focus").value == pair
+    assert "focus=" + pair.split(" ↔ ")[0] in share_link_url(app)
+
+
+def test_a_focus_set_to_all_or_made_for_another_run_is_not_carried(env: Path) -> None:
+    app = open_page("Embeddings", run=MANY, focus="class_002")
+    app.selectbox(key="focus").set_value("all").run()
+    _visit(app, "Misclassified")
+    assert [app.selectbox(key=k).value for k in ("true", "pred")] == ["all", "all"]
+    app = open_page("Overfitting", run=MANY, focus="class_002")
+    _visit(app, "Misclassified")
+    assert app.selectbox(key="true").value == "class_002"   # carried within the run
+    app = open_page("Overfitting", run=MANY, focus="class_002")
+    app.selectbox(key="run").set_value(FEW).run()   # another run: the focus stays with its own
+    _visit(app, "Misclassified")
+    assert not app.exception and [app.selectbox(key=k).value for k in ("true", "pred")] == ["all", "all"]

@@ -11,6 +11,7 @@ import torchvision
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 import train_cli
+from core.evaluate import dense_confusion
 from core.training import fold_job
 
 TINY = ["--weights", "none", "--image-size", "32", "--folds", "2", "--epochs", "2", "--batch-size", "8"]
@@ -33,7 +34,7 @@ def finished_run(tmp_path_factory):
 
 def test_run_json_records_identity_config_and_environment(finished_run):
     info = json.loads((finished_run / "run.json").read_text())
-    assert info["schema_version"] == 1 and info["status"] == "complete" and info["error"] is None
+    assert info["schema_version"] == 2 and info["status"] == "complete" and info["error"] is None
     assert info["run_id"] == finished_run.name and finished_run.name.endswith("-tiny")
     assert info["classes"] == ["apple", "leaf", "sky"] and info["class_counts"] == {"apple": 8, "leaf": 8, "sky": 8}
     assert info["config"]["folds"] == 2 and info["config"]["weights"] == "none"
@@ -79,7 +80,7 @@ def test_every_metric_equals_scikit_learn_on_predictions(finished_run):
             assert m["accuracy"] == pytest.approx(accuracy_score(rows.label, rows.pred))
             assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(rows.label, rows.pred))
             assert m["macro_f1"] == pytest.approx(f1_score(rows.label, rows.pred, average="macro", zero_division=0))
-            assert m["confusion"] == confusion_matrix(rows.label, rows.pred, labels=[0, 1, 2]).tolist()
+            assert dense_confusion(m, 3).tolist() == confusion_matrix(rows.label, rows.pred, labels=[0, 1, 2]).tolist()
     values = [metrics["folds"][str(k)]["val"]["balanced_accuracy"] for k in (0, 1)]
     assert metrics["summary"]["val"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(values))
     assert metrics["summary"]["val"]["balanced_accuracy"]["std"] == pytest.approx(np.std(values))

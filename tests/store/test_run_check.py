@@ -55,7 +55,7 @@ MUTATIONS = st.one_of(
     st.tuples(st.just(lambda path, text: path.write_text(text)), st.sampled_from(JSON),
               st.sampled_from(["[]", "null", '"run"', "3", "[{}]"])),
     st.tuples(st.just(reshape), st.sampled_from(NPY), st.sampled_from(["flat", "short"])),
-    st.tuples(st.just(bump_version), st.just("run.json"), st.integers(2, 10**6)))
+    st.tuples(st.just(bump_version), st.just("run.json"), st.integers(3, 10**6)))
 
 
 def damaged_copy(pristine: Path, folder: Path, mutation) -> tuple[Path, str]:

@@ -100,12 +100,12 @@ def test_class_counts_name_the_pale_test_part_only_when_there_is_a_test_split() 
 def test_a_confusion_matrix_of_many_classes_is_limited_to_those_most_involved_in_errors() -> None:
     classes = [f"c{i:03d}" for i in range(100)]
     matrix = np.diag(np.full(100, 9)) + np.eye(100, k=1, dtype=int)   # every class mistaken once for the next
-    metrics = {"oof": {"val": {"confusion": matrix.tolist()}}}
+    metrics = {"classes": classes, "oof": {"val": {"confusion": matrix.tolist()}}}   # the dense form of older runs
     figure = figures.limited_confusion_heatmap(metrics, classes, "oof")
     [heatmap] = figure.data
     assert len(heatmap.x) == 26 and heatmap.x[-1] == "other" and figure.layout.height < 900
     assert np.asarray(heatmap.customdata).sum() == matrix.sum()
-    few = {"oof": {"val": {"confusion": [[3, 1], [0, 4]]}}}
+    few = {"classes": ["a", "b"], "oof": {"val": {"confusion_cells": [[0, 0, 3], [0, 1, 1], [1, 1, 4]]}}}
     assert list(figures.limited_confusion_heatmap(few, ["a", "b"], "oof").data[0].x) == ["a", "b"]
 
 

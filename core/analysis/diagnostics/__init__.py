@@ -36,7 +36,8 @@ from core.analysis.diagnostics.thresholds import Thresholds
 from core.analysis.diagnostics.umap_maps import umap_maps
 from core.store import run_store
 
-SCHEMA_VERSION = 2            # diagnostics.json; 2: "overfitting" judges balanced accuracy and carries intervals
+SCHEMA_VERSION = 3            # diagnostics.json; 2: "overfitting" judges balanced accuracy and carries intervals;
+#                               3: "imbalance" no longer repeats the dense OOF confusion (metrics.json holds it)
 FINDINGS_SCHEMA_VERSION = 1   # findings.json
 BACKBONE = "backbone"
 EMBEDDER = "embedder"         # with --embedder: the reference space for duplicates, outliers and separability

@@ -40,7 +40,9 @@ def conformal_sets(oof_probs: np.ndarray, oof_labels: np.ndarray, test_probs: np
               "calibrated_on": "out-of-fold (single fold models)", "evaluated_on": "test split (fold ensemble)",
               "n_test": len(test_labels)}
     for key, class_conditional in (("marginal", False), ("class_conditional", True)):
-        fitted = fit_confidence(oof_probs, oof_labels, classes, th.conformal_coverage, class_conditional)
+        # one temperature for both kinds of sets: fitting it costs seconds at a thousand classes
+        fitted = fit_confidence(oof_probs, oof_labels, classes, th.conformal_coverage, class_conditional,
+                                temperature=result.get("temperature"))
         result["temperature"] = fitted.temperature
         entry = {"thresholds": _thresholds(fitted.thresholds), "test": None}
         if len(test_labels):

@@ -3,23 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.evaluate import dense_confusion
 
-def confused_pairs(matrix: list[list[int]], classes: list[str], top: int = 10) -> list[dict]:
-    counts = np.asarray(matrix, dtype=float)
+
+def confused_pairs(counts: np.ndarray, classes: list[str], top: int = 10) -> list[dict]:
+    """The `top` off-diagonal cells of a dense confusion by count, then share of the true class."""
     support = counts.sum(axis=1)
-    pairs = [
-        {"true": classes[i], "pred": classes[j], "count": int(counts[i, j]), "share": counts[i, j] / support[i]}
-        for i in range(len(classes)) for j in range(len(classes))
-        if i != j and counts[i, j] > 0
-    ]
+    rows, cols = np.nonzero(counts)   # only the occupied cells: a thousand classes are a million cells
+    pairs = [{"true": classes[i], "pred": classes[j], "count": int(counts[i, j]), "share": counts[i, j] / support[i]}
+             for i, j in zip(rows.tolist(), cols.tolist()) if i != j]
     return sorted(pairs, key=lambda p: (-p["count"], -p["share"]))[:top]
 
 
 def confusion(metrics: dict, classes: list[str]) -> dict:
     """Pairs for the pooled OOF matrix, each fold's validation matrix and the test ensemble's (if any)."""
+    def pairs(block: dict) -> list[dict]:
+        return confused_pairs(dense_confusion(block, len(classes)), classes)
     return {
-        "oof": confused_pairs(metrics["oof"]["val"]["confusion"], classes),
-        "folds": {k: confused_pairs(roles["val"]["confusion"], classes) for k, roles in metrics["folds"].items()},
-        "ensemble": (confused_pairs(metrics["ensemble"]["test"]["confusion"], classes)
-                     if "test" in metrics.get("ensemble", {}) else None),
+        "oof": pairs(metrics["oof"]["val"]),
+        "folds": {k: pairs(roles["val"]) for k, roles in metrics["folds"].items()},
+        "ensemble": pairs(metrics["ensemble"]["test"]) if "test" in metrics.get("ensemble", {}) else None,
     }

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.evaluate import dense_confusion
+
 
 def imbalance(class_counts: dict, oof: dict, classes: list[str]) -> dict:
     counts = {c: int(class_counts.get(c, 0)) for c in classes}
     present = [n for n in counts.values() if n > 0]
-    confusion = np.asarray(oof["confusion"], dtype=float)
+    confusion = dense_confusion(oof, len(classes)).astype(float)
     support = confusion.sum(axis=1)
     # row-normalised confusion: where each class's validation images go
     shares = np.divide(confusion, support[:, None], out=np.zeros_like(confusion), where=support[:, None] > 0)
@@ -31,5 +33,4 @@ def imbalance(class_counts: dict, oof: dict, classes: list[str]) -> dict:
         "accuracy": oof["accuracy"],
         "balanced_accuracy": oof["balanced_accuracy"],
         "per_class": per_class,
-        "prediction_shares": shares.tolist(),   # rows = true class, columns = predicted, `classes` order
     }

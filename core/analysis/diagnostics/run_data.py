@@ -39,8 +39,9 @@ class RunData:
 def load_run(run_dir: Path) -> RunData:
     run_dir = Path(run_dir)
     info = run_store.read_json(run_dir / run_store.RUN_JSON)
-    if info.get("schema_version") != run_store.SCHEMA_VERSION:
-        raise ValueError(f"{run_dir}: schema_version {info.get('schema_version')!r} is not {run_store.SCHEMA_VERSION}")
+    if info.get("schema_version") not in run_store.READABLE_SCHEMA_VERSIONS:
+        raise ValueError(f"{run_dir}: schema_version {info.get('schema_version')!r} is not one of "
+                         f"{run_store.READABLE_SCHEMA_VERSIONS}")
     samples = pd.read_parquet(run_dir / "samples.parquet").sort_values("sample_id").reset_index(drop=True)
     return RunData(run_dir, info, samples,
                    pd.read_parquet(run_dir / "predictions.parquet"),

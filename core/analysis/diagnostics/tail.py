@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from core.analysis.diagnostics.thresholds import Thresholds
-from core.evaluate import proportion_interval, training_counts
+from core.evaluate import dense_confusion, proportion_interval, training_counts
 
 
 def round_down(value: float) -> float:
@@ -46,7 +46,7 @@ def tail(metrics: dict, classes: list[str], th: Thresholds) -> dict | None:
     in_tail = np.array([has_tail and counts[name] < cut for name in classes])
     recall = np.array([np.nan if oof["per_class"][n]["recall"] is None else oof["per_class"][n]["recall"]
                        for n in classes], dtype=float)
-    confusion = np.asarray(oof["confusion"], dtype=np.int64)
+    confusion = dense_confusion(oof, len(classes))
     tail_pooled, head_pooled = _pooled(confusion, np.flatnonzero(in_tail)), _pooled(confusion,
                                                                                    np.flatnonzero(~in_tail))
 
