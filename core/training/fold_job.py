@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,9 +153,27 @@ def _fit_finetune(info: dict, samples: pd.DataFrame, labels: np.ndarray, parts: 
     return result, probs, embedding, checkpoint
 
 
-def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
-    """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
-    Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint)."""
+@dataclass(frozen=True)
+class ExtraTraining:
+    """Images outside the run added to one fold's training part only (self-training's pseudo-labelled pool):
+    their backbone features, in the run's reference space, and their labels (class indices)."""
+    features: np.ndarray
+    labels: np.ndarray
+
+
+def _with_extra(features: np.ndarray, labels: np.ndarray, parts: dict, extra: ExtraTraining):
+    """Features, labels and parts with `extra` appended after the run's samples, in the training part only."""
+    n = len(labels)
+    return (np.concatenate([features, extra.features.astype(features.dtype)]),
+            np.concatenate([labels, extra.labels.astype(labels.dtype)]),
+            {**parts, "train": np.concatenate([parts["train"], n + np.arange(len(extra.labels))])})
+
+
+def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra: ExtraTraining | None = None):
+    """Train fold `fold`'s model on parts["train"] (plus `extra`, head mode only), early-stopping on
+    parts["val"], in the run's mode.
+    Returns (fit result, probabilities of every sample, fine-tuned embedding or None, checkpoint); with `extra`,
+    the probabilities and training dynamics cover the run's samples only."""
     info, cfg, samples = load_run_inputs(run_dir)
     # Ray and job schedulers set OMP_NUM_THREADS per task, and a process that ran a fold keeps its count (the
     # learning curve fits in the experiment's process): the result must depend on neither.
@@ -165,11 +184,20 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray]):
     torch.manual_seed(cfg.seed + fold)
     if info["train_mode"] == "head":
         features = ensure_backbone_embeddings(run_dir)
-        return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+        if extra is None:
+            return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+        n, n_train = len(labels), len(parts["train"])
+        result, probs, embedding, checkpoint = _fit_head(*_with_extra(features, labels, parts, extra), cfg, device,
+                                                         fold, len(classes))
+        result.dynamics.update({key: value[:, :n_train] for key, value in result.dynamics.items()
+                                if value.ndim == 2})
+        return result, probs[:n], embedding, checkpoint
+    if extra is not None:
+        raise ValueError("extra training images need head mode (they come as backbone features)")
     return _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes))
 
 
-def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
+def run_fold(run_dir: Path, fold: int, replace: bool = False, extra: ExtraTraining | None = None) -> dict:
     """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out.
 
     Idempotent, so a scheduler may run it again after a crash: folds/fold{k}/ appears in one rename when the
@@ -186,13 +214,15 @@ def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
     classes = info["classes"]
     labels = samples.label_index.to_numpy()
     parts = fold_parts(samples, fold)
-    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts)
+    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts, extra)
     predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
                              for role, index in parts.items() if len(index)], ignore_index=True)
     history = pd.DataFrame(result.history).assign(fold=fold)
     history["is_best"] = history.epoch == result.best_epoch
     summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "stopped_early": result.stopped_early}
+    if extra is not None:
+        summary["extra_training_images"] = len(extra.labels)
     with store.atomic_dir(out) as tmp:
         store.write_parquet(tmp / "predictions.parquet", predictions)
         store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",
