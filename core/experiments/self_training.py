@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from core.errors import UserError
+from core.numbers import percent
 from core.store import run_store as store
 from core.training.fold_job import ExtraTraining, done_folds, load_fold_model, run_fold
 from core.training.run_inputs import fold_parts, load_run_inputs
@@ -165,6 +166,6 @@ def format_pseudo_labels(per_class: pd.DataFrame) -> str:
     total = per_class.groupby("class", sort=False)[["pseudo_labels", "known", "correct"]].sum()
     lines = ["self-training pseudo-labels (all folds; accuracy where the pool's true label is known):"]
     for name, row in total.iterrows():
-        accuracy = f"{100 * row.correct / row.known:.1f}% of {row.known}" if row.known else "truth unknown"
+        accuracy = f"{percent(row.correct / row.known)} correct of {row.known} known" if row.known else "truth unknown"
         lines.append(f"  {name:<20} {int(row.pseudo_labels):>6}  {accuracy}")
     return "\n".join(lines)

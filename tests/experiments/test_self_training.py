@@ -2,6 +2,8 @@
 that fold's training part only, skipped without a pool, and a head-mode experiment that records them."""
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from pathlib import Path
 
@@ -110,9 +112,11 @@ def experiment(tmp_path_factory) -> dict:
     baseline = runs / first["baseline"]
     csv = make_pool(root / "inbox", baseline)
     assert train_cli.main(["pool", baseline.name, "--add", str(csv), "--runs-dir", str(runs)]) == 0
-    assert train_cli.main(["remedies", "--resume", first["experiment_id"], "--runs-dir", str(runs)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert train_cli.main(["remedies", "--resume", first["experiment_id"], "--runs-dir", str(runs)]) == 0
     document = next(e for e in run_store.list_experiments(runs) if e["kind"] == "remedies")
-    return {"runs": runs, "first": first, "document": document, "baseline": baseline,
+    return {"runs": runs, "first": first, "document": document, "baseline": baseline, "printed": printed.getvalue(),
             "run": runs / document["runs"][0]["run_id"] if document["runs"] else None}
 
 
@@ -126,7 +130,7 @@ def test_without_a_pool_self_training_is_skipped_with_how_to_add_one(experiment)
     assert "finetune mode is not supported" in {s["remedy"]: s["reason"] for s in skipped}["self-training"]
 
 
-def test_head_mode_self_training_records_pseudo_labels_per_fold_and_class(experiment, capsys):
+def test_head_mode_self_training_records_pseudo_labels_per_fold_and_class(experiment):
     document, run = experiment["document"], experiment["run"]
     assert [(e["remedy"], e["status"]) for e in document["runs"]] == [("self-training", "complete")]
     assert all(s["remedy"] != "self-training" for s in document["skipped"])
@@ -146,6 +150,8 @@ def test_head_mode_self_training_records_pseudo_labels_per_fold_and_class(experi
     for k in range(3):
         fold = run_store.read_json(run_store.fold_dir(run, k) / "fold.json")
         assert fold["extra_training_images"] == int((pseudo.fold == k).sum())
+    printed = experiment["printed"]
+    assert "self-training pseudo-labels" in printed and "correct of" in printed
     effects = pd.read_parquet(run_store.experiments_root(experiment["runs"]) / document["experiment_id"]
                               / "effects.parquet")
     assert "self-training" in set(effects.remedy)
@@ -161,3 +167,15 @@ def test_each_folds_pseudo_labels_come_from_its_own_head(experiment):
         probs = self_training.fold_probabilities(baseline, k, pool.features[mine.pool_id.to_numpy()])
         assert [classes[i] for i in probs.argmax(1)] == mine.pseudo_label.tolist()
         assert np.allclose(probs.max(1), mine.confidence, atol=1e-5)
+
+
+def test_experiments_view_shows_pseudo_labels_per_class(experiment):
+    from core.views import experiments as views
+    document = run_store.find_experiment(experiment["runs"], experiment["document"]["experiment_id"])
+    run_id, per_class, record = views.self_training_run(document, experiment["runs"])
+    assert run_id == experiment["run"].name and record["rule"] == self_training.RULE
+    shown = views.pseudo_labels_view(per_class)
+    assert list(shown["class"]) == ["apple", "leaf", "sky"]
+    assert shown["pseudo-labels"].tolist() == per_class.groupby("class").pseudo_labels.sum().tolist()
+    assert all(len(cell.split(" / ")) == 3 for cell in shown["pseudo-labels per fold"])
+    assert views.self_training_run(experiment["first"] | {"runs": []}, experiment["runs"]) is None
