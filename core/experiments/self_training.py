@@ -112,8 +112,8 @@ def pseudo_label_folds(baseline: Path, run_dir: Path, settings: SelfTrainingSett
     known = pool.table["known_label"].astype(object).where(pool.table["known_label"].notna(), None).to_numpy()
     pseudo, per_class = [], []
     for k in range(cfg.folds):
-        prior = np.bincount(labels[fold_parts(samples, k)["train"]], minlength=len(classes)) / max(
-            1, len(fold_parts(samples, k)["train"]))
+        train = fold_parts(samples, k)["train"]
+        prior = np.bincount(labels[train], minlength=len(classes)) / max(1, len(train))
         probabilities = fold_probabilities(baseline, k, pool.features)
         chosen, table = select_pseudo_labels(probabilities, prior, eligible, settings)
         rows = np.flatnonzero(chosen >= 0)
