@@ -6,8 +6,9 @@ For each seed the demo dataset (or --data, a CSV with path,label[,group]) is spl
 variants stay together) into a labelled share (stratified by class) and a pool; the pool is written as a CSV
 whose `label` column is the known truth (never used for training, only to score pseudo-labels). A head-mode
 `remedies --remedies self-training` experiment trains the baseline on the labelled share (folds only, no test
-split: the demo's smallest class has too few groups for both, and the effects are fold-paired on validation), the pool is added to the baseline (`train_cli.py pool`'s build_pool) and the experiment resumed,
-so self-training runs exactly as a user runs it. Printed: per seed, validation balanced accuracy of the
+split: the demo's smallest class has too few groups for both, and the effects are fold-paired on validation),
+the pool is added to the baseline (`train_cli.py pool`'s build_pool) and the experiment resumed, so
+self-training runs exactly as a user runs it. Printed: per seed, validation balanced accuracy of the
 baseline and of self-training (mean over folds) and their fold-paired difference with its 95% interval; over
 seeds, the mean difference and its 95% t interval; pseudo-label counts and accuracy per class, over all seeds
 and folds. ImageNet weights must be cached (python train_cli.py weights); features come from the cache.

@@ -148,7 +148,8 @@ def describe(cfg: RunConfig, mode: str) -> str:
     for remedy in REMEDIES:
         reason = skip_reason(remedy, cfg, mode)
         overrides = (", ".join(f"{k}={v}" for k, v in remedy.overrides.items())
-                     or ("adds pseudo-labelled images of the baseline's pool (train_cli.py pool)" if remedy.uses_pool else "drops flagged samples"))
+                     or ("adds pseudo-labelled images of the baseline's pool (train_cli.py pool)" if remedy.uses_pool
+                         else "drops flagged samples"))
         lines.append(f"  {remedy.name:<22} {remedy.what}\n  {'':<22} overrides: {overrides}; "
                      f"{'runs by default' if reason is None else 'skipped: ' + reason}")
     lines.append(f"  {BACKBONE + 'MODEL':<22} any torchvision classifier (e.g. {BACKBONE}efficientnet_v2_s) with its "

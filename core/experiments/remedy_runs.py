@@ -18,8 +18,8 @@ from core.experiments.costs import cost_table, format_costs
 from core.experiments.effects import EffectSettings, effects_table, format_effects
 from core.experiments.learning_curve import CurveSettings, format_fits, learning_curve
 from core.experiments.posthoc import derive_posthoc_folds
-from core.experiments.self_training import derive_self_training_folds, format_pseudo_labels, no_pool_reason
 from core.experiments.remedies import Remedy, default_set, remedy_config, remedy_named, remedy_overrides, skip_reason
+from core.experiments.self_training import derive_self_training_folds, format_pseudo_labels, no_pool_reason
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import complete_run, new_run_id, resume, start_run
 from core.store import run_store as store

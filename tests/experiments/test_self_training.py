@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import train_cli
+from core.config import RunConfig
 from core.experiments import self_training
 from core.experiments.remedies import default_set
-from core.config import RunConfig
 from core.store import run_store
 from core.training import fold_job
 from core.training.run_inputs import fold_parts, load_run_inputs
