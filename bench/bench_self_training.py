@@ -39,8 +39,9 @@ def quiet(_: str) -> None:
     pass
 
 
-def split_labelled(data: Path, share: float, seed: int, folder: Path) -> tuple[Path, Path]:
-    """(labelled CSV, pool CSV with the true labels): whole groups drawn per class until `share` of it."""
+def split_labelled(data: Path, share: float, seed: int, folder: Path, min_groups: int) -> tuple[Path, Path]:
+    """(labelled CSV, pool CSV with the true labels): whole groups drawn per class until `share` of it, and at
+    least `min_groups` groups (a fold needs one of each class)."""
     table = pd.read_csv(data)
     table["path"] = [str((data.parent / p).resolve()) for p in table.path]
     if "group" not in table.columns:
@@ -51,7 +52,7 @@ def split_labelled(data: Path, share: float, seed: int, folder: Path) -> tuple[P
         groups = np.array(rows.group.unique(), dtype=object)
         rng.shuffle(groups)
         sizes = rows.groupby("group").size().loc[groups].cumsum()
-        chosen += list(groups[: max(2, int(np.searchsorted(sizes.to_numpy(), share * len(rows))) + 1)])
+        chosen += list(groups[: max(min_groups, int(np.searchsorted(sizes.to_numpy(), share * len(rows))) + 1)])
     labelled = table[table.group.isin(chosen)]
     pool = table[~table.group.isin(chosen)]
     folder.mkdir(parents=True)
@@ -65,7 +66,7 @@ def one_seed(data: Path, share: float, seed: int, folds: int, root: Path) -> dic
     from core.experiments.remedies import remedy_named
     from core.experiments.remedy_runs import resume_remedies, run_remedies
 
-    labelled, pool = split_labelled(data, share, seed, root / f"seed{seed}")
+    labelled, pool = split_labelled(data, share, seed, root / f"seed{seed}", folds + 1)
     cfg = RunConfig(data=str(labelled), train_mode="head", folds=folds, test_size=0.0, seed=seed,
                     runs_dir=str(root / "runs"), name=f"seed{seed}")
     folder = run_remedies(cfg, [remedy_named("self-training")], log=quiet)
