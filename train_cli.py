@@ -367,6 +367,7 @@ effects of each remedy (RUNS_DIR/experiments/EXP_ID/). Takes every training opti
   python train_cli.py remedies --remedies list         every remedy, what it overrides, and why one is skipped
   python train_cli.py remedies --remedies balance-weights,label-smoothing
   python train_cli.py remedies --resume EXP_ID         finish an interrupted experiment, or retry its failed remedies
+                                                       (or run self-training once the baseline has a pool)
 """
 
 TUNE_HELP = """Search hyperparameters with Optuna: every trial a k-fold run on the same CV-only splits, pruned by a

@@ -28,6 +28,7 @@ class Remedy:
     posthoc: bool = False                  # trains nothing: the baseline's fold models, adjusted (experiments/posthoc)
     own_input_size: bool = False           # --image-size becomes the model's own (its weights' crop size)
     named_only: str = ""                   # why it is left out of the default set: it runs when named
+    uses_pool: bool = False                # pseudo-labels the baseline's unlabelled pool (experiments/self_training)
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -43,6 +44,9 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("drop-label-errors", "train and validate without the images the baseline's diagnostics flag as likely "
                                 "label errors (the headline of the detectors cleanlab, AUM, neighbours: their strongest combined evidence)", {},
            drops_label_issues=True),
+    Remedy("self-training", "pseudo-labels for the confident images of the baseline's unlabelled pool (per-class "
+                            "thresholds), from each fold's own head, added to that fold's training part; the head "
+                            "retrained", {}, modes=("head",), uses_pool=True),
     Remedy("other-backbone", "a bigger backbone (--model resnet101), ImageNet weights", {"model": "resnet101"}),
     Remedy("stronger-augmentation", "stronger augmentation (--augment-strength 1.5)", {"augment_strength": 1.5},
            modes=("finetune",)),
@@ -104,6 +108,9 @@ def missing_weights_reason(model_name: str) -> str:
 
 def skip_reason(remedy: Remedy, cfg: RunConfig, mode: str) -> str | None:
     """Why `remedy` cannot say anything against a baseline with `cfg` trained in `mode`; None = run it."""
+    if mode not in remedy.modes and remedy.uses_pool:
+        return ("pseudo-labelled pool images join the cached backbone features a head trains on; finetune mode is "
+                "not supported (run the experiment with --train-mode head)")
     if mode not in remedy.modes:
         return (f"only changes {' or '.join(remedy.modes)} training; this baseline trains in {mode} mode "
                 f"(the backbone is frozen)")
@@ -167,7 +174,9 @@ def describe(cfg: RunConfig, mode: str) -> str:
     lines = [f"remedies (training mode here: {mode}):"]
     for remedy in REMEDIES:
         reason = skip_reason(remedy, cfg, mode)
-        overrides = ", ".join(f"{k}={v}" for k, v in remedy.overrides.items()) or "drops flagged samples"
+        overrides = (", ".join(f"{k}={v}" for k, v in remedy.overrides.items())
+                     or ("adds pseudo-labelled images of the baseline's pool (train_cli.py pool)" if remedy.uses_pool
+                         else "drops flagged samples"))
         when = ("skipped: " + reason if reason else f"only when named: {remedy.named_only}" if remedy.named_only
                 else "runs by default")
         lines.append(f"  {remedy.name:<22} {remedy.what}\n  {'':<22} overrides: {overrides}; {when}")

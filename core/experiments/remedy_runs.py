@@ -19,6 +19,7 @@ from core.experiments.effects import EffectSettings, effects_table, format_effec
 from core.experiments.learning_curve import CurveSettings, format_fits, learning_curve
 from core.experiments.posthoc import derive_posthoc_folds
 from core.experiments.remedies import Remedy, default_set, remedy_config, remedy_named, remedy_overrides, skip_reason
+from core.experiments.self_training import derive_self_training_folds, format_pseudo_labels, no_pool_reason
 from core.run.execution import FoldExecutor
 from core.run.lifecycle import complete_run, new_run_id, resume, start_run
 from core.store import run_store as store
@@ -87,7 +88,8 @@ def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor |
     if document is None or document.get("kind") != "remedies":
         raise UserError(f"remedies --resume {experiment_id}: no remedies experiment of that name under "
                         f"{store.experiments_root(runs_dir)}; list them with: ls {store.experiments_root(runs_dir)}")
-    if document["status"] == "complete" and all(entry["status"] == "complete" for entry in document["runs"]):
+    if (document["status"] == "complete" and all(entry["status"] == "complete" for entry in document["runs"])
+            and not _pool_added_since(document, Path(runs_dir))):
         raise UserError(f"remedies --resume {experiment_id}: that experiment is already complete; start a new one")
     if "planned" not in document:
         raise UserError(f"remedies --resume {experiment_id}: written by an older foldlens that did not record its "
@@ -99,6 +101,13 @@ def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor |
                               train_mode=document["train_mode"])
     log(f"experiment {experiment_id}: resuming baseline + {', '.join(document['planned']) or 'no remedies'}")
     return _carry_out(folder, document, cfg, executor, log)
+
+
+def _pool_added_since(document: dict, runs_dir: Path) -> bool:
+    """Whether a remedy skipped for want of the baseline's pool can run now (a pool was added since)."""
+    waiting = {s["remedy"] for s in document["skipped"]} & set(document.get("planned", []))
+    return (any(remedy_named(name).uses_pool for name in waiting) and document["baseline"] is not None
+            and store.pool_path(runs_dir / document["baseline"], "info").exists())
 
 
 def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecutor | None,
@@ -180,6 +189,13 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
                 continue
             store.write_parquet(folder / "dropped_label_errors.parquet", dropped)
             run_splits = splits[~splits.path.isin(dropped.path)]
+        if remedy.uses_pool:
+            if not store.pool_path(baseline, "info").exists():
+                if all(s["remedy"] != remedy.name for s in document["skipped"]):
+                    document["skipped"].append({"remedy": remedy.name, "reason": no_pool_reason(baseline)})
+                    write()
+                continue
+            document["skipped"] = [s for s in document["skipped"] if s["remedy"] != remedy.name]   # a pool came
         if entry is None:
             entry = {"remedy": remedy.name, "what": remedy.what, "overrides": remedy_overrides(remedy), "run_id": None}
             document["runs"].append(entry)
@@ -197,9 +213,11 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
                 record={"experiment": {**record, "role": "remedy", "remedy": remedy.name,
                                        "splits_from": baseline.name,
                                        "left_out": 0 if dropped is None else len(dropped)}}), record_remedy,
-                before_folds=(lambda run_dir: derive_posthoc_folds(baseline, run_dir)) if remedy.posthoc
-                else (lambda run_dir: None))
+                before_folds=lambda run_dir: _derive_folds(remedy, baseline, run_dir))
             remedy_runs[remedy.name] = run_dir
+            pseudo = store.read_self_training(run_dir)
+            if pseudo is not None:
+                log(format_pseudo_labels(pseudo[0]))
             entry.update(run_id=run_dir.name, status="complete")
         except KeyboardInterrupt:
             entry.update(status="failed", error="interrupted")
@@ -230,6 +248,14 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
     log(format_effects(summary, notes))
     log(format_costs(costs))
     log(format_fits(fits))
+
+
+def _derive_folds(remedy: Remedy, baseline: Path, run_dir: Path) -> None:
+    """The folds a remedy derives from the baseline's instead of training them the ordinary way (none for most)."""
+    if remedy.posthoc:
+        derive_posthoc_folds(baseline, run_dir)
+    elif remedy.uses_pool:
+        derive_self_training_folds(baseline, run_dir)
 
 
 def _add_timing(document: dict, step: str, since: float) -> None:

@@ -284,6 +284,23 @@ def read_picks(run_dir: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
+SELF_TRAINING_DIR = "self_training"   # a self-training remedy run's pseudo-labels (docs/run-format.md)
+SELF_TRAINING_FILES = {"pseudo_labels": "pseudo_labels.parquet", "per_class": "per_class.parquet",
+                       "info": "self_training.json"}
+
+
+def self_training_path(run_dir: Path, part: str) -> Path:
+    """A file of a self-training remedy run's record: "pseudo_labels", "per_class" or "info"."""
+    return Path(run_dir) / SELF_TRAINING_DIR / SELF_TRAINING_FILES[part]
+
+
+def read_self_training(run_dir: Path) -> tuple[pd.DataFrame, dict] | None:
+    """(pseudo-labels per fold and class, the record) of a self-training remedy run; None for any other run."""
+    if not self_training_path(run_dir, "info").exists():
+        return None
+    return pd.read_parquet(self_training_path(run_dir, "per_class")), read_json(self_training_path(run_dir, "info"))
+
+
 # ---------------------------------------------------------------- reading (dashboard side)
 
 @dataclass

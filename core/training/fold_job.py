@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +186,28 @@ def _fit_adapted_head(model: Classifier, info: dict, cfg: RunConfig, samples: pd
                                                for name, value in model.state_dict().items()}}
 
 
-def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra_images: list[Path] = ()):
-    """Train fold `fold`'s model on parts["train"], early-stopping on parts["val"], in the run's mode.
-    Returns (fit result, probabilities of every sample, the fold network's embedding or None, checkpoint).
+@dataclass(frozen=True)
+class ExtraTraining:
+    """Images outside the run added to one fold's training part only (self-training's pseudo-labelled pool):
+    their backbone features, in the run's reference space, and their labels (class indices)."""
+    features: np.ndarray
+    labels: np.ndarray
+
+
+def _with_extra(features: np.ndarray, labels: np.ndarray, parts: dict, extra: ExtraTraining):
+    """Features, labels and parts with `extra` appended after the run's samples, in the training part only."""
+    n = len(labels)
+    return (np.concatenate([features, extra.features.astype(features.dtype)]),
+            np.concatenate([labels, extra.labels.astype(labels.dtype)]),
+            {**parts, "train": np.concatenate([parts["train"], n + np.arange(len(extra.labels))])})
+
+
+def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra: ExtraTraining | None = None,
+              extra_images: list[Path] = ()):
+    """Train fold `fold`'s model on parts["train"] (plus `extra`, head mode only), early-stopping on
+    parts["val"], in the run's mode.
+    Returns (fit result, probabilities of every sample, the fold network's embedding or None, checkpoint); with
+    `extra`, the probabilities and training dynamics cover the run's samples only.
 
     With `--ssl-method` the backbone first continues pretraining, self-supervised, on the images of
     parts["train"] and `extra_images` (unlabelled images such as a run's pool; never validation or test ones);
@@ -201,6 +221,8 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra_imag
     labels = samples.label_index.to_numpy()
     torch.manual_seed(cfg.seed + fold)
     if cfg.ssl_method:
+        if extra is not None:
+            raise ValueError("extra labelled training images are not combined with --ssl-method")
         model, record = _adapted_classifier(info, cfg, samples, parts, device, fold, list(extra_images))
         if info["train_mode"] == "head":
             fitted = _fit_adapted_head(model, info, cfg, samples, labels, parts, device, fold, len(classes))
@@ -210,11 +232,20 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra_imag
         return fitted
     if info["train_mode"] == "head":
         features = ensure_backbone_embeddings(run_dir)
-        return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+        if extra is None:
+            return _fit_head(features, labels, parts, cfg, device, fold, len(classes))
+        n, n_train = len(labels), len(parts["train"])
+        result, probs, embedding, checkpoint = _fit_head(*_with_extra(features, labels, parts, extra), cfg, device,
+                                                         fold, len(classes))
+        result.dynamics.update({key: value[:, :n_train] for key, value in result.dynamics.items()
+                                if value.ndim == 2})
+        return result, probs[:n], embedding, checkpoint
+    if extra is not None:
+        raise ValueError("extra training images need head mode (they come as backbone features)")
     return _fit_finetune(info, samples, labels, parts, cfg, device, fold, len(classes))
 
 
-def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
+def run_fold(run_dir: Path, fold: int, replace: bool = False, extra: ExtraTraining | None = None) -> dict:
     """The fold job: run.json + samples.parquet + fold index in, folds/fold{k}/ out.
 
     Idempotent, so a scheduler may run it again after a crash: folds/fold{k}/ appears in one rename when the
@@ -231,13 +262,15 @@ def run_fold(run_dir: Path, fold: int, replace: bool = False) -> dict:
     classes = info["classes"]
     labels = samples.label_index.to_numpy()
     parts = fold_parts(samples, fold)
-    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts)
+    result, probs, embedding, checkpoint = fit_parts(run_dir, fold, parts, extra)
     predictions = pd.concat([prediction_table(index, labels[index], probs[index], f"fold{fold}", fold, role, classes)
                              for role, index in parts.items() if len(index)], ignore_index=True)
     history = pd.DataFrame(result.history).assign(fold=fold)
     history["is_best"] = history.epoch == result.best_epoch
     summary = {"fold": fold, "status": "complete", "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "stopped_early": result.stopped_early, **({"ssl": result.ssl} if result.ssl else {})}
+    if extra is not None:
+        summary["extra_training_images"] = len(extra.labels)
     with store.atomic_dir(out) as tmp:
         store.write_parquet(tmp / "predictions.parquet", predictions)
         store.write_parquet(tmp / "history.parquet", history[["fold", "epoch", "phase", "loss", "accuracy",

@@ -126,6 +126,33 @@ def experiment_runs(experiment: dict, run_status: Mapping[str, str]) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def self_training_run(experiment: dict, runs_dir: Path) -> tuple[str, pd.DataFrame, dict] | None:
+    """(run id, pseudo-labels per fold and class, record) of the experiment's complete self-training run; None
+    when it has none."""
+    for entry in experiment.get("runs", []):
+        if entry["status"] == "complete" and remedy_named(entry["remedy"]).uses_pool:
+            stored = store.read_self_training(Path(runs_dir) / entry["run_id"])
+            if stored is not None:
+                return entry["run_id"], *stored
+    return None
+
+
+def pseudo_labels_view(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Self-training's pseudo-labels per class as shown: the fold training prior, how many each fold took (and
+    the threshold that took them), the total, and their accuracy where the pool's true label is known."""
+    def joined(values, form) -> str:
+        return " / ".join(form(v) for v in values)
+    rows = []
+    for name, group in per_class.sort_values("fold").groupby("class", sort=False):
+        known, correct = int(group.known.sum()), int(group.correct.sum())
+        rows.append({"class": name, "training prior": percent(group.prior.mean()),
+                     "pseudo-labels per fold": joined(group.pseudo_labels, str),
+                     "threshold per fold": joined(group.threshold, lambda t: "—" if np.isinf(t) else f"{t:.2f}"),
+                     "pseudo-labels": int(group.pseudo_labels.sum()), "true label known": known,
+                     "accuracy": percent(correct / known) if known else "—"})
+    return pd.DataFrame(rows)
+
+
 def repeat_spread(spread: dict[str, dict[str, float]] | None) -> pd.DataFrame:
     """A repeats experiment's spread as rows: score (e.g. `val balanced_accuracy`), mean, std, min, max over the
     repeats; scores without a value (no test split) left out."""

@@ -87,6 +87,12 @@ def remedies_view() -> None:
             st.dataframe(views.costs_view(costs), hide_index=True, width="stretch", column_config={
                 column: st.column_config.NumberColumn(format="compact")
                 for column in ("parameters", "trained parameters")})
+        self_training = views.self_training_run(experiment, folder)
+        if self_training is not None:
+            run_id, per_class, record = self_training
+            st.markdown(f"**Self-training's pseudo-labels** ({record['eligible']} of {record['pool_images']} pool "
+                        f"images eligible; run `{run_id}`): {record['rule']}.")
+            st.dataframe(views.pseudo_labels_view(per_class), hide_index=True, width="stretch")
     with curve_tab:
         table = views.read_experiment_table(experiment, "learning_curve")
         fit = views.read_experiment_json(experiment, "learning_curve_fit")

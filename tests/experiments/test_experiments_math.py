@@ -42,7 +42,7 @@ def test_every_remedy_is_a_named_override_of_run_config_fields():
     assert len({r.name for r in remedies.REMEDIES}) == len(remedies.REMEDIES)
     for remedy in remedies.REMEDIES:
         assert set(remedy.overrides) <= fields
-        assert remedy.overrides or remedy.drops_label_issues
+        assert remedy.overrides or remedy.drops_label_issues or remedy.uses_pool
 
 
 def test_selection_by_name_and_unknown_names_are_refused():
@@ -56,12 +56,14 @@ def test_selection_by_name_and_unknown_names_are_refused():
 def test_default_set_in_head_mode_skips_finetune_only_remedies_with_a_reason():
     chosen, skipped = remedies.default_set(RunConfig(weights="none"), "head")
     assert [r.name for r in chosen] == ["balance-weights", "balance-sampler", "label-smoothing", "logit-adjust-loss",
-                                        "logit-adjust-posthoc", "drop-label-errors", "other-backbone"]
+                                        "logit-adjust-posthoc", "drop-label-errors", "self-training",
+                                        "other-backbone"]
     reasons = {s["remedy"]: s["reason"] for s in skipped}
     assert set(reasons) == {"stronger-augmentation", "backbone-lr-x3"}
     assert all("finetune" in reason for reason in reasons.values())
     chosen, skipped = remedies.default_set(RunConfig(weights="none"), "finetune")
-    assert len(chosen) == len([r for r in remedies.REMEDIES if not r.named_only]) and skipped == []   # not ssl-*
+    assert len(chosen) == len([r for r in remedies.REMEDIES if not r.named_only]) - 1   # not ssl-*
+    assert [s["remedy"] for s in skipped] == ["self-training"]   # head mode only: the pool comes as features
 
 
 def test_a_remedy_the_baseline_already_uses_is_skipped():
