@@ -1,8 +1,9 @@
 """The bench's protocol viewer (bench/protocol_viewer.py): the request it sends, what it reads from the server's
-messages, and one page of a real server read through it."""
+messages, and one page of a real server read through it; the server settings the bench showed matter."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from pathlib import Path
 
 from dashboard_fixtures import COMPLETE, DAMAGED, runs_dir  # noqa: F401  (session fixture)
@@ -10,7 +11,7 @@ from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from bench.browser_harness import serve_dashboard
+from bench.browser_harness import REPO, serve_dashboard
 from bench.protocol_viewer import PageReader, open_page, rerun_request
 
 
@@ -74,3 +75,11 @@ def test_a_page_read_over_the_protocol_runs_its_script_and_a_damaged_run_reads_a
     assert page.error is None
     assert page.elements > 10 and page.images > 0   # the class table, charts and example tiles, and their images
     assert damaged.error and "error box" in damaged.error
+
+
+def test_the_project_server_does_no_per_page_housekeeping_meant_for_editing() -> None:
+    """Watching the sources and a full garbage collection after every script run were most of the server's CPU
+    per page load with many viewers (bench/bench_viewers.py --clients protocol)."""
+    settings = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert settings["server"]["fileWatcherType"] == "none"
+    assert settings["runner"]["postScriptGC"] is False
