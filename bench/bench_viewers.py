@@ -5,8 +5,9 @@
 
 Builds (or reuses, with --keep) a synthetic run of --images images with its diagnostics, serves the dashboard
 on loopback with `streamlit run` (one server, one Python process), then:
-  single   one viewer opens every page of the menu twice in turn, alone (one second between pages): its page
-           times are the baseline, measured in the same run, on the same server, just before the many;
+  single   one viewer opens every page of the menu once (not timed: the pages' first build of the views shared by
+           all sessions), then twice in turn, alone (one second between pages): its page times are the
+           baseline, measured in the same run, on the same server, just before the many;
   many     --viewers viewers, each its own browser profile, read the pages of the menu in a round (viewer k
            starts at page k, so every page is being read at once). A viewer reads each page for a think time
            before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
@@ -209,7 +210,8 @@ async def measure(server_url: str, run_id: str, args: argparse.Namespace) -> Non
             return browser_viewer(browser) if kind == "browser" else protocol_viewer(received)
 
         async with opened(args.clients) as alone:
-            await alone(urls[0])  # the server's (and a browser's) first start, not a page time
+            for url in urls:  # the server's (and a browser's) first start, and each page's first build of its
+                await alone(url)  # shared views: once per run version, not what a viewer waits for after
             single, cpu_before = [], cpu_s(server)
             for url in urls * 2:
                 single.append(await alone(url))
