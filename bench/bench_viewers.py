@@ -8,9 +8,9 @@ on loopback with `streamlit run` (one server, one Python process), then:
   single   one viewer opens every page of the menu once (not timed: the pages' first build of the views shared by
            all sessions), then twice in turn, alone (one second between pages): its page times are the
            baseline, measured in the same run, on the same server, just before the many;
-  many     --viewers viewers, each its own browser profile, read the pages of the menu in a round (viewer k
-           starts at page k, so every page is being read at once). A viewer reads each page for a think time
-           before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
+  many     --viewers viewers, each its own browser profile or protocol client, read the pages of the menu in a
+           round (viewer k starts at page k, so every page is being read at once). A viewer reads each page for a
+           think time before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
            uniformly between half and one and a half times --think, seeded). Viewers arrive spread over the
            first think time, as people opening a shared link do, not all in the same millisecond. The phase
            ends after --loads page loads (or after --minutes, whichever comes first).
@@ -23,9 +23,10 @@ drawn (the "drawn" of bench/browser_harness.py): the server's work and the brows
 that did not draw within 60 s or that shows an exception or an error box. A protocol client's page time is the
 seconds from its request to the server's `script_finished`: the server's work only (the page's images are then
 fetched too, not timed). An error is an exception element or an error box among the page's elements, a page
-with no element, an image that did not come, or no `script_finished` within 60 s. The server's resident memory (psutil) is read
-after the 20th and after the last page load of the many phase; the server's CPU seconds per page load are
-printed for each phase, so what dominates a slow page (the server or the browsers) can be read off.
+with no element, an image that did not come, or no `script_finished` within 60 s.
+The server's resident memory (psutil) is read after the 20th and after the last page load of the many phase;
+the server's CPU seconds per page load are printed for each phase, so what dominates a slow page (the server or
+the browsers) can be read off.
 Targets: no errors; p95 many <= 2 x p95 single; memory after --loads loads within 300 MB of after 20.
 All viewers run on the same machine as the server: on a small machine 20 browsers' drawing shares the CPU with
 the server, and their page times measure both (a real viewer's browser runs on the viewer's own machine); 20
@@ -251,7 +252,8 @@ async def measure(server_url: str, run_id: str, args: argparse.Namespace) -> Non
           f"on {psutil.cpu_count()} CPUs")
     print(f"  median by page: {by_page(urls, phase.pages, times)}")
     if received:
-        print(f"  protocol loads: {len(received)}, {np.mean([r.elements for r in received]):.0f} elements and "
+        print(f"  protocol loads of both phases: {len(received)}, "
+              f"{np.mean([r.elements for r in received]):.0f} elements and "
               f"{np.mean([r.images for r in received]):.1f} images per load on average, "
               f"fewest elements {min(r.elements for r in received)}")
     for error in phase.errors[:5]:
