@@ -1,25 +1,36 @@
 """Many people on one dashboard: concurrent headless-Chromium viewers reading the pages of a big run.
 
     .venv/bin/python bench/bench_viewers.py [--images 50000] [--viewers 20] [--loads 200] [--think 30] [--keep DIR]
+                                            [--clients browser|protocol] [--browsers 2]
 
 Builds (or reuses, with --keep) a synthetic run of --images images with its diagnostics, serves the dashboard
 on loopback with `streamlit run` (one server, one Python process), then:
-  single   one viewer opens every page of the menu twice in turn, alone (one second between pages): its page
-           times are the baseline, measured in the same run, on the same server, just before the many;
-  many     --viewers viewers, each its own browser profile, read the pages of the menu in a round (viewer k
-           starts at page k, so every page is being read at once). A viewer reads each page for a think time
-           before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
+  single   one viewer opens every page of the menu once (not timed: the pages' first build of the views shared by
+           all sessions), then twice in turn, alone (one second between pages): its page times are the
+           baseline, measured in the same run, on the same server, just before the many;
+  many     --viewers viewers, each its own browser profile or protocol client, read the pages of the menu in a
+           round (viewer k starts at page k, so every page is being read at once). A viewer reads each page for a
+           think time before opening the next: a stakeholder sent a link looks at a page for some seconds (drawn
            uniformly between half and one and a half times --think, seeded). Viewers arrive spread over the
            first think time, as people opening a shared link do, not all in the same millisecond. The phase
            ends after --loads page loads (or after --minutes, whichever comes first).
-A page time is the seconds from opening a new tab on the page's URL until its charts and images are drawn (the
-"drawn" of bench/browser_harness.py): the server's work and the browser's drawing. An error is a page that did
-not draw within 60 s or that shows an exception or an error box. The server's resident memory (psutil) is read
-after the 20th and after the last page load of the many phase; the server's CPU seconds per page load are
-printed for each phase, so what dominates a slow page (the server or the browsers) can be read off.
+Viewers are headless Chromium browsers (`--clients browser`, the default) or protocol clients (`--clients
+protocol`, bench/protocol_viewer.py): a websocket client each, asking for the page as Streamlit's frontend does
+and reading the server's messages, with no drawing. With protocol clients, `--browsers N` makes N of the many
+viewers real browsers alongside them (their times are printed apart too).
+A browser's page time is the seconds from opening a new tab on the page's URL until its charts and images are
+drawn (the "drawn" of bench/browser_harness.py): the server's work and the browser's drawing. An error is a page
+that did not draw within 60 s or that shows an exception or an error box. A protocol client's page time is the
+seconds from its request to the server's `script_finished`: the server's work only (the page's images are then
+fetched too, not timed). An error is an exception element or an error box among the page's elements, a page
+with no element, an image that did not come, or no `script_finished` within 60 s.
+The server's resident memory (psutil) is read after the 20th and after the last page load of the many phase;
+the server's CPU seconds per page load are printed for each phase, so what dominates a slow page (the server or
+the browsers) can be read off.
 Targets: no errors; p95 many <= 2 x p95 single; memory after --loads loads within 300 MB of after 20.
-All browsers run on the same machine as the server: on a small machine their drawing shares the CPU with the
-server, and the page times measure both (a real viewer's browser runs on the viewer's own machine).
+All viewers run on the same machine as the server: on a small machine 20 browsers' drawing shares the CPU with
+the server, and their page times measure both (a real viewer's browser runs on the viewer's own machine); 20
+protocol clients cost little CPU, so their page times measure the server.
 """
 from __future__ import annotations
 
@@ -29,8 +40,10 @@ import random
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import AsyncContextManager, AsyncIterator, Awaitable, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -40,6 +53,8 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from browser_harness import CHROMIUM, CHROMIUM_ARGS, DRAWN, serve_dashboard  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
+from protocol_viewer import PageLoad  # noqa: E402
+from protocol_viewer import open_page as open_by_protocol  # noqa: E402
 
 from core.testing.synthetic import make_synthetic_run  # noqa: E402
 from dashboard import navigation  # noqa: E402
@@ -84,6 +99,9 @@ def cpu_s(server: psutil.Process) -> float:
     return times.user + times.system
 
 
+Opener = Callable[[str], Awaitable[tuple[float, str | None]]]   # url -> (page seconds, error or None)
+
+
 async def open_page(context, url: str) -> tuple[float, str | None]:
     """(seconds until drawn, error or None) for `url` in a new tab of `context`."""
     page = await context.new_page()
@@ -110,7 +128,9 @@ class Phase:
     loads: int
     times: list[float] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)   # browser or protocol, per load
     errors: list[str] = field(default_factory=list)
+    load_errors: list[str | None] = field(default_factory=list)   # per load
     memory: dict[int, float] = field(default_factory=dict)
     started: int = 0   # page loads begun: the phase begins no more than `loads`
 
@@ -119,26 +139,48 @@ class Phase:
         self.started += 1
         return self.started <= self.loads
 
-    def add(self, url: str, seconds: float, error: str | None) -> None:
+    def add(self, url: str, kind: str, seconds: float, error: str | None) -> None:
         self.times.append(seconds)
         self.pages.append(url)
+        self.kinds.append(kind)
+        self.load_errors.append(error)
         if error:
             self.errors.append(error)
         if len(self.times) in (FIRST_MEMORY_AT, self.loads):
             self.memory[len(self.times)] = rss_mb(self.server)
 
 
-async def viewer(browser, urls: list[str], first: int, arrive_s: float, think_s: float, deadline: float,
-                 phase: Phase, rng: random.Random) -> None:
-    await asyncio.sleep(arrive_s)
+@asynccontextmanager
+async def browser_viewer(browser) -> AsyncIterator[Opener]:
+    """A viewer with its own browser profile; each page in a new tab."""
     context = await browser.new_context(viewport=VIEWPORT)
-    k = first
-    while time.monotonic() < deadline and phase.take():
-        url = urls[k % len(urls)]
-        phase.add(url, *await open_page(context, url))
-        k += 1
-        await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
-    await context.close()
+    try:
+        yield lambda url: open_page(context, url)
+    finally:
+        await context.close()
+
+
+@asynccontextmanager
+async def protocol_viewer(received: list[PageLoad]) -> AsyncIterator[Opener]:
+    """A viewer that speaks Streamlit's protocol; each page a new session, as a new tab is. What each load
+    received goes to `received`."""
+    async def opener(url: str) -> tuple[float, str | None]:
+        load = await open_by_protocol(url, PAGE_TIMEOUT_MS / 1000)
+        received.append(load)
+        return load.seconds, load.error
+    yield opener
+
+
+async def viewer(kind: str, opened: AsyncContextManager[Opener], urls: list[str], first: int, arrive_s: float,
+                 think_s: float, deadline: float, phase: Phase, rng: random.Random) -> None:
+    await asyncio.sleep(arrive_s)
+    async with opened as open_url:
+        k = first
+        while time.monotonic() < deadline and phase.take():
+            url = urls[k % len(urls)]
+            phase.add(url, kind, *await open_url(url))
+            k += 1
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * think_s)
 
 
 def p95(times: list[float]) -> float:
@@ -151,22 +193,36 @@ def by_page(urls: list[str], pages: list[str], times: list[float]) -> str:
                      for title, url in zip(navigation.PAGES, urls) if url in pages)
 
 
+def kinds_of(args: argparse.Namespace) -> list[str]:
+    """Each many-phase viewer's kind: the first --browsers are browsers alongside protocol clients."""
+    return ["browser" if args.clients == "browser" or k < args.browsers else "protocol" for k in range(args.viewers)]
+
+
 async def measure(server_url: str, run_id: str, args: argparse.Namespace) -> None:
     urls = page_urls(server_url, run_id)
     server = server_process()
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        alone = await browser.new_context(viewport=VIEWPORT)
-        await open_page(alone, urls[0])  # the server's and the browser's first start, not a page time
-        single, cpu_before = [], cpu_s(server)
-        for url in urls * 2:
-            single.append(await open_page(alone, url))
-            await asyncio.sleep(1.0)
-        single_cpu = (cpu_s(server) - cpu_before) / len(single)
-        await alone.close()
+    kinds, received = kinds_of(args), []
+    async with AsyncExitStack() as stack:
+        browser = None
+        if "browser" in kinds:
+            playwright = await stack.enter_async_context(async_playwright())
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            stack.push_async_callback(browser.close)
+
+        def opened(kind: str) -> AsyncContextManager[Opener]:
+            return browser_viewer(browser) if kind == "browser" else protocol_viewer(received)
+
+        async with opened(args.clients) as alone:
+            for url in urls:  # the server's (and a browser's) first start, and each page's first build of its
+                await alone(url)  # shared views: once per run version, not what a viewer waits for after
+            single, cpu_before = [], cpu_s(server)
+            for url in urls * 2:
+                single.append(await alone(url))
+                await asyncio.sleep(1.0)
+            single_cpu = (cpu_s(server) - cpu_before) / len(single)
         single_times = [seconds for seconds, _ in single]
         single_errors = [error for _, error in single if error]
-        print(f"single viewer: {len(single)} page loads, median {np.median(single_times):.2f} s, "
+        print(f"single viewer ({args.clients}): {len(single)} page loads, median {np.median(single_times):.2f} s, "
               f"p95 {p95(single_times):.2f} s, errors {len(single_errors)}; server CPU {single_cpu:.2f} s per load; "
               f"server memory {rss_mb(server):.0f} MB")
         print(f"  median by page: {by_page(urls, urls * 2, single_times)}")
@@ -176,23 +232,38 @@ async def measure(server_url: str, run_id: str, args: argparse.Namespace) -> Non
         phase, rng = Phase(server, args.loads), random.Random(0)
         started, cpu_before = time.monotonic(), cpu_s(server)
         deadline = started + 60 * args.minutes
-        await asyncio.gather(*(viewer(browser, urls, k, k / args.viewers * args.think, args.think, deadline, phase,
-                                      random.Random(rng.random())) for k in range(args.viewers)))
+        await asyncio.gather(*(viewer(kind, opened(kind), urls, k, k / args.viewers * args.think, args.think,
+                                      deadline, phase, random.Random(rng.random())) for k, kind in enumerate(kinds)))
         elapsed, many_cpu = time.monotonic() - started, cpu_s(server) - cpu_before
-        await browser.close()
     times, loads = phase.times, len(phase.times)
-    ratio = p95(times) / p95(single_times)
+    # The page-time target compares like with like: the loads of the single viewer's kind (browsers alongside
+    # protocol clients also draw, and have no baseline here; their times are printed apart).
+    alike = [t for t, kind in zip(times, phase.kinds) if kind == args.clients]
+    ratio = p95(alike) / p95(single_times)
     # A load that timed out counts with the time it was given up at: then p95 only says "at least this".
     timed_out = sum("Timeout" in error for error in phase.errors + single_errors)
     verdict = "met" if ratio <= 2 and not timed_out else "missed" if ratio > 2 else f"not shown ({timed_out} timeouts)"
-    print(f"{args.viewers} viewers (think {args.think:.0f} s) for {elapsed / 60:.1f} min: {loads} page loads "
-          f"({loads / elapsed * 60:.0f}/min), median {np.median(times):.2f} s, p95 {p95(times):.2f} s "
+    mixed = len(set(phase.kinds)) > 1
+    mix = f"{args.browsers} browsers and {args.viewers - args.browsers} protocol clients" if mixed \
+        else f"{args.viewers} viewers ({args.clients})"
+    print(f"{mix} (think {args.think:.0f} s) for {elapsed / 60:.1f} min: {loads} page loads "
+          f"({loads / elapsed * 60:.0f}/min), median {np.median(alike):.2f} s, p95 {p95(alike):.2f} s "
+          f"{f'of the {len(alike)} {args.clients} loads ' if mixed else ''}"
           f"= {ratio:.1f} x single (target <= 2: {verdict}), "
           f"errors {len(phase.errors)} (target 0: {'met' if not phase.errors else 'missed'})")
+    for kind in sorted(set(phase.kinds)) if mixed else []:
+        mine = [t for t, k in zip(times, phase.kinds) if k == kind]
+        print(f"  {kind}: {len(mine)} page loads, median {np.median(mine):.2f} s, p95 {p95(mine):.2f} s, "
+              f"errors {sum(e is not None for e, k in zip(phase.load_errors, phase.kinds) if k == kind)}")
     print(f"  server CPU {many_cpu / max(1, loads):.2f} s per load, {many_cpu / elapsed:.2f} of a core on average; "
           f"load average at the end {' '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
           f"on {psutil.cpu_count()} CPUs")
     print(f"  median by page: {by_page(urls, phase.pages, times)}")
+    if received:
+        print(f"  protocol loads of both phases: {len(received)}, "
+              f"{np.mean([r.elements for r in received]):.0f} elements and "
+              f"{np.mean([r.images for r in received]):.1f} images per load on average, "
+              f"fewest elements {min(r.elements for r in received)}")
     for error in phase.errors[:5]:
         print(f"  {error}")
     memory = ", ".join(f"after {n} loads {mb:.0f} MB" for n, mb in sorted(phase.memory.items()))
@@ -214,10 +285,16 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=30.0, help="mean seconds a viewer reads a page")
     parser.add_argument("--minutes", type=float, default=30.0, help="at most this long for the many phase")
     parser.add_argument("--keep", type=Path, help="runs folder to generate into and reuse")
+    parser.add_argument("--clients", choices=("browser", "protocol"), default="browser",
+                        help="viewers are headless Chromium browsers, or clients of Streamlit's protocol (no drawing)")
+    parser.add_argument("--browsers", type=int, default=0,
+                        help="with --clients protocol: this many of the viewers are browsers alongside them")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)   # each phase's numbers as it ends, also into a log file
     if args.loads <= FIRST_MEMORY_AT:
         parser.error(f"--loads must be more than {FIRST_MEMORY_AT}")
+    if args.browsers and (args.clients != "protocol" or args.browsers > args.viewers):
+        parser.error("--browsers needs --clients protocol and at most --viewers")
     runs_dir = args.keep or Path(tempfile.mkdtemp()) / "runs"
     run_id = build(runs_dir, args.images)
     print(f"{args.images} images, {len(navigation.PAGES)} pages, {psutil.cpu_count()} CPUs, load average "
