@@ -105,3 +105,27 @@ def test_no_candidate_pairs_correlate_to_nothing() -> None:
     thumbs = np.random.default_rng(0).integers(0, 255, (4, 768)).astype(np.uint8)
     none = np.array([], dtype=int)
     assert correlation(thumbs, none, none).shape == (0,)
+
+
+def test_repeated_pictures_give_the_same_pairs_and_correlations_as_comparing_every_pair():
+    # a few pictures each held by many samples (placeholders, reused files), some hashes one bit apart
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**63, 6, dtype=np.uint64)
+    base[1] = base[0] ^ np.uint64(1)
+    picture = rng.integers(0, 6, 120)
+    hashes = base[picture]
+    valid = rng.random(120) > 0.1
+    found = close_pairs(hashes, valid, 4)
+    a, b = np.triu_indices(120, 1)
+    keep = (hamming(hashes[a], hashes[b]) <= 4) & valid[a] & valid[b]
+    assert list(zip(found["a"], found["b"])) == sorted(zip(a[keep], b[keep]))
+    assert (found["bits"].to_numpy() == hamming(hashes[found["a"]], hashes[found["b"]])).all()
+
+    thumbs = rng.integers(0, 256, (6, 768)).astype(np.uint8)[picture]
+    thumbs[5] = 7                                                  # a flat thumbnail correlates to 0
+    pixels = thumbs.astype(np.float64).reshape(120, 256, 3)
+    centred = (pixels - pixels.mean(axis=1, keepdims=True)).reshape(120, 768)
+    norms = np.linalg.norm(centred, axis=1)
+    expected = np.divide((centred[a] * centred[b]).sum(1), norms[a] * norms[b], out=np.zeros(len(a)),
+                         where=norms[a] * norms[b] > 0)
+    assert np.allclose(correlation(thumbs, a, b), expected, atol=1e-5)

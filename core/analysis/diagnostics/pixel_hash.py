@@ -78,16 +78,29 @@ def image_signatures(paths: list[Path], workers: int | None = None) -> Signature
                       read=np.array([t is not None for _, t in rows], dtype=bool))
 
 
+CORRELATION_BATCH = 65_536   # distinct thumbnail pairs correlated at once: bounds the memory of a big run
+
+
 def correlation(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Correlation of the thumbnails of pairs (a[i], b[i]), each colour channel centred on its own mean: two
-    pictures of one colour cast but different content do not correlate. 0 for a flat thumbnail."""
-    def centred(rows: np.ndarray) -> np.ndarray:
-        size = int(np.prod(thumbs.shape[1:]))   # explicit: no -1 to infer when there is no pair
-        pixels = thumbs[rows].astype(np.float64).reshape(len(rows), size // 3, 3)
-        return (pixels - pixels.mean(axis=1, keepdims=True)).reshape(len(rows), size)
-    x, y = centred(a), centred(b)
-    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
-    return np.divide((x * y).sum(axis=1), norm, out=np.zeros(len(a)), where=norm > 0)
+    pictures of one colour cast but different content do not correlate. 0 for a flat thumbnail.
+
+    Computed once per pair of distinct thumbnails, in batches: a picture reused by many samples (a placeholder
+    image, a synthetic run's shared files) makes millions of sample pairs but few distinct ones."""
+    if len(a) == 0:
+        return np.zeros(0)
+    distinct, inverse = np.unique(thumbs, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    pixels = distinct.astype(np.float32).reshape(len(distinct), -1, 3)
+    centred = (pixels - pixels.mean(axis=1, keepdims=True)).reshape(len(distinct), -1)
+    norm = np.linalg.norm(centred, axis=1, keepdims=True)
+    unit = np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
+    codes, back = np.unique(inverse[a].astype(np.int64) * len(distinct) + inverse[b], return_inverse=True)
+    left, right = divmod(codes, len(distinct))
+    values = np.concatenate([np.einsum("ij,ij->i", unit[left[i:i + CORRELATION_BATCH]],
+                                       unit[right[i:i + CORRELATION_BATCH]])
+                             for i in range(0, len(codes), CORRELATION_BATCH)])
+    return values[back.ravel()].astype(np.float64)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -95,20 +108,45 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
 
 
-def close_pairs(hashes: np.ndarray, valid: np.ndarray, max_bits: int) -> pd.DataFrame:
-    """Every pair a < b of valid hashes at most `max_bits` apart: columns a, b, bits."""
-    ids = np.flatnonzero(valid)
+def _value_pairs(values: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs i < j of distinct hash values at most `max_bits` apart: two such values agree exactly on at
+    least one of max_bits + 1 chunks, so only values sharing a chunk are compared."""
     edges = np.linspace(0, BITS, max_bits + 2).astype(int)
     found = []
     for start, stop in zip(edges[:-1], edges[1:]):
-        chunk = (hashes[ids] >> np.uint64(BITS - stop)) & np.uint64((1 << (stop - start)) - 1)
+        chunk = (values >> np.uint64(BITS - stop)) & np.uint64((1 << (stop - start)) - 1)
         order = np.argsort(chunk, kind="stable")
         for group in np.split(order, np.flatnonzero(np.diff(chunk[order])) + 1):
             if len(group) > 1:
-                a, b = np.triu_indices(len(group), k=1)
-                found.append(np.stack([ids[group[a]], ids[group[b]]], axis=1))
+                i, j = np.triu_indices(len(group), k=1)
+                found.append(np.stack([group[i], group[j]], axis=1))
     pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0) if found else np.empty((0, 2), np.int64)
-    bits = hamming(hashes[pairs[:, 0]], hashes[pairs[:, 1]])
-    keep = bits <= max_bits
-    return pd.DataFrame({"a": pairs[keep, 0].astype(np.int64), "b": pairs[keep, 1].astype(np.int64),
-                         "bits": bits[keep]})
+    keep = hamming(values[pairs[:, 0]], values[pairs[:, 1]]) <= max_bits
+    return pairs[keep, 0], pairs[keep, 1]
+
+
+def close_pairs(hashes: np.ndarray, valid: np.ndarray, max_bits: int) -> pd.DataFrame:
+    """Every pair a < b of valid hashes at most `max_bits` apart: columns a, b, bits.
+
+    Compared once per distinct hash value, then expanded to the samples holding each value (all pairs within a
+    value, all pairs across two close values): the expansion is the answer's own size, nothing more."""
+    ids = np.flatnonzero(valid)
+    values, inverse = np.unique(hashes[ids], return_inverse=True)
+    inverse = inverse.ravel()
+    members = np.argsort(inverse, kind="stable")                 # positions in ids, grouped by value
+    counts = np.bincount(inverse, minlength=len(values))
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    p, q = _value_pairs(values, max_bits)
+    same = np.flatnonzero(counts > 1)
+    p, q = np.concatenate([same, p]), np.concatenate([same, q])   # a value with itself: pairs within it
+    sizes = counts[p] * counts[q]
+    pair = np.repeat(np.arange(len(p)), sizes)
+    offset = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    i, j = np.divmod(offset, counts[q][pair])
+    a = ids[members[first[p][pair] + i]]
+    b = ids[members[first[q][pair] + j]]
+    keep = (p[pair] != q[pair]) | (i < j)                         # within a value: each pair once, none with itself
+    a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    order = np.lexsort((b, a))
+    a, b = a[order].astype(np.int64), b[order].astype(np.int64)
+    return pd.DataFrame({"a": a, "b": b, "bits": hamming(hashes[a], hashes[b])})
