@@ -41,6 +41,7 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import NoReturn
 
 # settings dataclasses and errors only: the rest of core loads torch, so commands import it after parsing
@@ -239,9 +240,8 @@ def command_train(argv: list[str]) -> int:
                         help="repeated k-fold for small datasets: train R runs, the folds drawn anew in each "
                              "(--repeat 0..R-1), the test split the same, and report the spread of the scores over "
                              "them (an experiment under RUNS_DIR/experiments; default: %(default)s = one run)")
-    parser.add_argument("--unlabelled", nargs="+", metavar="DIR_OR_CSV",
-                        help="unlabelled images added to the run's pool once it is trained, as "
-                             "`train_cli.py pool RUN_ID --add` does (then pick which to label with --budget N)")
+    add_unlabelled_option(parser, "the run's pool once it is trained (then pick which to label with pool RUN_ID "
+                                  "--budget N)")
     args = vars(parser.parse_args(argv))
     from core.run import lifecycle as run_lifecycle
     from core.run.executors import open_executor
@@ -251,9 +251,7 @@ def command_train(argv: list[str]) -> int:
     if unlabelled and (prepare_only or repeats != 1):
         raise UserError("--unlabelled adds a pool to one trained run: drop --prepare-only and --repeats (add it "
                         "later with: python train_cli.py pool RUN_ID --add DIR_OR_CSV)")
-    for given in unlabelled or []:   # before training, not after it
-        if not Path(given).expanduser().exists():
-            raise UserError(f"--unlabelled {given}: no such folder or CSV file")
+    pool_adder(unlabelled)   # checks the paths before training, not after it
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     if print_id and not prepare_only:
@@ -273,6 +271,20 @@ def command_train(argv: list[str]) -> int:
     if unlabelled:
         add_pool(run_dir, unlabelled)
     return 0
+
+
+def add_unlabelled_option(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--unlabelled", nargs="+", metavar="DIR_OR_CSV",
+                        help=f"unlabelled images (folders, or CSVs with a path column), added as `train_cli.py "
+                             f"pool RUN_ID --add` adds them, to {where}")
+
+
+def pool_adder(unlabelled: list[str] | None) -> Callable[[Path], None] | None:
+    """`--unlabelled`: the call that adds those images to a trained run's pool, after checking they exist."""
+    for given in unlabelled or []:
+        if not Path(given).expanduser().exists():
+            raise UserError(f"--unlabelled {given}: no such folder or CSV file")
+    return (lambda run_dir: add_pool(run_dir, unlabelled)) if unlabelled else None
 
 
 def add_pool(run_dir: Path, inputs: list[str]) -> None:
@@ -386,8 +398,11 @@ def command_remedies(argv: list[str]) -> int:
     parser.add_argument("--resume", metavar="EXP_ID", help="finish an interrupted experiment, or retry the remedies "
                         "that failed in one: its complete runs are kept, an unfinished one gets its missing folds "
                         "(other options are taken from the experiment, except --runs-dir and where folds run)")
+    add_unlabelled_option(parser, "the baseline's pool once it is trained: the self-training remedy pseudo-labels "
+                                  "it, the ssl-* remedies learn from it too")
     args = vars(parser.parse_args(argv))
     selection, resume_id = args.pop("remedies"), args.pop("resume")
+    add_pool_hook = pool_adder(args.pop("unlabelled"))
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     from core.experiments import remedies
@@ -404,8 +419,10 @@ def command_remedies(argv: list[str]) -> int:
             return 0
         chosen = remedies.parse_selection(selection)
     with open_executor(settings) as executor:
-        folder = (experiments.run_remedies(cfg, chosen, executor, log=print_above_bars) if resume_id is None
-                  else experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=print_above_bars))
+        folder = (experiments.run_remedies(cfg, chosen, executor, log=print_above_bars, add_pool=add_pool_hook)
+                  if resume_id is None else
+                  experiments.resume_remedies(Path(cfg.runs_dir), resume_id, executor, log=print_above_bars,
+                                              add_pool=add_pool_hook))
     print_experiment_summary(folder, cfg.runs_dir)
     return 0
 

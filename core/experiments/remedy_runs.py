@@ -54,11 +54,13 @@ def planned_remedies(cfg: RunConfig, chosen: list[Remedy] | None) -> tuple[str, 
 
 def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: FoldExecutor | None = None,
                  curve: CurveSettings | None = None, effect_settings: EffectSettings | None = None,
-                 log: Callable[[str], None] = print) -> Path:
+                 log: Callable[[str], None] = print, add_pool: Callable[[Path], None] | None = None) -> Path:
     """Train the baseline, each remedy on the baseline's splits, the learning curve; write the experiment folder.
 
     Every run is complete with diagnostics (the baseline's flag the label errors one remedy drops); one-time
-    costs such as UMAP's compilation are paid once, since all runs train in this process."""
+    costs such as UMAP's compilation are paid once, since all runs train in this process. `add_pool(baseline)`,
+    when given, adds the baseline's unlabelled pool once it is trained (`remedies --unlabelled`): self-training
+    pseudo-labels it and the ssl-* remedies learn from it too."""
     curve, effect_settings = curve or CurveSettings(), effect_settings or EffectSettings()
     mode, remedies, skipped = planned_remedies(cfg, chosen)
     experiment_id, folder = new_experiment(Path(cfg.runs_dir), "remedies", cfg.name)
@@ -70,7 +72,7 @@ def run_remedies(cfg: RunConfig, chosen: list[Remedy] | None = None, executor: F
     store.write_json(folder / "experiment.json", document)
     log(f"experiment {experiment_id}: baseline + {', '.join(r.name for r in remedies) or 'no remedies'}"
         + "".join(f"\n  skipped {s['remedy']}: {s['reason']}" for s in skipped))
-    return _carry_out(folder, document, cfg, executor, log)
+    return _carry_out(folder, document, cfg, executor, log, add_pool)
 
 
 def resume_command(document: dict, runs_dir: str | Path) -> str:
@@ -79,7 +81,7 @@ def resume_command(document: dict, runs_dir: str | Path) -> str:
 
 
 def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor | None = None,
-                    log: Callable[[str], None] = print) -> Path:
+                    log: Callable[[str], None] = print, add_pool: Callable[[Path], None] | None = None) -> Path:
     """Finish an interrupted remedies experiment with the settings it was started with, or retry the remedies
     that failed in a complete one: its complete runs are kept, a run it left unfinished gets its missing folds,
     the remedies it had not reached are trained, and the learning curve (unless done) and the effects are
@@ -89,7 +91,7 @@ def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor |
         raise UserError(f"remedies --resume {experiment_id}: no remedies experiment of that name under "
                         f"{store.experiments_root(runs_dir)}; list them with: ls {store.experiments_root(runs_dir)}")
     if (document["status"] == "complete" and all(entry["status"] == "complete" for entry in document["runs"])
-            and not _pool_added_since(document, Path(runs_dir))):
+            and not _pool_can_come(document, Path(runs_dir), add_pool is not None)):
         raise UserError(f"remedies --resume {experiment_id}: that experiment is already complete; start a new one")
     if "planned" not in document:
         raise UserError(f"remedies --resume {experiment_id}: written by an older foldlens that did not record its "
@@ -100,18 +102,19 @@ def resume_remedies(runs_dir: Path, experiment_id: str, executor: FoldExecutor |
     cfg = dataclasses.replace(RunConfig.from_dict(document["config"]), runs_dir=str(runs_dir),
                               train_mode=document["train_mode"])
     log(f"experiment {experiment_id}: resuming baseline + {', '.join(document['planned']) or 'no remedies'}")
-    return _carry_out(folder, document, cfg, executor, log)
+    return _carry_out(folder, document, cfg, executor, log, add_pool)
 
 
-def _pool_added_since(document: dict, runs_dir: Path) -> bool:
-    """Whether a remedy skipped for want of the baseline's pool can run now (a pool was added since)."""
+def _pool_can_come(document: dict, runs_dir: Path, adding: bool) -> bool:
+    """Whether a remedy skipped for want of the baseline's pool can run now (a pool was added since, or is being
+    added: `adding`)."""
     waiting = {s["remedy"] for s in document["skipped"]} & set(document.get("planned", []))
     return (any(remedy_named(name).uses_pool for name in waiting) and document["baseline"] is not None
-            and store.pool_path(runs_dir / document["baseline"], "info").exists())
+            and (adding or store.pool_path(runs_dir / document["baseline"], "info").exists()))
 
 
 def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecutor | None,
-               log: Callable[[str], None]) -> Path:
+               log: Callable[[str], None], add_pool: Callable[[Path], None] | None) -> Path:
     """Every step of the experiment not done yet, recording each run's id as it starts (so an interruption can
     be resumed) and the experiment's status; one process at a time (a lock on the folder)."""
     def write() -> None:  # rewritten as each run starts and finishes, so the dashboard shows it in progress
@@ -122,7 +125,7 @@ def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecu
         document.update(status="running", error=None)
         write()
         try:
-            _train_runs(folder, document, cfg, executor, write, log)
+            _train_runs(folder, document, cfg, executor, write, log, add_pool)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             hint = resume_command(document, cfg.runs_dir)
@@ -136,7 +139,8 @@ def _carry_out(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecu
 
 
 def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExecutor | None,
-                write: Callable[[], None], log: Callable[[str], None]) -> None:
+                write: Callable[[], None], log: Callable[[str], None],
+                add_pool: Callable[[Path], None] | None) -> None:
     runs_dir = Path(cfg.runs_dir)
     record = {"kind": "remedies", "id": document["experiment_id"]}
 
@@ -168,6 +172,8 @@ def _train_runs(folder: Path, document: dict, cfg: RunConfig, executor: FoldExec
     if trained:
         _add_timing(document, "baseline", clock)
         write()
+    if add_pool is not None and not store.pool_path(baseline, "info").exists():
+        add_pool(baseline)
     splits = shared_splits(baseline)
 
     remedy_runs: dict[str, Path] = {}

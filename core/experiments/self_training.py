@@ -56,7 +56,8 @@ class SelfTrainingSettings:
 
 def no_pool_reason(baseline: Path) -> str:
     return (f"the baseline run {baseline.name} has no unlabelled pool; add one with: python train_cli.py pool "
-            f"{baseline.name} --add DIR_OR_CSV (then finish the experiment with remedies --resume)")
+            f"{baseline.name} --add DIR_OR_CSV and finish the experiment with remedies --resume EXP_ID, or give "
+            f"--unlabelled DIR_OR_CSV to remedies (it adds the pool once the baseline is trained)")
 
 
 def select_pseudo_labels(probabilities: np.ndarray, prior: np.ndarray, eligible: np.ndarray,
@@ -81,12 +82,6 @@ def select_pseudo_labels(probabilities: np.ndarray, prior: np.ndarray, eligible:
     return chosen, pd.DataFrame(rows)
 
 
-def eligible_rows(pool: store.Pool) -> np.ndarray:
-    """Pool rows that may be pseudo-labelled: neither identical to nor a near-duplicate of a labelled image."""
-    table = pool.table
-    return (table["labelled_sample_id"].isna() & table["near_labelled_sample_id"].isna()).to_numpy()
-
-
 def fold_probabilities(baseline: Path, fold: int, features: np.ndarray) -> np.ndarray:
     """The baseline's fold `fold` head alone on the pool's features (not the ensemble)."""
     head = load_fold_model(baseline, fold).eval()
@@ -108,7 +103,7 @@ def pseudo_label_folds(baseline: Path, run_dir: Path, settings: SelfTrainingSett
     if pool is None:
         raise UserError(no_pool_reason(baseline))
     classes, labels = info["classes"], samples.label_index.to_numpy()
-    eligible = eligible_rows(pool)
+    eligible = pool.apart_from_labelled()
     known = pool.table["known_label"].astype(object).where(pool.table["known_label"].notna(), None).to_numpy()
     pseudo, per_class = [], []
     for k in range(cfg.folds):

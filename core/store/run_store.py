@@ -267,6 +267,12 @@ class Pool:
     def paths(self) -> list[str]:
         return self.table["path"].tolist()
 
+    def apart_from_labelled(self) -> np.ndarray:
+        """Rows neither identical to nor a near-duplicate of a labelled image of any split: what a fold may
+        learn from (pseudo-labels, self-supervision) without a validation or test image coming back through the
+        pool."""
+        return (self.table["labelled_sample_id"].isna() & self.table["near_labelled_sample_id"].isna()).to_numpy()
+
 
 def read_pool(run_dir: Path) -> Pool | None:
     """The run's pool, or None when none was added (pool.json is written last: its presence means complete)."""

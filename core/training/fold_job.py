@@ -30,7 +30,7 @@ from core.training.gpu_input import ResidentBatches, fits_on_device, resident_im
 from core.training.logit_adjust import adjust_head, log_prior, posthoc_offset
 from core.training.models import Architecture, Classifier, rebuild_classifier
 from core.training.preprocessing import recorded_preprocessing
-from core.training.run_inputs import fold_parts, image_paths, load_run_inputs
+from core.training.run_inputs import fold_parts, image_paths, load_run_inputs, unlabelled_images
 from core.training.self_supervised import continue_pretraining
 from core.training.weights import recorded_classifier
 
@@ -210,8 +210,8 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra: Ext
     `extra`, the probabilities and training dynamics cover the run's samples only.
 
     With `--ssl-method` the backbone first continues pretraining, self-supervised, on the images of
-    parts["train"] and `extra_images` (unlabelled images such as a run's pool; never validation or test ones);
-    the result's `ssl` records the step."""
+    parts["train"] and `extra_images` (unlabelled images; by default the pool's, `run_inputs.unlabelled_images`;
+    never validation or test ones); the result's `ssl` records the step."""
     info, cfg, samples = load_run_inputs(run_dir)
     # Ray and job schedulers set OMP_NUM_THREADS per task, and a process that ran a fold keeps its count (the
     # learning curve fits in the experiment's process): the result must depend on neither.
@@ -223,7 +223,8 @@ def fit_parts(run_dir: Path, fold: int, parts: dict[str, np.ndarray], extra: Ext
     if cfg.ssl_method:
         if extra is not None:
             raise ValueError("extra labelled training images are not combined with --ssl-method")
-        model, record = _adapted_classifier(info, cfg, samples, parts, device, fold, list(extra_images))
+        images = list(extra_images) or unlabelled_images(run_dir, info)
+        model, record = _adapted_classifier(info, cfg, samples, parts, device, fold, images)
         if info["train_mode"] == "head":
             fitted = _fit_adapted_head(model, info, cfg, samples, labels, parts, device, fold, len(classes))
         else:

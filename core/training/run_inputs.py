@@ -33,3 +33,16 @@ def fold_parts(samples: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:
     fold_of = samples.fold.fillna(-1).to_numpy()
     return {"train": np.flatnonzero(in_cv & (fold_of != fold)), "val": np.flatnonzero(fold_of == fold),
             "test": np.flatnonzero(~in_cv)}
+
+
+def unlabelled_images(run_dir: Path, info: dict) -> list[Path]:
+    """The unlabelled pool images a fold's self-supervised step learns from besides its training part: the
+    run's own pool, else the pool of the baseline its remedy experiment shares splits with (`remedies
+    --unlabelled`); never one identical to or a near-duplicate of a labelled image (it may be a validation or
+    test image). Empty without a pool."""
+    baseline = info.get("experiment", {}).get("splits_from")
+    for source in [Path(run_dir)] + ([Path(run_dir).parent / baseline] if baseline else []):
+        if store.pool_path(source, "info").exists():
+            pool = store.read_pool(source)
+            return [Path(path) for path, apart in zip(pool.paths, pool.apart_from_labelled()) if apart]
+    return []

@@ -100,8 +100,8 @@ def make_pool(folder: Path, baseline: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> dict:
-    """A head-mode experiment asked for self-training without a pool (skipped), then the pool added and the
-    experiment resumed (self-training runs)."""
+    """A head-mode experiment asked for self-training without a pool (skipped), then resumed with
+    `--unlabelled` (the pool is added to its baseline, and self-training runs)."""
     from conftest import make_folder_dataset
     root = tmp_path_factory.mktemp("selftrain")
     data = make_folder_dataset(root / "data", per_class=7)
@@ -111,10 +111,10 @@ def experiment(tmp_path_factory) -> dict:
     first = next(e for e in run_store.list_experiments(runs) if e["kind"] == "remedies")
     baseline = runs / first["baseline"]
     csv = make_pool(root / "inbox", baseline)
-    assert train_cli.main(["pool", baseline.name, "--add", str(csv), "--runs-dir", str(runs)]) == 0
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert train_cli.main(["remedies", "--resume", first["experiment_id"], "--runs-dir", str(runs)]) == 0
+        assert train_cli.main(["remedies", "--resume", first["experiment_id"], "--runs-dir", str(runs),
+                               "--unlabelled", str(csv)]) == 0
     document = next(e for e in run_store.list_experiments(runs) if e["kind"] == "remedies")
     return {"runs": runs, "first": first, "document": document, "baseline": baseline, "printed": printed.getvalue(),
             "run": runs / document["runs"][0]["run_id"] if document["runs"] else None}
@@ -179,3 +179,16 @@ def test_experiments_view_shows_pseudo_labels_per_class(experiment):
     assert shown["pseudo-labels"].tolist() == per_class.groupby("class").pseudo_labels.sum().tolist()
     assert all(len(cell.split(" / ")) == 3 for cell in shown["pseudo-labels per fold"])
     assert views.self_training_run(experiment["first"] | {"runs": []}, experiment["runs"]) is None
+
+
+def test_a_complete_experiment_resumes_for_self_training_once_its_baseline_can_have_a_pool(tmp_path):
+    from core.experiments.remedy_runs import _pool_can_come
+    from core.testing.synthetic import make_synthetic_pool, make_synthetic_run
+    baseline = make_synthetic_run(tmp_path / "runs", "base", train_mode="head", diagnostics=False)
+    document = {"baseline": "base", "planned": ["self-training"],
+                "skipped": [{"remedy": "self-training", "reason": "no pool"}]}
+    assert not _pool_can_come(document, tmp_path / "runs", adding=False)
+    assert _pool_can_come(document, tmp_path / "runs", adding=True)         # remedies --resume --unlabelled
+    make_synthetic_pool(baseline, tmp_path / "inbox")
+    assert _pool_can_come(document, tmp_path / "runs", adding=False)        # pool --add, then remedies --resume
+    assert not _pool_can_come({**document, "skipped": []}, tmp_path / "runs", adding=True)   # nothing waits

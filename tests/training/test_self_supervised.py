@@ -193,3 +193,19 @@ def test_the_training_path_does_not_import_lightly():
     code = ("import sys; import core.training.fold_job, core.run.lifecycle, core.experiments.remedy_runs; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('lightly', 'pytorch_lightning')], 'lightly'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(train_cli.__file__).parent)
+
+
+def test_without_images_given_a_fold_learns_from_the_pool_its_run_can_see(prepared, tmp_path, monkeypatch):
+    from conftest import make_image
+    run_dir = prepared["run_dir"]
+    pool = [tmp_path / "pool_0.png"]
+    make_image(pool[0], (90, 90, 90), seed=950)
+    asked = []
+
+    def pool_of(run, info):
+        asked.append(Path(run))
+        return pool
+    monkeypatch.setattr(fold_job, "unlabelled_images", pool_of)
+    _, _, samples = load_run_inputs(run_dir)
+    result, *_ = fold_job.fit_parts(run_dir, 1, fold_parts(samples, 1))
+    assert asked == [run_dir] and result.ssl["extra_images"] == 1
