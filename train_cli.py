@@ -293,7 +293,8 @@ def add_pool(run_dir: Path, inputs: list[str]) -> None:
     record = pool.build_pool(run_dir, inputs)
     print(f"pool of {run_dir.name}: {record['n_images']} distinct images from {record['n_files']} files; "
           f"{record['identical_to_labelled']} identical to labelled images, {record['near_labelled']} "
-          f"near-duplicates of them (not picked); {len(record['skipped'])} files skipped")
+          f"near-duplicates of them (not picked); {len(record['skipped'])} file{'' if len(record['skipped']) == 1 else 's'} "
+          f"skipped")
     for item in record["skipped"]:
         print(f"  skipped {item['path']}: {item['reason']}")
 

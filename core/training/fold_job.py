@@ -91,7 +91,12 @@ def threshold_aum(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: Ru
     with warnings.catch_warnings():  # the validation part never holds the fake class: sklearn says so each epoch
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
         _, result = _head_fit(features, fake, parts, cfg, device, fold, num_classes + 1, f"fold {fold} AUM")
-    return np.nanmean(result.dynamics["margin"][:, chosen].astype(np.float32), axis=0).astype(np.float16)
+    margins = result.dynamics["margin"][:, chosen].astype(np.float32)
+    # a sample with no epoch recorded (a trial pruned before its first) has no AUM: NaN, not a warning
+    recorded = ~np.isnan(margins).all(axis=0) if len(margins) else np.zeros(len(chosen), dtype=bool)
+    aum = np.full(len(chosen), np.nan, dtype=np.float32)
+    aum[recorded] = np.nanmean(margins[:, recorded], axis=0)
+    return aum.astype(np.float16)
 
 
 def _fit_head(features: np.ndarray, labels: np.ndarray, parts: dict, cfg: RunConfig, device: torch.device,
