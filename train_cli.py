@@ -251,7 +251,7 @@ def command_train(argv: list[str]) -> int:
     if unlabelled and (prepare_only or repeats != 1):
         raise UserError("--unlabelled adds a pool to one trained run: drop --prepare-only and --repeats (add it "
                         "later with: python train_cli.py pool RUN_ID --add DIR_OR_CSV)")
-    pool_adder(unlabelled)   # checks the paths before training, not after it
+    add_to_pool = pool_adder(unlabelled)   # checks the paths before training, not after it
     settings = execution_settings(args)
     cfg = RunConfig(**args)
     if print_id and not prepare_only:
@@ -268,8 +268,8 @@ def command_train(argv: list[str]) -> int:
         run_dir = (run_lifecycle.run_new(cfg, executor) if resume_id is None
                    else run_lifecycle.resume(args["runs_dir"], resume_id, executor, assemble_only))
     print_run_summary(run_dir)
-    if unlabelled:
-        add_pool(run_dir, unlabelled)
+    if add_to_pool is not None:
+        add_to_pool(run_dir)
     return 0
 
 

@@ -53,8 +53,13 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def dashboard_env(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the dashboard at the fixture runs and keep thumbnails out of the user's cache."""
+    return point_dashboard_at(runs_dir, tmp_path / "cache", monkeypatch)
+
+
+def point_dashboard_at(runs_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The dashboard reads `runs_dir` and keeps its caches (thumbnails, maps) in `cache`, not the user's."""
     monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FOLDLENS_CACHE", str(cache))
     return runs_dir
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import open_page
+from dashboard_fixtures import open_page, point_dashboard_at
 
 from core.testing.synthetic import make_synthetic_run
 
@@ -24,8 +24,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def env(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs_dir))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    point_dashboard_at(runs_dir, tmp_path / "cache", monkeypatch)
     return runs_dir
 
 

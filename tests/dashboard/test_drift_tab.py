@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dashboard_fixtures import open_page
+from dashboard_fixtures import open_page, point_dashboard_at
 
 from core.analysis.drift import write_drift
 from core.testing.synthetic import make_synthetic_run
@@ -26,8 +26,7 @@ RESULT = {"created": "2026-12-03T12:00:00+00:00", "inputs": ["inbox/"], "n_new":
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runs = tmp_path / "runs"
     run = make_synthetic_run(runs, "20250103-120000-drift", 60, 3, 3, 16, diagnostics=False)
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    point_dashboard_at(runs, tmp_path / "cache", monkeypatch)
     return run
 
 

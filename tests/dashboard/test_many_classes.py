@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import PAGES, open_page, share_link_url
+from dashboard_fixtures import PAGES, open_page, point_dashboard_at, share_link_url
 
 from core.testing.synthetic import make_synthetic_run
 from core.views.figures import OTHER_CLASSES, OTHER_COLOR, WORST_SHOWN
@@ -25,8 +25,7 @@ def many_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def env(many_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(many_runs))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    point_dashboard_at(many_runs, tmp_path / "cache", monkeypatch)
     return many_runs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dashboard_fixtures import open_page
+from dashboard_fixtures import open_page, point_dashboard_at
 
 import train_cli
 from core.store import run_store
@@ -33,8 +33,7 @@ def overlap_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def env(overlap_runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(overlap_runs))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    point_dashboard_at(overlap_runs, tmp_path / "cache", monkeypatch)
     return overlap_runs
 
 

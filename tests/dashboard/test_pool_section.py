@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from dashboard_fixtures import open_page
+from dashboard_fixtures import open_page, point_dashboard_at
 
 from core.testing.synthetic import make_synthetic_pool, make_synthetic_run
 from core.views import pool as pool_views
@@ -15,8 +15,7 @@ from core.views import pool as pool_views
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runs = tmp_path / "runs"
     run = make_synthetic_run(runs, "20250103-120000-pool", 60, 3, 3, 16, diagnostics=False)
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(runs))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
+    point_dashboard_at(runs, tmp_path / "cache", monkeypatch)
     return run
 
 

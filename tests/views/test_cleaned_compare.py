@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dashboard_fixtures import open_page, point_dashboard_at
 from explain_fixtures import TINY
 
 import train_cli
@@ -189,15 +190,9 @@ def test_a_run_trained_on_a_cleaned_manifest_records_its_source(cleaned_pair) ->
 
 
 def test_compare_page_recognises_the_pair_and_scores_unchanged_images(cleaned_pair, tmp_path, monkeypatch) -> None:
-    from dashboard_fixtures import HOME, PAGES
-    from streamlit.testing.v1 import AppTest
     source, target = cleaned_pair
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(target.parent))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
-    app = AppTest.from_file(HOME, default_timeout=60)
-    app.query_params["run"] = target.name
-    app.switch_page(PAGES["Compare"])
-    app.run()
+    point_dashboard_at(target.parent, tmp_path / "cache", monkeypatch)
+    app = open_page("Compare", run=target.name)
     assert not app.exception, app.exception
     assert app.multiselect(key="with").value == [source.name]   # the pair is picked by default
     assert "What the cleaning did" in [h.value for h in app.subheader]
@@ -224,18 +219,12 @@ def merged_pair(cleaned_pair, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_compare_page_scores_a_merged_rerun_on_the_merged_classes(merged_pair, tmp_path, monkeypatch) -> None:
-    from dashboard_fixtures import HOME, PAGES
-    from streamlit.testing.v1 import AppTest
     source, target = merged_pair
     info = run_store.read_json(target / "run.json")
     assert info["classes"] == ["apple", "leaf+sky"]
     assert info["dataset"]["splits_from"]["method"] == "source_run" and info["dataset"]["splits_from"]["new"] == 0
-    monkeypatch.setenv("FOLDLENS_RUNS_DIR", str(target.parent))
-    monkeypatch.setenv("FOLDLENS_CACHE", str(tmp_path / "cache"))
-    app = AppTest.from_file(HOME, default_timeout=60)
-    app.query_params["run"] = target.name
-    app.switch_page(PAGES["Compare"])
-    app.run()
+    point_dashboard_at(target.parent, tmp_path / "cache", monkeypatch)
+    app = open_page("Compare", run=target.name)
     assert not app.exception, app.exception
     assert app.multiselect(key="with").value == [source.name]
     text = "\n".join(m.value for m in app.markdown)
