@@ -109,12 +109,14 @@ def via_sidebar(context, start_url: str, path: str) -> float:
 
 def dense_square(run_dir: Path, points: int = 1000, seed: int = 0) -> tuple[float, float, float, float]:
     """(x0, x1, y0, y1) in map coordinates: a square around a random image of the backbone map that holds
-    about `points` images."""
+    about `points` images, cut to the map's extent."""
     maps = pd.read_parquet(run_dir / "umap.parquet", filters=[("space", "==", "backbone")])
     xy = maps[["x", "y"]].to_numpy()
     centre = xy[np.random.default_rng(seed).integers(len(xy))]
     half = np.partition(np.abs(xy - centre).max(axis=1), points)[points]
-    return centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half
+    low, high = xy.min(axis=0), xy.max(axis=0)   # a drag that starts off the plot selects nothing
+    return (max(centre[0] - half, low[0]), min(centre[0] + half, high[0]),
+            max(centre[1] - half, low[1]), min(centre[1] + half, high[1]))
 
 
 def select_on_map(context, url: str, square: tuple[float, float, float, float]) -> tuple[float, str]:
